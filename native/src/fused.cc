@@ -1,0 +1,3 @@
+#include "kernels.h"
+
+void InitFused(Napi::Env env, Napi::Object exports) {}

@@ -1,0 +1,3 @@
+#include "kernels.h"
+
+void InitSearch(Napi::Env env, Napi::Object exports) {}

@@ -1,0 +1,42 @@
+/** Loads the C++ addon (build/Release/nuggets_native.node) and adapts it to the Kernels interface. */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Kernels } from './kernels.js';
+
+/** The package root: the nearest folder above this file holding package.json (works from src/ and dist/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('nuggets: cannot find the package root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+let cached: { kernels: Kernels | null; error: string } | null = null;
+
+export function loadNative(): { kernels: Kernels | null; error: string } {
+  if (cached) return cached;
+  const path = join(packageRoot(), 'build', 'Release', 'nuggets_native.node');
+  if (!existsSync(path)) {
+    cached = { kernels: null, error: `${path} was not built (run "npm rebuild" with libopenblas-dev installed)` };
+    return cached;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path);
+    cached = { kernels: wrapAddon(addon), error: '' };
+  } catch (e) {
+    cached = { kernels: null, error: `${path} failed to load: ${(e as Error).message}` };
+  }
+  return cached;
+}
+
+// The addon's functions take the same arguments as the Kernels methods; this is filled in by the
+// engine work (GEMM/SVD/fused kernels).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function wrapAddon(addon: any): Kernels {
+  return { name: 'native', ...addon } as Kernels;
+}

@@ -1,0 +1,2 @@
+// STUB: replaced by the engine work.
+export function rope(..._args: unknown[]): never { throw new Error('rope (ts) not implemented yet'); }
