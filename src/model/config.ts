@@ -1,0 +1,80 @@
+/**
+ * The model architecture in nuggets' own terms, normalised from an HF config.json (see
+ * src/io/hfconfig.ts) or a llama2.c header (src/io/llama2c.ts). Every field changes the math.
+ */
+export interface RopeScaling {
+  /** HF rope_type: 'linear' | 'dynamic' | 'llama3' | ... (only what src/model supports is accepted). */
+  type: string;
+  factor: number;
+  /** llama3-style fields, when present. */
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  originalMaxPositionEmbeddings?: number;
+}
+
+export interface ModelConfig {
+  /** HF model_type: llama, mistral or qwen2. */
+  arch: 'llama' | 'mistral' | 'qwen2';
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  /** Per-head width; may differ from hiddenSize / numHeads. */
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling | null;
+  /** 'half' = HF rotate_half (every HF checkpoint); 'pairs' = llama2.c adjacent pairs (raw llama2.c weights). */
+  ropeStyle: 'half' | 'pairs';
+  maxPositionEmbeddings: number;
+  tieWordEmbeddings: boolean;
+  /** q/k/v projection biases (Qwen2). */
+  attentionBias: boolean;
+  /** o_proj bias as well (HF attention_bias on llama puts a bias on o too). */
+  oBias: boolean;
+  mlpBias: boolean;
+  bosTokenId: number | null;
+  eosTokenId: number[];
+  padTokenId: number | null;
+  /** Storage dtype named in config.json (informational; compute is fp32). */
+  torchDtype: string;
+}
+
+/** Names of the tensors of a LLaMA-family model in HF layout, for one config. */
+export function expectedTensorNames(c: ModelConfig): string[] {
+  const names = ['model.embed_tokens.weight'];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    for (const m of ['q', 'k', 'v', 'o']) {
+      names.push(`${p}.self_attn.${m}_proj.weight`);
+      if (m !== 'o' ? c.attentionBias : c.oBias) names.push(`${p}.self_attn.${m}_proj.bias`);
+    }
+    for (const m of ['gate', 'up', 'down']) {
+      names.push(`${p}.mlp.${m}_proj.weight`);
+      if (c.mlpBias) names.push(`${p}.mlp.${m}_proj.bias`);
+    }
+    names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
+  }
+  names.push('model.norm.weight');
+  if (!c.tieWordEmbeddings) names.push('lm_head.weight');
+  return names;
+}
+
+/** The shape each tensor must have under config c. */
+export function expectedShape(c: ModelConfig, name: string): number[] {
+  const d = c.hiddenSize, f = c.intermediateSize, V = c.vocabSize;
+  const qd = c.numHeads * c.headDim, kvd = c.numKvHeads * c.headDim;
+  if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') return [V, d];
+  if (name === 'model.norm.weight' || name.endsWith('layernorm.weight')) return [d];
+  const m = /\.(self_attn|mlp)\.(\w+)_proj\.(weight|bias)$/.exec(name);
+  if (!m) throw new Error(`not a LLaMA-family tensor name: ${name}`);
+  const [, , proj, kind] = m;
+  const shapes: Record<string, [number, number]> = {
+    q: [qd, d], k: [kvd, d], v: [kvd, d], o: [d, qd], gate: [f, d], up: [f, d], down: [d, f],
+  };
+  const s = shapes[proj];
+  if (!s) throw new Error(`not a LLaMA-family tensor name: ${name}`);
+  return kind === 'weight' ? [...s] : [s[0]];
+}

@@ -1,0 +1,52 @@
+/**
+ * Where a model's tensors come from. Loading is by name and lazy, so a caller can hold one layer at
+ * a time (sensitivity streams a big teacher this way). Names are HF names (FORMATS.md).
+ */
+export interface TensorInfo {
+  dtype: string;
+  shape: number[];
+}
+
+export interface WeightSource {
+  /** Human-readable origin (a folder or file path), used in error messages. */
+  readonly source: string;
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): TensorInfo;
+  /** The tensor converted to float32, freshly read (the caller owns the array). */
+  get(name: string): Float32Array;
+  /** Releases file handles. */
+  close(): void;
+}
+
+/** An in-memory WeightSource (random test models, llama2.c imports, merged results). */
+export class MemoryWeights implements WeightSource {
+  constructor(
+    readonly source: string,
+    private readonly tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  ) {}
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    return { dtype: 'F32', shape: [...this.entry(name).shape] };
+  }
+
+  get(name: string): Float32Array {
+    return this.entry(name).data.slice();
+  }
+
+  close(): void {}
+
+  private entry(name: string) {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`${this.source}: no tensor named ${name}`);
+    return t;
+  }
+}
