@@ -20,7 +20,8 @@ let cached: { kernels: Kernels | null; error: string } | null = null;
 
 export function loadNative(): { kernels: Kernels | null; error: string } {
   if (cached) return cached;
-  const path = join(packageRoot(), 'build', 'Release', 'nuggets_native.node');
+  // NUGGETS_NATIVE_PATH points at another build of the addon (and lets tests simulate a missing one).
+  const path = process.env.NUGGETS_NATIVE_PATH || join(packageRoot(), 'build', 'Release', 'nuggets_native.node');
   if (!existsSync(path)) {
     cached = { kernels: null, error: `${path} was not built (run "npm rebuild" with libopenblas-dev installed)` };
     return cached;

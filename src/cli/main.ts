@@ -1,0 +1,31 @@
+/** The `nuggets` command line: one subcommand per step of METHOD.md, each registered by its own module. */
+import { Command, CommanderError } from 'commander';
+import { InputError } from '../errors.js';
+import { registerInfo } from './info.js';
+import { version } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command('nuggets')
+    .description('Parametric knowledge transfer between language models: sense, extract, train, eval.')
+    .version(version())
+    .showHelpAfterError()
+    .exitOverride();
+  registerInfo(program);
+  return program;
+}
+
+/** Runs the CLI; user errors print one clear line and exit 2, bugs print their stack and exit 1. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof InputError) {
+      console.error(`nuggets: ${e.message}`);
+      return 2;
+    }
+    console.error(e);
+    return 1;
+  }
+}
