@@ -1,0 +1,134 @@
+/**
+ * JSON Lines input with line numbers. Every record keeps the 1-based line it came from so that later
+ * stages (example validation, tokenisation, truncation reports) can point at "file:line". A malformed
+ * line is an InputError naming "file:line" and what is wrong, never a crash with a bare SyntaxError.
+ *
+ * Two readers: `readJsonl` (whole file, synchronous: seed and training sets are at most a few MB) and
+ * `streamJsonl` (async, line by line: constant memory for files of any size). Both accept gzip
+ * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, and strip a UTF-8 byte-order mark.
+ */
+import { createReadStream, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { createGunzip, gunzipSync } from 'node:zlib';
+import { InputError } from '../errors.js';
+
+export interface JsonlRecord {
+  /** 1-based line number in the (decompressed) file. */
+  line: number;
+  value: unknown;
+}
+
+export interface JsonlOptions {
+  /** Require every record to be a JSON object (the default: all nuggets inputs are objects). */
+  objects?: boolean;
+  /** Stop after this many records (e.g. the first k seeds). */
+  limit?: number;
+}
+
+function isGzip(path: string): boolean {
+  return path.endsWith('.gz');
+}
+
+/** Parses one line; `null` for a blank line. */
+export function parseJsonlLine(source: string, line: number, text: string, opts: JsonlOptions = {}): JsonlRecord | null {
+  if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.endsWith('\r')) text = text.slice(0, -1);
+  if (text.trim() === '') return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+    throw new InputError(`${source}:${line}`, `not valid JSON (${why}): ${shown}`);
+  }
+  if ((opts.objects ?? true) && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    throw new InputError(`${source}:${line}`, `expected a JSON object per line, got ${kind}`);
+  }
+  return { line, value };
+}
+
+function readText(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new InputError(path, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (isGzip(path)) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      throw new InputError(path, `not a valid gzip file (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  return bytes.toString('utf8');
+}
+
+/** Parses JSONL text already in memory; `source` names it in errors. */
+export function parseJsonl(source: string, text: string, opts: JsonlOptions = {}): JsonlRecord[] {
+  const out: JsonlRecord[] = [];
+  const limit = opts.limit ?? Infinity;
+  let start = 0;
+  let line = 0;
+  while (start <= text.length && out.length < limit) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    line++;
+    const rec = parseJsonlLine(source, line, text.slice(start, end), opts);
+    if (rec) out.push(rec);
+    start = end + 1;
+  }
+  return out;
+}
+
+/** Reads a whole JSONL (or .jsonl.gz) file. */
+export function readJsonl(path: string, opts: JsonlOptions = {}): JsonlRecord[] {
+  return parseJsonl(path, readText(path), opts);
+}
+
+/** Streams a JSONL (or .jsonl.gz) file record by record in constant memory. */
+export async function* streamJsonl(path: string, opts: JsonlOptions = {}): AsyncGenerator<JsonlRecord> {
+  const file = createReadStream(path);
+  const opened = new Promise<void>((resolve, reject) => {
+    file.once('open', () => resolve());
+    file.once('error', (e) => reject(new InputError(path, `cannot read file (${(e as NodeJS.ErrnoException).code ?? e.message})`)));
+  });
+  await opened;
+  let input: NodeJS.ReadableStream = file;
+  if (isGzip(path)) {
+    const gunzip = createGunzip();
+    file.pipe(gunzip);
+    input = gunzip;
+  }
+  // Stream errors (a corrupt gzip, a read error) must surface as InputErrors naming the file; readline
+  // may either rethrow them from the iterator or just end, depending on timing, so both are handled.
+  let streamError: Error | null = null;
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  input.on('error', (e: Error) => {
+    streamError = e;
+    rl.close();
+  });
+  const limit = opts.limit ?? Infinity;
+  let line = 0;
+  let count = 0;
+  try {
+    for await (const text of rl) {
+      line++;
+      const rec = parseJsonlLine(path, line, text, opts);
+      if (!rec) continue;
+      yield rec;
+      if (++count >= limit) break;
+    }
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(path, `cannot read file (${e instanceof Error ? e.message : String(e)})`);
+  } finally {
+    rl.close();
+    file.destroy();
+  }
+  if (streamError) {
+    throw new InputError(path, `cannot read file (${(streamError as Error).message})`);
+  }
+}
