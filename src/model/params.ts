@@ -1,0 +1,173 @@
+/**
+ * A model's parameters by HF name, as compute arrays (Float32Array; Float64Array in the float64
+ * gradient-check mode) with optional gradient arrays. Loaded from a WeightSource one name at a time,
+ * so a single decoder layer can be loaded on its own (sensitivity streams a big teacher that way).
+ *
+ * Tied embeddings: `lm_head.weight` is the same Param object as `model.embed_tokens.weight`, so the
+ * lm_head and the embedding read one array and accumulate into one gradient.
+ */
+import { alloc, allocFrom, getPrecision } from '../engine/alloc.js';
+import { InputError } from '../errors.js';
+import { expectedShape, expectedTensorNames, type ModelConfig } from './config.js';
+import type { WeightSource } from './weights.js';
+
+type F32 = Float32Array;
+
+export interface Param {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** The values; callers may edit them in place (e.g. the LoRA subtract trick W' = W - B·A). */
+  data: F32;
+  /** The gradient, accumulated by backward; null = frozen (no gradient computed). */
+  grad: F32 | null;
+}
+
+/** Tensors that old checkpoints carry but that are recomputed, not learned. */
+const IGNORABLE = /(^|\.)rotary_emb\.inv_freq$/;
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The float32 array from the source converted to the compute precision (no copy in f32 mode). */
+function toCompute(a: Float32Array): F32 {
+  return getPrecision() === 'f64' ? allocFrom(a) : a;
+}
+
+export class ParamStore {
+  private readonly map = new Map<string, Param>();
+
+  /** Adds a param (the data array is used as is). */
+  add(name: string, shape: readonly number[], data: F32): Param {
+    let n = 1;
+    for (const s of shape) n *= s;
+    if (data.length !== n) throw new Error(`param ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
+    const p: Param = { name, shape: [...shape], data, grad: null };
+    this.map.set(name, p);
+    return p;
+  }
+
+  /** Makes `alias` name the very same Param as `target` (tied embeddings). */
+  alias(alias: string, target: string): Param {
+    const p = this.get(target);
+    this.map.set(alias, p);
+    return p;
+  }
+
+  has(name: string): boolean {
+    return this.map.has(name);
+  }
+
+  get(name: string): Param {
+    const p = this.map.get(name);
+    if (!p) throw new Error(`no parameter named ${name}`);
+    return p;
+  }
+
+  /** All names, aliases included (HF order of insertion). */
+  names(): string[] {
+    return [...this.map.keys()];
+  }
+
+  /** Each distinct Param once (a tied lm_head is not listed separately). */
+  unique(): Param[] {
+    return [...new Set(this.map.values())];
+  }
+
+  /** Number of distinct parameter values. */
+  count(): number {
+    let n = 0;
+    for (const p of this.unique()) n += p.data.length;
+    return n;
+  }
+
+  /** Allocates (zeroed) gradients for every param, or only for names accepted by `filter`. */
+  enableGrads(filter: (name: string) => boolean = () => true): void {
+    for (const [name, p] of this.map) if (!p.grad && filter(name)) p.grad = alloc(p.data.length);
+  }
+
+  /** Drops every gradient (parameters become frozen). */
+  disableGrads(): void {
+    for (const p of this.map.values()) p.grad = null;
+  }
+
+  zeroGrads(): void {
+    for (const p of this.unique()) p.grad?.fill(0);
+  }
+
+  /** Moves the params of another store into this one (used to assemble a model from parts). */
+  merge(other: ParamStore): void {
+    for (const [name, p] of other.map) this.map.set(name, p);
+  }
+
+  /** Frees the arrays (the streaming sensitivity code drops a layer after use). */
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+/** Names of the tensors of decoder layer i under config c. */
+export function layerTensorNames(c: ModelConfig, i: number): string[] {
+  const prefix = `model.layers.${i}.`;
+  return expectedTensorNames(c).filter((n) => n.startsWith(prefix));
+}
+
+/** Reads one tensor, checking presence and shape against the config. */
+export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 {
+  if (!ws.has(name)) throw new InputError(ws.source, `missing tensor ${name} (required by the model config)`);
+  const want = expectedShape(c, name);
+  const got = ws.info(name).shape;
+  if (!sameShape(want, got)) {
+    throw new InputError(
+      ws.source,
+      `tensor ${name} has shape [${got.join(', ')}] but the config implies [${want.join(', ')}]`,
+    );
+  }
+  const data = ws.get(name);
+  let n = 1;
+  for (const s of want) n *= s;
+  if (data.length !== n) throw new InputError(ws.source, `tensor ${name} holds ${data.length} values, expected ${n}`);
+  return toCompute(data);
+}
+
+/** Loads the named tensors into a store. */
+export function loadParams(ws: WeightSource, c: ModelConfig, names: readonly string[]): ParamStore {
+  const store = new ParamStore();
+  for (const name of names) store.add(name, expectedShape(c, name), loadTensor(ws, c, name));
+  return store;
+}
+
+/** The params of decoder layer i only. */
+export function loadLayerParams(ws: WeightSource, c: ModelConfig, i: number): ParamStore {
+  return loadParams(ws, c, layerTensorNames(c, i));
+}
+
+/**
+ * The non-layer params (embedding, final norm, lm_head or its tie). A separate lm_head in the source
+ * of a tied model is ignored (HF itself ignores it when tie_word_embeddings is true).
+ */
+export function loadOuterParams(ws: WeightSource, c: ModelConfig): ParamStore {
+  const names = expectedTensorNames(c).filter((n) => !n.startsWith('model.layers.'));
+  const store = loadParams(ws, c, names);
+  if (c.tieWordEmbeddings) store.alias('lm_head.weight', 'model.embed_tokens.weight');
+  return store;
+}
+
+/** Refuses tensors the config does not explain (a wrong config would otherwise load silently). */
+export function checkNoExtraTensors(ws: WeightSource, c: ModelConfig): void {
+  const expected = new Set(expectedTensorNames(c));
+  if (c.tieWordEmbeddings) expected.add('lm_head.weight');
+  const extra = ws.names().filter((n) => !expected.has(n) && !IGNORABLE.test(n));
+  if (extra.length > 0) {
+    const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
+    throw new InputError(ws.source, `tensors not explained by the model config: ${shown}`);
+  }
+}
+
+/** Loads every param of the model. */
+export function loadAllParams(ws: WeightSource, c: ModelConfig): ParamStore {
+  checkNoExtraTensors(ws, c);
+  const store = loadOuterParams(ws, c);
+  for (let i = 0; i < c.numLayers; i++) store.merge(loadLayerParams(ws, c, i));
+  return store;
+}
