@@ -1,3 +1,281 @@
+// GEMM through OpenBLAS, straight on the typed-array memory (no copies), plus two benchmark
+// helpers: the CPU's fp32 FMA peak and OpenBLAS sgemm timed from C (the binding's baseline).
+//
+// Exported names and argument lists equal the Kernels methods (src/engine/kernels.ts) because
+// src/engine/native.ts spreads this object into a Kernels. Every size is checked against the
+// arrays' lengths first: a bad call throws a TypeError/RangeError instead of reading out of bounds.
+// The GEMM backward is itself GEMMs (callers swap the transpose flags), so there is no backward here.
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "kernels.h"
 
-void InitBlas(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+// Argument reader: on the first bad argument it throws into JS and marks itself failed; callers
+// check ok() once after reading everything and return undefined.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* who) : info_(info), who_(who) {}
+  bool ok() const { return ok_; }
+  Napi::Env env() const { return info_.Env(); }
+
+  bool Bool(size_t i, const char* name) {
+    if (!ok_) return false;
+    if (i >= info_.Length() || !info_[i].IsBoolean()) return Type(name, "must be a boolean"), false;
+    return info_[i].As<Napi::Boolean>().Value();
+  }
+  double Num(size_t i, const char* name) {
+    if (!ok_) return 0;
+    if (i >= info_.Length() || !info_[i].IsNumber()) return Type(name, "must be a number"), 0;
+    return info_[i].As<Napi::Number>().DoubleValue();
+  }
+  // A non-negative integer small enough for BLAS's 32-bit int.
+  int Int(size_t i, const char* name) {
+    double v = Num(i, name);
+    if (!ok_) return 0;
+    if (!(v >= 0) || v > INT_MAX || std::floor(v) != v) return Range(name, "must be a non-negative integer below 2^31"), 0;
+    return static_cast<int>(v);
+  }
+  float* F32(size_t i, const char* name, size_t* len) {
+    if (!ok_) return nullptr;
+    if (i >= info_.Length() || !info_[i].IsTypedArray() ||
+        info_[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      return Type(name, "must be a Float32Array"), nullptr;
+    }
+    auto a = info_[i].As<Napi::Float32Array>();
+    *len = a.ElementLength();
+    return a.Data();
+  }
+  void Range(const std::string& name, const std::string& what) {
+    if (!ok_) return;
+    ok_ = false;
+    Napi::RangeError::New(env(), std::string(who_) + ": " + name + " " + what).ThrowAsJavaScriptException();
+  }
+  void Type(const std::string& name, const std::string& what) {
+    if (!ok_) return;
+    ok_ = false;
+    Napi::TypeError::New(env(), std::string(who_) + ": " + name + " " + what).ThrowAsJavaScriptException();
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* who_;
+  bool ok_ = true;
+};
+
+// Elements a [rows, cols] matrix with leading dimension ld spans.
+inline uint64_t Span(int rows, int cols, int ld) {
+  return rows == 0 || cols == 0 ? 0 : (uint64_t)(rows - 1) * ld + cols;
+}
+
+// Checks leading dimensions and that the matrix at offset `off` of each array fits.
+bool CheckGemm(Args& a, bool ta, bool tb, int M, int N, int K, size_t lenA, int lda, uint64_t offA,
+               size_t lenB, int ldb, uint64_t offB, size_t lenC, int ldc, uint64_t offC) {
+  const int aRows = ta ? K : M, aCols = ta ? M : K;
+  const int bRows = tb ? N : K, bCols = tb ? K : N;
+  if (lda < aCols) return a.Range("lda", "= " + std::to_string(lda) + " < " + std::to_string(aCols) + " (columns of A as stored)"), false;
+  if (ldb < bCols) return a.Range("ldb", "= " + std::to_string(ldb) + " < " + std::to_string(bCols) + " (columns of B as stored)"), false;
+  if (ldc < N) return a.Range("ldc", "= " + std::to_string(ldc) + " < N = " + std::to_string(N)), false;
+  if (M == 0 || N == 0) return true;
+  if (offC + Span(M, N, ldc) > lenC) return a.Range("C", "needs " + std::to_string(offC + Span(M, N, ldc)) + " elements, has " + std::to_string(lenC)), false;
+  if (K == 0) return true;
+  if (offA + Span(aRows, aCols, lda) > lenA) return a.Range("A", "needs " + std::to_string(offA + Span(aRows, aCols, lda)) + " elements, has " + std::to_string(lenA)), false;
+  if (offB + Span(bRows, bCols, ldb) > lenB) return a.Range("B", "needs " + std::to_string(offB + Span(bRows, bCols, ldb)) + " elements, has " + std::to_string(lenB)), false;
+  return true;
+}
+
+// One GEMM with BLAS semantics, degenerate sizes handled here (cblas rejects ld = 0 and would
+// print through xerbla instead of throwing). beta = 0 overwrites C, ignoring NaN in it.
+void GemmCore(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) {
+    for (int i = 0; i < M; i++) {
+      float* c = C + (size_t)i * ldc;
+      if (beta == 0.0f) for (int j = 0; j < N; j++) c[j] = 0.0f;
+      else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+              alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Args a(info, "gemm");
+  size_t lenA = 0, lenB = 0, lenC = 0;
+  bool ta = a.Bool(0, "transA"), tb = a.Bool(1, "transB");
+  int M = a.Int(2, "M"), N = a.Int(3, "N"), K = a.Int(4, "K");
+  double alpha = a.Num(5, "alpha");
+  float* A = a.F32(6, "A", &lenA);
+  int lda = a.Int(7, "lda");
+  float* B = a.F32(8, "B", &lenB);
+  int ldb = a.Int(9, "ldb");
+  double beta = a.Num(10, "beta");
+  float* C = a.F32(11, "C", &lenC);
+  int ldc = a.Int(12, "ldc");
+  if (!a.ok() || !CheckGemm(a, ta, tb, M, N, K, lenA, lda, 0, lenB, ldb, 0, lenC, ldc, 0)) return a.env().Undefined();
+  GemmCore(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
+  return a.env().Undefined();
+}
+
+// Below this many multiply-adds per GEMM OpenBLAS runs single-threaded anyway (its
+// GEMM_MULTITHREAD_THRESHOLD * 65536), so the batch is spread over cores with OpenMP instead.
+constexpr double kSmallGemm = 4.0 * 65536.0;
+
+// gemmStridedBatched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch)
+Napi::Value GemmStridedBatched(const Napi::CallbackInfo& info) {
+  Args a(info, "gemmStridedBatched");
+  size_t lenA = 0, lenB = 0, lenC = 0;
+  bool ta = a.Bool(0, "transA"), tb = a.Bool(1, "transB");
+  int M = a.Int(2, "M"), N = a.Int(3, "N"), K = a.Int(4, "K");
+  double alpha = a.Num(5, "alpha");
+  float* A = a.F32(6, "A", &lenA);
+  int lda = a.Int(7, "lda"), sA = a.Int(8, "strideA");
+  float* B = a.F32(9, "B", &lenB);
+  int ldb = a.Int(10, "ldb"), sB = a.Int(11, "strideB");
+  double beta = a.Num(12, "beta");
+  float* C = a.F32(13, "C", &lenC);
+  int ldc = a.Int(14, "ldc"), sC = a.Int(15, "strideC");
+  int batch = a.Int(16, "batch");
+  if (!a.ok()) return a.env().Undefined();
+  if (batch == 0) return a.env().Undefined();
+  // The last matrix of each array reaches furthest; checking it covers all of them.
+  const uint64_t last = (uint64_t)(batch - 1);
+  if (!CheckGemm(a, ta, tb, M, N, K, lenA, lda, last * sA, lenB, ldb, last * sB, lenC, ldc, last * sC)) {
+    return a.env().Undefined();
+  }
+  const float fa = (float)alpha, fb = (float)beta;
+  if (batch > 1 && (double)M * N * K < kSmallGemm) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < batch; b++) {
+      GemmCore(ta, tb, M, N, K, fa, A + (size_t)b * sA, lda, B + (size_t)b * sB, ldb, fb, C + (size_t)b * sC, ldc);
+    }
+  } else {
+    for (int b = 0; b < batch; b++) {
+      GemmCore(ta, tb, M, N, K, fa, A + (size_t)b * sA, lda, B + (size_t)b * sB, ldb, fb, C + (size_t)b * sC, ldc);
+    }
+  }
+  return a.env().Undefined();
+}
+
+// ------------------------------------------------------------------ benchmark helpers
+
+// Independent FMA chains per thread: enough to cover FMA latency x issue width (4 x 2 on Zen 3,
+// 4 x 2 on Skylake) with room to spare. acc = acc * m + c converges to 1, so no denormals or infs.
+constexpr int kChains = 12;
+
+double FmaLoop(long iters) {
+#if defined(__AVX512F__)
+  __m512 acc[kChains];
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+  for (int j = 0; j < kChains; j++) acc[j] = _mm512_set1_ps(0.5f + j * 0.01f);
+  for (long i = 0; i < iters; i++) {
+    for (int j = 0; j < kChains; j++) acc[j] = _mm512_fmadd_ps(acc[j], m, c);
+  }
+  float out[16];
+  __m512 s = acc[0];
+  for (int j = 1; j < kChains; j++) s = _mm512_add_ps(s, acc[j]);
+  _mm512_storeu_ps(out, s);
+  double r = 0;
+  for (float v : out) r += v;
+  return r;
+#elif defined(__AVX2__) && defined(__FMA__)
+  __m256 acc[kChains];
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+  for (int j = 0; j < kChains; j++) acc[j] = _mm256_set1_ps(0.5f + j * 0.01f);
+  for (long i = 0; i < iters; i++) {
+    for (int j = 0; j < kChains; j++) acc[j] = _mm256_fmadd_ps(acc[j], m, c);
+  }
+  float out[8];
+  __m256 s = acc[0];
+  for (int j = 1; j < kChains; j++) s = _mm256_add_ps(s, acc[j]);
+  _mm256_storeu_ps(out, s);
+  double r = 0;
+  for (float v : out) r += v;
+  return r;
+#else
+  float acc[kChains];
+  for (int j = 0; j < kChains; j++) acc[j] = 0.5f + j * 0.01f;
+  for (long i = 0; i < iters; i++) {
+    for (int j = 0; j < kChains; j++) acc[j] = std::fma(acc[j], 0.999999f, 1e-6f);
+  }
+  double r = 0;
+  for (float v : acc) r += v;
+  return r;
+#endif
+}
+
+constexpr int kLanes =
+#if defined(__AVX512F__)
+    16;
+#elif defined(__AVX2__) && defined(__FMA__)
+    8;
+#else
+    1;
+#endif
+
+// benchPeakFlops(iters = 5e7) -> { gflops, threads, isa }: fp32 FMA throughput with one OpenMP
+// thread per core, best of three runs (the machine may be shared).
+Napi::Value BenchPeakFlops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  long iters = 50000000;
+  if (info.Length() > 0 && info[0].IsNumber()) iters = (long)info[0].As<Napi::Number>().DoubleValue();
+  if (iters < 1) iters = 1;
+  const int threads = omp_get_num_procs();
+  double best = 0, sink = 0;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    { sink += FmaLoop(iters); }
+    double dt = omp_get_wtime() - t0;
+    double gf = (double)threads * iters * kChains * kLanes * 2.0 / dt / 1e9;
+    if (gf > best) best = gf;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("gflops", best);
+  out.Set("threads", threads);
+  out.Set("isa", kLanes == 16 ? "avx512f" : kLanes == 8 ? "avx2+fma" : "scalar");
+  out.Set("sink", sink);  // keeps the loop from being optimised away
+  return out;
+}
+
+// benchSgemmDirect(M, N, K, reps) -> seconds per cblas_sgemm call (row-major, no transposes),
+// on buffers allocated here, after one warm-up call: the baseline the binding is compared to.
+Napi::Value BenchSgemmDirect(const Napi::CallbackInfo& info) {
+  Args a(info, "benchSgemmDirect");
+  int M = a.Int(0, "M"), N = a.Int(1, "N"), K = a.Int(2, "K"), reps = a.Int(3, "reps");
+  if (!a.ok()) return a.env().Undefined();
+  if (M == 0 || N == 0 || K == 0 || reps == 0) return a.Range("M, N, K, reps", "must all be positive"), a.env().Undefined();
+  std::vector<float> A((size_t)M * K), B((size_t)K * N), C((size_t)M * N);
+  uint32_t s = 12345;
+  auto next = [&s]() { s = s * 1664525u + 1013904223u; return (float)(s >> 8) / 16777216.0f - 0.5f; };
+  for (float& v : A) v = next();
+  for (float& v : B) v = next();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; r++) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  }
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(a.env(), dt / reps);
+}
+
+}  // namespace
+
+void InitBlas(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  exports.Set("gemmStridedBatched", Napi::Function::New(env, GemmStridedBatched, "gemmStridedBatched"));
+  exports.Set("benchPeakFlops", Napi::Function::New(env, BenchPeakFlops, "benchPeakFlops"));
+  exports.Set("benchSgemmDirect", Napi::Function::New(env, BenchSgemmDirect, "benchSgemmDirect"));
+}

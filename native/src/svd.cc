@@ -1,3 +1,115 @@
+// Thin SVD (LAPACK sgesdd) and thin QR (sgeqrf + sorgqr) for row-major Float32Arrays.
+//
+// A row-major [m, n] buffer is the column-major [n, m] matrix A^T, so both run in LAPACK's native
+// column-major order without LAPACKE's transposed copies: for the SVD, A^T = V S U^T means
+// LAPACK's "U" of A^T, read row-major, is our Vt [k, n] and its "VT" is our U [m, k]; both are
+// written straight into the returned arrays. A itself is never modified (LAPACK works on a copy).
+// No backward: METHOD step 4 factorises frozen teacher blocks.
+#include <lapacke.h>
+
+#include <climits>
+#include <cmath>
+#include <string>
+#include <vector>
+
 #include "kernels.h"
 
-void InitSvd(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+// Reads (A: Float32Array, m, n) and checks A holds m*n elements; throws into JS and returns false if not.
+bool ReadMatrix(const Napi::CallbackInfo& info, const char* who, float** A, int* m, int* n) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    Napi::TypeError::New(env, std::string(who) + ": A must be a Float32Array").ThrowAsJavaScriptException();
+    return false;
+  }
+  for (int i = 1; i <= 2; i++) {
+    if (!info[i].IsNumber()) {
+      Napi::TypeError::New(env, std::string(who) + ": m and n must be numbers").ThrowAsJavaScriptException();
+      return false;
+    }
+    double v = info[i].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0) || v > INT_MAX || std::floor(v) != v) {
+      Napi::RangeError::New(env, std::string(who) + ": m and n must be non-negative integers").ThrowAsJavaScriptException();
+      return false;
+    }
+    (i == 1 ? *m : *n) = (int)v;
+  }
+  auto a = info[0].As<Napi::Float32Array>();
+  if ((double)a.ElementLength() < (double)*m * (double)*n) {
+    Napi::RangeError::New(env, std::string(who) + ": A has " + std::to_string(a.ElementLength()) + " elements, [" +
+                                   std::to_string(*m) + ", " + std::to_string(*n) + "] needs " +
+                                   std::to_string((size_t)*m * *n))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *A = a.Data();
+  return true;
+}
+
+// svd(A, m, n) -> { U [m,k], S [k], Vt [k,n], k }, k = min(m, n), S descending.
+Napi::Value Svd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float* A = nullptr;
+  int m = 0, n = 0;
+  if (!ReadMatrix(info, "svd", &A, &m, &n)) return env.Undefined();
+  const int k = m < n ? m : n;
+  Napi::Float32Array U = Napi::Float32Array::New(env, (size_t)m * k);
+  Napi::Float32Array S = Napi::Float32Array::New(env, (size_t)k);
+  Napi::Float32Array Vt = Napi::Float32Array::New(env, (size_t)k * n);
+  if (k > 0) {
+    std::vector<float> work(A, A + (size_t)m * n);  // gesdd destroys its input
+    // Column-major X = A^T [n, m], lda = n. LAPACK's U_X [n, k] (ldu = n) lands in Vt; VT_X [k, m] (ldvt = k) in U.
+    lapack_int info_ = LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', n, m, work.data(), n, S.Data(), Vt.Data(), n, U.Data(), k);
+    if (info_ != 0) {
+      Napi::Error::New(env, "svd: LAPACK sgesdd failed (info = " + std::to_string(info_) +
+                                (info_ > 0 ? ", did not converge; does A contain NaN or Inf?)" : ", bad argument)"))
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("U", U);
+  out.Set("S", S);
+  out.Set("Vt", Vt);
+  out.Set("k", k);
+  return out;
+}
+
+// qr(A, m, n) -> Q [m, n] with orthonormal columns (m >= n), A = Q R.
+Napi::Value Qr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float* A = nullptr;
+  int m = 0, n = 0;
+  if (!ReadMatrix(info, "qr", &A, &m, &n)) return env.Undefined();
+  if (m < n) {
+    Napi::RangeError::New(env, "qr: needs m >= n for a thin Q with orthonormal columns, got [" + std::to_string(m) +
+                                   ", " + std::to_string(n) + "]")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Float32Array Q = Napi::Float32Array::New(env, (size_t)m * n);
+  if (n == 0) return Q;
+  // Here the transpose is explicit: geqrf must factor A itself (column-major [m, n], ld = m).
+  std::vector<float> w((size_t)m * n), tau(n);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) w[(size_t)j * m + i] = A[(size_t)i * n + j];
+  lapack_int rc = LAPACKE_sgeqrf(LAPACK_COL_MAJOR, m, n, w.data(), m, tau.data());
+  if (rc == 0) rc = LAPACKE_sorgqr(LAPACK_COL_MAJOR, m, n, n, w.data(), m, tau.data());
+  if (rc != 0) {
+    Napi::Error::New(env, "qr: LAPACK sgeqrf/sorgqr failed (info = " + std::to_string(rc) + ")").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  float* q = Q.Data();
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) q[(size_t)i * n + j] = w[(size_t)j * m + i];
+  return Q;
+}
+
+}  // namespace
+
+void InitSvd(Napi::Env env, Napi::Object exports) {
+  exports.Set("svd", Napi::Function::New(env, Svd, "svd"));
+  exports.Set("qr", Napi::Function::New(env, Qr, "qr"));
+}
