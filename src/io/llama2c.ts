@@ -5,6 +5,7 @@
  * them with 'pairs' RoPE. `permuteForHf` gives the HF row order for an HF folder ('half' RoPE).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readFully } from './safetensors.js';
 import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { MemoryWeights } from '../model/weights.js';
@@ -181,16 +182,6 @@ function cmpLayer(a: string, b: string): number {
   const lb = /^model\.layers\.(\d+)\.(.*)\.weight$/.exec(b);
   if (!la || !lb) return 0;
   return Number(la[1]) - Number(lb[1]) || withinLayer.indexOf(la[2]) - withinLayer.indexOf(lb[2]);
-}
-
-/** Positioned read of exactly dst.length bytes (readSync may return short counts on big reads). */
-export function readFully(fd: number, dst: Uint8Array, position: number, path: string): void {
-  let done = 0;
-  while (done < dst.length) {
-    const n = readSync(fd, dst, done, Math.min(dst.length - done, 1 << 30), position + done);
-    if (n <= 0) throw new InputError(path, `unexpected end of file at byte ${position + done}`);
-    done += n;
-  }
 }
 
 /**
