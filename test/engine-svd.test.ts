@@ -222,6 +222,11 @@ test('qr: orthonormal Q with Q Q^T A = A; backends agree up to column signs; m <
   for (const k of backends) {
     assert.throws(() => k.qr(new Float32Array(6), 2, 3), RangeError);
     assert.throws(() => k.svd(new Float32Array(5), 2, 3), RangeError);
+    const bad = new Float32Array(6);
+    bad[4] = NaN;
+    assert.throws(() => k.svd(bad, 2, 3), { name: 'RangeError', message: /A\[4\] \(row 1, column 1\) is NaN/ }, `${k.name} svd NaN`);
+    bad[4] = -Infinity;
+    assert.throws(() => k.qr(bad, 3, 2), { name: 'RangeError', message: /A\[4\] \(row 2, column 0\) is infinite/ }, `${k.name} qr Inf`);
   }
   // A zero column (rank-deficient) still yields orthonormal Q.
   const D = new Float32Array([1, 0, 2, 0, 3, 0, 4, 0]);

@@ -45,6 +45,16 @@ bool ReadMatrix(const Napi::CallbackInfo& info, const char* who, float** A, int*
     return false;
   }
   *A = a.Data();
+  // LAPACK on NaN/Inf returns garbage or fails to converge; say where the bad value is instead.
+  const size_t count = (size_t)*m * *n;
+  for (size_t i = 0; i < count; i++) {
+    if (!std::isfinite((*A)[i])) {
+      Napi::RangeError::New(env, std::string(who) + ": A[" + std::to_string(i) + "] (row " + std::to_string(i / *n) +
+                                     ", column " + std::to_string(i % *n) + ") is " + ((*A)[i] != (*A)[i] ? "NaN" : "infinite"))
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+  }
   return true;
 }
 

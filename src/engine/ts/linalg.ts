@@ -22,6 +22,12 @@ function checkMatrix(who: string, A: ArrayLike<number>, m: number, n: number): v
     throw new RangeError(`${who}: shape [${m}, ${n}] must be non-negative integers`);
   }
   if (A.length < m * n) throw new RangeError(`${who}: A has ${A.length} elements, [${m}, ${n}] needs ${m * n}`);
+  // Jacobi sweeps never converge on NaN/Inf; say where the bad value is instead (as the native side does).
+  for (let i = 0; i < m * n; i++) {
+    if (!Number.isFinite(A[i])) {
+      throw new RangeError(`${who}: A[${i}] (row ${Math.floor(i / n)}, column ${i % n}) is ${Number.isNaN(A[i]) ? 'NaN' : 'infinite'}`);
+    }
+  }
 }
 
 const JACOBI_TOL = 4e-16; // rotate a pair unless |w_i.w_j| <= tol * |w_i| |w_j| (float64 orthogonality)
