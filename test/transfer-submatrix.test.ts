@@ -61,6 +61,9 @@ test('heads: q windows start on head boundaries even when an unaligned window su
   assert.deepEqual(headAlign('v_proj', 64), [64, 1]);
   assert.deepEqual(headAlign('o_proj', 64), [1, 64]);
   assert.deepEqual(headAlign('gate_proj', 64), [1, 1]);
+  // Without a head axis (align [1, 1]) `heads` is the plain block.
+  const mlp = spec([8, 3], [4, 2]);
+  assert.deepEqual(cutSubmatrix(arange(24), S, { ...mlp, align: [1, 1] }, 'heads').offset, cutSubmatrix(arange(24), S, mlp, 'block').offset);
 });
 
 test('aligned window: step 1 equals the kernel maxWindow; step 2 equals brute force over aligned offsets', () => {

@@ -66,7 +66,10 @@ export function cutSubmatrix(
     );
   }
   const k = kernels();
-  switch (structure) {
+  // `heads` on a matrix without a head axis (MLP, embedding, lm_head) is the plain block.
+  const [rs, cs] = spec.align ?? [1, 1];
+  const kind = structure === 'heads' && rs === 1 && cs === 1 ? 'block' : structure;
+  switch (kind) {
     case 'block': {
       // The window search runs on the stored layout; a transposed matrix swaps the axes back.
       let w;
@@ -82,7 +85,6 @@ export function cutSubmatrix(
     }
     case 'heads': {
       if (spec.transposed) throw new Error(`${spec.name}: head alignment applies to attention matrices only`);
-      const [rs, cs] = spec.align ?? [1, 1];
       const w = alignedMaxWindow(S, nt, mt, ns, ms, rs, cs, spec.name);
       checkTotal(spec, w.total);
       const offset: [number, number] = [w.i, w.j];

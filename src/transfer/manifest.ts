@@ -1,0 +1,127 @@
+/**
+ * manifest.json of an initialisation folder: everything needed to audit or repeat an extraction —
+ * the selected teacher layers and their scores, each matrix's window offset and share of sensitivity
+ * captured, its singular values and the energy kept at rank r, every option, and sha256 hashes of
+ * the inputs.
+ */
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { basename, join } from 'node:path';
+import { InputError } from '../errors.js';
+import { writeJsonAtomic } from '../io/atomic.js';
+import type { LayerSelection } from './layers.js';
+import type { InitKind } from './plan.js';
+import type { ModuleKind } from './modules.js';
+import type { Structure } from './submatrix.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const MANIFEST_FORMAT = 'nuggets-transfer-manifest';
+export const MANIFEST_VERSION = 1;
+
+export interface FileHash {
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface InputHash {
+  path: string;
+  files: FileHash[];
+}
+
+export interface MatrixRecord {
+  /** Student module path (PEFT naming), e.g. model.layers.3.self_attn.q_proj. */
+  module: string;
+  kind: ModuleKind;
+  studentLayer: number | null;
+  /** Teacher layer feeding it (null for embed_tokens / lm_head, or when the init reads no teacher). */
+  teacherLayer: number | null;
+  teacherTensor: string | null;
+  /** Factor-layout shapes (embedding: [d, V]). */
+  shape: [number, number];
+  teacherShape: [number, number] | null;
+  transposed: boolean;
+  structure: Structure | null;
+  /** Window top-left (row, col) in the teacher's factor layout, for block / heads. */
+  offset: [number, number] | null;
+  /** Share of the matrix's total sensitivity inside the kept entries (0..1). */
+  share: number | null;
+  /** Top-r singular values of the factorised matrix (W_e, or the student's own for PiSSA). */
+  singularValues: number[];
+  /** sum of the kept s_i^2 over ||W||_F^2. */
+  energyKept: number | null;
+  /** ||scale·B·A||_F, the norm of the delta the subtract trick removes. */
+  deltaNorm: number;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  created: string;
+  init: InitKind;
+  lora: { r: number; alpha: number; scale: number; dropout: number };
+  /** The trainer forms W_s - scale·B·A for every module before training (METHOD.md step 5). */
+  subtract: boolean;
+  /** The student's tied lm_head must be untied before the subtract trick (see plan.ts). */
+  untieStudentHead: boolean;
+  layers: LayerSelection | null;
+  options: Record<string, unknown>;
+  matrices: MatrixRecord[];
+  inputs: Record<string, InputHash>;
+  notes: string[];
+}
+
+/** sha256 of a file, streamed in 8 MiB chunks (model shards are many GB). */
+export function sha256File(path: string): FileHash {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  let bytes = 0;
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      bytes += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { name: basename(path), bytes, sha256: h.digest('hex') };
+}
+
+/** Hashes an input: a file, or every regular non-hidden file directly inside a folder (sorted). */
+export function hashInput(path: string): InputHash {
+  if (!existsSync(path)) throw new InputError(path, 'does not exist');
+  if (statSync(path).isDirectory()) {
+    const files = readdirSync(path)
+      .filter((n) => !n.startsWith('.') && statSync(join(path, n)).isFile())
+      .sort()
+      .map((n) => sha256File(join(path, n)));
+    return { path, files };
+  }
+  return { path, files: [sha256File(path)] };
+}
+
+export function writeManifest(dir: string, manifest: Manifest): void {
+  writeJsonAtomic(join(dir, MANIFEST_FILE), manifest);
+}
+
+/** Reads manifest.json back; refuses other formats and versions by name. */
+export function readManifest(dir: string): Manifest {
+  const path = join(dir, MANIFEST_FILE);
+  if (!existsSync(path)) throw new InputError(dir, `no ${MANIFEST_FILE} (not a nuggets initialisation folder)`);
+  let m: unknown;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new InputError(path, `not valid JSON: ${(e as Error).message}`);
+  }
+  const o = m as Partial<Manifest> | null;
+  if (!o || typeof o !== 'object' || o.format !== MANIFEST_FORMAT) throw new InputError(path, `format is not "${MANIFEST_FORMAT}"`);
+  if (o.version !== MANIFEST_VERSION) throw new InputError(path, `version ${String(o.version)} is not supported (expected ${MANIFEST_VERSION})`);
+  if (!Array.isArray(o.matrices) || !o.lora || typeof o.lora.r !== 'number' || typeof o.lora.scale !== 'number') {
+    throw new InputError(path, 'missing matrices or lora fields');
+  }
+  return o as Manifest;
+}
