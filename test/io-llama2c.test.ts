@@ -12,7 +12,16 @@ const BIN = 'data/stories260k/checkpoint_legacy.bin';
 test('reads stories260K: config from the header, every tensor at its file offset', () => {
   const { config: c, weights: w } = readLlama2c(BIN);
   assert.deepEqual(
-    [c.hiddenSize, c.intermediateSize, c.numLayers, c.numHeads, c.numKvHeads, c.vocabSize, c.maxPositionEmbeddings, c.headDim],
+    [
+      c.hiddenSize,
+      c.intermediateSize,
+      c.numLayers,
+      c.numHeads,
+      c.numKvHeads,
+      c.vocabSize,
+      c.maxPositionEmbeddings,
+      c.headDim,
+    ],
     [64, 172, 5, 8, 4, 512, 512, 8],
   );
   assert.equal(c.ropeStyle, 'pairs');
@@ -22,7 +31,11 @@ test('reads stories260K: config from the header, every tensor at its file offset
   // Independent offsets: 7 int32, then emb [512,64], rms_att [5,64], wq [5,64,64] ... as in FORMATS.md.
   const raw = readFileSync(BIN);
   const f = (floatIndex: number) => raw.readFloatLE(28 + 4 * floatIndex);
-  const V = 512, d = 64, L = 5, kv = 32, hid = 172;
+  const V = 512,
+    d = 64,
+    L = 5,
+    kv = 32,
+    hid = 172;
   let o = 0;
   assert.equal(w.get('model.embed_tokens.weight')[777], f(o + 777));
   o += V * d;
@@ -72,7 +85,8 @@ function ropeHalf(x: Float64Array, hd: number, pos: number): Float64Array {
     for (let j = 0; j < h2; j++) {
       const fr = pos * 10000 ** (-(2 * j) / hd);
       const [c, s] = [Math.cos(fr), Math.sin(fr)];
-      const a = x[h + j], b = x[h + j + h2];
+      const a = x[h + j],
+        b = x[h + j + h2];
       y[h + j] = a * c - b * s;
       y[h + j + h2] = b * c + a * s;
     }
@@ -93,7 +107,8 @@ test('permuteForHf: the HF view/transpose on a small case, and half-RoPE(permute
   const W = weights.get('model.layers.0.self_attn.q_proj.weight');
   const P = permuteForHf(W, 8, 64, 64);
   const x = Float64Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.3));
-  const mv = (m: Float32Array) => Float64Array.from({ length: 64 }, (_, r) => x.reduce((s, xv, c) => s + m[r * 64 + c] * xv, 0));
+  const mv = (m: Float32Array) =>
+    Float64Array.from({ length: 64 }, (_, r) => x.reduce((s, xv, c) => s + m[r * 64 + c] * xv, 0));
   for (const pos of [0, 1, 7, 100]) {
     const a = ropePairs(mv(W), 8, pos);
     const b = ropeHalf(mv(P), 8, pos);
@@ -106,9 +121,36 @@ test('permuteForHf: the HF view/transpose on a small case, and half-RoPE(permute
 function makeFile(version: 0 | 1, p: number[], shared: boolean): { buf: Buffer; floats: Float32Array } {
   const [d, f, L, h, kvh, V, S] = p;
   const kv = (d / h) * kvh;
-  const sizes = version === 0
-    ? [V * d, L * d, L * d * d, L * kv * d, L * kv * d, L * d * d, L * d, L * f * d, L * d * f, L * f * d, d, S * (d / h / 2), S * (d / h / 2)]
-    : [L * d, L * d, d, V * d, L * d * d, L * kv * d, L * kv * d, L * d * d, L * f * d, L * d * f, L * f * d];
+  const sizes =
+    version === 0
+      ? [
+          V * d,
+          L * d,
+          L * d * d,
+          L * kv * d,
+          L * kv * d,
+          L * d * d,
+          L * d,
+          L * f * d,
+          L * d * f,
+          L * f * d,
+          d,
+          S * (d / h / 2),
+          S * (d / h / 2),
+        ]
+      : [
+          L * d,
+          L * d,
+          d,
+          V * d,
+          L * d * d,
+          L * kv * d,
+          L * kv * d,
+          L * d * d,
+          L * f * d,
+          L * d * f,
+          L * f * d,
+        ];
   if (!shared) sizes.push(V * d);
   const n = sizes.reduce((a, b) => a + b, 0);
   const floats = Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
@@ -141,10 +183,16 @@ test('v0 untied and v1 files give the same tensors as their layouts say', () => 
   const m1 = readLlama2c(join(dir, 'v1.bin'));
   assert.equal(m1.config.tieWordEmbeddings, true);
   // v1 order: att norms (2x8), ffn norms (2x8), final norm (8), embedding (10x8), wq ...
-  assert.deepEqual([...m1.weights.get('model.layers.1.post_attention_layernorm.weight')], [...v1.floats.subarray(24, 32)]);
+  assert.deepEqual(
+    [...m1.weights.get('model.layers.1.post_attention_layernorm.weight')],
+    [...v1.floats.subarray(24, 32)],
+  );
   assert.deepEqual([...m1.weights.get('model.norm.weight')], [...v1.floats.subarray(32, 40)]);
   assert.deepEqual([...m1.weights.get('model.embed_tokens.weight')], [...v1.floats.subarray(40, 120)]);
-  assert.deepEqual([...m1.weights.get('model.layers.0.self_attn.q_proj.weight')], [...v1.floats.subarray(120, 184)]);
+  assert.deepEqual(
+    [...m1.weights.get('model.layers.0.self_attn.q_proj.weight')],
+    [...v1.floats.subarray(120, 184)],
+  );
 });
 
 test('bad llama2.c files give InputError naming the file and the problem', () => {
@@ -157,7 +205,11 @@ test('bad llama2.c files give InputError naming the file and the problem', () =>
   v2.writeInt32LE(2, 4);
   const cases: Array<[string, Buffer, RegExp]> = [
     ['tiny', Buffer.alloc(10), /too short/],
-    ['truncated', good.subarray(0, good.length - 100), /should be 1056540 bytes .* but is 1056440 bytes \(truncated\?\)/],
+    [
+      'truncated',
+      good.subarray(0, good.length - 100),
+      /should be 1056540 bytes .* but is 1056440 bytes \(truncated\?\)/,
+    ],
     ['extra', Buffer.concat([good, Buffer.alloc(4)]), /but is 1056544 bytes/],
     ['zero heads', zeroHeads, /n_heads = 0/],
     ['v2', v2, /version 2 is not supported/],
@@ -165,7 +217,11 @@ test('bad llama2.c files give InputError naming the file and the problem', () =>
   for (const [name, buf, re] of cases) {
     const p = join(dir, `${name}.bin`);
     writeFileSync(p, buf);
-    assert.throws(() => readLlama2c(p), (e: unknown) => e instanceof InputError && e.message.startsWith(p) && re.test(e.message), name);
+    assert.throws(
+      () => readLlama2c(p),
+      (e: unknown) => e instanceof InputError && e.message.startsWith(p) && re.test(e.message),
+      name,
+    );
   }
   assert.throws(() => readLlama2c(join(dir, 'nope.bin')), InputError);
 });

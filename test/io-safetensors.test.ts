@@ -26,8 +26,12 @@ const f32bytes = (...v: number[]) => new Uint8Array(Float32Array.from(v).buffer)
 
 test('writer output is byte-exact: u64 length, JSON header space-padded to 8, contiguous data', () => {
   const p = join(dir, 'golden.safetensors');
-  writeSafetensors(p, [{ name: 'a', shape: [2], data: Float32Array.of(1, 2) }, { name: '7', shape: [1, 1], data: Float32Array.of(-0.5), dtype: 'BF16' }]);
-  const header = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"7":{"dtype":"BF16","shape":[1,1],"data_offsets":[8,10]}}';
+  writeSafetensors(p, [
+    { name: 'a', shape: [2], data: Float32Array.of(1, 2) },
+    { name: '7', shape: [1, 1], data: Float32Array.of(-0.5), dtype: 'BF16' },
+  ]);
+  const header =
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"7":{"dtype":"BF16","shape":[1,1],"data_offsets":[8,10]}}';
   assert.equal(header.length, 111);
   const want = Buffer.concat([
     Buffer.from([112, 0, 0, 0, 0, 0, 0, 0]),
@@ -41,7 +45,10 @@ test('writer output is byte-exact: u64 length, JSON header space-padded to 8, co
   assert.deepEqual(r.info('7'), { dtype: 'BF16', shape: [1, 1] });
   assert.deepEqual([...r.get('7')], [-0.5]);
   r.close();
-  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.includes('.tmp')),
+    [],
+  );
 });
 
 test('round trips: F32 exact, F16 and BF16 within their rounding, metadata kept', () => {
@@ -62,7 +69,8 @@ test('round trips: F32 exact, F16 and BF16 within their rounding, metadata kept'
   const r = openSafetensors(p);
   assert.deepEqual(r.metadata, { format: 'pt', note: 'hi' });
   assert.deepEqual(r.get('x32'), data);
-  const h = r.get('x16'), b = r.get('xb16');
+  const h = r.get('x16'),
+    b = r.get('xb16');
   for (let i = 0; i < n; i++) {
     const x = data[i];
     if (Math.abs(x) >= 6.2e-5) assert.ok(Math.abs(h[i] - x) <= Math.abs(x) * 2 ** -11, `f16 ${x} -> ${h[i]}`);
@@ -71,7 +79,10 @@ test('round trips: F32 exact, F16 and BF16 within their rounding, metadata kept'
   }
   // Writing the read-back values again is lossless (they are representable).
   const p2 = join(dir, 'rt2.safetensors');
-  writeSafetensors(p2, [{ name: 'x16', shape: [n], data: h, dtype: 'F16' }, { name: 'xb16', shape: [n], data: b, dtype: 'BF16' }]);
+  writeSafetensors(p2, [
+    { name: 'x16', shape: [n], data: h, dtype: 'F16' },
+    { name: 'xb16', shape: [n], data: b, dtype: 'BF16' },
+  ]);
   const r2 = openSafetensors(p2);
   assert.deepEqual(r2.get('x16'), h);
   assert.deepEqual(r2.get('xb16'), b);
@@ -84,7 +95,13 @@ test('round trips: F32 exact, F16 and BF16 within their rounding, metadata kept'
 test('other dtypes are readable raw and converted by value', () => {
   const i64 = new BigInt64Array([-3n, 5n]);
   const f64 = Float64Array.of(0.25, -1e10);
-  const parts = [new Uint8Array(i64.buffer), new Uint8Array(f64.buffer), Uint8Array.of(0, 1, 7), Uint8Array.of(0x38, 0xc0, 0x7f), Uint8Array.of(0x3c, 0x7c)];
+  const parts = [
+    new Uint8Array(i64.buffer),
+    new Uint8Array(f64.buffer),
+    Uint8Array.of(0, 1, 7),
+    Uint8Array.of(0x38, 0xc0, 0x7f),
+    Uint8Array.of(0x3c, 0x7c),
+  ];
   const header = JSON.stringify({
     i: { dtype: 'I64', shape: [2], data_offsets: [0, 16] },
     d: { dtype: 'F64', shape: [2], data_offsets: [16, 32] },
@@ -132,43 +149,104 @@ test('bad files: each a clear InputError naming the file (and the tensor)', () =
   rejects(build('{"w": nope}', f32bytes(1)), /header is not JSON/);
   rejects(build('[1,2]'), /not a JSON object/);
   rejects(build('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}\xff'), /not JSON|UTF-8/);
-  rejects(Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]), /not valid UTF-8/);
-  rejects(build(JSON.stringify({ w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }), f32bytes(1, 2)), /unknown dtype "Q4"/, 'w');
-  rejects(build(JSON.stringify({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }), f32bytes(1, 2)), /hold 8 bytes but F32 x \[3\] needs 12/, 'w');
-  rejects(build(JSON.stringify({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 8] } }), f32bytes(1, 2)), /needs 4/, 'w');
-  rejects(build(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }), f32bytes(1, 2)), /end before they begin/, 'w');
-  rejects(build(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), f32bytes(1, 2)), /past the end/, 'w');
-  rejects(build(JSON.stringify({ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }), f32bytes(1, 2)), /not a list of non-negative integers/, 'w');
-  rejects(build(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [0.5, 8] } }), f32bytes(1, 2)), /data_offsets/, 'w');
-  rejects(build(JSON.stringify({ w: { shape: [2], data_offsets: [0, 8] } }), f32bytes(1, 2)), /dtype is missing/, 'w');
+  rejects(
+    Buffer.concat([Buffer.from([4, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]),
+    /not valid UTF-8/,
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }), f32bytes(1, 2)),
+    /unknown dtype "Q4"/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }), f32bytes(1, 2)),
+    /hold 8 bytes but F32 x \[3\] needs 12/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 8] } }), f32bytes(1, 2)),
+    /needs 4/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }), f32bytes(1, 2)),
+    /end before they begin/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), f32bytes(1, 2)),
+    /past the end/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }), f32bytes(1, 2)),
+    /not a list of non-negative integers/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [0.5, 8] } }), f32bytes(1, 2)),
+    /data_offsets/,
+    'w',
+  );
+  rejects(
+    build(JSON.stringify({ w: { shape: [2], data_offsets: [0, 8] } }), f32bytes(1, 2)),
+    /dtype is missing/,
+    'w',
+  );
   rejects(build(JSON.stringify({ w: 3 }), f32bytes(1, 2)), /not an object/, 'w');
   rejects(
-    build(JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), f32bytes(1, 2, 3)),
+    build(
+      JSON.stringify({
+        a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+        b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+      }),
+      f32bytes(1, 2, 3),
+    ),
     /overlaps tensor "a"/,
     'b',
   );
   rejects(
-    build('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', f32bytes(1, 2)),
+    build(
+      '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+      f32bytes(1, 2),
+    ),
     /duplicate tensor name "a"/,
   );
-  rejects(build('{"a":{"dtype":"F32","dtype":"I8","shape":[4],"data_offsets":[0,4]}}', f32bytes(1)), /duplicate key "dtype"/);
+  rejects(
+    build('{"a":{"dtype":"F32","dtype":"I8","shape":[4],"data_offsets":[0,4]}}', f32bytes(1)),
+    /duplicate key "dtype"/,
+  );
   rejects(build(JSON.stringify({ __metadata__: { a: 1 } })), /__metadata__ value for "a" is not a string/);
   rejects(build('{"a":' + '['.repeat(200) + ']'.repeat(200) + '}'), /nested too deeply/);
 });
 
 test('writer refuses duplicate names and shape/data mismatches', () => {
   const p = join(dir, 'bad.safetensors');
-  assert.throws(() => writeSafetensors(p, [{ name: 'a', shape: [1], data: Float32Array.of(1) }, { name: 'a', shape: [1], data: Float32Array.of(2) }]), /duplicate tensor name "a"/);
-  assert.throws(() => writeSafetensors(p, [{ name: 'a', shape: [2, 2], data: Float32Array.of(1) }]), /has 1 values but shape \[2, 2\] needs 4/);
+  assert.throws(
+    () =>
+      writeSafetensors(p, [
+        { name: 'a', shape: [1], data: Float32Array.of(1) },
+        { name: 'a', shape: [1], data: Float32Array.of(2) },
+      ]),
+    /duplicate tensor name "a"/,
+  );
+  assert.throws(
+    () => writeSafetensors(p, [{ name: 'a', shape: [2, 2], data: Float32Array.of(1) }]),
+    /has 1 values but shape \[2, 2\] needs 4/,
+  );
 });
 
 test('fuzz: random bytes and mutated valid files give InputError or a valid reader, never a crash or hang', () => {
   const valid = (() => {
     const p = join(dir, 'seed.safetensors');
-    writeSafetensors(p, [
-      { name: 'a', shape: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) },
-      { name: 'b', shape: [4], data: Float32Array.of(7, 8, 9, 10), dtype: 'F16' },
-    ], { format: 'pt' });
+    writeSafetensors(
+      p,
+      [
+        { name: 'a', shape: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) },
+        { name: 'b', shape: [4], data: Float32Array.of(7, 8, 9, 10), dtype: 'F16' },
+      ],
+      { format: 'pt' },
+    );
     return readFileSync(p);
   })();
   const fuzzPath = join(dir, 'fuzz.safetensors');
@@ -180,7 +258,10 @@ test('fuzz: random bytes and mutated valid files give InputError or a valid read
         for (const n of r.names()) {
           const { shape } = r.info(n);
           const v = r.get(n);
-          assert.equal(v.length, shape.reduce((a, b) => a * b, 1));
+          assert.equal(
+            v.length,
+            shape.reduce((a, b) => a * b, 1),
+          );
         }
       } finally {
         r.close();
@@ -192,7 +273,10 @@ test('fuzz: random bytes and mutated valid files give InputError or a valid read
   fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), attempt), { numRuns: 300, seed: 1 });
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), {
+        minLength: 1,
+        maxLength: 6,
+      }),
       fc.nat(valid.length),
       (edits, cut) => {
         const b = Buffer.from(valid);

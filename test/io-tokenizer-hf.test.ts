@@ -48,7 +48,10 @@ test('converted tokenizer: ids, specials and token texts agree with tokenizer.bi
   assert.equal(hf.idToToken(3 + 0x41), '<0x41>');
   assert.equal(hf.tokenText(265), ' the');
   assert.equal(hf.tokenText(265), l2c.tokenText(265));
-  assert.deepEqual(hf.encode('Once upon a time', { addBos: true }), l2c.encode('Once upon a time', { addBos: true }));
+  assert.deepEqual(
+    hf.encode('Once upon a time', { addBos: true }),
+    l2c.encode('Once upon a time', { addBos: true }),
+  );
   assert.equal(hf.decode([1, ...hf.encode('Hi there'), 2], { skipSpecial: true }), 'Hi there');
   assert.equal(hf.decode([1, ...hf.encode('Hi there')]), '<s> Hi there'); // as transformers prints it
   assert.throws(() => hf.decode([600]), RangeError);
@@ -58,7 +61,12 @@ test('merge extraction follows transformers generate_merges ordering', () => {
   // Pieces with equal scores keep id order per piece; longer left halves first on score ties.
   const pieces = ['a', 'b', 'c', 'ab', 'bc', 'abc'];
   const scores = [0, 0, 0, -1, -2, -1];
-  assert.deepEqual(extractMerges(pieces, scores), [['ab', 'c'], ['a', 'bc'], ['a', 'b'], ['b', 'c']]);
+  assert.deepEqual(extractMerges(pieces, scores), [
+    ['ab', 'c'],
+    ['a', 'bc'],
+    ['a', 'b'],
+    ['b', 'c'],
+  ]);
   const merges = (tjson.model as { merges: string[] }).merges;
   assert.equal(merges[0], '\u2581 t'); // the top-scored merged piece " t"
   assert.ok(merges.includes('\u2581t he') || merges.includes('\u2581th e'));
@@ -69,7 +77,15 @@ test('Metaspace pre-tokenizer layout (transformers legacy=false) gives the same 
     ...tjson,
     normalizer: null,
     pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false },
-    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
   };
   const m = new HfTokenizer(meta, tconfig, 'metaspace');
   for (const line of lines.slice(0, 300)) {
@@ -88,7 +104,8 @@ test('GPT-2 ByteLevel BPE fixture: hand-traced ids, round trips', () => {
   assert.equal(g.eosId, 275);
   assert.deepEqual(g.encode('the', { addBos: true }), [275, 83, 257]);
   assert.equal(g.tokenText(264), ' world');
-  for (const s of ['café 😀 naïve', '  spaced\n\nlines\t', '<|endoftext|>x']) assert.equal(g.decode(g.encode(s)), s);
+  for (const s of ['café 😀 naïve', '  spaced\n\nlines\t', '<|endoftext|>x'])
+    assert.equal(g.decode(g.encode(s)), s);
   assert.deepEqual(g.encode('a<|endoftext|>b'), [64, 275, 65]);
   assert.equal(g.decode(g.encode('a<|endoftext|>b'), { skipSpecial: true }), 'ab');
 });
@@ -107,14 +124,18 @@ test('Qwen2 fixture: regex Split + ByteLevel, NFC, ChatML specials and chat temp
   assert.deepEqual(q.encode('x', { addBos: true }), q.encode('x'));
   const msgs = [{ role: 'user', content: 'Hi' }];
   const { text: chat, ids } = applyChatTemplate(q, msgs, { add_generation_prompt: true });
-  assert.equal(chat, '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(
+    chat,
+    '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+  );
   assert.equal(ids[0], 276);
   assert.equal(ids.filter((i) => i === 277).length, 2);
   assert.equal(q.decode(ids), chat);
 });
 
 test('renderChat: Llama-2 and Zephyr style templates, bos/eos, raise_exception, errors', () => {
-  const llama2 = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+  const llama2 =
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
   const msgs = [
     { role: 'system', content: 'Be brief.' },
     { role: 'user', content: 'Hi ' },
@@ -125,10 +146,18 @@ test('renderChat: Llama-2 and Zephyr style templates, bos/eos, raise_exception, 
     renderChat(llama2, msgs, { bos_token: '<s>', eos_token: '</s>' }),
     '<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]',
   );
-  assert.throws(() => renderChat(llama2, [msgs[1], msgs[1]], { source: 'tc.json' }), (e: unknown) => e instanceof InputError && /tc\.json: chat template failed: .*must alternate/.test(e.message));
+  assert.throws(
+    () => renderChat(llama2, [msgs[1], msgs[1]], { source: 'tc.json' }),
+    (e: unknown) =>
+      e instanceof InputError && /tc\.json: chat template failed: .*must alternate/.test(e.message),
+  );
   // trim_blocks / lstrip_blocks as transformers renders them.
-  const zephyr = "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
-  assert.equal(renderChat(zephyr, [{ role: 'user', content: 'Hi' }], { eos_token: '</s>', add_generation_prompt: true }), '<|user|>\nHi</s>\n<|assistant|>\n');
+  const zephyr =
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
+  assert.equal(
+    renderChat(zephyr, [{ role: 'user', content: 'Hi' }], { eos_token: '</s>', add_generation_prompt: true }),
+    '<|user|>\nHi</s>\n<|assistant|>\n',
+  );
   assert.throws(() => renderChat('{% for x in %}', []), InputError);
   // The converted stories260K tokenizer has no template.
   assert.equal(hf.chatTemplate, null);
@@ -146,12 +175,26 @@ test('loadTokenizer picks tokenizer.json or tokenizer.bin; bad files are InputEr
     mkdirSync(d);
     writeFileSync(join(d, 'tokenizer.json'), tj);
     if (tc !== null) writeFileSync(join(d, 'tokenizer_config.json'), tc);
-    assert.throws(() => loadTokenizer(d), (e: unknown) => e instanceof InputError && e.message.includes(d) && re.test(e.message), name);
+    assert.throws(
+      () => loadTokenizer(d),
+      (e: unknown) => e instanceof InputError && e.message.includes(d) && re.test(e.message),
+      name,
+    );
   };
   bad('notjson', '{"model": ', null, /tokenizer\.json: not valid JSON/);
   bad('nomodel', '{}', null, /has no "model"/);
-  bad('unigramx', JSON.stringify({ model: { type: 'Mystery' } }), null, /model type "Mystery" is not supported/);
-  bad('badbos', JSON.stringify(tjson), JSON.stringify({ bos_token: '<nope>' }), /bos_token "<nope>" .* not in the vocabulary/);
+  bad(
+    'unigramx',
+    JSON.stringify({ model: { type: 'Mystery' } }),
+    null,
+    /model type "Mystery" is not supported/,
+  );
+  bad(
+    'badbos',
+    JSON.stringify(tjson),
+    JSON.stringify({ bos_token: '<nope>' }),
+    /bos_token "<nope>" .* not in the vocabulary/,
+  );
   const d = join(dir, 'spm');
   mkdirSync(d);
   writeFileSync(join(d, 'tokenizer.model'), 'x');

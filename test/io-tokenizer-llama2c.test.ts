@@ -29,7 +29,9 @@ function referenceEncode(t: Llama2cTokenizer, text: string, bos: boolean): numbe
     buf = [];
   }
   for (;;) {
-    let bestScore = Math.fround(-1e10), bestId = -1, bestIdx = -1;
+    let bestScore = Math.fround(-1e10),
+      bestId = -1,
+      bestIdx = -1;
     for (let i = 0; i < tokens.length - 1; i++) {
       const id = lookup(vocab[tokens[i]] + vocab[tokens[i + 1]]);
       if (id !== -1 && t.scores[id] > bestScore) {
@@ -66,16 +68,28 @@ test('encode matches a hand-traced llama2.c encoding and the literal reference',
   // Byte fallback: characters missing from the 512-piece vocabulary become byte + 3.
   const emoji = tok.encode('😀');
   const bytes = [...Buffer.from('😀')];
-  assert.deepEqual(emoji.slice(-4), bytes.map((b) => b + 3));
+  assert.deepEqual(
+    emoji.slice(-4),
+    bytes.map((b) => b + 3),
+  );
 });
 
 test('encode equals the literal llama2.c port on TinyStories lines and random text', () => {
-  const lines = readFileSync('data/tinystories/tinystories_val.txt', 'utf8').split('\n').filter((l) => l.trim()).slice(0, 40);
+  const lines = readFileSync('data/tinystories/tinystories_val.txt', 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(0, 40);
   for (const line of lines) assert.deepEqual(tok.encode(line), referenceEncode(tok, line, false), line);
   fc.assert(
-    fc.property(fc.string({ unit: fc.constantFrom('a', 'b', 't', 'h', 'e', ' ', 'é', '—', 'x', '😀', '\n', 'T', 'o'), maxLength: 40 }), (s) => {
-      assert.deepEqual(tok.encode(s, { addBos: true }), referenceEncode(tok, s, true));
-    }),
+    fc.property(
+      fc.string({
+        unit: fc.constantFrom('a', 'b', 't', 'h', 'e', ' ', 'é', '—', 'x', '😀', '\n', 'T', 'o'),
+        maxLength: 40,
+      }),
+      (s) => {
+        assert.deepEqual(tok.encode(s, { addBos: true }), referenceEncode(tok, s, true));
+      },
+    ),
     { numRuns: 300, seed: 7 },
   );
   fc.assert(
@@ -119,6 +133,10 @@ test('bad tokenizer.bin files give InputError naming the file', () => {
   for (const [name, buf, vocab, re] of cases) {
     const p = join(dir, `${name}.bin`);
     writeFileSync(p, buf);
-    assert.throws(() => Llama2cTokenizer.fromFile(p, vocab), (e: unknown) => e instanceof InputError && e.message.startsWith(p) && re.test(e.message), name);
+    assert.throws(
+      () => Llama2cTokenizer.fromFile(p, vocab),
+      (e: unknown) => e instanceof InputError && e.message.startsWith(p) && re.test(e.message),
+      name,
+    );
   }
 });

@@ -52,14 +52,20 @@ export function renderChat(template: string, messages: ChatMessage[], opts: Chat
 
 /** Token strings of a tokenizer's BOS/EOS (HfTokenizer knows them; otherwise their decoded text). */
 function specialText(tok: Tokenizer, which: 'bos' | 'eos'): string {
-  const named = (tok as { bosToken?: string | null; eosToken?: string | null })[which === 'bos' ? 'bosToken' : 'eosToken'];
+  const named = (tok as { bosToken?: string | null; eosToken?: string | null })[
+    which === 'bos' ? 'bosToken' : 'eosToken'
+  ];
   if (typeof named === 'string') return named;
   const id = which === 'bos' ? tok.bosId : tok.eosId;
   return id === null ? '' : tok.decode([id]);
 }
 
 /** Renders the tokenizer's own chat template and encodes it (no BOS added beyond what the template writes). */
-export function applyChatTemplate(tok: Tokenizer, messages: ChatMessage[], opts: { add_generation_prompt?: boolean; template?: string; extra?: Record<string, unknown> } = {}): { text: string; ids: number[] } {
+export function applyChatTemplate(
+  tok: Tokenizer,
+  messages: ChatMessage[],
+  opts: { add_generation_prompt?: boolean; template?: string; extra?: Record<string, unknown> } = {},
+): { text: string; ids: number[] } {
   const template = opts.template ?? tok.chatTemplate;
   if (!template) throw new InputError('tokenizer', 'has no chat_template; pass one explicitly');
   const text = renderChat(template, messages, {

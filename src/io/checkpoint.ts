@@ -12,7 +12,13 @@ import { expectedShape, expectedTensorNames } from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
 import { writeJsonAtomic } from './atomic.js';
 import { parseHfConfig, toHfConfig } from './hfconfig.js';
-import { openSafetensors, writeSafetensorsLazy, DTYPE_BYTES, type SafetensorsReader, type WriteDtype } from './safetensors.js';
+import {
+  openSafetensors,
+  writeSafetensorsLazy,
+  DTYPE_BYTES,
+  type SafetensorsReader,
+  type WriteDtype,
+} from './safetensors.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -85,35 +91,57 @@ export function openFolderWeights(folder: string): FolderWeights {
   }
   const present = existsSync(folder) ? readdirSync(folder) : [];
   const torch = present.find((f) => /^pytorch_model.*\.bin(\.index\.json)?$/.test(f));
-  if (torch) throw new InputError(folder, `has ${torch} but no ${SINGLE_FILE}: only safetensors checkpoints are read (convert the PyTorch pickle first)`);
+  if (torch)
+    throw new InputError(
+      folder,
+      `has ${torch} but no ${SINGLE_FILE}: only safetensors checkpoints are read (convert the PyTorch pickle first)`,
+    );
   throw new InputError(folder, `no ${SINGLE_FILE} or ${INDEX_FILE} in this folder`);
 }
 
 function openSharded(folder: string, index: string): FolderWeights {
   const j = readJsonFile(index) as Record<string, unknown> | null;
   const map = j?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new InputError(index, '"weight_map" is missing or not an object');
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    throw new InputError(index, '"weight_map" is missing or not an object');
   const readers = new Map<string, SafetensorsReader>();
   const where = new Map<string, SafetensorsReader>();
   try {
     for (const [name, file] of Object.entries(map)) {
-      if (typeof file !== 'string' || file === '' || file !== basename(file) || file === '..' || file === '.') {
-        throw new InputError(index, `weight_map entry for "${name}" is not a file name in this folder: ${JSON.stringify(file)}`);
+      if (
+        typeof file !== 'string' ||
+        file === '' ||
+        file !== basename(file) ||
+        file === '..' ||
+        file === '.'
+      ) {
+        throw new InputError(
+          index,
+          `weight_map entry for "${name}" is not a file name in this folder: ${JSON.stringify(file)}`,
+        );
       }
       let r = readers.get(file);
       if (!r) {
         const p = join(folder, file);
-        if (!existsSync(p)) throw new InputError(index, `weight_map sends "${name}" to ${file}, which does not exist`);
+        if (!existsSync(p))
+          throw new InputError(index, `weight_map sends "${name}" to ${file}, which does not exist`);
         r = openSafetensors(p);
         readers.set(file, r);
       }
-      if (!r.has(name)) throw new InputError(r.source, `tensor "${name}" is listed in ${INDEX_FILE} for this shard but the shard does not hold it`);
+      if (!r.has(name))
+        throw new InputError(
+          r.source,
+          `tensor "${name}" is listed in ${INDEX_FILE} for this shard but the shard does not hold it`,
+        );
       where.set(name, r);
     }
     for (const [file, r] of readers) {
       for (const n of r.names()) {
         if (where.get(n) !== r) {
-          throw new InputError(r.source, `tensor "${n}" is in shard ${file} but ${INDEX_FILE} ${map[n as keyof typeof map] ? `sends it to ${String(map[n as keyof typeof map])}` : 'does not list it'}`);
+          throw new InputError(
+            r.source,
+            `tensor "${n}" is in shard ${file} but ${INDEX_FILE} ${map[n as keyof typeof map] ? `sends it to ${String(map[n as keyof typeof map])}` : 'does not list it'}`,
+          );
         }
       }
     }
@@ -164,7 +192,8 @@ class CheckedWeights implements WeightSource {
 
 /** Opens an HF model folder and validates every tensor against config.json (names, shapes, float dtypes). */
 export function openHfModel(folder: string): HfModel {
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new InputError(folder, 'not a folder (an HF model folder holds config.json and model.safetensors)');
+  if (!existsSync(folder) || !statSync(folder).isDirectory())
+    throw new InputError(folder, 'not a folder (an HF model folder holds config.json and model.safetensors)');
   const cfgPath = join(folder, 'config.json');
   const config = parseHfConfig(readJsonFile(cfgPath), cfgPath);
   const w = openFolderWeights(folder);
@@ -183,19 +212,34 @@ function checkAgainstConfig(w: FolderWeights, c: ModelConfig, cfgPath: string): 
   const more = (k: number) => (k > 1 ? ` (and ${k - 1} more)` : '');
   const missing = expected.filter((n) => !w.has(n));
   if (missing.length) {
-    throw new InputError(w.source, `missing tensor "${missing[0]}"${more(missing.length)}, which ${cfgPath} (${describe(c)}) requires`);
+    throw new InputError(
+      w.source,
+      `missing tensor "${missing[0]}"${more(missing.length)}, which ${cfgPath} (${describe(c)}) requires`,
+    );
   }
-  const extra = w.names().filter((n) => !want.has(n) && !HARMLESS.test(n) && !(n === 'lm_head.weight' && c.tieWordEmbeddings));
+  const extra = w
+    .names()
+    .filter((n) => !want.has(n) && !HARMLESS.test(n) && !(n === 'lm_head.weight' && c.tieWordEmbeddings));
   if (extra.length) {
-    throw new InputError(w.fileOf(extra[0]), `unexpected tensor "${extra[0]}"${more(extra.length)}: not part of a ${c.arch} model as ${cfgPath} describes it (${describe(c)})`);
+    throw new InputError(
+      w.fileOf(extra[0]),
+      `unexpected tensor "${extra[0]}"${more(extra.length)}: not part of a ${c.arch} model as ${cfgPath} describes it (${describe(c)})`,
+    );
   }
   for (const n of expected) {
     const { dtype, shape } = w.info(n);
     const s = expectedShape(c, n);
     if (shape.length !== s.length || shape.some((d, i) => d !== s[i])) {
-      throw new InputError(w.fileOf(n), `tensor "${n}" has shape [${shape.join(', ')}] but ${cfgPath} implies [${s.join(', ')}]`);
+      throw new InputError(
+        w.fileOf(n),
+        `tensor "${n}" has shape [${shape.join(', ')}] but ${cfgPath} implies [${s.join(', ')}]`,
+      );
     }
-    if (!FLOAT_DTYPES.has(dtype)) throw new InputError(w.fileOf(n), `tensor "${n}" has dtype ${dtype}; model weights must be F32, F16, BF16 or F64`);
+    if (!FLOAT_DTYPES.has(dtype))
+      throw new InputError(
+        w.fileOf(n),
+        `tensor "${n}" has dtype ${dtype}; model weights must be F32, F16, BF16 or F64`,
+      );
   }
 }
 
@@ -218,7 +262,12 @@ export interface WriteHfOptions {
  * their file is written, so a model never needs to be in memory twice. Weight files of an earlier write
  * that this layout does not use (model.safetensors vs shards) are removed so the folder stays unambiguous.
  */
-export function writeHfModel(folder: string, config: ModelConfig, weights: WeightSource, opts: WriteHfOptions = {}): void {
+export function writeHfModel(
+  folder: string,
+  config: ModelConfig,
+  weights: WeightSource,
+  opts: WriteHfOptions = {},
+): void {
   const dtype = opts.dtype ?? TORCH_TO_DTYPE[config.torchDtype] ?? 'F32';
   const hf = toHfConfig({ ...config, torchDtype: DTYPE_TO_TORCH[dtype] });
   const names = expectedTensorNames(config);
@@ -226,8 +275,15 @@ export function writeHfModel(folder: string, config: ModelConfig, weights: Weigh
     if (!weights.has(name)) throw new Error(`writeHfModel: ${weights.source} has no tensor "${name}"`);
     const shape = weights.info(name).shape;
     const s = expectedShape(config, name);
-    if (shape.join() !== s.join()) throw new Error(`writeHfModel: "${name}" has shape [${shape}] but the config implies [${s}]`);
-    return { name, shape, dtype, load: () => weights.get(name), bytes: shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype] };
+    if (shape.join() !== s.join())
+      throw new Error(`writeHfModel: "${name}" has shape [${shape}] but the config implies [${s}]`);
+    return {
+      name,
+      shape,
+      dtype,
+      load: () => weights.get(name),
+      bytes: shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype],
+    };
   });
   const max = opts.maxShardBytes ?? 5e9;
   const shards: Array<typeof entries> = [[]];

@@ -26,7 +26,10 @@ export function sentencePieces(tok: Llama2cTokenizer): string[] {
     try {
       s = dec.decode(bytes);
     } catch {
-      throw new InputError(tok.source, `token ${id} is not valid UTF-8, so it cannot be a tokenizer.json piece`);
+      throw new InputError(
+        tok.source,
+        `token ${id} is not valid UTF-8, so it cannot be a tokenizer.json piece`,
+      );
     }
     return s.replaceAll(' ', SPIECE);
   });
@@ -52,8 +55,10 @@ export function extractMerges(pieces: string[], scores: ArrayLike<number>): Arra
     const chars = Array.from(piece); // Python slices by code point
     const local: typeof merges = [];
     for (let k = 1; k < chars.length; k++) {
-      const l = chars.slice(0, k).join(''), r = chars.slice(k).join('');
-      if (vocab.has(l) && vocab.has(r)) local.push({ l, r, score: scoreOf.get(piece)!, ll: k, lr: chars.length - k });
+      const l = chars.slice(0, k).join(''),
+        r = chars.slice(k).join('');
+      if (vocab.has(l) && vocab.has(r))
+        local.push({ l, r, score: scoreOf.get(piece)!, ll: k, lr: chars.length - k });
     }
     local.sort((a, b) => vocab.get(a.l)! - vocab.get(b.l)! || vocab.get(a.r)! - vocab.get(b.r)!);
     merges.push(...local);
@@ -68,14 +73,27 @@ export function buildTokenizerJson(tok: Llama2cTokenizer): Record<string, unknow
   const vocab: Record<string, number> = {};
   pieces.forEach((p, i) => {
     if (Object.prototype.hasOwnProperty.call(vocab, p)) {
-      throw new InputError(tok.source, `piece ${JSON.stringify(p)} appears twice (ids ${vocab[p]} and ${i}); tokenizer.json needs unique pieces`);
+      throw new InputError(
+        tok.source,
+        `piece ${JSON.stringify(p)} appears twice (ids ${vocab[p]} and ${i}); tokenizer.json needs unique pieces`,
+      );
     }
     vocab[p] = i;
   });
   const merges = extractMerges(pieces, tok.scores);
   // The classic "left right" string form, unless a piece holds a space (then the [left, right] form).
-  const merged = merges.some(([l, r]) => l.includes(' ') || r.includes(' ')) ? merges : merges.map(([l, r]) => `${l} ${r}`);
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const merged = merges.some(([l, r]) => l.includes(' ') || r.includes(' '))
+    ? merges
+    : merges.map(([l, r]) => `${l} ${r}`);
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     version: '1.0',
     truncation: null,
@@ -125,7 +143,14 @@ export function buildTokenizerJson(tok: Llama2cTokenizer): Record<string, unknow
 }
 
 export function buildTokenizerConfig(maxLength: number): Record<string, unknown> {
-  const added = (content: string) => ({ content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true });
+  const added = (content: string) => ({
+    content,
+    lstrip: false,
+    normalized: false,
+    rstrip: false,
+    single_word: false,
+    special: true,
+  });
   return {
     add_bos_token: true,
     add_eos_token: false,
@@ -152,14 +177,29 @@ export function convertLlama2cToHf(binPath: string, tokenizerBinPath: string, ou
   for (const name of weights.names()) {
     const shape = weights.info(name).shape;
     let data = weights.get(name);
-    if (name.endsWith('self_attn.q_proj.weight')) data = permuteForHf(data, config.numHeads, shape[0], shape[1]);
-    if (name.endsWith('self_attn.k_proj.weight')) data = permuteForHf(data, config.numKvHeads, shape[0], shape[1]);
+    if (name.endsWith('self_attn.q_proj.weight'))
+      data = permuteForHf(data, config.numHeads, shape[0], shape[1]);
+    if (name.endsWith('self_attn.k_proj.weight'))
+      data = permuteForHf(data, config.numKvHeads, shape[0], shape[1]);
     permuted.set(name, { shape, data });
   }
   const hfConfig = { ...config, ropeStyle: 'half' as const, torchDtype: 'float32' };
   writeHfModel(outFolder, hfConfig, new MemoryWeights(binPath, permuted), { dtype: 'F32' });
   writeJsonAtomic(join(outFolder, 'tokenizer.json'), tokenizerJson);
-  writeJsonAtomic(join(outFolder, 'tokenizer_config.json'), buildTokenizerConfig(config.maxPositionEmbeddings));
-  writeJsonAtomic(join(outFolder, 'generation_config.json'), { _from_model_config: true, bos_token_id: 1, eos_token_id: 2 });
-  return ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
+  writeJsonAtomic(
+    join(outFolder, 'tokenizer_config.json'),
+    buildTokenizerConfig(config.maxPositionEmbeddings),
+  );
+  writeJsonAtomic(join(outFolder, 'generation_config.json'), {
+    _from_model_config: true,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  });
+  return [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+  ];
 }

@@ -7,10 +7,17 @@ import { InputError } from '../errors.js';
 import type { ModelConfig, RopeScaling } from '../model/config.js';
 
 type Arch = ModelConfig['arch'];
-const ARCH_CLASS: Record<Arch, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' };
+const ARCH_CLASS: Record<Arch, string> = {
+  llama: 'LlamaForCausalLM',
+  mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+};
 
 /** transformers' per-class defaults for the fields config.json may leave out. */
-const DEFAULTS: Record<Arch, { maxPos: number; eps: number; theta: number; bos: number | null; eos: number | null }> = {
+const DEFAULTS: Record<
+  Arch,
+  { maxPos: number; eps: number; theta: number; bos: number | null; eos: number | null }
+> = {
   llama: { maxPos: 2048, eps: 1e-6, theta: 10000, bos: 1, eos: 2 },
   mistral: { maxPos: 4096 * 32, eps: 1e-6, theta: 10000, bos: 1, eos: 2 },
   qwen2: { maxPos: 32768, eps: 1e-6, theta: 10000, bos: null, eos: null },
@@ -18,24 +25,29 @@ const DEFAULTS: Record<Arch, { maxPos: number; eps: number; theta: number; bos: 
 
 export function parseHfConfig(json: unknown, source: string): ModelConfig {
   const fail = (problem: string) => new InputError(source, problem);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw fail('config is not a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw fail('config is not a JSON object');
   const j = json as Record<string, unknown>;
 
   const arch = archOf(j, fail);
   if (j.quantization_config != null) {
     const q = j.quantization_config as Record<string, unknown>;
-    throw fail(`quantized checkpoints are not supported (quantization_config.quant_method = ${JSON.stringify(q?.quant_method ?? null)})`);
+    throw fail(
+      `quantized checkpoints are not supported (quantization_config.quant_method = ${JSON.stringify(q?.quant_method ?? null)})`,
+    );
   }
 
   const int = (key: string, def?: number): number => {
     const v = j[key] ?? def;
     if (v === undefined) throw fail(`missing required field "${key}"`);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+      throw fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const num = (key: string, def: number): number => {
     const v = j[key] ?? def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      throw fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
     return v;
   };
   const bool = (key: string, def: boolean): boolean => {
@@ -48,22 +60,31 @@ export function parseHfConfig(json: unknown, source: string): ModelConfig {
   const hiddenSize = int('hidden_size');
   const numHeads = int('num_attention_heads');
   const numKvHeads = int('num_key_value_heads', numHeads);
-  if (numHeads % numKvHeads !== 0) throw fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   if (j.head_dim == null && hiddenSize % numHeads !== 0) {
-    throw fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
+    throw fail(
+      `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`,
+    );
   }
   const headDim = int('head_dim', hiddenSize / numHeads);
   if (headDim % 2 !== 0) throw fail(`head_dim ${headDim} is odd; RoPE needs an even head size`);
 
   const act = j.hidden_act ?? 'silu';
-  if (act !== 'silu' && act !== 'swish') throw fail(`hidden_act "${String(act)}" is not supported (only silu)`);
+  if (act !== 'silu' && act !== 'swish')
+    throw fail(`hidden_act "${String(act)}" is not supported (only silu)`);
   if (j.partial_rotary_factor != null && j.partial_rotary_factor !== 1) {
-    throw fail(`partial_rotary_factor ${JSON.stringify(j.partial_rotary_factor)} is not supported (only full rotary)`);
+    throw fail(
+      `partial_rotary_factor ${JSON.stringify(j.partial_rotary_factor)} is not supported (only full rotary)`,
+    );
   }
 
   // transformers v5 moves rope_theta/rope_scaling into rope_parameters; read either place.
   const ropeParams = (j.rope_parameters ?? null) as Record<string, unknown> | null;
-  const ropeTheta = ropeParams?.rope_theta != null ? numIn(ropeParams, 'rope_theta', 'rope_parameters', fail) : num('rope_theta', d.theta);
+  const ropeTheta =
+    ropeParams?.rope_theta != null
+      ? numIn(ropeParams, 'rope_theta', 'rope_parameters', fail)
+      : num('rope_theta', d.theta);
   const ropeScaling = parseRopeScaling(j.rope_scaling ?? ropeParams ?? null, fail);
 
   const maxPositionEmbeddings = int('max_position_embeddings', d.maxPos);
@@ -71,7 +92,9 @@ export function parseHfConfig(json: unknown, source: string): ModelConfig {
 
   // Biases: llama's attention_bias covers q, k, v and o; Qwen2 always has q/k/v bias and no o bias;
   // MistralForCausalLM builds its linears without bias whatever the config says (so do we).
-  let attentionBias = false, oBias = false, mlpBias = false;
+  let attentionBias = false,
+    oBias = false,
+    mlpBias = false;
   if (arch === 'llama') {
     attentionBias = oBias = bool('attention_bias', false);
     mlpBias = bool('mlp_bias', false);
@@ -84,7 +107,8 @@ export function parseHfConfig(json: unknown, source: string): ModelConfig {
   const optId = (key: string, def: number | null): number | null => {
     const v = key in j ? j[key] : def;
     if (v === null || v === undefined) return null;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw fail(`"${key}" must be a token id, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      throw fail(`"${key}" must be a token id, got ${JSON.stringify(v)}`);
     return v;
   };
   let eos: number[];
@@ -126,7 +150,8 @@ function archOf(j: Record<string, unknown>, fail: (p: string) => InputError): Ar
   if (archs != null) {
     if (!Array.isArray(archs) || archs.length === 0) throw fail('"architectures" must be a non-empty list');
     const a = String(archs[0]);
-    if (!/ForCausalLM$/i.test(a)) throw fail(`architecture "${a}" is not supported (only *ForCausalLM language models)`);
+    if (!/ForCausalLM$/i.test(a))
+      throw fail(`architecture "${a}" is not supported (only *ForCausalLM language models)`);
   }
   let mt = j.model_type;
   if (mt == null && Array.isArray(archs)) {
@@ -141,19 +166,27 @@ function archOf(j: Record<string, unknown>, fail: (p: string) => InputError): Ar
 }
 
 function checkId(v: unknown, key: string, fail: (p: string) => InputError): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw fail(`"${key}" must be a token id or a list of them, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw fail(`"${key}" must be a token id or a list of them, got ${JSON.stringify(v)}`);
   return v;
 }
 
-function numIn(o: Record<string, unknown>, key: string, where: string, fail: (p: string) => InputError): number {
+function numIn(
+  o: Record<string, unknown>,
+  key: string,
+  where: string,
+  fail: (p: string) => InputError,
+): number {
   const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw fail(`"${where}.${key}" must be a positive number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw fail(`"${where}.${key}" must be a positive number, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function parseRopeScaling(raw: unknown, fail: (p: string) => InputError): RopeScaling | null {
   if (raw === null) return null;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw fail(`"rope_scaling" must be an object or null, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw fail(`"rope_scaling" must be an object or null, got ${JSON.stringify(raw)}`);
   const r = raw as Record<string, unknown>;
   const type = r.rope_type ?? r.type;
   if (type === undefined || type === 'default') return null;
@@ -173,22 +206,32 @@ function parseRopeScaling(raw: unknown, fail: (p: string) => InputError): RopeSc
 }
 
 /** Sliding-window attention changes the math only for sequences longer than the window: refuse it unless it never applies. */
-function checkSlidingWindow(arch: Arch, j: Record<string, unknown>, maxPos: number, fail: (p: string) => InputError): void {
+function checkSlidingWindow(
+  arch: Arch,
+  j: Record<string, unknown>,
+  maxPos: number,
+  fail: (p: string) => InputError,
+): void {
   // MistralConfig's default window is 4096 when config.json leaves the key out.
   const w = 'sliding_window' in j ? j.sliding_window : arch === 'mistral' ? 4096 : null;
   if (w === null || w === undefined) return;
   if (arch === 'llama') return; // LlamaConfig has no sliding window; transformers ignores the key
   if (arch === 'qwen2' && j.use_sliding_window !== true) return; // Qwen2 applies it only with use_sliding_window
   if (j.use_sliding_window === false) return;
-  if (typeof w !== 'number' || !Number.isSafeInteger(w) || w <= 0) throw fail(`"sliding_window" must be a positive integer or null, got ${JSON.stringify(w)}`);
+  if (typeof w !== 'number' || !Number.isSafeInteger(w) || w <= 0)
+    throw fail(`"sliding_window" must be a positive integer or null, got ${JSON.stringify(w)}`);
   if (w >= maxPos) return;
-  throw fail(`sliding_window ${w} < max_position_embeddings ${maxPos}: sliding-window attention is not supported`);
+  throw fail(
+    `sliding_window ${w} < max_position_embeddings ${maxPos}: sliding-window attention is not supported`,
+  );
 }
 
 /** A config.json for c (HF field names, transformers' conventions). */
 export function toHfConfig(c: ModelConfig): Record<string, unknown> {
   if (c.ropeStyle !== 'half') {
-    throw new Error("toHfConfig: weights with 'pairs' RoPE are not HF layout; permute q/k (permuteForHf) and use ropeStyle 'half'");
+    throw new Error(
+      "toHfConfig: weights with 'pairs' RoPE are not HF layout; permute q/k (permuteForHf) and use ropeStyle 'half'",
+    );
   }
   const out: Record<string, unknown> = {
     architectures: [ARCH_CLASS[c.arch]],
@@ -207,14 +250,16 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
     rope_scaling: c.ropeScaling === null ? null : ropeScalingJson(c.ropeScaling),
     tie_word_embeddings: c.tieWordEmbeddings,
     bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenId.length === 1 ? c.eosTokenId[0] : c.eosTokenId.length === 0 ? null : [...c.eosTokenId],
+    eos_token_id:
+      c.eosTokenId.length === 1 ? c.eosTokenId[0] : c.eosTokenId.length === 0 ? null : [...c.eosTokenId],
     pad_token_id: c.padTokenId,
     torch_dtype: c.torchDtype,
     initializer_range: 0.02,
     use_cache: true,
   };
   if (c.arch === 'llama') {
-    if (c.attentionBias !== c.oBias) throw new Error('toHfConfig: llama attention_bias covers q, k, v and o together');
+    if (c.attentionBias !== c.oBias)
+      throw new Error('toHfConfig: llama attention_bias covers q, k, v and o together');
     out.attention_bias = c.attentionBias;
     out.mlp_bias = c.mlpBias;
     out.attention_dropout = 0.0;
@@ -222,7 +267,9 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
   } else {
     const want = c.arch === 'qwen2';
     if (c.attentionBias !== want || c.oBias || c.mlpBias) {
-      throw new Error(`toHfConfig: ${c.arch} has ${want ? 'q/k/v biases only' : 'no biases'}; this config's biases cannot be expressed`);
+      throw new Error(
+        `toHfConfig: ${c.arch} has ${want ? 'q/k/v biases only' : 'no biases'}; this config's biases cannot be expressed`,
+      );
     }
     out.sliding_window = null;
     if (c.arch === 'qwen2') out.use_sliding_window = false;
@@ -234,6 +281,7 @@ function ropeScalingJson(r: RopeScaling): Record<string, unknown> {
   const o: Record<string, unknown> = { rope_type: r.type, factor: r.factor };
   if (r.lowFreqFactor !== undefined) o.low_freq_factor = r.lowFreqFactor;
   if (r.highFreqFactor !== undefined) o.high_freq_factor = r.highFreqFactor;
-  if (r.originalMaxPositionEmbeddings !== undefined) o.original_max_position_embeddings = r.originalMaxPositionEmbeddings;
+  if (r.originalMaxPositionEmbeddings !== undefined)
+    o.original_max_position_embeddings = r.originalMaxPositionEmbeddings;
   return o;
 }

@@ -13,7 +13,8 @@ import { MemoryWeights } from '../model/weights.js';
 const V1_MAGIC = 0x616b3432; // "ak42" read as a little-endian uint32
 
 // Tensors are read straight into Float32Arrays, which use the host byte order; the formats are little-endian.
-if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('nuggets needs a little-endian host');
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
+  throw new Error('nuggets needs a little-endian host');
 
 export interface Llama2cModel {
   config: ModelConfig;
@@ -34,15 +35,20 @@ interface Header {
 }
 
 function readHeader(path: string, fd: number, size: number): Header {
-  if (size < 28) throw new InputError(path, `file is ${size} bytes, too short for a llama2.c header (28 bytes)`);
+  if (size < 28)
+    throw new InputError(path, `file is ${size} bytes, too short for a llama2.c header (28 bytes)`);
   const buf = Buffer.alloc(Math.min(size, 256));
   readSync(fd, buf, 0, buf.length, 0);
   const first = buf.readUInt32LE(0);
   if (first === V1_MAGIC) {
-    if (size < 256) throw new InputError(path, `llama2.c v1 file is ${size} bytes, shorter than its 256-byte header`);
+    if (size < 256)
+      throw new InputError(path, `llama2.c v1 file is ${size} bytes, shorter than its 256-byte header`);
     const version = buf.readInt32LE(4);
     if (version !== 1) {
-      throw new InputError(path, `llama2.c export version ${version} is not supported (only legacy v0 and fp32 v1; v2 is int8-quantised)`);
+      throw new InputError(
+        path,
+        `llama2.c export version ${version} is not supported (only legacy v0 and fp32 v1; v2 is int8-quantised)`,
+      );
     }
     const p = [0, 1, 2, 3, 4, 5, 6].map((i) => buf.readInt32LE(8 + 4 * i));
     const h = toHeader(path, p, 1, 256);
@@ -61,14 +67,34 @@ function toHeader(path: string, p: number[], version: 0 | 1, headerBytes: number
   for (let i = 0; i < vals.length; i++) {
     // Real models stay far below these bounds; anything above is a file that is not a llama2.c checkpoint.
     if (!(vals[i] > 0 && vals[i] <= 1 << 24)) {
-      throw new InputError(path, `llama2.c header field ${names[i]} = ${p[i]} is not a plausible size (not a llama2.c checkpoint?)`);
+      throw new InputError(
+        path,
+        `llama2.c header field ${names[i]} = ${p[i]} is not a plausible size (not a llama2.c checkpoint?)`,
+      );
     }
   }
-  if (dim % heads !== 0) throw new InputError(path, `llama2.c header: dim ${dim} is not divisible by n_heads ${heads}`);
-  if (heads % kvHeads !== 0) throw new InputError(path, `llama2.c header: n_heads ${heads} is not a multiple of n_kv_heads ${kvHeads}`);
-  if ((dim / heads) % 2 !== 0) throw new InputError(path, `llama2.c header: head size ${dim / heads} is odd (RoPE needs pairs)`);
+  if (dim % heads !== 0)
+    throw new InputError(path, `llama2.c header: dim ${dim} is not divisible by n_heads ${heads}`);
+  if (heads % kvHeads !== 0)
+    throw new InputError(
+      path,
+      `llama2.c header: n_heads ${heads} is not a multiple of n_kv_heads ${kvHeads}`,
+    );
+  if ((dim / heads) % 2 !== 0)
+    throw new InputError(path, `llama2.c header: head size ${dim / heads} is odd (RoPE needs pairs)`);
   // v0 marks an untied classifier with a negative vocab_size; v1 has an explicit flag (set by the caller).
-  return { dim, hidden, layers, heads, kvHeads, vocab: Math.abs(vocabSigned), seqLen, shared: vocabSigned > 0, version, headerBytes };
+  return {
+    dim,
+    hidden,
+    layers,
+    heads,
+    kvHeads,
+    vocab: Math.abs(vocabSigned),
+    seqLen,
+    shared: vocabSigned > 0,
+    version,
+    headerBytes,
+  };
 }
 
 /** The tensors in file order: [HF name, shape] per array, with llama2.c's per-kind stacking across layers. */
@@ -176,7 +202,17 @@ function nameRank(n: string): number {
   return 1;
 }
 
-const withinLayer = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj', 'input_layernorm', 'post_attention_layernorm'];
+const withinLayer = [
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'mlp.gate_proj',
+  'mlp.up_proj',
+  'mlp.down_proj',
+  'input_layernorm',
+  'post_attention_layernorm',
+];
 function cmpLayer(a: string, b: string): number {
   const la = /^model\.layers\.(\d+)\.(.*)\.weight$/.exec(a);
   const lb = /^model\.layers\.(\d+)\.(.*)\.weight$/.exec(b);
@@ -190,9 +226,12 @@ function cmpLayer(a: string, b: string): number {
  * rows to the second half, so 'half' RoPE on the result equals 'pairs' RoPE on the input.
  */
 export function permuteForHf(w: Float32Array, nHeads: number, rows: number, cols: number): Float32Array {
-  if (w.length !== rows * cols) throw new Error(`permuteForHf: ${w.length} elements, expected ${rows}x${cols}`);
-  if (rows % (2 * nHeads) !== 0) throw new Error(`permuteForHf: ${rows} rows do not split into ${nHeads} heads of pairs`);
-  const hd = rows / nHeads, half = hd / 2;
+  if (w.length !== rows * cols)
+    throw new Error(`permuteForHf: ${w.length} elements, expected ${rows}x${cols}`);
+  if (rows % (2 * nHeads) !== 0)
+    throw new Error(`permuteForHf: ${rows} rows do not split into ${nHeads} heads of pairs`);
+  const hd = rows / nHeads,
+    half = hd / 2;
   const out = new Float32Array(w.length);
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {
@@ -208,8 +247,10 @@ export function permuteForHf(w: Float32Array, nHeads: number, rows: number, cols
 
 /** The inverse of permuteForHf (HF row order back to llama2.c pairs order). */
 export function unpermuteFromHf(w: Float32Array, nHeads: number, rows: number, cols: number): Float32Array {
-  if (w.length !== rows * cols) throw new Error(`unpermuteFromHf: ${w.length} elements, expected ${rows}x${cols}`);
-  const hd = rows / nHeads, half = hd / 2;
+  if (w.length !== rows * cols)
+    throw new Error(`unpermuteFromHf: ${w.length} elements, expected ${rows}x${cols}`);
+  const hd = rows / nHeads,
+    half = hd / 2;
   const out = new Float32Array(w.length);
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {

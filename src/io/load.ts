@@ -31,7 +31,11 @@ export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSour
   if (!existsSync(path)) throw new InputError(path, 'no such file or folder');
   let target = path;
   // A path to a weight file inside an HF folder means the folder.
-  if (statSync(path).isFile() && /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))) target = dirname(path);
+  if (
+    statSync(path).isFile() &&
+    /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))
+  )
+    target = dirname(path);
   if (statSync(target).isDirectory()) {
     const { config, weights } = openHfModel(target);
     try {
@@ -46,9 +50,14 @@ export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSour
   const { config, weights } = readLlama2c(target);
   const tokPath = opts.tokenizer ?? join(dirname(target), 'tokenizer.bin');
   if (!existsSync(tokPath)) {
-    throw new InputError(target, `llama2.c checkpoint needs its tokenizer: no ${tokPath} (give one with --tokenizer)`);
+    throw new InputError(
+      target,
+      `llama2.c checkpoint needs its tokenizer: no ${tokPath} (give one with --tokenizer)`,
+    );
   }
-  const tokenizer = tokPath.endsWith('.bin') ? Llama2cTokenizer.fromFile(tokPath, config.vocabSize) : loadTokenizer(tokPath, config.vocabSize);
+  const tokenizer = tokPath.endsWith('.bin')
+    ? Llama2cTokenizer.fromFile(tokPath, config.vocabSize)
+    : loadTokenizer(tokPath, config.vocabSize);
   checkVocab(tokenizer, config, tokPath);
   return { config, weights, tokenizer, format: 'llama2c' };
 }
@@ -56,6 +65,9 @@ export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSour
 /** A model's vocabulary may be padded beyond its tokenizer's, never the other way round. */
 function checkVocab(tok: Tokenizer, c: ModelConfig, source: string): void {
   if (tok.vocabSize > c.vocabSize) {
-    throw new InputError(source, `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${c.vocabSize} (wrong tokenizer for this model?)`);
+    throw new InputError(
+      source,
+      `tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${c.vocabSize} (wrong tokenizer for this model?)`,
+    );
   }
 }

@@ -12,8 +12,21 @@ import { writeFileAtomic } from './atomic.js';
 
 /** Bytes per element of each dtype the format defines (and that this reader can read raw). */
 export const DTYPE_BYTES: Readonly<Record<string, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** Positioned read of exactly dst.length bytes (readSync may return short counts on big reads). */
@@ -45,7 +58,13 @@ export class SafetensorsReader implements WeightSource {
   private fd: number | null;
   private readonly entries: Map<string, SafetensorsEntry>;
 
-  constructor(path: string, fd: number, dataStart: number, entries: Map<string, SafetensorsEntry>, metadata: Record<string, string> | null) {
+  constructor(
+    path: string,
+    fd: number,
+    dataStart: number,
+    entries: Map<string, SafetensorsEntry>,
+    metadata: Record<string, string> | null,
+  ) {
     this.source = path;
     this.fd = fd;
     this.dataStart = dataStart;
@@ -141,12 +160,16 @@ export function toFloat32(raw: Uint8Array, dtype: string, source: string, name: 
 
 /** float8 e4m3fn (no infinities; S.1111.111 is NaN) and e5m2 (IEEE-style) value tables. */
 const E4M3 = Float32Array.from({ length: 256 }, (_, v) => {
-  const s = v & 0x80 ? -1 : 1, e = (v >> 3) & 0xf, m = v & 7;
+  const s = v & 0x80 ? -1 : 1,
+    e = (v >> 3) & 0xf,
+    m = v & 7;
   if (e === 0xf && m === 7) return NaN;
   return e === 0 ? s * m * 2 ** -9 : s * (1 + m / 8) * 2 ** (e - 7);
 });
 const E5M2 = Float32Array.from({ length: 256 }, (_, v) => {
-  const s = v & 0x80 ? -1 : 1, e = (v >> 2) & 0x1f, m = v & 3;
+  const s = v & 0x80 ? -1 : 1,
+    e = (v >> 2) & 0x1f,
+    m = v & 3;
   if (e === 0x1f) return m ? NaN : s * Infinity;
   return e === 0 ? s * m * 2 ** -16 : s * (1 + m / 4) * 2 ** (e - 15);
 });
@@ -170,14 +193,19 @@ export function openSafetensors(path: string): SafetensorsReader {
 }
 
 function parseHeader(path: string, fd: number, size: number) {
-  if (size < 8) throw new InputError(path, `file is ${size} bytes: too short for a safetensors header length (8 bytes)`);
+  if (size < 8)
+    throw new InputError(path, `file is ${size} bytes: too short for a safetensors header length (8 bytes)`);
   const lenBuf = Buffer.alloc(8);
   readFully(fd, lenBuf, 0, path);
   const n = lenBuf.readBigUInt64LE(0);
   if (n > BigInt(size - 8)) {
-    throw new InputError(path, `header length ${n} runs past the end of the file (${size - 8} bytes after the length field; truncated or not safetensors)`);
+    throw new InputError(
+      path,
+      `header length ${n} runs past the end of the file (${size - 8} bytes after the length field; truncated or not safetensors)`,
+    );
   }
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new InputError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new InputError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   if (n < 2n) throw new InputError(path, `header length ${n} is too small for a JSON object`);
   const headerLen = Number(n);
   const hbuf = Buffer.alloc(headerLen);
@@ -207,9 +235,11 @@ function parseHeader(path: string, fd: number, size: number) {
   for (const name of keys) {
     const v = obj[name];
     if (name === '__metadata__') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InputError(path, '__metadata__ is not an object of strings');
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new InputError(path, '__metadata__ is not an object of strings');
       for (const [k, s] of Object.entries(v)) {
-        if (typeof s !== 'string') throw new InputError(path, `__metadata__ value for "${k}" is not a string`);
+        if (typeof s !== 'string')
+          throw new InputError(path, `__metadata__ value for "${k}" is not a string`);
       }
       metadata = v as Record<string, string>;
       continue;
@@ -217,11 +247,17 @@ function parseHeader(path: string, fd: number, size: number) {
     entries.set(name, parseEntry(path, name, v, dataBytes));
   }
   // Tensors may not share bytes: sort by start and compare each with the previous end.
-  const sorted = [...entries.entries()].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
+  const sorted = [...entries.entries()]
+    .filter(([, e]) => e.end > e.begin)
+    .sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < sorted.length; i++) {
-    const [pn, p] = sorted[i - 1], [cn, c] = sorted[i];
+    const [pn, p] = sorted[i - 1],
+      [cn, c] = sorted[i];
     if (c.begin < p.end) {
-      throw new InputError(path, `tensor "${cn}" (bytes ${c.begin}..${c.end}) overlaps tensor "${pn}" (bytes ${p.begin}..${p.end})`);
+      throw new InputError(
+        path,
+        `tensor "${cn}" (bytes ${c.begin}..${c.end}) overlaps tensor "${pn}" (bytes ${p.begin}..${p.end})`,
+      );
     }
   }
   return { entries, metadata, dataStart };
@@ -234,7 +270,8 @@ function parseEntry(path: string, name: string, v: unknown, dataBytes: number): 
   const { dtype, shape, data_offsets: off } = v as Record<string, unknown>;
   if (typeof dtype !== 'string') throw bad('dtype is missing or not a string');
   const width = DTYPE_BYTES[dtype];
-  if (width === undefined) throw bad(`unknown dtype "${dtype}" (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+  if (width === undefined)
+    throw bad(`unknown dtype "${dtype}" (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   }
@@ -248,9 +285,14 @@ function parseEntry(path: string, name: string, v: unknown, dataBytes: number): 
   }
   const [begin, end] = off as number[];
   if (end < begin) throw bad(`data_offsets [${begin}, ${end}] end before they begin`);
-  if (end > dataBytes) throw bad(`data_offsets [${begin}, ${end}] run past the end of the data (${dataBytes} bytes; truncated file?)`);
+  if (end > dataBytes)
+    throw bad(
+      `data_offsets [${begin}, ${end}] run past the end of the data (${dataBytes} bytes; truncated file?)`,
+    );
   if (end - begin !== numel * width) {
-    throw bad(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} x [${shape.join(', ')}] needs ${numel * width}`);
+    throw bad(
+      `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} x [${shape.join(', ')}] needs ${numel * width}`,
+    );
   }
   return { dtype, shape: [...(shape as number[])], begin, end };
 }
@@ -262,7 +304,8 @@ function parseEntry(path: string, name: string, v: unknown, dataBytes: number): 
 function scanKeys(text: string, path: string): string[] {
   let i = 0;
   const ws = () => {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r'))
+      i++;
   };
   const str = (): string => {
     const start = i;
@@ -287,7 +330,10 @@ function scanKeys(text: string, path: string): string[] {
         ws();
         const k = str();
         if (seen.has(k)) {
-          throw new InputError(path, depth === 0 ? `duplicate tensor name "${k}" in the header` : `duplicate key "${k}" in the header`);
+          throw new InputError(
+            path,
+            depth === 0 ? `duplicate tensor name "${k}" in the header` : `duplicate key "${k}" in the header`,
+          );
         }
         seen.add(k);
         if (top) top.push(k);
@@ -341,37 +387,57 @@ export interface LazyWriteEntry {
  * Writes a safetensors file atomically: header padded with spaces to a multiple of 8 bytes (as the Rust
  * writer does), tensors in the order given with contiguous offsets.
  */
-export function writeSafetensors(path: string, entries: WriteEntry[], metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  entries: WriteEntry[],
+  metadata?: Record<string, string>,
+): void {
   for (const e of entries) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     if (e.data.length !== n) {
-      throw new Error(`writeSafetensors ${path}: tensor "${e.name}" has ${e.data.length} values but shape [${e.shape.join(', ')}] needs ${n}`);
+      throw new Error(
+        `writeSafetensors ${path}: tensor "${e.name}" has ${e.data.length} values but shape [${e.shape.join(', ')}] needs ${n}`,
+      );
     }
   }
-  writeSafetensorsLazy(path, entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, load: () => e.data })), metadata);
+  writeSafetensorsLazy(
+    path,
+    entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, load: () => e.data })),
+    metadata,
+  );
 }
 
-export function writeSafetensorsLazy(path: string, entries: LazyWriteEntry[], metadata?: Record<string, string>): void {
+export function writeSafetensorsLazy(
+  path: string,
+  entries: LazyWriteEntry[],
+  metadata?: Record<string, string>,
+): void {
   const seen = new Set<string>();
   const parts: string[] = [];
   if (metadata) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new Error(`writeSafetensors ${path}: metadata "${k}" must be a string`);
+      if (typeof v !== 'string')
+        throw new Error(`writeSafetensors ${path}: metadata "${k}" must be a string`);
     }
     parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   }
   let offset = 0;
   for (const e of entries) {
-    if (!e.name || e.name === '__metadata__') throw new Error(`writeSafetensors ${path}: invalid tensor name "${e.name}"`);
+    if (!e.name || e.name === '__metadata__')
+      throw new Error(`writeSafetensors ${path}: invalid tensor name "${e.name}"`);
     if (seen.has(e.name)) throw new Error(`writeSafetensors ${path}: duplicate tensor name "${e.name}"`);
     seen.add(e.name);
     if (!e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new Error(`writeSafetensors ${path}: tensor "${e.name}" has an invalid shape [${e.shape.join(', ')}]`);
+      throw new Error(
+        `writeSafetensors ${path}: tensor "${e.name}" has an invalid shape [${e.shape.join(', ')}]`,
+      );
     }
     const dtype = e.dtype ?? 'F32';
     const bytes = e.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     // Keys are written by hand: JSON.stringify on an object would move integer-like names first.
-    parts.push(`${JSON.stringify(e.name)}:${JSON.stringify({ dtype, shape: e.shape, data_offsets: [offset, offset + bytes] })}`);
+    parts.push(
+      `${JSON.stringify(e.name)}:${JSON.stringify({ dtype, shape: e.shape, data_offsets: [offset, offset + bytes] })}`,
+    );
     offset += bytes;
   }
   let header = Buffer.from(`{${parts.join(',')}}`, 'utf8');
@@ -386,7 +452,9 @@ export function writeSafetensorsLazy(path: string, entries: LazyWriteEntry[], me
       const data = e.load();
       const n = e.shape.reduce((a, b) => a * b, 1);
       if (data.length !== n) {
-        throw new Error(`writeSafetensors ${path}: tensor "${e.name}" has ${data.length} values but shape [${e.shape.join(', ')}] needs ${n}`);
+        throw new Error(
+          `writeSafetensors ${path}: tensor "${e.name}" has ${data.length} values but shape [${e.shape.join(', ')}] needs ${n}`,
+        );
       }
       const dtype = e.dtype ?? 'F32';
       yield dtype === 'F32' ? data : dtype === 'F16' ? f32ToF16(data) : f32ToBf16(data);

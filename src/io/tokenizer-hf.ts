@@ -20,7 +20,8 @@ type Json = Record<string, unknown>;
 /** A special token in tokenizer_config.json: a string or an AddedToken dict {content, ...}. */
 function tokenString(v: unknown): string | null {
   if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as Json).content === 'string') return (v as Json).content as string;
+  if (v && typeof v === 'object' && typeof (v as Json).content === 'string')
+    return (v as Json).content as string;
   return null;
 }
 
@@ -55,12 +56,22 @@ export class HfTokenizer implements Tokenizer {
     if (!model || typeof model !== 'object') throw new InputError(source, 'tokenizer.json has no "model"');
     const known = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'];
     if (typeof model.type === 'string' && !known.includes(model.type)) {
-      throw new InputError(source, `tokenizer model type "${model.type}" is not supported (supported: ${known.join(', ')})`);
+      throw new InputError(
+        source,
+        `tokenizer model type "${model.type}" is not supported (supported: ${known.join(', ')})`,
+      );
     }
     const cfg = (tokenizerConfig ?? {}) as Json;
     try {
       // The library wants every pipeline key present; older files leave some out.
-      const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tj };
+      const full = {
+        normalizer: null,
+        pre_tokenizer: null,
+        post_processor: null,
+        decoder: null,
+        added_tokens: [],
+        ...tj,
+      };
       this.lib = new HfLib(full, cfg);
     } catch (e) {
       throw new InputError(source, `cannot build the tokenizer: ${(e as Error).message}`);
@@ -74,7 +85,11 @@ export class HfTokenizer implements Tokenizer {
     const idOf = (t: string | null, fallback: number | null | undefined, what: string): number | null => {
       if (t !== null) {
         const id = this.lib.token_to_id(t);
-        if (id === undefined) throw new InputError(source, `${what} ${JSON.stringify(t)} from tokenizer_config.json is not in the vocabulary`);
+        if (id === undefined)
+          throw new InputError(
+            source,
+            `${what} ${JSON.stringify(t)} from tokenizer_config.json is not in the vocabulary`,
+          );
         return id;
       }
       return fallback ?? null;
@@ -101,7 +116,8 @@ export class HfTokenizer implements Tokenizer {
       const j = readJson(p) as Json;
       const first = (v: unknown) => (Array.isArray(v) ? v[0] : v);
       if (bos === undefined && typeof j.bos_token_id === 'number') bos = j.bos_token_id;
-      if (eos === undefined && typeof first(j.eos_token_id) === 'number') eos = first(j.eos_token_id) as number;
+      if (eos === undefined && typeof first(j.eos_token_id) === 'number')
+        eos = first(j.eos_token_id) as number;
     }
     // Newer transformers save the template beside tokenizer_config.json.
     let template: string | null = null;
@@ -109,7 +125,13 @@ export class HfTokenizer implements Tokenizer {
     const ctJson = join(folder, 'chat_template.json');
     if (existsSync(jinja)) template = readFileSync(jinja, 'utf8');
     else if (existsSync(ctJson)) template = pickTemplate((readJson(ctJson) as Json).chat_template);
-    return new HfTokenizer(tj, tc, tjPath, { bos, eos }, template ?? pickTemplate((tc as Json).chat_template));
+    return new HfTokenizer(
+      tj,
+      tc,
+      tjPath,
+      { bos, eos },
+      template ?? pickTemplate((tc as Json).chat_template),
+    );
   }
 
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
@@ -121,7 +143,10 @@ export class HfTokenizer implements Tokenizer {
   decode(ids: number[], opts: { skipSpecial?: boolean } = {}): string {
     for (const id of ids) this.check(id);
     if (ids.length === 0) return '';
-    return this.lib.decode(ids, { skip_special_tokens: opts.skipSpecial ?? false, clean_up_tokenization_spaces: this.cleanup });
+    return this.lib.decode(ids, {
+      skip_special_tokens: opts.skipSpecial ?? false,
+      clean_up_tokenization_spaces: this.cleanup,
+    });
   }
 
   /**
@@ -186,9 +211,13 @@ export function loadTokenizer(pathOrFolder: string, vocabSize?: number): Tokeniz
   if (pathOrFolder.endsWith('.bin')) return Llama2cTokenizer.fromFile(pathOrFolder, vocabSize);
   if (pathOrFolder.endsWith('tokenizer.json')) return HfTokenizer.fromFolder(dirname(pathOrFolder));
   if (existsSync(join(pathOrFolder, 'tokenizer.json'))) return HfTokenizer.fromFolder(pathOrFolder);
-  if (existsSync(join(pathOrFolder, 'tokenizer.bin'))) return Llama2cTokenizer.fromFile(join(pathOrFolder, 'tokenizer.bin'), vocabSize);
+  if (existsSync(join(pathOrFolder, 'tokenizer.bin')))
+    return Llama2cTokenizer.fromFile(join(pathOrFolder, 'tokenizer.bin'), vocabSize);
   if (existsSync(join(pathOrFolder, 'tokenizer.model'))) {
-    throw new InputError(pathOrFolder, 'has only a SentencePiece tokenizer.model; a tokenizer.json is needed (transformers writes one with save_pretrained of the fast tokenizer)');
+    throw new InputError(
+      pathOrFolder,
+      'has only a SentencePiece tokenizer.model; a tokenizer.json is needed (transformers writes one with save_pretrained of the fast tokenizer)',
+    );
   }
   throw new InputError(pathOrFolder, 'no tokenizer.json (or llama2.c tokenizer.bin) here');
 }

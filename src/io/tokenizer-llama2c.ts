@@ -34,9 +34,17 @@ export class Llama2cTokenizer implements Tokenizer {
   /** For pieces spelled <0xNN>: the byte, else -1. */
   private readonly byteOf: Int16Array;
 
-  constructor(pieces: Uint8Array[], scores: Float32Array, maxTokenLength: number, readonly source = 'tokenizer') {
+  constructor(
+    pieces: Uint8Array[],
+    scores: Float32Array,
+    maxTokenLength: number,
+    readonly source = 'tokenizer',
+  ) {
     if (pieces.length < 259) {
-      throw new InputError(source, `llama2.c tokenizer has ${pieces.length} tokens; it needs at least 259 (<unk>, BOS, EOS and 256 byte tokens)`);
+      throw new InputError(
+        source,
+        `llama2.c tokenizer has ${pieces.length} tokens; it needs at least 259 (<unk>, BOS, EOS and 256 byte tokens)`,
+      );
     }
     this.vocabSize = pieces.length;
     this.pieces = pieces;
@@ -64,29 +72,46 @@ export class Llama2cTokenizer implements Tokenizer {
 
   static fromBuffer(buf: Uint8Array, source: string, vocabSize?: number): Llama2cTokenizer {
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    if (buf.length < 4) throw new InputError(source, `llama2.c tokenizer is ${buf.length} bytes, too short for its header`);
+    if (buf.length < 4)
+      throw new InputError(source, `llama2.c tokenizer is ${buf.length} bytes, too short for its header`);
     const maxLen = view.getInt32(0, true);
-    if (maxLen <= 0 || maxLen > 1 << 20) throw new InputError(source, `llama2.c tokenizer max_token_length ${maxLen} is not plausible`);
+    if (maxLen <= 0 || maxLen > 1 << 20)
+      throw new InputError(source, `llama2.c tokenizer max_token_length ${maxLen} is not plausible`);
     const pieces: Uint8Array[] = [];
     const scores: number[] = [];
     let p = 4;
     while (p < buf.length && (vocabSize === undefined || pieces.length < vocabSize)) {
       const id = pieces.length;
-      if (p + 8 > buf.length) throw new InputError(source, `token ${id}: truncated score/length at byte ${p}`);
+      if (p + 8 > buf.length)
+        throw new InputError(source, `token ${id}: truncated score/length at byte ${p}`);
       const score = view.getFloat32(p, true);
       const len = view.getInt32(p + 4, true);
       p += 8;
-      if (len < 0 || len > maxLen) throw new InputError(source, `token ${id}: byte length ${len} is outside 0..max_token_length ${maxLen}`);
-      if (p + len > buf.length) throw new InputError(source, `token ${id}: its ${len} bytes run past the end of the file (truncated?)`);
+      if (len < 0 || len > maxLen)
+        throw new InputError(
+          source,
+          `token ${id}: byte length ${len} is outside 0..max_token_length ${maxLen}`,
+        );
+      if (p + len > buf.length)
+        throw new InputError(
+          source,
+          `token ${id}: its ${len} bytes run past the end of the file (truncated?)`,
+        );
       pieces.push(buf.slice(p, p + len));
       scores.push(score);
       p += len;
     }
     if (vocabSize !== undefined && pieces.length !== vocabSize) {
-      throw new InputError(source, `llama2.c tokenizer holds ${pieces.length} tokens but the model's vocab_size is ${vocabSize}`);
+      throw new InputError(
+        source,
+        `llama2.c tokenizer holds ${pieces.length} tokens but the model's vocab_size is ${vocabSize}`,
+      );
     }
     if (vocabSize !== undefined && p !== buf.length) {
-      throw new InputError(source, `llama2.c tokenizer has ${buf.length - p} bytes after its ${vocabSize} tokens (wrong tokenizer for this model?)`);
+      throw new InputError(
+        source,
+        `llama2.c tokenizer has ${buf.length - p} bytes after its ${vocabSize} tokens (wrong tokenizer for this model?)`,
+      );
     }
     return new Llama2cTokenizer(pieces, Float32Array.from(scores), maxLen, source);
   }
@@ -201,7 +226,10 @@ class PairHeap {
   get size(): number {
     return this.a.length;
   }
-  private before(x: [number, number, number, number, number, number], y: [number, number, number, number, number, number]): boolean {
+  private before(
+    x: [number, number, number, number, number, number],
+    y: [number, number, number, number, number, number],
+  ): boolean {
     return x[0] > y[0] || (x[0] === y[0] && x[1] < y[1]);
   }
   push(score: number, l: number, r: number, id: number, tl: number, tr: number): void {
@@ -223,7 +251,8 @@ class PairHeap {
       a[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < a.length && this.before(a[l], a[m])) m = l;
         if (r < a.length && this.before(a[r], a[m])) m = r;
