@@ -1,0 +1,187 @@
+/**
+ * One schema per command: option names, types, defaults and help text. The same schema makes the
+ * command-line flags (src/config/cli.ts) and validates config files (src/config/file.ts), so the two
+ * cannot drift apart. Defaults are the paper's / reference code's (METHOD.md steps 1-6, the
+ * reference's train.sh and finetune.py); where the reference has none, HF Trainer's defaults.
+ */
+import { z } from 'zod';
+import { bool, int, num, oneOf, path, str, type CommandSchema } from './fields.js';
+
+/** LoRA target modules and the groups the CLI accepts (METHOD.md "modules" axis). */
+export const MODULE_NAMES = [
+  'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'embed_tokens', 'lm_head',
+  'all', 'attention', 'mlp', 'ffn', 'embedding',
+] as const;
+
+const modules = (description: string) => z.array(z.enum(MODULE_NAMES)).min(1).default(['all']).describe(description);
+
+/** How examples are turned into token sequences (shared by sense and train). */
+const dataFields = {
+  chatFormat: oneOf(['tulu', 'template'], "prompt format: the paper's Tulu format, or the tokenizer's chat template").default('tulu'),
+  maxLength: int('maximum tokens per example (BOS and EOS included)').min(2).default(2048),
+  overflow: oneOf(['truncate', 'refuse'], 'examples longer than --max-length: cut the end (the reference), or refuse them, listing their lines').default(
+    'truncate',
+  ),
+};
+
+const tokenizer = path('tokenizer file or folder when the model has none beside it (llama2.c tokenizer.bin)').optional();
+
+/** `nuggets sense`: METHOD.md step 1. */
+export const senseSchema = z
+  .object({
+    teacher: path('teacher model: a Hugging Face folder or a llama2.c checkpoint'),
+    seeds: path('seed examples (JSONL: {"messages"}, {"prompt","answer"}, {"question","answer"}, ...)'),
+    out: path('sensitivity file to write (.safetensors); a JSON summary is written beside it'),
+    tokenizer,
+    numSeeds: int('use the first k seed examples').min(1).default(32),
+    dtype: oneOf(['f32', 'bf16'], 'storage precision of the sensitivity file (computed in fp32 either way)').default('f32'),
+    ...dataFields,
+    shard: str('process only slice i of n of the seeds, "i/n" with 0 <= i < n (merge the shards with "sense merge")')
+      .regex(/^\d+\/[1-9]\d*$/, 'must look like "i/n", e.g. "0/4"')
+      .optional(),
+    streaming: bool('run layer by layer so that peak memory is about one layer (off: whole model in memory)').default(true),
+    progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
+  })
+  .strict();
+
+/** `nuggets sense merge`: sums shard files. */
+export const senseMergeSchema = z
+  .object({
+    inputs: z.array(path('a shard file')).min(1).describe('shard sensitivity files written by "sense --shard i/n" (comma separated)'),
+    out: path('merged sensitivity file to write'),
+    dtype: oneOf(['f32', 'bf16'], 'storage precision of the merged file').default('f32'),
+  })
+  .strict();
+
+/** `nuggets extract`: METHOD.md steps 2-4 and the controls. */
+export const extractSchema = z
+  .object({
+    teacher: path('teacher model (HF folder or llama2.c checkpoint), or "self" to use the student as its own teacher', ['self']),
+    student: path('student model (HF folder or llama2.c checkpoint)'),
+    sensitivity: path('sensitivity file from "nuggets sense" (not needed for --init lora or pissa)').optional(),
+    out: path('initialisation folder to write (PEFT adapter + manifest.json)'),
+    layers: oneOf(['sensitivity', 'first', 'last', 'random'], 'which teacher layers feed the student').default('sensitivity'),
+    structure: oneOf(['block', 'rowcol', 'elements', 'random'], 'what is cut from each teacher matrix').default('block'),
+    heads: bool('keep attention windows on head boundaries (and key/value groups for GQA)').default(false),
+    modules: modules('modules to initialise: names or groups (all, attention, mlp, embedding, lm_head), comma separated'),
+    rank: int('LoRA rank r').min(1).default(16),
+    alpha: num('LoRA alpha (scale alpha/r; the init is divided by the scale so that scale*B*A is the rank-r approximation)').positive().default(16),
+    svd: oneOf(['exact', 'randomized'], 'truncated SVD method').default('exact'),
+    init: oneOf(['teacher', 'lora', 'pissa', 'random-matched'], 'teacher factors (the method), or a control: PEFT default, PiSSA, random of matched norm').default(
+      'teacher',
+    ),
+    seed: int('seed for the random choices (random layers/structure/init)').default(42),
+    dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the adapter factors').default('f32'),
+  })
+  .strict();
+
+/** `nuggets train`: METHOD.md steps 5-6 (issue 5). */
+export const trainSchema = z
+  .object({
+    student: path('student model (HF folder or llama2.c checkpoint)'),
+    data: path('training examples (JSONL)'),
+    out: path('output folder (adapter, checkpoints, trainer_log.jsonl)'),
+    init: path('initialisation folder from "nuggets extract" (subtract trick: W - B0*A0, LoRA starts at B0, A0)').optional(),
+    loraInit: oneOf(['default', 'pissa'], 'LoRA init when no --init folder is given: PEFT default (B = 0) or PiSSA').default('default'),
+    tokenizer,
+    evalData: path('held-out examples (JSONL) whose loss is reported each epoch').optional(),
+    valSize: num('held-out examples split off the training data instead: a count, or a fraction below 1 (0: none)').min(0).default(0),
+    epochs: int('training epochs').min(1).default(3),
+    learningRate: num('peak learning rate (AdamW)').positive().default(3e-4),
+    batchSize: int('effective batch size (examples per optimizer update)').min(1).default(64),
+    microBatchSize: int('examples per forward/backward; gradients are accumulated up to --batch-size').min(1).default(8),
+    scheduler: oneOf(['linear', 'cosine', 'constant'], 'learning-rate schedule after warmup').default('linear'),
+    warmupRatio: num('share of the updates spent warming up (warmup steps = ceil(ratio * total))').min(0).max(1).default(0.03),
+    weightDecay: num('AdamW decoupled weight decay').min(0).default(0),
+    adamBeta1: num('AdamW beta1').min(0).lt(1).default(0.9),
+    adamBeta2: num('AdamW beta2').min(0).lt(1).default(0.999),
+    adamEpsilon: num('AdamW epsilon').positive().default(1e-8),
+    maxGradNorm: num('clip the global gradient norm to this (0: no clipping)').min(0).default(1),
+    rank: int('LoRA rank r (must match the --init folder when given)').min(1).default(16),
+    alpha: num('LoRA alpha (scale alpha/r)').positive().default(16),
+    dropout: num('LoRA dropout').min(0).lt(1).default(0.05),
+    modules: modules('modules that get LoRA: names or groups (all, attention, mlp, embedding, lm_head), comma separated'),
+    ...dataFields,
+    seed: int('seed for data order, dropout and LoRA init').default(1),
+    loggingSteps: int('write a trainer_log.jsonl line every N updates').min(1).default(10),
+    saveSteps: int('save a checkpoint every N updates (0: only at the end of each epoch)').min(0).default(0),
+    keepCheckpoints: int('keep the newest N checkpoints').min(1).default(10),
+    resume: bool('continue from the newest checkpoint in the output folder').default(false),
+    resumeFrom: path('continue from this checkpoint folder').optional(),
+    dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the saved adapter').default('f32'),
+    progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
+  })
+  .strict()
+  .refine((o) => o.microBatchSize <= o.batchSize, { message: 'must not exceed --batch-size', path: ['microBatchSize'] });
+
+/** `nuggets eval`: benchmarks (FORMATS.md "Benchmarks"). */
+export const evalSchema = z
+  .object({
+    model: path('model to evaluate (HF folder or llama2.c checkpoint)'),
+    adapter: path('LoRA adapter folder to apply (PEFT format)').optional(),
+    tokenizer,
+    tasks: z.array(str('a task')).min(1).describe('tasks, comma separated: gsm8k, mmlu, mmlu_<subject>, super_ni:<file>, alpaca_eval, humaneval, perplexity:<file>'),
+    out: path('results JSON to write'),
+    shots: z.array(int('a shot count').min(0)).optional().describe('few-shot counts, comma separated (each is run; default per task: gsm8k 8, mmlu 0)'),
+    limit: int('evaluate only the first N samples of each task').min(1).optional(),
+    chatFormat: oneOf(['plain', 'tulu', 'template'], 'prompt wrapping: task prompts as is, the Tulu chat turn, or the chat template').default('tulu'),
+    batchSize: int('sequences per forward pass').min(1).default(1),
+    maxNewTokens: int('generation budget per sample (default per task)').min(1).optional(),
+    mmluScoring: oneOf(['loglik', 'generate'], 'MMLU: log-likelihood of the answer letter, or generation').default('loglik'),
+    dataDir: path('folder with the benchmark data (gsm8k/, mmlu/, humaneval/...)').optional(),
+    samples: bool('also write per-sample JSONL files').default(false),
+    judge: str('pairwise judge for alpaca_eval: a local model folder, or an OpenAI-compatible URL').optional(),
+    allowCodeExecution: bool('run model-written HumanEval code in a separate process (NOT a security sandbox)').default(false),
+    seed: int('seed for sampling and shot selection').default(1234),
+    progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
+  })
+  .strict();
+
+/** `nuggets generate`: text from a model (+ adapter). */
+export const generateSchema = z
+  .object({
+    model: path('model (HF folder or llama2.c checkpoint)'),
+    adapter: path('LoRA adapter folder to apply (PEFT format)').optional(),
+    tokenizer,
+    prompt: str('prompt text (empty: start from BOS)').default(''),
+    chatFormat: oneOf(['plain', 'tulu', 'template'], 'wrap the prompt as a chat turn (tulu, template) or not (plain)').default('plain'),
+    maxNewTokens: int('tokens to generate at most').min(1).default(256),
+    temperature: num('sampling temperature (0: greedy)').min(0).default(0),
+    topP: num('nucleus sampling: keep the smallest set of tokens with this much probability').gt(0).max(1).default(1),
+    topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
+    seed: int('sampling seed').default(42),
+    stream: bool('print tokens as they are generated').default(true),
+  })
+  .strict();
+
+/** `nuggets merge`: W_final = W_s - B0*A0 + B1*A1 (METHOD.md step 7) into an HF folder. */
+export const mergeSchema = z
+  .object({
+    student: path('the untouched student model (HF folder or llama2.c checkpoint)'),
+    adapter: path('trained adapter folder from "nuggets train"'),
+    out: path('merged Hugging Face model folder to write'),
+    tokenizer,
+    dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the merged weights').default('f32'),
+  })
+  .strict();
+
+export type SenseOptions = z.infer<typeof senseSchema>;
+export type SenseMergeOptions = z.infer<typeof senseMergeSchema>;
+export type ExtractOptions = z.infer<typeof extractSchema>;
+export type TrainOptions = z.infer<typeof trainSchema>;
+export type EvalOptionsConfig = z.infer<typeof evalSchema>;
+export type GenerateOptions = z.infer<typeof generateSchema>;
+export type MergeOptions = z.infer<typeof mergeSchema>;
+
+/** Every command schema by command name (config files may hold a section per command). */
+export const COMMAND_SCHEMAS = {
+  sense: senseSchema,
+  'sense-merge': senseMergeSchema,
+  extract: extractSchema,
+  train: trainSchema,
+  eval: evalSchema,
+  generate: generateSchema,
+  merge: mergeSchema,
+} satisfies Record<string, CommandSchema>;
+
+export type CommandName = keyof typeof COMMAND_SCHEMAS;
