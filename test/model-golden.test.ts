@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLlama2c, permuteForHf } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
@@ -12,15 +14,19 @@ import { LlamaModel } from '../src/model/model.js';
 import { generate } from '../src/model/generate.js';
 import { padBatch } from '../src/model/batch.js';
 import { MemoryWeights } from '../src/model/weights.js';
+import type { Tokenizer } from '../src/io/tokenizer.js';
+import { convertLlama2cToHf } from '../src/io/convert.js';
+import { openHfModel } from '../src/io/checkpoint.js';
+import { loadTokenizer } from '../src/io/tokenizer-hf.js';
 import { GOLDEN_TEXT, STORIES260K, heldOutStories } from './model-helpers.js';
 
 const CKPT = join(STORIES260K, 'checkpoint_legacy.bin');
 const tok = Llama2cTokenizer.fromFile(join(STORIES260K, 'tokenizer.bin'), 512);
 
-function greedyFromBos(model: LlamaModel): { text: string; streamed: string; n: number } {
+function greedyFromBos(model: LlamaModel, tokenizer: Tokenizer = tok): { text: string; streamed: string; n: number } {
   let streamed = '';
-  const [r] = generate(model, [[tok.bosId]], {
-    maxNewTokens: 200, tokenizer: tok, onToken: (e) => (streamed += e.text),
+  const [r] = generate(model, [[1]], {
+    maxNewTokens: 200, tokenizer, onToken: (e) => (streamed += e.text),
   });
   return { text: r.text!, streamed, n: r.tokens.length };
 }
@@ -48,6 +54,22 @@ test('stories260K in HF layout (q/k rows permuted, rotate_half RoPE) prints the 
   // and without the permutation the 'half' model is a different function (the permutation matters)
   const wrong = LlamaModel.load({ config: { ...config, ropeStyle: 'half' }, weights });
   assert.notEqual(greedyFromBos(wrong).text, GOLDEN_TEXT);
+});
+
+test('stories260K converted to an HF folder (nuggets convert) and loaded back prints the golden text with its tokenizer.json', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-golden-'));
+  try {
+    convertLlama2cToHf(CKPT, join(STORIES260K, 'tokenizer.bin'), dir);
+    const hf = openHfModel(dir);
+    assert.equal(hf.config.ropeStyle, 'half');
+    const model = LlamaModel.load(hf);
+    hf.weights.close();
+    const { text, streamed } = greedyFromBos(model, loadTokenizer(dir));
+    assert.equal(text, GOLDEN_TEXT);
+    assert.equal(streamed, GOLDEN_TEXT);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('stories260K mean next-token loss on 40 held-out TinyStories stories is 1.27 +/- 0.02 nats', (t) => {

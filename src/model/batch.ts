@@ -3,6 +3,8 @@
  * RoPE positions come from the mask (HF generate's `cumsum(mask) - 1`), so left-padded prompts get
  * the same positions as unpadded ones, and right padding equals the plain 0..T-1 on real tokens.
  */
+import type { SeqContext } from './block.js';
+
 export interface Batch {
   /** Token ids [B*T]; ids at padded places must still be valid ids (any, e.g. 0). */
   ids: Int32Array;
@@ -31,6 +33,17 @@ export function positionsFromMask(mask: Uint8Array | undefined, B: number, T: nu
     }
   }
   return out;
+}
+
+/** The attention context of a plain (uncached) forward of `batch`: what a DecoderLayer needs. */
+export function seqContext(batch: Batch): SeqContext {
+  checkBatch(batch);
+  const N = batch.B * batch.T;
+  return {
+    B: batch.B, T: batch.T,
+    positions: positionsFromMask(batch.attentionMask, batch.B, batch.T),
+    keyMask: batch.attentionMask ? batch.attentionMask.subarray(0, N) : null,
+  };
 }
 
 export function checkBatch(batch: Batch): void {
