@@ -46,7 +46,11 @@ export interface MatrixRecord {
   offset: [number, number] | null;
   /** Share of the matrix's total sensitivity inside the kept entries (0..1). */
   share: number | null;
-  /** Top-r singular values of the factorised matrix (W_e, or the student's own for PiSSA). */
+  /**
+   * Top-r singular values of the factorised matrix: W_e (teacher init; for random-matched, the
+   * teacher block whose delta norm the random factors match), the student's own weight (PiSSA),
+   * empty for the plain LoRA init.
+   */
   singularValues: number[];
   /** sum of the kept s_i^2 over ||W||_F^2. */
   energyKept: number | null;

@@ -143,6 +143,7 @@ function mode(xs: number[]): number {
 export function adapterConfigFor(modules: readonly AdapterModule[], opts: WriteAdapterOptions): AdapterConfig {
   if (modules.length === 0) throw new InputError('adapter', 'no modules to write');
   const init = opts.initLoraWeights ?? true;
+  if (!(opts.loraDropout >= 0 && opts.loraDropout < 1)) throw new InputError('adapter', `lora_dropout must be in [0, 1), got ${opts.loraDropout}`);
   if (typeof init === 'string' && BASE_MUTATING.test(init)) {
     throw new InputError('adapter', `init_lora_weights "${init}" would make PEFT recompute it on load and change the base weights`);
   }
@@ -272,8 +273,11 @@ function openAdapterWeights(dir: string) {
   return openSafetensors(path);
 }
 
-/** init_lora_weights values with which PEFT recomputes factors from the base weight when loading. */
-const BASE_MUTATING = /^(pissa|olora|loftq|corda|eva|orthogonal)/i;
+/**
+ * init_lora_weights values with which PEFT rewrites the base weight while creating the layers (so
+ * also when loading): pissa / pissa_niter_k, olora, loftq, corda.
+ */
+const BASE_MUTATING = /^(pissa|olora|loftq|corda)/i;
 
 /**
  * Validates an adapter against a model the way PEFT would load it: config fields, every key name,
