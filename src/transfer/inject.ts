@@ -14,7 +14,7 @@ import type { Factors } from './factorize.js';
  * the LoRA-wrapped module computes W_s' + scale·B·A = W_s: the student starts as itself.
  */
 export function subtractInit(Ws: Float32Array, f: Factors, scale: number, transposed: boolean): Float32Array {
-  const out = Float32Array.from(Ws);
+  const out = Ws.slice(); // keeps the array type (Float64Array in the float64 gradient-check mode)
   addDelta(out, f, -scale, transposed);
   return out;
 }
