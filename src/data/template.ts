@@ -29,7 +29,7 @@ export function templateFormat(tok: Tokenizer, source = 'tokenizer'): ChatFormat
     bosToken,
     eosToken,
     render: (messages, addGenerationPrompt) =>
-      renderChat(template, messages, {
+      renderChat(template, messages.map((m) => ({ role: m.role, content: m.content })), {
         bos_token: bosToken ?? '',
         eos_token: eosToken ?? '',
         add_generation_prompt: addGenerationPrompt,
