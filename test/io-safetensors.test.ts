@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { openSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { openSafetensors, writeSafetensors, writeSafetensorsLazy } from '../src/io/safetensors.js';
 import { InputError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nuggets-st-'));
@@ -296,5 +296,28 @@ test('fuzz: random bytes and mutated valid files give InputError or a valid read
       attempt(b);
     }),
     { numRuns: 500, seed: 3 },
+  );
+});
+
+test('raw entries of any dtype are copied unchanged (lazy writer)', () => {
+  const p = join(dir, 'raw.safetensors');
+  const i64 = new Uint8Array(new BigInt64Array([1n, -2n, 3n]).buffer);
+  writeSafetensorsLazy(p, [
+    { name: 'pos', shape: [3], dtype: 'I64', loadRaw: () => i64 },
+    { name: 'w', shape: [2], load: () => Float32Array.of(0.5, 4), dtype: 'F16' },
+  ]);
+  const r = openSafetensors(p);
+  assert.deepEqual(r.info('pos'), { dtype: 'I64', shape: [3] });
+  assert.deepEqual(r.getRaw('pos'), i64);
+  assert.deepEqual([...r.get('pos')], [1, -2, 3]);
+  assert.deepEqual([...r.get('w')], [0.5, 4]);
+  r.close();
+  assert.throws(
+    () => writeSafetensorsLazy(p, [{ name: 'x', shape: [2], dtype: 'I64', loadRaw: () => i64 }]),
+    /has 24 bytes but I64 x \[2\] needs 16/,
+  );
+  assert.throws(
+    () => writeSafetensorsLazy(p, [{ name: 'x', shape: [1], dtype: 'Q4', loadRaw: () => i64 }]),
+    /cannot be written as dtype Q4/,
   );
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HfTokenizer, loadTokenizer } from '../src/io/tokenizer-hf.js';
+import { HfTokenizer, loadTokenizer, StreamDecoder } from '../src/io/tokenizer-hf.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { buildTokenizerJson, buildTokenizerConfig, extractMerges } from '../src/io/convert.js';
 import { renderChat, applyChatTemplate } from '../src/io/chat-template.js';
@@ -206,4 +206,26 @@ test('loadTokenizer picks tokenizer.json or tokenizer.bin; bad files are InputEr
   copyFileSync('fixtures/io/gpt2-bytelevel/tokenizer.json', join(t, 'tokenizer.json'));
   writeFileSync(join(t, 'chat_template.jinja'), '{{ messages[0].content }}!');
   assert.equal(renderChat(HfTokenizer.fromFolder(t).chatTemplate!, [{ role: 'user', content: 'yo' }]), 'yo!');
+});
+
+test('StreamDecoder: pushing ids one by one yields exactly the decoded text, for both tokenizer kinds', () => {
+  const samples = ['Once upon a time, 😀 a naïve “cat” said: 日本!\nThe end.', text.slice(0, 600)];
+  for (const tok of [hf, l2c, HfTokenizer.fromFolder('fixtures/io/qwen2-bytelevel')]) {
+    for (const s of samples) {
+      const ids = tok.encode(s, { addBos: true });
+      const sd = new StreamDecoder(tok);
+      let out = '';
+      const pieces: string[] = [];
+      for (const id of ids) {
+        const p = sd.push(id);
+        assert.ok(!p.includes('\ufffd'), `partial character leaked: ${JSON.stringify(p)}`);
+        pieces.push(p);
+        out += p;
+      }
+      out += sd.flush();
+      assert.equal(out, tok.decode(ids, { skipSpecial: true }));
+      assert.equal(out, s);
+      assert.ok(pieces.filter((p) => p.length > 0).length > 5);
+    }
+  }
 });

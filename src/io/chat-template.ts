@@ -8,10 +8,10 @@ import { Template } from '@huggingface/jinja';
 import { InputError } from '../errors.js';
 import type { Tokenizer } from './tokenizer.js';
 
+/** A chat turn; any further fields a template reads (tool_calls, name, ...) pass through. */
 export interface ChatMessage {
   role: string;
   content: string;
-  [key: string]: unknown;
 }
 
 export interface ChatOptions {

@@ -375,13 +375,14 @@ export interface WriteEntry {
   dtype?: WriteDtype;
 }
 
-/** An entry whose data is produced only when its bytes are written (streams a big model to disk). */
-export interface LazyWriteEntry {
-  name: string;
-  shape: number[];
-  load: () => Float32Array;
-  dtype?: WriteDtype;
-}
+/**
+ * An entry whose data is produced only when its bytes are written (streams a big model to disk): either
+ * float32 values (`load`, stored as F32/F16/BF16) or raw little-endian bytes of any dtype (`loadRaw`, for
+ * copying tensors such as I64 buffers unchanged).
+ */
+export type LazyWriteEntry =
+  | { name: string; shape: number[]; load: () => Float32Array; dtype?: WriteDtype }
+  | { name: string; shape: number[]; loadRaw: () => Uint8Array; dtype: string };
 
 /**
  * Writes a safetensors file atomically: header padded with spaces to a multiple of 8 bytes (as the Rust
@@ -433,6 +434,9 @@ export function writeSafetensorsLazy(
       );
     }
     const dtype = e.dtype ?? 'F32';
+    if (DTYPE_BYTES[dtype] === undefined || ('load' in e && !['F32', 'F16', 'BF16'].includes(dtype))) {
+      throw new Error(`writeSafetensors ${path}: tensor "${e.name}" cannot be written as dtype ${dtype}`);
+    }
     const bytes = e.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     // Keys are written by hand: JSON.stringify on an object would move integer-like names first.
     parts.push(
@@ -449,8 +453,18 @@ export function writeSafetensorsLazy(
     yield len;
     yield header;
     for (const e of entries) {
-      const data = e.load();
       const n = e.shape.reduce((a, b) => a * b, 1);
+      if ('loadRaw' in e) {
+        const raw = e.loadRaw();
+        if (raw.length !== n * DTYPE_BYTES[e.dtype]) {
+          throw new Error(
+            `writeSafetensors ${path}: tensor "${e.name}" has ${raw.length} bytes but ${e.dtype} x [${e.shape.join(', ')}] needs ${n * DTYPE_BYTES[e.dtype]}`,
+          );
+        }
+        yield raw;
+        continue;
+      }
+      const data = e.load();
       if (data.length !== n) {
         throw new Error(
           `writeSafetensors ${path}: tensor "${e.name}" has ${data.length} values but shape [${e.shape.join(', ')}] needs ${n}`,

@@ -221,3 +221,41 @@ export function loadTokenizer(pathOrFolder: string, vocabSize?: number): Tokeniz
   }
   throw new InputError(pathOrFolder, 'no tokenizer.json (or llama2.c tokenizer.bin) here');
 }
+
+/**
+ * Incremental detokenization for streaming generation, for any Tokenizer (the prefix/read-offset scheme
+ * of HF text-generation-inference): each new id decodes a short window together with a few earlier ids, so
+ * leading-space stripping and multi-byte characters split over byte-fallback tokens come out right; text
+ * is held back while it ends in an incomplete character (U+FFFD).
+ */
+export class StreamDecoder {
+  private ids: number[] = [];
+  private prefixOffset = 0;
+  private readOffset = 0;
+
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly opts: { skipSpecial?: boolean } = { skipSpecial: true },
+  ) {}
+
+  /** Adds one id; returns the text it completes ('' when it only starts a character). */
+  push(id: number): string {
+    this.ids.push(id);
+    const prefix = this.tok.decode(this.ids.slice(this.prefixOffset, this.readOffset), this.opts);
+    const full = this.tok.decode(this.ids.slice(this.prefixOffset), this.opts);
+    if (full.length > prefix.length && !full.endsWith('\ufffd') && full.startsWith(prefix)) {
+      this.prefixOffset = this.readOffset;
+      this.readOffset = this.ids.length;
+      return full.slice(prefix.length);
+    }
+    return '';
+  }
+
+  /** Whatever is still held back (an incomplete character at the end of generation). */
+  flush(): string {
+    const prefix = this.tok.decode(this.ids.slice(this.prefixOffset, this.readOffset), this.opts);
+    const full = this.tok.decode(this.ids.slice(this.prefixOffset), this.opts);
+    this.prefixOffset = this.readOffset = this.ids.length;
+    return full.startsWith(prefix) ? full.slice(prefix.length) : '';
+  }
+}

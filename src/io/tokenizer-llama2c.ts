@@ -33,6 +33,10 @@ export class Llama2cTokenizer implements Tokenizer {
   private readonly latin: string[];
   /** For pieces spelled <0xNN>: the byte, else -1. */
   private readonly byteOf: Int16Array;
+  /** (left id, right id) -> merged id or -1, filled as pairs are met (saves a string concat per lookup). */
+  private readonly pairs = new Map<number, number>();
+  /** Id of the piece made of one byte, or -1. */
+  private readonly singleByte = new Int32Array(256).fill(-1);
 
   constructor(
     pieces: Uint8Array[],
@@ -57,6 +61,7 @@ export class Llama2cTokenizer implements Tokenizer {
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(this.latin[i]);
       if (m) this.byteOf[i] = parseInt(m[1], 16);
     }
+    for (let b = 0; b < 256; b++) this.singleByte[b] = this.lookup.get(String.fromCharCode(b)) ?? -1;
   }
 
   /** Reads tokenizer.bin; vocabSize (from the model) is checked when given. */
@@ -135,14 +140,24 @@ export class Llama2cTokenizer implements Tokenizer {
       // One code point: a byte plus the continuation bytes after it (at most 4 bytes, as llama2.c).
       let j = i + 1;
       while (j < bytes.length && (bytes[j] & 0xc0) === 0x80 && j - i < 4) j++;
-      const id = this.lookup.get(bytes.toString('latin1', i, j));
-      if (id !== undefined) ids.push(id);
+      const id = j === i + 1 ? this.singleByte[bytes[i]] : this.lookup.get(bytes.toString('latin1', i, j));
+      if (id !== undefined && id >= 0) ids.push(id);
       else for (let k = i; k < j; k++) ids.push(bytes[k] + 3);
       i = j;
     }
     const merged = this.merge(ids);
     if (opts.addEos) merged.push(EOS);
     return merged;
+  }
+
+  private pairId(a: number, b: number): number {
+    const key = a * this.vocabSize + b;
+    let id = this.pairs.get(key);
+    if (id === undefined) {
+      id = this.lookup.get(this.latin[a] + this.latin[b]) ?? -1;
+      if (this.pairs.size < 1 << 22) this.pairs.set(key, id);
+    }
+    return id;
   }
 
   /** Greedy best-score pair merging (llama2.c encode's while loop), in O(n log n). */
@@ -162,8 +177,8 @@ export class Llama2cTokenizer implements Tokenizer {
     const push = (l: number) => {
       const r = next[l];
       if (l < 0 || r < 0) return;
-      const id = this.lookup.get(this.latin[tok[l]] + this.latin[tok[r]]);
-      if (id === undefined) return;
+      const id = this.pairId(tok[l], tok[r]);
+      if (id < 0) return;
       const s = this.scores[id];
       if (!(s > MIN_SCORE)) return;
       heap.push(s, l, r, id, tok[l], tok[r]);
@@ -239,7 +254,9 @@ class PairHeap {
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (!this.before(a[i], a[p])) break;
-      [a[i], a[p]] = [a[p], a[i]];
+      const t = a[i];
+      a[i] = a[p];
+      a[p] = t;
       i = p;
     }
   }
@@ -257,7 +274,9 @@ class PairHeap {
         if (l < a.length && this.before(a[l], a[m])) m = l;
         if (r < a.length && this.before(a[r], a[m])) m = r;
         if (m === i) break;
-        [a[i], a[m]] = [a[m], a[i]];
+        const t = a[i];
+        a[i] = a[m];
+        a[m] = t;
         i = m;
       }
     }
