@@ -11,6 +11,8 @@
  *   assistant -> "<|assistant|>\n" + content.strip() + EOS          (no newline after EOS)
  * The prompt is `messages[:-1]` rendered + "<|assistant|>\n"; the answer is the last assistant
  * content + EOS. Earlier assistant turns are context only (the reference trains the last turn).
+ * Text after an EOS piece is tokenised as a fresh run (a SentencePiece tokenizer gives it its dummy
+ * prefix space again), as the legacy LlamaTokenizer the reference used does after "</s>" in text.
  * Note: open-instruct's own Tulu layout differs ("\n" rather than "\n\n" after a user turn, "\n"
  * after each EOS); the paper's code is the reference here.
  *
