@@ -164,3 +164,24 @@ test('LoRA at init (B = 0) keeps the function; the subtract trick W - B·A with 
   const changed = model.forward(batch);
   assert.ok(changed.some((v, i) => Math.abs(v - base[i]) > 1e-3));
 });
+
+test('rowLoss gives per-token losses; gradScale scales the gradient (accumulated batches)', () => {
+  const model = randomModel(cfg, 7);
+  model.enableGrads();
+  const batch: Batch = { ids: Int32Array.from([1, 4, 9, 16, 25, 3]), B: 2, T: 3 };
+  const targets = Int32Array.from([4, 9, -1, -1, 25, 3]);
+  const rowLoss = new Float32Array(6);
+  const loss = model.loss(batch, targets, { rowLoss });
+  assert.equal(rowLoss[2], 0);
+  assert.equal(rowLoss[3], 0);
+  assert.ok(Math.abs(rowLoss.reduce((a, b) => a + b) / 4 - loss) < 1e-6);
+  model.backward();
+  const g1 = model.params.get('model.layers.0.mlp.down_proj.weight').grad!.slice();
+  model.zeroGrads();
+  const loss2 = model.loss(batch, targets, { gradScale: 2 / 4 });
+  assert.equal(loss2, loss);
+  model.backward();
+  const g2 = model.params.get('model.layers.0.mlp.down_proj.weight').grad!;
+  for (let i = 0; i < g1.length; i++) assert.ok(Math.abs(g2[i] - 2 * g1[i]) <= 1e-6 * (1 + Math.abs(g1[i])));
+  assert.ok(g1.some((v) => Math.abs(v) > 1e-4));
+});

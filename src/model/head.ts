@@ -54,9 +54,11 @@ export class Head {
   /**
    * Mean cross-entropy over rows whose target is >= 0 (targets -1 are ignored: answer-only loss).
    * Writes dL/dlogits into the logits buffer (the logits are consumed) so that backward can follow.
-   * rowLoss, if given, receives each row's loss (0 for ignored rows).
+   * rowLoss, if given, receives each row's loss (0 for ignored rows). gradScale is the factor of each
+   * token's gradient: 1/count by default (the gradient of the mean); a trainer averaging over a whole
+   * accumulated batch passes 1/(tokens in the batch) instead.
    */
-  loss(targets: Int32Array, rowLoss: F32 | null = null): { loss: number; count: number } {
+  loss(targets: Int32Array, rowLoss: F32 | null = null, gradScale?: number): { loss: number; count: number } {
     const rows = this.rows, V = this.V;
     let count = 0;
     for (let i = 0; i < rows; i++) {
@@ -68,7 +70,7 @@ export class Head {
     }
     if (count === 0) throw new Error('loss: every target is ignored (-1): no tokens to score');
     const logits = this.logits();
-    const sum = kernels().crossEntropy(logits, targets, rows, V, logits, 1 / count, rowLoss);
+    const sum = kernels().crossEntropy(logits, targets, rows, V, logits, gradScale ?? 1 / count, rowLoss);
     return { loss: sum / count, count };
   }
 

@@ -142,11 +142,13 @@ export class LlamaModel {
    * Mean next-token cross-entropy over positions whose target is >= 0 (targets [B*T], -1 = ignored,
    * so masking the prompt gives the answer-only loss). Targets are aligned with the rows: the target
    * of row i is the token that should follow it. Prepares backward().
+   * opts.rowLoss receives each row's loss; opts.gradScale replaces the 1/count factor of the
+   * gradient (e.g. 1/tokens of a whole accumulated batch); the returned loss is the mean either way.
    */
-  loss(batch: Batch, targets: Int32Array, opts: { rowLoss?: F32 } = {}): number {
+  loss(batch: Batch, targets: Int32Array, opts: { rowLoss?: F32; gradScale?: number } = {}): number {
     this.forward(batch);
     if (targets.length < batch.B * batch.T) throw new RangeError(`loss: ${targets.length} targets for B*T = ${batch.B * batch.T}`);
-    const { loss } = this.head.loss(targets, opts.rowLoss ?? null);
+    const { loss } = this.head.loss(targets, opts.rowLoss ?? null, opts.gradScale);
     this.lossPending = true;
     return loss;
   }
