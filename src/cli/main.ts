@@ -2,6 +2,9 @@
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
 import { registerInfo } from './info.js';
+import { registerInspect } from './inspect.js';
+import { registerGenerate } from './generate.js';
+import { registerConvert } from './convert.js';
 import { version } from './version.js';
 
 export function buildProgram(): Command {
@@ -11,6 +14,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerInfo(program);
+  registerInspect(program);
+  registerGenerate(program);
+  registerConvert(program);
   return program;
 }
 

@@ -1,0 +1,184 @@
+/**
+ * `nuggets generate <model> --prompt ...`: text from a model (HF folder or llama2.c checkpoint), with an
+ * optional PEFT LoRA adapter, streamed to stdout token by token (src/model/generate.ts: KV cache,
+ * greedy or temperature / top-k / top-p sampling from a seed, stop strings, a token budget).
+ *
+ * Options come from the `generate` schema (src/config/schemas.ts: flags and YAML alike), plus three
+ * command-line conveniences: `--max-tokens` (= --max-new-tokens), `--stop <text>` (repeatable; \n and
+ * \t are read as newline and tab) and `--chat` (= --chat-format template when the tokenizer has a chat
+ * template, else tulu).
+ *
+ * The text printed is the continuation of the prompt: decode(prompt tail + new) minus decode(prompt
+ * tail), as src/eval/model-lm.ts does, because SentencePiece-style decoders strip the leading space of
+ * the first piece they see ("Once upon a time" + " there" must not print "timethere"). An empty prompt
+ * starts from BOS; the text then is exactly what llama2.c prints (the golden test of FORMATS.md).
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { dirname, join } from 'node:path';
+import { InputError } from '../errors.js';
+import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
+import { loadModelSource } from '../io/load.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { applyChatTemplate } from '../io/chat-template.js';
+import { renderPrompt, TULU } from '../data/chat.js';
+import { tokenizePieces } from '../data/encode.js';
+import { LlamaModel } from '../model/model.js';
+import { generate, type FinishReason } from '../model/generate.js';
+import { readAdapter } from '../transfer/peft.js';
+import { modulePath } from '../transfer/modules.js';
+
+type GenerateOpts = OptionsOf<'generate'>;
+
+/**
+ * A Tokenizer whose decode(ids) is the text `ids` add after the prompt. Only the prompt's last
+ * CONTEXT tokens are decoded with them (a window is enough for the leading-space rule and for
+ * byte-fallback characters, and keeps each streaming step cheap for long prompts).
+ */
+class ContinuationTokenizer implements Tokenizer {
+  private static readonly CONTEXT = 16;
+  private readonly tail: number[];
+  private readonly before: string;
+
+  constructor(
+    private readonly base: Tokenizer,
+    prompt: readonly number[],
+  ) {
+    // BOS stays in the window when the prompt is short: it decides the leading-space rule (llama2.c)
+    this.tail = prompt.slice(Math.max(0, prompt.length - ContinuationTokenizer.CONTEXT));
+    this.before = base.decode(this.tail, { skipSpecial: true });
+  }
+
+  get vocabSize(): number {
+    return this.base.vocabSize;
+  }
+  get bosId(): number | null {
+    return this.base.bosId;
+  }
+  get eosId(): number | null {
+    return this.base.eosId;
+  }
+  get chatTemplate(): string | null {
+    return this.base.chatTemplate;
+  }
+  encode(text: string, opts?: { addBos?: boolean }): number[] {
+    return this.base.encode(text, opts);
+  }
+  tokenText(id: number): string {
+    return this.base.tokenText(id);
+  }
+  decode(ids: number[]): string {
+    const full = this.base.decode([...this.tail, ...ids], { skipSpecial: true });
+    return full.startsWith(this.before) ? full.slice(this.before.length) : this.base.decode(ids, { skipSpecial: true });
+  }
+}
+
+/** `\n`, `\t`, `\r` and `\\` in a --stop value, so a newline stop can be typed on any shell. */
+export function unescapeStop(s: string): string {
+  return s.replace(/\\([ntr\\])/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r', '\\': '\\' })[c]!);
+}
+
+/** Prompt ids: plain text after BOS (just BOS when empty), or one user turn in a chat format. */
+export function promptIds(tok: Tokenizer, prompt: string, format: GenerateOpts['chatFormat'], tokSource: string): number[] {
+  if (format === 'plain') {
+    if (prompt !== '') return tok.encode(prompt, { addBos: true });
+    if (tok.bosId === null) throw new InputError(tokSource, 'the tokenizer has no BOS token, so generation needs a non-empty --prompt');
+    return [tok.bosId];
+  }
+  if (format === 'tulu') return tokenizePieces(renderPrompt([{ role: 'user', content: prompt }], TULU), tok, { addBos: true }).ids;
+  if (!tok.chatTemplate) throw new InputError(tokSource, 'the tokenizer has no chat template; use --chat-format tulu');
+  return applyChatTemplate(tok, [{ role: 'user', content: prompt }], { add_generation_prompt: true }).ids;
+}
+
+export interface GenerateCliResult {
+  text: string;
+  tokens: number;
+  promptTokens: number;
+  finishReason: FinishReason;
+  seconds: number;
+}
+
+/** Loads the model (+ adapter), encodes the prompt and generates, calling `write` with text as it becomes final. */
+export function runGenerate(
+  o: GenerateOpts & { stop: string[]; chat: boolean },
+  write: (text: string) => void,
+): GenerateCliResult {
+  const src = loadModelSource(o.model, { tokenizer: o.tokenizer });
+  let model: LlamaModel;
+  try {
+    model = LlamaModel.load(src);
+  } finally {
+    src.weights.close();
+  }
+  const c = src.config;
+  if (o.adapter) {
+    // PEFT semantics: y = W x + (alpha / r) B A x on each adapted module (factors as stored)
+    for (const m of readAdapter(o.adapter, c).modules) model.attachLora(modulePath(m.ref), { r: m.r, alpha: m.alpha, A: m.A, B: m.B });
+  }
+  const tok = src.tokenizer;
+  // where the tokenizer came from (src/io/load.ts): given, or beside the model
+  const tokSource = o.tokenizer ?? (src.format === 'llama2c' ? join(dirname(o.model), 'tokenizer.bin') : o.model);
+  const format = o.chat ? (tok.chatTemplate ? 'template' : 'tulu') : o.chatFormat;
+  const ids = promptIds(tok, o.prompt, format, tokSource);
+  if (ids.length === 0) throw new InputError('--prompt', 'encodes to no tokens');
+  if (ids.length > c.maxPositionEmbeddings) {
+    throw new InputError('--prompt', `is ${ids.length} tokens, longer than the model's context of ${c.maxPositionEmbeddings} (${o.model})`);
+  }
+  const t0 = performance.now();
+  let text = '';
+  const [r] = generate(model, [ids], {
+    maxNewTokens: o.maxNewTokens,
+    temperature: o.temperature,
+    topP: o.topP,
+    topK: o.topK,
+    seed: o.seed,
+    stop: o.stop,
+    tokenizer: new ContinuationTokenizer(tok, ids),
+    onToken: (e) => {
+      if (e.text) {
+        text += e.text;
+        if (o.stream) write(e.text);
+      }
+    },
+  });
+  if (!o.stream) write(text);
+  return { text, tokens: r.tokens.length, promptTokens: ids.length, finishReason: r.finishReason, seconds: (performance.now() - t0) / 1000 };
+}
+
+export function registerGenerate(program: Command): void {
+  const cmd = program
+    .command('generate')
+    .description('generate text from a model (HF folder or llama2.c checkpoint), optionally with a LoRA adapter')
+    .argument('[model]', 'HF model folder or llama2.c checkpoint (or --model, or model: in --config)');
+  addSchemaOptions(cmd, 'generate');
+  cmd
+    .addOption(new Option('--max-tokens <integer>', 'same as --max-new-tokens').argParser((v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer.');
+      return n;
+    }))
+    .addOption(
+      new Option('--stop <text>', 'stop before this text (repeat for several; \\n and \\t are newline and tab)').argParser(
+        (v: string, prev: string[] | undefined) => [...(prev ?? []), unescapeStop(v)],
+      ),
+    )
+    .addOption(new Option('--chat', "wrap the prompt as a user turn: the tokenizer's chat template, or tulu when it has none"))
+    .action((model: string | undefined, flags: Record<string, unknown>) => {
+      const { maxTokens, stop, chat, ...rest } = flags as { maxTokens?: number; stop?: string[]; chat?: boolean } & Record<string, unknown>;
+      if (model !== undefined) {
+        if (rest.model !== undefined && rest.model !== model) throw new InputError('generate', `two models given: ${model} and --model ${String(rest.model)}`);
+        rest.model = model;
+      }
+      if (maxTokens !== undefined) {
+        if (rest.maxNewTokens !== undefined && rest.maxNewTokens !== maxTokens) throw new InputError('generate', 'give --max-tokens or --max-new-tokens, not both');
+        rest.maxNewTokens = maxTokens;
+      }
+      if (chat && rest.chatFormat !== undefined) throw new InputError('generate', 'give --chat or --chat-format, not both');
+      const o = resolveOptions('generate', rest);
+      const r = runGenerate({ ...o, stop: stop ?? [], chat: chat ?? false }, (t) => process.stdout.write(t));
+      process.stdout.write('\n');
+      if (process.stderr.isTTY) {
+        const rate = r.seconds > 0 ? (r.tokens / r.seconds).toFixed(1) : 'inf';
+        process.stderr.write(`[${r.promptTokens} prompt tokens, ${r.tokens} generated (${r.finishReason}), ${rate} tokens/s]\n`);
+      }
+    });
+}
