@@ -1,10 +1,11 @@
 /** Super-NI style metrics: rouge_score tokenizer, LCS, ROUGE-L against hand-computed values, exact match. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
+import { porterStem } from '../src/eval/porter.js';
 import { exactMatch, lcsLength, maxOverReferences, normalizeAnswer, rougeL, rougeTokenize } from '../src/eval/rouge.js';
 import { loadInstructionPairs, runSuperNi } from '../src/eval/tasks/superni.js';
 import { FIXTURES, SHARED_DATA, ScriptedLM, ctxFor } from './eval-helpers.js';
@@ -42,6 +43,43 @@ test('ROUGE-L F-measure equals hand-computed values', () => {
   assert.equal(rougeL('!!!', '???').fmeasure, 0);
   // several references: the best counts
   close(maxOverReferences((p, r) => rougeL(p, r).fmeasure, 'good day', ['hello', 'a good day']), 0.8);
+});
+
+test('Porter stemmer equals NLTK 3.8 PorterStemmer() on 3140 real words (fixture made with NLTK)', () => {
+  const rows = readFileSync(join(FIXTURES, 'porter_nltk.tsv'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.split('\t'));
+  assert.equal(rows.length, 3140);
+  const wrong = rows.filter(([w, s]) => porterStem(w) !== s).map(([w, s]) => `${w}: want ${s}, got ${porterStem(w)}`);
+  assert.deepEqual(wrong, []);
+  // a few from Porter (1980) and NLTK's extensions, spelled out
+  assert.equal(porterStem('caresses'), 'caress');
+  assert.equal(porterStem('ponies'), 'poni');
+  assert.equal(porterStem('relational'), 'relat');
+  assert.equal(porterStem('generalizations'), 'gener');
+  assert.equal(porterStem('dying'), 'die');
+  assert.equal(porterStem('dies'), 'die');
+  assert.equal(porterStem('flies'), 'fli');
+});
+
+test('ROUGE-L with the stemmer (rouge_score use_stemmer=True: only tokens longer than 3 characters)', () => {
+  // unstemmed: nothing in common; stemmed: [the, cat, were, run] vs [a, cat, run] -> LCS 2, P 1/2, R 2/3, F 4/7
+  assert.equal(rougeL('the cats were running', 'a cat runs').fmeasure, 0);
+  close(rougeL('the cats were running', 'a cat runs', { stem: true }).fmeasure, 4 / 7);
+  assert.deepEqual(rougeTokenize('Cats ran, dogs running', true), ['cat', 'ran', 'dog', 'run']);
+});
+
+test('Super-NI task: the stemmer option reaches the metric and is recorded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eval-sni-'));
+  const p = join(dir, 's.jsonl');
+  writeFileSync(p, '{"input":"What do cats do?","references":["a cat runs"]}\n');
+  const lm = new ScriptedLM('s', () => 'the cats were running');
+  const plain = await runSuperNi(ctxFor(lm), { path: p });
+  const stemmed = await runSuperNi(ctxFor(lm), { path: p, rougeStemmer: true });
+  assert.equal(plain.metrics.find((m) => m.name === 'rougeL')!.value, 0);
+  close(stemmed.metrics.find((m) => m.name === 'rougeL')!.value as number, 4 / 7);
+  assert.match(stemmed.config.rouge_stemmer as string, /^Porter/);
 });
 
 test('Super-NI normalize_answer / exact match: case, punctuation, articles, whitespace', () => {

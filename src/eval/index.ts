@@ -8,3 +8,4 @@ export { tuluWrap, type ChatFormat, type ChatWrap } from './prompt.js';
 export { runPythonProgram, networkIsolationAvailable, DEFAULT_EXEC_LIMITS, type ExecLimits, type ExecOptions, type ExecResult } from './execute.js';
 export { passAtK } from './tasks/humaneval.js';
 export { rougeL, exactMatch } from './rouge.js';
+export { porterStem } from './porter.js';

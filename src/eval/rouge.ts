@@ -5,20 +5,20 @@
  * outside [a-z0-9] becomes a space, split on whitespace, keep tokens matching ^[a-z0-9]+$. So
  * non-ASCII letters are dropped entirely (rouge_score behaves the same; Super-NI switches to a
  * separate cross-lingual tokenizer for non-English tasks, which is not implemented here).
- * No stemming: the Super-NI script passes use_stemmer=True (Porter), so its ROUGE-L can be slightly
- * higher on inflected words than this one; say so when comparing numbers.
+ * Stemming is off by default (rouge_score's default); `stem: true` applies NLTK's Porter stemmer to
+ * tokens longer than 3 characters, as rouge_score's use_stemmer=True does. The Super-NI script uses
+ * the stemmer, so pass it when comparing with Super-NI numbers.
  *
  * ROUGE-L = LCS-based F-measure: P = LCS/|prediction|, R = LCS/|reference|, F = 2PR/(P+R), 0 when
  * either side has no tokens. With several references the best score counts
  * (Super-NI's metric_max_over_ground_truths).
  */
+import { porterStem } from './porter.js';
 
-export function rougeTokenize(text: string): string[] {
-  return text
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, ' ')
-    .split(/\s+/)
-    .filter((t) => /^[a-z0-9]+$/.test(t));
+export function rougeTokenize(text: string, stem = false): string[] {
+  let tokens = text.toLowerCase().replace(/[^a-z0-9]+/g, ' ').split(/\s+/);
+  if (stem) tokens = tokens.map((t) => (t.length > 3 ? porterStem(t) : t));
+  return tokens.filter((t) => /^[a-z0-9]+$/.test(t));
 }
 
 /** Length of the longest common subsequence of two token lists (O(n m) time, O(m) memory). */
@@ -42,10 +42,10 @@ export interface RougeScore {
   fmeasure: number;
 }
 
-/** rouge_score's RougeScorer(['rougeL']).score(target=reference, prediction=prediction)["rougeL"]. */
-export function rougeL(prediction: string, reference: string): RougeScore {
-  const p = rougeTokenize(prediction);
-  const r = rougeTokenize(reference);
+/** rouge_score's RougeScorer(['rougeL'], use_stemmer=stem).score(target=reference, prediction=prediction)["rougeL"]. */
+export function rougeL(prediction: string, reference: string, opts: { stem?: boolean } = {}): RougeScore {
+  const p = rougeTokenize(prediction, opts.stem);
+  const r = rougeTokenize(reference, opts.stem);
   if (p.length === 0 || r.length === 0) return { precision: 0, recall: 0, fmeasure: 0 };
   const lcs = lcsLength(r, p);
   const precision = lcs / p.length;

@@ -54,6 +54,8 @@ export interface EvalOptions {
   /** Run model-written HumanEval code (see execute.ts: not a security sandbox). */
   allowCodeExecution?: boolean;
   humaneval?: { samples?: number; temperature?: number; ks?: number[]; exec?: ExecOptions & { concurrency?: number } };
+  /** Porter-stem ROUGE-L tokens in super_ni and alpaca_eval_proxy (the Super-NI script does; default off). */
+  rougeStemmer?: boolean;
   /** Document separator for the perplexity task (default: the whole file is one document). */
   perplexitySeparator?: string;
   /** Extra facts about the model recorded in results.config (path, adapter, dtype...). */
@@ -201,10 +203,10 @@ export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: Pr
         );
         break;
       case 'super_ni':
-        out.push(await runSuperNi(ctx, { path: spec.file!, maxTokens, task: key }));
+        out.push(await runSuperNi(ctx, { path: spec.file!, maxTokens, task: key, rougeStemmer: opts.rougeStemmer }));
         break;
       case 'alpaca_eval_proxy':
-        out.push(await runAlpacaEval(ctx, { path: spec.file!, judge: opts.judge, maxTokens, task: key }));
+        out.push(await runAlpacaEval(ctx, { path: spec.file!, judge: opts.judge, maxTokens, task: key, rougeStemmer: opts.rougeStemmer }));
         break;
       case 'humaneval':
         out.push(
@@ -238,6 +240,7 @@ export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: Pr
     data_dir: dataDir,
     allow_code_execution: opts.allowCodeExecution === true,
     judge: opts.judge?.name ?? null,
+    rouge_stemmer: opts.rougeStemmer === true,
   };
   return { results: buildResults(out, runConfig), tasks: out };
 }

@@ -40,6 +40,8 @@ export function loadAlpacaEval(path: string): AlpacaDoc[] {
 
 export interface AlpacaOptions {
   path: string;
+  /** Porter-stem ROUGE tokens (rouge_score use_stemmer=True). Default false. */
+  rougeStemmer?: boolean;
   judge?: Judge;
   maxTokens?: number;
   task?: string;
@@ -89,7 +91,7 @@ export async function runAlpacaEval(ctx: TaskContext, opts: AlpacaOptions): Prom
   let bytes = 0;
   const samples: SampleRecord[] = docs.map((d, i) => {
     const n = -nll[i].logprob;
-    const r = rougeL(outs[i], d.reference).fmeasure;
+    const r = rougeL(outs[i], d.reference, { stem: opts.rougeStemmer }).fmeasure;
     nlls.push(n);
     rouges.push(r);
     bytes += Buffer.byteLength(d.reference, 'utf8');
@@ -136,6 +138,7 @@ export async function runAlpacaEval(ctx: TaskContext, opts: AlpacaOptions): Prom
       prompt: isChat(ctx.chatFormat) ? 'instruction as the user turn' : 'instruction + "\\n"',
       chat_format: chatFormatName(ctx.chatFormat),
       generation: { until: stop, max_gen_toks: maxTokens, temperature: 0 },
+      rouge_stemmer: opts.rougeStemmer === true ? 'Porter' : 'none',
       judge: judgeInfo,
     },
     samples,

@@ -69,6 +69,8 @@ export function loadInstructionPairs(path: string): InstructionPair[] {
 
 export interface SuperNiOptions {
   path: string;
+  /** Porter-stem ROUGE tokens (rouge_score use_stemmer=True, as the Super-NI script does). Default false. */
+  rougeStemmer?: boolean;
   maxTokens?: number;
   task?: string;
 }
@@ -91,7 +93,7 @@ export async function runSuperNi(ctx: TaskContext, opts: SuperNiOptions): Promis
   const samples: SampleRecord[] = docs.map((d, i) => {
     const pred = outs[i].trim();
     const em = maxOverReferences(exactMatch, pred, d.references);
-    const rl = maxOverReferences((p, r) => rougeL(p, r).fmeasure, pred, d.references);
+    const rl = maxOverReferences((p, r) => rougeL(p, r, { stem: opts.rougeStemmer }).fmeasure, pred, d.references);
     ems.push(em);
     rls.push(rl);
     return {
@@ -120,7 +122,8 @@ export async function runSuperNi(ctx: TaskContext, opts: SuperNiOptions): Promis
       chat_format: chatFormatName(ctx.chatFormat),
       generation: { until: stop, max_gen_toks: maxTokens, temperature: 0 },
       metrics:
-        'fractions in [0,1], max over references; exact_match after Super-NI normalize_answer; rougeL = rouge_score LCS F-measure, default tokenizer, no stemmer (Super-NI uses the Porter stemmer)',
+        'fractions in [0,1], max over references; exact_match after Super-NI normalize_answer; rougeL = rouge_score LCS F-measure, default tokenizer',
+      rouge_stemmer: opts.rougeStemmer === true ? 'Porter (as the Super-NI script)' : 'none (the Super-NI script uses the Porter stemmer: pass rougeStemmer to match it)',
     },
     samples,
   };
