@@ -47,6 +47,8 @@ test('readCsv: wrong column count and missing files are InputErrors naming file 
   const p = join(tmp, 'cols.csv');
   writeFileSync(p, 'q,A,B,C,D,A\n"q2\nmore",A,B,C,D\n');
   assert.throws(() => readCsv(p, 6), (e: Error) => e instanceof InputError && e.message === `${p} line 2: expected 6 columns, found 5`);
+  writeFileSync(join(tmp, 'empty.csv'), '\n');
+  assert.throws(() => readCsv(join(tmp, 'empty.csv'), 6), (e: Error) => e instanceof InputError && /empty\.csv: CSV file has no rows/.test(e.message));
   assert.throws(() => readCsv(join(tmp, 'nope.csv'), 6), (e: Error) => e instanceof InputError && /nope\.csv: CSV file not found/.test(e.message));
 });
 

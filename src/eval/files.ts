@@ -144,6 +144,7 @@ export function parseCsv(text: string, source: string): CsvRecord[] {
 /** Reads a headerless CSV file with a fixed number of columns. */
 export function readCsv(path: string, columns: number, what = 'CSV file'): CsvRecord[] {
   const records = parseCsv(readText(path, what), path);
+  if (records.length === 0) throw new InputError(path, `${what} has no rows`);
   for (const r of records) {
     if (r.fields.length !== columns) {
       throw new InputError(`${path} line ${r.line}`, `expected ${columns} columns, found ${r.fields.length}`);

