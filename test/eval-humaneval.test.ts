@@ -170,6 +170,13 @@ test('network: cut off with unshare -rn where available (a local listener is unr
   }
 });
 
+test('a missing interpreter is an error, not 164 failed samples', async () => {
+  await assert.rejects(
+    checkCompletions(problems.slice(0, 1), [[problems[0].canonical_solution]], { pythonPath: '/nonexistent/python3' }),
+    /cannot execute Python programs with \/nonexistent\/python3/,
+  );
+});
+
 test('without the explicit opt-in nothing is executed and no pass@k is reported', async () => {
   const marker = join(mkdtempSync(join(tmpdir(), 'eval-he-')), 'ran');
   const completion = `    open(${JSON.stringify(marker)}, "w").write("1")\n    return True\n`;

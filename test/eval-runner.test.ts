@@ -35,6 +35,7 @@ test('unknown task names fail before anything runs, listing the known tasks', as
   await assert.rejects(runEval(lm, { tasks: ['gsm8k'], batchSize: 0 }), /batch size: must be a positive integer/);
   await assert.rejects(runEval(lm, { tasks: ['gsm8k'], limit: 1.5 }), /limit: must be a positive integer/);
   await assert.rejects(runEval(lm, { tasks: ['gsm8k', 'gsm8k_cot'] }), /task gsm8k is listed twice/);
+  await assert.rejects(runEval(lm, { tasks: ['mmlu', 'mmlu_anatomy'] }), /task mmlu_anatomy is listed twice/);
   assert.equal(lm.calls.length, 0);
 });
 

@@ -203,6 +203,19 @@ export async function runPythonProgram(program: string, opts: ExecOptions = {}):
   }
 }
 
+/**
+ * Runs a trivial program under the same settings and throws when it does not pass, so that a missing
+ * interpreter or limits that cannot be applied fail loudly instead of marking every sample failed.
+ */
+export async function checkExecutionWorks(opts: ExecOptions = {}): Promise<void> {
+  const r = await runPythonProgram('print("nuggets-exec-ok")\n', { ...opts, timeoutMs: Math.max(opts.timeoutMs ?? 0, 30_000) });
+  if (r.status !== 'passed' || r.stdout.trim() !== 'nuggets-exec-ok') {
+    throw new Error(
+      `cannot execute Python programs with ${opts.pythonPath ?? '/usr/bin/python3'} (status ${r.status}, exit ${r.exitCode}, signal ${r.signal}): ${r.stderr.slice(-500)}`,
+    );
+  }
+}
+
 /** Maps `fn` over `items` with at most `concurrency` calls in flight; results in input order. */
 export async function mapPool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>, onDone?: (done: number) => void): Promise<R[]> {
   const out: R[] = new Array(items.length);

@@ -162,7 +162,10 @@ export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: Pr
     const shotList = shotsFor(spec, opts.shots);
     for (const n of shotList) plan.push({ spec, shots: n, key: shotList.length > 1 ? `${spec.name}_${n}shot` : spec.name });
   }
-  const keys = plan.map((p) => p.key);
+  // every result key, MMLU subjects included, must be unique (e.g. "mmlu" already holds "mmlu_anatomy")
+  const keys = plan.flatMap((p) =>
+    p.spec.base === 'mmlu' && !p.spec.subject ? [p.key, ...mmluSubjects(p.spec.file ?? join(dataDir, 'mmlu')).map((s) => `${p.key}_${s}`)] : [p.key],
+  );
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup) throw new InputError('tasks', `task ${dup} is listed twice`);
   for (const { spec } of plan) {

@@ -16,7 +16,7 @@
  * completions are generated and logged, and no pass@k is reported.
  */
 import { InputError } from '../../errors.js';
-import { DEFAULT_EXEC_LIMITS, mapPool, runPythonProgram, type ExecOptions, type ExecResult } from '../execute.js';
+import { DEFAULT_EXEC_LIMITS, checkExecutionWorks, mapPool, runPythonProgram, type ExecOptions, type ExecResult } from '../execute.js';
 import { readJsonl, stringField } from '../files.js';
 import { generateAll, type GenerateRequest } from '../lm.js';
 import { chatPrompt, chatFormatName, isChat, type ChatFormat } from '../prompt.js';
@@ -99,6 +99,7 @@ export async function checkCompletions(
   opts: ExecOptions & { concurrency?: number; onDone?: (done: number, total: number) => void } = {},
 ): Promise<CheckResult[][]> {
   if (completions.length !== problems.length) throw new Error(`checkCompletions: ${completions.length} completion lists for ${problems.length} problems`);
+  await checkExecutionWorks(opts);
   const jobs: { i: number; j: number }[] = [];
   completions.forEach((cs, i) => cs.forEach((_, j) => jobs.push({ i, j })));
   const results = await mapPool(
