@@ -16,6 +16,8 @@ import { generate } from '../src/model/generate.js';
 import { LlamaModel } from '../src/model/model.js';
 import { ModelLM } from '../src/eval/model-lm.js';
 import { runEval } from '../src/eval/runner.js';
+import { chatTemplateWrap } from '../src/eval/prompt.js';
+import type { Tokenizer } from '../src/io/tokenizer.js';
 import { DATA } from './eval-helpers.js';
 
 const DIR = join(DATA, 'stories260k');
@@ -114,6 +116,22 @@ test('loglikelihoodRolling: one window equals loglikelihood from BOS; several wi
   }
   close(w.logprob, expect);
   assert.ok(w.logprob < r.logprob); // less context per token than one 512-token window
+});
+
+test('chat templates: a Jinja template wraps the user turn; a BOS the template wrote is not doubled', async () => {
+  const wrap = chatTemplateWrap(tok, "{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}{% if add_generation_prompt %} Sure:{% endif %}");
+  assert.equal(wrap('Tell a story.'), `${tok.decode([tok.bosId])}[INST] Tell a story. [/INST] Sure:`);
+  // a tokenizer that turns the text "<s>" into the BOS id, as Hugging Face tokenizers do
+  const hfLike: Tokenizer = Object.create(tok, {
+    encode: {
+      value: (text: string, opts: { addBos?: boolean } = {}) =>
+        text.startsWith('<s>') ? [...(opts.addBos ? [tok.bosId] : []), tok.bosId, ...tok.encode(text.slice(3))] : tok.encode(text, opts),
+    },
+  });
+  const viaTemplate = new ModelLM(model, hfLike);
+  const [a] = await viaTemplate.loglikelihood([{ context: '<s>Once upon a time', continuation: ' there was a cat.' }]);
+  const [b] = await lm.loglikelihood([{ context: 'Once upon a time', continuation: ' there was a cat.' }]);
+  close(a.logprob, b.logprob, 1e-6);
 });
 
 test('end to end: perplexity of held-out TinyStories is near the known 1.27 nats/token; MMLU and GSM8K run', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * EvalLM over a nuggets LlamaModel + Tokenizer: the thin adapter between the harness and the model.
  *
- * - generate: prompts are encoded with BOS and left-truncated so prompt + budget fits the context
+ * - generate: prompts are encoded with BOS (one only, even when a chat template already wrote it) and left-truncated so prompt + budget fits the context
  *   (lm-eval does the same); the returned text is decoded as a continuation of the prompt (see
  *   continuationText). Greedy requests with the same budget and stop strings run as one batch
  *   through src/model/generate.ts (KV cache, left padding). Sampled requests (temperature > 0) run one
@@ -62,8 +62,18 @@ export class ModelLM implements EvalLM {
     this.headRows = opts.headRows ?? 256;
   }
 
+  /**
+   * encode(text) with BOS, and never two BOS in a row at the start: a chat template may already write
+   * the BOS token's text ("<s>", "<|begin_of_text|>"), which a Hugging Face tokenizer turns into the id.
+   */
+  private encodeBos(text: string): number[] {
+    const ids = this.tokenizer.encode(text, { addBos: true });
+    const bos = this.tokenizer.bosId;
+    return bos !== null && ids.length >= 2 && ids[0] === bos && ids[1] === bos ? ids.slice(1) : ids;
+  }
+
   private encodePrompt(prompt: string, maxTokens: number): { ids: number[]; budget: number } {
-    let ids = this.tokenizer.encode(prompt, { addBos: true });
+    let ids = this.encodeBos(prompt);
     const budget = Math.max(0, Math.min(maxTokens, this.maxLength - 1));
     const room = this.maxLength - budget;
     if (ids.length > room) ids = ids.slice(ids.length - room);
@@ -125,8 +135,8 @@ export class ModelLM implements EvalLM {
       continuation = context.slice(context.length - nSpaces) + continuation;
       context = context.slice(0, context.length - nSpaces);
     }
-    const whole = this.tokenizer.encode(context + continuation, { addBos: true });
-    const ctxLen = this.tokenizer.encode(context, { addBos: true }).length;
+    const whole = this.encodeBos(context + continuation);
+    const ctxLen = this.encodeBos(context).length;
     return { whole, ctxLen: Math.min(ctxLen, whole.length - 1) };
   }
 

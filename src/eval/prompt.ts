@@ -10,6 +10,9 @@
  * the paper evaluates; the prefix is joined with a space unless the wrapped prompt already ends in
  * whitespace (open-instruct's rule).
  */
+import { applyChatTemplate } from '../io/chat-template.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+
 export type ChatWrap = (user: string) => string;
 export type ChatFormat = 'plain' | 'tulu' | ChatWrap;
 
@@ -54,4 +57,12 @@ export function instructionPrompt(format: ChatFormat, text: string): string {
 /** Stop strings for free-form answers: a blank line in plain mode, end-of-turn markers in chat mode. */
 export function instructionStop(format: ChatFormat): string[] {
   return isChat(format) ? ['</s>', '<|user|>', '<|im_end|>', '<|eot_id|>'] : ['\n\n'];
+}
+
+/**
+ * A ChatWrap from a tokenizer's chat template (or an explicit Jinja template): the user text as one
+ * user message, rendered with add_generation_prompt so the prompt ends where the reply begins.
+ */
+export function chatTemplateWrap(tok: Tokenizer, template?: string): ChatWrap {
+  return (user) => applyChatTemplate(tok, [{ role: 'user', content: user }], { add_generation_prompt: true, template }).text;
 }
