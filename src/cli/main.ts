@@ -5,6 +5,8 @@ import { registerInfo } from './info.js';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerConvert } from './convert.js';
+import { registerSense } from './sense.js';
+import { registerExtract } from './extract.js';
 import { version } from './version.js';
 
 export function buildProgram(): Command {
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerGenerate(program);
   registerConvert(program);
+  registerSense(program);
+  registerExtract(program);
   return program;
 }
 
