@@ -199,6 +199,21 @@ test('attention native matches ts on a training-sized shape (parallel path)', { 
   ['dq', 'dk', 'dv'].forEach((name, i) => assertClose(gb[i], ga[i], 1e-5, name));
 });
 
+test('a NaN in a query row makes that row NaN instead of being dropped silently (both backends)', () => {
+  const rng = new Rng(25);
+  const c: Case = { B: 1, Tq: 20, Tk: 20, Hq: 1, Hkv: 1, hd: 16, mask: null };
+  const q = randF32(rng, 320), k = randF32(rng, 320), v = randF32(rng, 320);
+  q[17 * 16 + 3] = NaN; // query row 17
+  for (const kern of N ? [T, N] : [T]) {
+    const { out } = run(kern, q, k, v, c, 0.25);
+    for (let i = 0; i < 20; i++) {
+      const row = out.subarray(i * 16, (i + 1) * 16);
+      assert.equal(row.every(Number.isNaN), i === 17, `${kern.name}: row ${i}`);
+      if (i !== 17) assert.ok(row.every(Number.isFinite), `${kern.name}: row ${i} finite`);
+    }
+  }
+});
+
 test('attention rejects Hq not a multiple of Hkv and short buffers', () => {
   const z = new Float32Array(64);
   for (const k of N ? [T, N] : [T]) {

@@ -29,11 +29,12 @@ export function attentionForward(
         const qo = ((b * Tq + i) * Hq + h) * hd;
         const po = ((b * Hq + h) * Tq + i) * Tk;
         const last = Math.min(Tk - 1, shift + i);
-        let mx = -Infinity;
+        let mx = -Infinity, admissible = 0;
         for (let j = 0; j < Tk; j++) probs[po + j] = 0;
         for (let j = 0; j <= last; j++) {
           sc[j] = -Infinity;
           if (keyMask && keyMask[b * Tk + j] === 0) continue;
+          admissible++;
           const ko = ((b * Tk + j) * Hkv + kh) * hd;
           let s = 0;
           for (let c = 0; c < hd; c++) s += q[qo + c] * k[ko + c];
@@ -41,7 +42,8 @@ export function attentionForward(
           sc[j] = s;
           if (s > mx) mx = s;
         }
-        if (mx === -Infinity) {
+        // Decided by the count, not by mx: NaN scores must give NaN outputs, not a silent zero row.
+        if (admissible === 0) {
           for (let c = 0; c < hd; c++) out[qo + c] = 0;
           continue;
         }
