@@ -80,7 +80,7 @@ test('attention forward matches the dense masked-softmax reference (GQA, KV cach
   const rng = new Rng(20);
   const cases: Case[] = [];
   for (const [Hq, Hkv] of [[6, 2], [3, 3], [4, 1]]) {
-    for (const [Tq, Tk] of [[5, 5], [2, 7], [1, 4]]) {
+    for (const [Tq, Tk] of [[5, 5], [2, 7], [1, 4], [4, 2]]) { // [4, 2]: more queries than keys, early rows see none
       for (const kind of ['none', 'left', 'random'] as const) {
         const B = 2;
         cases.push({ B, Tq, Tk, Hq, Hkv, hd: 3, mask: makeMask(rng, B, Tk, kind) });
@@ -156,7 +156,7 @@ test('attention native matches ts on odd shapes, GQA, KV cache and padding masks
   let n = 0;
   for (const [Hq, Hkv] of [[6, 2], [3, 3], [4, 1]]) {
     for (const hd of [5, 33, 64]) {
-      for (const [Tq, Tk] of [[1, 1], [3, 3], [17, 17], [1, 9], [4, 19]]) {
+      for (const [Tq, Tk] of [[1, 1], [3, 3], [17, 17], [1, 9], [4, 19], [6, 3]]) {
         const kind = (['none', 'left', 'right', 'random'] as const)[n++ % 4];
         const B = 1 + (n % 2);
         const c: Case = { B, Tq, Tk, Hq, Hkv, hd, mask: makeMask(rng, B, Tk, kind) };
