@@ -1,0 +1,220 @@
+/**
+ * The experiment file of `nuggets run` (YAML): a grid of methods x training seeds x tasks over one
+ * student and named teachers, plus shared options for each pipeline step (`sense`, `extract`,
+ * `train`, `eval` sections, checked against those commands' own schemas so a typo is caught before
+ * any cell runs). Relative paths are resolved against the file's folder, as in every nuggets config.
+ *
+ *   student: ../zoo/student-tiny
+ *   teachers: { facts: ../zoo/teacher-facts }
+ *   tasks:
+ *     facts: { teacher: facts, seeds: ../tasks/facts/seeds.jsonl, train: ..., test: ..., metric: exact_match }
+ *   methods: [lora, transfer, rowcol, elements, random, pissa, self]
+ *   seeds: [1, 2, 3]
+ *   train: { epochs: 3, batch-size: 64 }
+ */
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import { closestKey, configValues, readConfigFile } from '../config/file.js';
+import { toCamel } from '../config/fields.js';
+import { METHOD_NAME, resolveMethod, type CustomMethod, type MethodSpec } from './methods.js';
+
+/** How a task is scored: the trainer's held-out answer loss, or `nuggets eval` on the test file. */
+export const METRICS = {
+  answer_loss: { higherIsBetter: false, label: 'held-out answer loss (nats/token)', needsEval: false },
+  exact_match: { higherIsBetter: true, label: 'exact-match accuracy', needsEval: true },
+  rouge_l: { higherIsBetter: true, label: 'ROUGE-L', needsEval: true },
+} as const;
+export type MetricName = keyof typeof METRICS;
+
+const NAME = z.string().regex(METHOD_NAME, 'must be lower-case letters, digits, "-" or "_"');
+
+const taskSchema = z
+  .object({
+    teacher: z.string().describe('name of the teacher (a key of "teachers") whose knowledge this task needs'),
+    seeds: z.string().min(1).describe('seed examples for sensitivity (JSONL)'),
+    train: z.string().min(1).describe('training examples (JSONL)'),
+    test: z.string().min(1).describe('held-out examples (JSONL)'),
+    metric: z.enum(Object.keys(METRICS) as [MetricName, ...MetricName[]]),
+    description: z.string().optional(),
+  })
+  .strict();
+
+const customMethodSchema = z
+  .object({
+    name: NAME,
+    like: z.string(),
+    description: z.string().optional(),
+    extract: z.record(z.string(), z.unknown()).optional(),
+    train: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+const section = z.record(z.string(), z.unknown()).nullable().default({});
+
+export const experimentSchema = z
+  .object({
+    name: z.string().optional(),
+    description: z.string().optional(),
+    out: z.string().min(1).optional(),
+    student: z.string().min(1),
+    teachers: z.record(NAME, z.string().min(1)).default({}),
+    tasks: z.record(NAME, taskSchema).refine((t) => Object.keys(t).length > 0, 'needs at least one task'),
+    methods: z.array(z.union([z.string(), customMethodSchema])).min(1),
+    seeds: z.array(z.number().int().min(0)).min(1),
+    threads: z.number().int().min(1).default(1),
+    sense: section,
+    extract: section,
+    train: section,
+    eval: section,
+  })
+  .strict();
+
+/** Options the runner sets itself per cell; an experiment file may not set them in a step section. */
+export const RESERVED: Record<'sense' | 'extract' | 'train' | 'eval', readonly string[]> = {
+  sense: ['teacher', 'seeds', 'out', 'shard', 'progress'],
+  extract: ['teacher', 'student', 'sensitivity', 'out', 'init', 'layers', 'structure', 'heads', 'seed', 'rank', 'alpha'],
+  train: ['student', 'data', 'out', 'init', 'loraInit', 'seed', 'resume', 'resumeFrom', 'evalData', 'valSize', 'progress'],
+  eval: ['model', 'adapter', 'tasks', 'out', 'progress', 'samples'],
+};
+
+const RESERVED_WHY: Record<string, string> = {
+  rank: 'set rank in the train section; the runner gives extract the same value',
+  alpha: 'set alpha in the train section; the runner gives extract the same value',
+  seed: 'each cell uses its training seed',
+  init: 'the method decides it',
+  layers: 'the method decides it (define a method with {name, like, extract: {layers}})',
+  structure: 'the method decides it (define a method with {name, like, extract: {structure}})',
+  heads: 'the method decides it (define a method with {name, like, extract: {heads}})',
+  loraInit: 'the method decides it',
+};
+
+export interface TaskConfig {
+  name: string;
+  teacher: string;
+  seeds: string;
+  train: string;
+  test: string;
+  metric: MetricName;
+  description?: string;
+}
+
+export interface Experiment {
+  /** The experiment file (absolute). */
+  file: string;
+  name: string;
+  description?: string;
+  /** Default run folder (absolute), when the file gives one. */
+  out?: string;
+  student: string;
+  /** Teacher paths by name. */
+  teachers: Record<string, string>;
+  tasks: TaskConfig[];
+  methods: MethodSpec[];
+  seeds: number[];
+  threads: number;
+  /** Validated step options (camelCase keys, absolute paths). */
+  sense: Record<string, unknown>;
+  extract: Record<string, unknown>;
+  train: Record<string, unknown>;
+  eval: Record<string, unknown>;
+}
+
+function issueText(issue: z.core.$ZodIssue): string {
+  const where = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const valid = issue.path.length === 0 ? Object.keys(experimentSchema.shape) : issue.path[0] === 'tasks' ? Object.keys(taskSchema.shape) : Object.keys(customMethodSchema.shape);
+    return issue.keys
+      .map((k) => {
+        const hint = closestKey(k, valid);
+        return `${where ? where + ': ' : ''}unknown key "${k}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
+      })
+      .join('; ');
+  }
+  return `${where || '(top level)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
+}
+
+const abs = (base: string, p: string) => (isAbsolute(p) ? p : resolve(base, p));
+
+/** Checks a step section: unknown keys (with suggestions) and types through the command's schema, reserved keys refused. */
+function stepSection(file: string, step: 'sense' | 'extract' | 'train' | 'eval', raw: Record<string, unknown> | null, base: string): Record<string, unknown> {
+  const values = raw ?? {};
+  for (const k of Object.keys(values)) {
+    const key = toCamel(k);
+    if (RESERVED[step].includes(key)) {
+      throw new InputError(`${file} (section ${step})`, `option "${k}" is set by the runner for each cell${RESERVED_WHY[key] ? ` (${RESERVED_WHY[key]})` : ''}`);
+    }
+  }
+  const checked = configValues(file, { [step]: values }, step, base);
+  return checked;
+}
+
+/** Reads, validates and resolves an experiment file. Every problem is an InputError naming the file. */
+export function loadExperiment(path: string): Experiment {
+  const file = resolve(path);
+  const raw = readConfigFile(file);
+  const parsed = experimentSchema.safeParse(raw);
+  if (!parsed.success) throw new InputError(file, parsed.error.issues.slice(0, 5).map(issueText).join('; '));
+  const e = parsed.data;
+  const base = dirname(file);
+  const teachers: Record<string, string> = {};
+  for (const [name, p] of Object.entries(e.teachers)) {
+    if (name === 'student') throw new InputError(file, 'teacher name "student" is reserved (it means the student as its own teacher)');
+    teachers[name] = abs(base, p);
+  }
+  const tasks: TaskConfig[] = Object.entries(e.tasks).map(([name, t]) => {
+    if (!(t.teacher in teachers) && t.teacher !== 'student') {
+      throw new InputError(file, `task "${name}": teacher "${t.teacher}" is not defined under "teachers" (defined: ${Object.keys(teachers).join(', ') || 'none'})`);
+    }
+    return {
+      name,
+      teacher: t.teacher,
+      seeds: abs(base, t.seeds),
+      train: abs(base, t.train),
+      test: abs(base, t.test),
+      metric: t.metric,
+      ...(t.description ? { description: t.description } : {}),
+    };
+  });
+  // Method-level option overrides go through the same checks; they may set what the method owns
+  // (structure/layers/heads/init for extract, loraInit and modules for train) but not the per-cell keys.
+  const methods = e.methods.map((m) => {
+    if (typeof m === 'string') return resolveMethod(m, file);
+    const custom: CustomMethod = { name: m.name, like: m.like, ...(m.description ? { description: m.description } : {}) };
+    for (const [step, own] of [['extract', ['init', 'layers', 'structure', 'heads']], ['train', ['loraInit']]] as const) {
+      const vals = m[step];
+      if (!vals) continue;
+      const where = `${file} (method ${m.name}, ${step})`;
+      for (const k of Object.keys(vals)) {
+        const key = toCamel(k);
+        if (RESERVED[step].includes(key) && !(own as readonly string[]).includes(key)) throw new InputError(where, `option "${k}" is set by the runner for each cell`);
+      }
+      custom[step] = configValues(file, { [step]: vals }, step, base);
+    }
+    return resolveMethod(custom, file);
+  });
+  const names = methods.map((m) => m.name);
+  const dupM = names.find((n, i) => names.indexOf(n) !== i);
+  if (dupM) throw new InputError(file, `method "${dupM}" is listed twice`);
+  const dupS = e.seeds.find((s, i) => e.seeds.indexOf(s) !== i);
+  if (dupS !== undefined) throw new InputError(file, `seed ${dupS} is listed twice`);
+  const sections = {
+    sense: stepSection(file, 'sense', e.sense, base),
+    extract: stepSection(file, 'extract', e.extract, base),
+    train: stepSection(file, 'train', e.train, base),
+    eval: stepSection(file, 'eval', e.eval, base),
+  };
+  return {
+    file,
+    name: e.name ?? file.replace(/^.*\//, '').replace(/\.ya?ml$/, ''),
+    ...(e.description ? { description: e.description } : {}),
+    ...(e.out ? { out: abs(base, e.out) } : {}),
+    student: abs(base, e.student),
+    teachers,
+    tasks,
+    methods,
+    seeds: e.seeds,
+    threads: e.threads,
+    ...sections,
+  };
+}

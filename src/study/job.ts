@@ -1,0 +1,129 @@
+/**
+ * One job of a run, executed inside its own child process (`nuggets __job <run-dir> <job-id>`, spawned
+ * by runner.ts): the job's `nuggets` steps run in this process, one after the other, through the same
+ * command-line code a user runs (so a cell is exactly "sense -> extract -> train -> eval" as typed in
+ * its commands.sh), then a cell writes result.json atomically.
+ *
+ * Restartable: each finished step leaves steps/<name>.json; a rerun skips finished steps, and a
+ * training step that was cut off continues from its newest checkpoint (`--resume`, which the trainer
+ * makes bitwise identical to an uninterrupted run).
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { readTrainerLog } from '../train/log.js';
+import { ADAPTER_PLACEHOLDER, PLAN_FILE, RESULT_FILE, shellQuote, type CellJob, type Job, type Plan } from './plan.js';
+import { findTrainedAdapter } from './outputs.js';
+
+/** Runs `nuggets <argv>` in this process; returns the exit code. */
+export type CliRunner = (argv: string[]) => Promise<number>;
+
+export interface CellResult {
+  id: string;
+  task: string;
+  method: string;
+  seed: number;
+  metric: string;
+  higherIsBetter: boolean;
+  /** The task's metric (the table's number). */
+  value: number;
+  /** Every number the cell produced: answer_loss (held-out, after training), exact_match, rouge_l. */
+  metrics: Record<string, number>;
+  /** Seconds per step in the session that ran it. */
+  seconds: Record<string, number>;
+  spec: Record<string, unknown>;
+  finished: string;
+}
+
+export function readPlan(runDir: string): Plan {
+  return JSON.parse(readFileSync(join(runDir, PLAN_FILE), 'utf8')) as Plan;
+}
+
+const marker = (job: Job, step: string) => join(job.dir, 'steps', `${step}.json`);
+
+export function stepDone(job: Job, step: string): boolean {
+  return existsSync(marker(job, step));
+}
+
+function hasCheckpoint(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).some((n) => /^checkpoint-\d+$/.test(n));
+}
+
+/** The held-out answer loss after the last epoch, from trainer_log.jsonl. */
+export function finalEvalLoss(trainDir: string): number | null {
+  const path = join(trainDir, 'trainer_log.jsonl');
+  if (!existsSync(path)) return null;
+  let v: number | null = null;
+  for (const r of readTrainerLog(path)) if (typeof r.eval_loss === 'number') v = r.eval_loss;
+  return v;
+}
+
+/** exact_match and ROUGE-L of the eval step's results.json (task "super_ni"). */
+export function evalMetrics(evalDir: string): Record<string, number> {
+  const path = join(evalDir, 'results.json');
+  if (!existsSync(path)) return {};
+  const res = JSON.parse(readFileSync(path, 'utf8')) as { results?: Record<string, Record<string, unknown>> };
+  const r = res.results?.super_ni ?? {};
+  const out: Record<string, number> = {};
+  if (typeof r['exact_match,none'] === 'number') out.exact_match = r['exact_match,none'];
+  if (typeof r['rougeL,none'] === 'number') out.rouge_l = r['rougeL,none'];
+  return out;
+}
+
+export function cellResult(job: CellJob, seconds: Record<string, number>): CellResult {
+  const metrics: Record<string, number> = { ...evalMetrics(job.evalDir) };
+  const loss = finalEvalLoss(job.trainDir);
+  if (loss !== null) metrics.answer_loss = loss;
+  const value = metrics[job.metric];
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new Error(`${job.id}: the steps finished but produced no ${job.metric} (metrics found: ${JSON.stringify(metrics)})`);
+  }
+  return {
+    id: job.id, task: job.task, method: job.method, seed: job.seed, metric: job.metric, higherIsBetter: job.higherIsBetter,
+    value, metrics, seconds, spec: job.spec, finished: new Date().toISOString(),
+  };
+}
+
+/** Runs the missing steps of one job (and a cell's result.json). Returns the process exit code. */
+export async function runJob(runDir: string, jobId: string, cli: CliRunner, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<number> {
+  const plan = readPlan(runDir);
+  const job = plan.jobs.find((j) => j.id === jobId);
+  if (!job) {
+    log(`nuggets: ${join(runDir, PLAN_FILE)}: no job "${jobId}"`);
+    return 2;
+  }
+  mkdirSync(join(job.dir, 'steps'), { recursive: true });
+  writeFileAtomic(join(job.dir, 'commands.sh'), [
+    '#!/bin/sh\n# The nuggets commands of this job (written by nuggets run).\nset -e\n',
+    ...job.steps.map((s) => `nuggets ${shellQuote(s.argv)}\n`),
+  ]);
+  const seconds: Record<string, number> = {};
+  for (const step of job.steps) {
+    if (stepDone(job, step.name)) {
+      log(`${job.id}: ${step.name} already done`);
+      continue;
+    }
+    let argv = [...step.argv];
+    if (step.name === 'train' && job.kind === 'cell' && hasCheckpoint(job.trainDir)) argv.push('--resume');
+    if (step.name === 'eval' && job.kind === 'cell') {
+      const adapter = findTrainedAdapter(job.trainDir);
+      argv = argv.map((a) => (a === ADAPTER_PLACEHOLDER ? adapter : a));
+    }
+    log(`${job.id}: nuggets ${shellQuote(argv)}`);
+    const t0 = performance.now();
+    const code = await cli(argv);
+    const s = (performance.now() - t0) / 1000;
+    if (code !== 0) {
+      log(`${job.id}: ${step.name} failed (exit ${code})`);
+      return code;
+    }
+    seconds[step.name] = Math.round(s * 100) / 100;
+    writeJsonAtomic(marker(job, step.name), { planned: step.argv, argv, seconds: seconds[step.name], finished: new Date().toISOString() });
+  }
+  if (job.kind === 'cell') {
+    const result = cellResult(job, seconds);
+    writeJsonAtomic(join(job.dir, RESULT_FILE), result);
+    log(`${job.id}: ${job.metric} = ${result.value}`);
+  }
+  return 0;
+}

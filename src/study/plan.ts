@@ -1,0 +1,171 @@
+/**
+ * Grid expansion: an experiment becomes a list of jobs with their exact `nuggets` command lines.
+ *
+ *   sense/<teacher>--<task>/          one sensitivity file per teacher x task, shared by every cell
+ *                                     that needs it (teacher "student" for the self-teacher control)
+ *   cells/<task>/<method>/seed-<n>/   one cell: extract (when the method has one) -> train -> eval,
+ *                                     then result.json
+ *
+ * A job's `spec` is everything that determines its output (the argv of its steps and the metric);
+ * a finished job whose recorded spec differs from the plan's is refused instead of silently mixed
+ * into the table (see runner.ts).
+ */
+import { join } from 'node:path';
+import { toFlags } from '../config/cli.js';
+import { METRICS, type Experiment, type MetricName } from './config.js';
+import { BASELINE, type MethodSpec } from './methods.js';
+
+export const PLAN_FILE = 'plan.json';
+export const RESULT_FILE = 'result.json';
+/** Placeholder in the eval argv, replaced by the trained adapter folder once training has run. */
+export const ADAPTER_PLACEHOLDER = '{trained-adapter}';
+
+export interface StepPlan {
+  name: 'sense' | 'extract' | 'train' | 'eval';
+  /** argv after "nuggets" (e.g. ["train", "--student", ...]). */
+  argv: string[];
+}
+
+interface JobBase {
+  id: string;
+  /** Absolute job folder. */
+  dir: string;
+  steps: StepPlan[];
+  spec: Record<string, unknown>;
+}
+
+export interface SenseJob extends JobBase {
+  kind: 'sense';
+  teacher: string;
+  task: string;
+  /** The sensitivity file. */
+  output: string;
+}
+
+export interface CellJob extends JobBase {
+  kind: 'cell';
+  task: string;
+  method: string;
+  seed: number;
+  metric: MetricName;
+  higherIsBetter: boolean;
+  /** Id of the sense job this cell reads, if any. */
+  needs: string | null;
+  initDir: string | null;
+  trainDir: string;
+  evalDir: string;
+}
+
+export type Job = SenseJob | CellJob;
+
+export interface Plan {
+  experiment: string;
+  name: string;
+  out: string;
+  threads: number;
+  baseline: string;
+  tasks: Array<{ name: string; metric: MetricName; higherIsBetter: boolean; label: string; teacher: string; description?: string }>;
+  methods: Array<{ name: string; description: string; teacher: MethodSpec['teacher'] }>;
+  seeds: number[];
+  jobs: Job[];
+}
+
+export const SENSITIVITY_FILE = 'sensitivity.safetensors';
+
+export function senseId(teacher: string, task: string): string {
+  return `sense/${teacher}--${task}`;
+}
+
+export function cellId(task: string, method: string, seed: number): string {
+  return `cells/${task}/${method}/seed-${seed}`;
+}
+
+/** Expands the grid in table order: task, then method, then seed. */
+export function buildPlan(exp: Experiment, out: string): Plan {
+  const jobs: Job[] = [];
+  const senses = new Map<string, SenseJob>();
+  const rank = exp.train.rank ?? 16;
+  const alpha = exp.train.alpha ?? 16;
+
+  const ensureSense = (teacher: string, task: Experiment['tasks'][number]): SenseJob => {
+    const id = senseId(teacher, task.name);
+    const have = senses.get(id);
+    if (have) return have;
+    const dir = join(out, id);
+    const output = join(dir, SENSITIVITY_FILE);
+    const teacherPath = teacher === 'student' ? exp.student : exp.teachers[teacher];
+    const argv = ['sense', ...toFlags('sense', { ...exp.sense, teacher: teacherPath, seeds: task.seeds, out: output, progress: false })];
+    const job: SenseJob = { kind: 'sense', id, dir, teacher, task: task.name, output, steps: [{ name: 'sense', argv }], spec: { steps: [argv] } };
+    senses.set(id, job);
+    jobs.push(job);
+    return job;
+  };
+
+  const cells: CellJob[] = [];
+  for (const task of exp.tasks) {
+    for (const m of exp.methods) {
+      const teacher = m.teacher === 'task' ? task.teacher : m.teacher === 'student' ? 'student' : null;
+      const sense = teacher === null ? null : ensureSense(teacher, task);
+      for (const seed of exp.seeds) {
+        const id = cellId(task.name, m.name, seed);
+        const dir = join(out, id);
+        const initDir = m.extract ? join(dir, 'init') : null;
+        const trainDir = join(dir, 'train');
+        const evalDir = join(dir, 'eval');
+        const steps: StepPlan[] = [];
+        if (m.extract) {
+          const teacherArg = teacher === 'student' ? 'self' : exp.teachers[teacher!];
+          steps.push({
+            name: 'extract',
+            argv: ['extract', ...toFlags('extract', {
+              ...exp.extract, ...m.extract, teacher: teacherArg, student: exp.student, sensitivity: sense!.output,
+              out: initDir, seed, rank, alpha,
+            })],
+          });
+        }
+        steps.push({
+          name: 'train',
+          argv: ['train', ...toFlags('train', {
+            ...exp.train, ...m.train, student: exp.student, data: task.train, out: trainDir,
+            ...(initDir ? { init: initDir } : {}), seed, evalData: task.test, progress: false,
+          })],
+        });
+        if (METRICS[task.metric].needsEval) {
+          steps.push({
+            name: 'eval',
+            argv: ['eval', ...toFlags('eval', {
+              ...exp.eval, model: exp.student, adapter: ADAPTER_PLACEHOLDER, tasks: [`super_ni:${task.test}`],
+              out: join(evalDir, 'results.json'), progress: false,
+            })],
+          });
+        }
+        cells.push({
+          kind: 'cell', id, dir, task: task.name, method: m.name, seed, metric: task.metric,
+          higherIsBetter: METRICS[task.metric].higherIsBetter, needs: sense?.id ?? null,
+          initDir, trainDir, evalDir, steps,
+          spec: { metric: task.metric, steps: steps.map((s) => s.argv) },
+        });
+      }
+    }
+  }
+  jobs.push(...cells);
+  return {
+    experiment: exp.file,
+    name: exp.name,
+    out,
+    threads: exp.threads,
+    baseline: BASELINE,
+    tasks: exp.tasks.map((t) => ({
+      name: t.name, metric: t.metric, higherIsBetter: METRICS[t.metric].higherIsBetter, label: METRICS[t.metric].label,
+      teacher: t.teacher, ...(t.description ? { description: t.description } : {}),
+    })),
+    methods: exp.methods.map((m) => ({ name: m.name, description: m.description, teacher: m.teacher })),
+    seeds: exp.seeds,
+    jobs,
+  };
+}
+
+/** A shell line for a step (commands.sh in each job folder: how to redo it by hand). */
+export function shellQuote(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
