@@ -7,6 +7,8 @@ import { registerGenerate } from './generate.js';
 import { registerConvert } from './convert.js';
 import { registerSense } from './sense.js';
 import { registerExtract } from './extract.js';
+import { registerTrain } from './train.js';
+import { registerMerge } from './merge.js';
 import { version } from './version.js';
 
 export function buildProgram(): Command {
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerSense(program);
   registerExtract(program);
+  registerTrain(program);
+  registerMerge(program);
   return program;
 }
 
