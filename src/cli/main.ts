@@ -9,6 +9,9 @@ import { registerSense } from './sense.js';
 import { registerExtract } from './extract.js';
 import { registerTrain } from './train.js';
 import { registerMerge } from './merge.js';
+import { registerExperiment } from './experiment.js';
+import { registerReport } from './report.js';
+import { registerDemo } from './demo.js';
 import { version } from './version.js';
 
 export function buildProgram(): Command {
@@ -25,6 +28,9 @@ export function buildProgram(): Command {
   registerExtract(program);
   registerTrain(program);
   registerMerge(program);
+  registerExperiment(program);
+  registerReport(program);
+  registerDemo(program);
   return program;
 }
 

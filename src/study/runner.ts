@@ -10,7 +10,8 @@
  *   the same table. A finished job recorded with other options than the plan's is refused, never mixed
  *   into the table.
  * - Children get OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = the experiment's `threads`, fixed whatever
- *   --jobs is: the kernels' reductions depend on the thread count, and the table must not.
+ *   --jobs is: the kernels' reductions depend on the thread count, and the table must not depend on
+ *   --jobs.
  * - A child whose runner dies (kill -9) ends itself (orphan-guard.ts), so a rerun never races it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -127,7 +128,13 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   log(`nuggets run: ${plan.name}: ${cells.length} cells (${cellsDone} already finished), ${pending.length} job(s) to run with --jobs ${opts.jobs}; folder ${out}`);
 
   const command = opts.command ?? nuggetsCommand();
-  const env = { ...process.env, OMP_NUM_THREADS: String(plan.threads), OPENBLAS_NUM_THREADS: String(plan.threads) };
+  // OMP_WAIT_POLICY=passive: OpenMP workers that spin while waiting burn the CPU the other jobs need.
+  const env = {
+    OMP_WAIT_POLICY: 'passive',
+    ...process.env,
+    OMP_NUM_THREADS: String(plan.threads),
+    OPENBLAS_NUM_THREADS: String(plan.threads),
+  };
   const running = new Map<string, ChildProcess>();
   const failed: JobFailure[] = [];
   const failedIds = new Set<string>();
@@ -145,6 +152,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
       const child = spawn(command[0], [...command.slice(1), '__job', out, job.id], { env, stdio: ['ignore', fd, fd] });
       closeSync(fd);
       running.set(job.id, child);
+      log(`started ${job.id}`);
       const finish = (reason: string | null) => {
         running.delete(job.id);
         finishedCount++;

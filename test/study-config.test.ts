@@ -1,0 +1,157 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InputError } from '../src/errors.js';
+import { loadExperiment } from '../src/study/config.js';
+import { buildPlan, type CellJob, type SenseJob } from '../src/study/plan.js';
+import { buildTable, tableMarkdown } from '../src/study/table.js';
+import { writeSyntheticRun } from './study-fixture.js';
+
+const BASE = `
+student: models/student
+teachers:
+  big: models/teacher
+tasks:
+  facts:
+    teacher: big
+    seeds: t/facts/seeds.jsonl
+    train: t/facts/train.jsonl
+    test: t/facts/test.jsonl
+    metric: exact_match
+  stories:
+    teacher: big
+    seeds: t/s/seeds.jsonl
+    train: t/s/train.jsonl
+    test: t/s/test.jsonl
+    metric: answer_loss
+methods: [lora, transfer, rowcol, elements, random, pissa, self]
+seeds: [1, 2, 3]
+train:
+  epochs: 2
+  rank: 8
+  alpha: 16
+eval:
+  max-new-tokens: 8
+`;
+
+function withFile(text: string, fn: (file: string, dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-study-config-'));
+  try {
+    const file = join(dir, 'exp.yaml');
+    writeFileSync(file, text);
+    fn(file, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function refused(text: string, pattern: RegExp): void {
+  withFile(text, (file) => {
+    assert.throws(
+      () => loadExperiment(file),
+      (e: unknown) => e instanceof InputError && e.source.startsWith(file) && pattern.test(e.problem),
+      `expected an InputError matching ${pattern}`,
+    );
+  });
+}
+
+test('grid: 7 methods x 3 seeds x 2 tasks, one sense job per teacher x task shared by the cells', () => {
+  withFile(BASE, (file, dir) => {
+    const exp = loadExperiment(file);
+    assert.equal(exp.student, join(dir, 'models/student'), 'paths resolve against the file');
+    const plan = buildPlan(exp, join(dir, 'run'));
+    const cells = plan.jobs.filter((j): j is CellJob => j.kind === 'cell');
+    const senses = plan.jobs.filter((j): j is SenseJob => j.kind === 'sense');
+    assert.equal(cells.length, 42);
+    // The teacher for transfer/rowcol/elements/random, the student for self, per task.
+    assert.deepEqual(senses.map((s) => s.id).sort(), ['sense/big--facts', 'sense/big--stories', 'sense/student--facts', 'sense/student--stories']);
+    assert.equal(plan.jobs.indexOf(senses[0]) < plan.jobs.indexOf(cells[0]), true, 'sense jobs come first');
+    const cell = (m: string, s: number, t = 'facts') => cells.find((c) => c.method === m && c.seed === s && c.task === t)!;
+    assert.equal(cell('transfer', 1).needs, 'sense/big--facts');
+    assert.equal(cell('rowcol', 2).needs, 'sense/big--facts');
+    assert.equal(cell('self', 3).needs, 'sense/student--facts');
+    assert.equal(cell('lora', 1).needs, null);
+    assert.equal(cell('pissa', 1).needs, null);
+    // Steps: extract only for methods with a teacher; eval only for the exact-match task.
+    assert.deepEqual(cell('lora', 1).steps.map((s) => s.name), ['train', 'eval']);
+    assert.deepEqual(cell('transfer', 2, 'stories').steps.map((s) => s.name), ['extract', 'train']);
+    const ex = cell('rowcol', 2).steps[0].argv;
+    const flag = (argv: string[], f: string) => argv[argv.indexOf(f) + 1];
+    assert.equal(flag(ex, '--structure'), 'rowcol');
+    assert.equal(flag(ex, '--seed'), '2');
+    assert.equal(flag(ex, '--rank'), '8', 'extract gets the train rank');
+    assert.equal(flag(ex, '--teacher'), join(dir, 'models/teacher'));
+    assert.equal(flag(cell('self', 1).steps[0].argv, '--teacher'), 'self');
+    const tr = cell('transfer', 3).steps[1].argv;
+    assert.equal(flag(tr, '--init'), join(cell('transfer', 3).dir, 'init'));
+    assert.equal(flag(tr, '--seed'), '3');
+    assert.equal(flag(tr, '--epochs'), '2');
+    assert.equal(flag(tr, '--eval-data'), join(dir, 't/facts/test.jsonl'));
+    assert.equal(flag(cell('pissa', 1).steps[0].argv, '--lora-init'), 'pissa');
+    assert.ok(!cell('lora', 1).steps[0].argv.includes('--init'));
+    const ev = cell('lora', 1).steps[1].argv;
+    assert.equal(flag(ev, '--tasks'), `super_ni:${join(dir, 't/facts/test.jsonl')}`);
+    assert.equal(flag(ev, '--max-new-tokens'), '8');
+    // Specs differ between cells and are equal for equal inputs.
+    assert.notDeepEqual(cell('lora', 1).spec, cell('lora', 2).spec);
+    assert.deepEqual(buildPlan(loadExperiment(file), join(dir, 'run')).jobs, plan.jobs);
+  });
+});
+
+test('custom methods: a catalogue method with options changed', () => {
+  const text = BASE.replace('methods: [lora, transfer, rowcol, elements, random, pissa, self]', 'methods: [lora, {name: ffn-only, like: transfer, extract: {modules: [mlp]}}]');
+  withFile(text, (file, dir) => {
+    const plan = buildPlan(loadExperiment(file), join(dir, 'run'));
+    const c = plan.jobs.find((j): j is CellJob => j.kind === 'cell' && j.method === 'ffn-only')!;
+    const ex = c.steps[0].argv;
+    assert.equal(ex[ex.indexOf('--modules') + 1], 'mlp');
+    // Everything else is the reference's: block structure and sensitivity layers are extract's defaults.
+    assert.ok(!ex.includes('--structure') && !ex.includes('--layers'));
+    assert.equal(ex[ex.indexOf('--teacher') + 1], join(dir, 'models/teacher'));
+  });
+});
+
+test('experiment files: mistakes are refused naming the file and the key', () => {
+  refused(BASE.replace('seeds: [1, 2, 3]', 'seeds: [1, 2, 3]\nthreds: 2'), /unknown key "threds" \(did you mean "threads"\?\)/);
+  refused(BASE.replace('rowcol,', 'rowcols,'), /unknown method "rowcols"/);
+  refused(BASE.replace('    teacher: big\n    seeds: t/s', '    teacher: huge\n    seeds: t/s'), /teacher "huge" is not defined/);
+  refused(BASE.replace('  epochs: 2', '  epochs: 2\n  seed: 5'), /"seed" is set by the runner/);
+  refused(BASE.replace('eval:', 'extract:\n  rank: 4\neval:'), /set rank in the train section/);
+  refused(BASE.replace('  epochs: 2', '  learnig-rate: 0.001'), /unknown option "learnig-rate"; did you mean "learning-rate"/);
+  refused(BASE.replace('  epochs: 2', '  epochs: two'), /epochs.*expected an integer/);
+  refused(BASE.replace('seeds: [1, 2, 3]', 'seeds: [1, 2, 1]'), /seed 1 is listed twice/);
+  refused(BASE.replace('metric: exact_match', 'metric: accuracy'), /tasks\.facts\.metric/);
+  refused(BASE.replace('methods: [lora', 'methods: [{name: x, like: nope}, lora'), /"like: nope" is not a built-in method/);
+  refused('student: [1, 2', /invalid YAML/);
+});
+
+test('table: mean, std, paired comparison; missing cells lower n and are listed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-study-table-'));
+  try {
+    const plan = writeSyntheticRun(join(dir, 'run'));
+    const full = buildTable(plan);
+    const row = (t: ReturnType<typeof buildTable>, task: string, m: string) => t.rows.find((r) => r.task === task && r.method === m)!;
+    const tr = row(full, 'facts', 'transfer');
+    const lo = row(full, 'facts', 'lora');
+    const vals = Object.values(tr.values);
+    assert.equal(tr.n, 3);
+    assert.ok(Math.abs(tr.mean! - vals.reduce((a, b) => a + b, 0) / 3) < 1e-12);
+    const diffs = ['1', '2', '3'].map((s) => tr.values[s] - lo.values[s]);
+    assert.ok(Math.abs(tr.vsBaseline!.meanDiff! - diffs.reduce((a, b) => a + b, 0) / 3) < 1e-12);
+    assert.equal(lo.vsBaseline, null, 'the baseline is not compared with itself');
+    // Remove one transfer cell: n drops, the pairing uses the 2 remaining seeds, the cell is listed.
+    const gone = plan.jobs.find((j): j is CellJob => j.kind === 'cell' && j.task === 'facts' && j.method === 'transfer' && j.seed === 2)!;
+    rmSync(join(gone.dir, 'result.json'));
+    const part = buildTable(plan);
+    assert.equal(row(part, 'facts', 'transfer').n, 2);
+    assert.deepEqual(row(part, 'facts', 'transfer').vsBaseline!.seeds, [1, 3]);
+    assert.deepEqual(part.missing, [gone.id]);
+    const md = tableMarkdown(part);
+    assert.match(md, /\| transfer \| [0-9.]+ \| [0-9.]+ \| 2 \|/);
+    assert.match(md, /Missing cells \(1\): cells\/facts\/transfer\/seed-2/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

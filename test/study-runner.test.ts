@@ -1,0 +1,94 @@
+/**
+ * The runner on real (tiny, random) models through the real CLI steps: a clean run with --jobs 2, and
+ * a run killed with SIGKILL mid-way, then rerun: the rerun finishes only the missing cells and the
+ * table is identical to the clean run's (bit for bit: the children's thread count is fixed).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { InputError } from '../src/errors.js';
+import { loadExperiment } from '../src/study/config.js';
+import { runExperiment } from '../src/study/runner.js';
+import type { ResultsTable } from '../src/study/table.js';
+import { writeTinyExperiment } from './study-models.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const quiet = () => {};
+
+function values(t: ResultsTable): Record<string, Record<string, number>> {
+  return Object.fromEntries(t.rows.map((r) => [`${r.task}/${r.method}`, r.values]));
+}
+
+/** Every number of every cell (exact match, ROUGE-L and the held-out answer loss). */
+function cellMetrics(out: string): Record<string, Record<string, number>> {
+  const o: Record<string, Record<string, number>> = {};
+  for (const m of ['lora', 'transfer']) {
+    o[m] = JSON.parse(readFileSync(join(out, `cells/toy/${m}/seed-1/result.json`), 'utf8')).metrics;
+  }
+  return o;
+}
+
+test('a run killed mid-way finishes only the missing cells on rerun and gives the same table', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-runner-'));
+  try {
+    // Exact match needs the eval step too: every cell runs extract (transfer) -> train -> eval.
+    const file = writeTinyExperiment(dir, { methods: ['lora', 'transfer'], seeds: [1], metric: 'exact_match' });
+    const exp = loadExperiment(file);
+
+    // Reference: an uninterrupted run, two jobs at a time.
+    const clean = await runExperiment(exp, { out: join(dir, 'clean'), jobs: 2, log: quiet });
+    assert.deepEqual(clean.failed, []);
+    assert.equal(clean.ran.length, 3, 'one sense job and two cells');
+    assert.deepEqual(clean.table.missing, []);
+    for (const r of clean.table.rows) assert.ok(r.n === 1 && Number.isFinite(r.mean!), `${r.method} has a result`);
+    const cleanMetrics = cellMetrics(join(dir, 'clean'));
+    for (const m of Object.values(cleanMetrics)) assert.deepEqual(Object.keys(m).sort(), ['answer_loss', 'exact_match', 'rouge_l']);
+
+    // The same experiment through the CLI, killed (SIGKILL, no clean-up) as soon as the first cell has
+    // its result: lora (which needs no sensitivity) finishes first; transfer waits for the sense job.
+    const out = join(dir, 'killed');
+    const child = spawn(process.execPath, ['--import', 'tsx', resolve('src/cli/run.ts'), 'run', file, '--out', out, '--jobs', '2'], { stdio: 'ignore' });
+    const loraResult = join(out, 'cells/toy/lora/seed-1/result.json');
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(loraResult)) {
+      assert.ok(Date.now() < deadline, 'the first cell did not finish in time');
+      assert.equal(child.exitCode, null, 'the run ended before it could be killed');
+      await sleep(100);
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(!existsSync(join(out, 'results.json')), 'the killed run never got to its table');
+    assert.ok(!existsSync(join(out, 'cells/toy/transfer/seed-1/result.json')), 'transfer was cut off');
+    // The orphaned job child notices its runner is gone and ends itself (it polls every 0.5 s).
+    await sleep(1200);
+    const loraMtime = statSync(loraResult).mtimeMs;
+    const senseDone = existsSync(join(out, 'sense/big--toy/steps/sense.json'));
+
+    const lines: string[] = [];
+    const resumed = await runExperiment(exp, { out, jobs: 2, log: (l) => lines.push(l) });
+    assert.deepEqual(resumed.failed, []);
+    assert.deepEqual(resumed.skipped.sort(), senseDone ? ['cells/toy/lora/seed-1', 'sense/big--toy'] : ['cells/toy/lora/seed-1']);
+    assert.deepEqual(resumed.ran.sort(), senseDone ? ['cells/toy/transfer/seed-1'] : ['cells/toy/transfer/seed-1', 'sense/big--toy'], 'only the missing jobs ran');
+    assert.equal(statSync(loraResult).mtimeMs, loraMtime, 'the finished cell was not redone');
+    assert.match(lines[0], /2 cells \(1 already finished\)/);
+    assert.deepEqual(values(resumed.table), values(clean.table), 'same table as the uninterrupted run');
+    assert.deepEqual(cellMetrics(out), cleanMetrics, 'same numbers in every cell');
+
+    // A third run has nothing to do and writes the same table again.
+    const again = await runExperiment(exp, { out, jobs: 2, log: quiet });
+    assert.deepEqual(again.ran, []);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows, JSON.parse(JSON.stringify(resumed.table.rows)));
+
+    // Changing an option that went into finished cells is refused, not mixed into the table.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('learning-rate: 0.003', 'learning-rate: 0.002'));
+    await assert.rejects(
+      runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
+      (e: unknown) => e instanceof InputError && e.source === out && /different options for 2 job\(s\)/.test(e.problem),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
