@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
 import { registerInfo } from './info.js';
+import { registerPretrain } from './pretrain.js';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerConvert } from './convert.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerInfo(program);
+  registerPretrain(program);
   registerInspect(program);
   registerGenerate(program);
   registerConvert(program);

@@ -154,6 +154,56 @@ export const generateSchema = z
   })
   .strict();
 
+/** `nuggets pretrain`: full-parameter LM training from scratch or continued (issue 7; src/train/pretrain.ts). */
+export const pretrainSchema = z
+  .object({
+    data: path('training text: .jsonl(.gz) rows {"text"} (one document each) or a plain text file'),
+    out: path('Hugging Face model folder to write (config.json, model.safetensors, tokenizer files, RECIPE.md)'),
+    tokenizer: path('tokenizer (tokenizer.bin, tokenizer.json or a folder); default: the --init model\'s').optional(),
+    init: path('continue training this model (HF folder or llama2.c checkpoint) instead of a random init').optional(),
+    modelConfig: path('architecture from an HF config.json (instead of the size flags)').optional(),
+    hiddenSize: int('hidden size d').min(1).optional(),
+    numLayers: int('decoder layers').min(1).optional(),
+    numHeads: int('attention heads').min(1).optional(),
+    numKvHeads: int('key/value heads (grouped-query attention; default: --num-heads)').min(1).optional(),
+    intermediateSize: int('MLP width').min(1).optional(),
+    headDim: int('per-head width (default: hidden size / heads)').min(2).optional(),
+    maxPositionEmbeddings: int('context length written to config.json (default: max(seq len, 256))').min(2).optional(),
+    ropeTheta: num('RoPE base (default 10000)').positive().optional(),
+    rmsNormEps: num('RMSNorm epsilon (default 1e-5)').positive().optional(),
+    tieWordEmbeddings: bool('tie lm_head to the embedding (default: untied)').optional(),
+    docSplit: oneOf(['blank-line', 'line', 'none'], 'plain text files: documents are separated by blank lines, by lines, or the file is one document').default('blank-line'),
+    eos: bool('append EOS to every document (llama2.c does not)').default(false),
+    seqLen: int('tokens per training sequence (documents are packed, BOS before each)').min(2).default(128),
+    valData: path('held-out text file (default: a seeded --val-fraction of the documents)').optional(),
+    valFraction: num('share of the documents held out for the held-out loss (0: none)').min(0).lt(1).default(0.05),
+    epochs: int('passes over the training sequences').min(1).default(1),
+    maxSteps: int('stop after this many updates (0: run the epochs)').min(0).default(0),
+    batchSize: int('sequences per optimizer update').min(1).default(32),
+    microBatchSize: int('sequences per forward/backward (must divide --batch-size)').min(1).default(8),
+    learningRate: num('peak learning rate (AdamW)').positive().default(1e-3),
+    scheduler: oneOf(['linear', 'cosine', 'constant'], 'learning-rate schedule after warmup').default('cosine'),
+    warmupSteps: int('warmup updates').min(0).default(20),
+    weightDecay: num('AdamW decoupled weight decay on matrices (not on norms)').min(0).default(0.1),
+    adamBeta1: num('AdamW beta1').min(0).lt(1).default(0.9),
+    adamBeta2: num('AdamW beta2').min(0).lt(1).default(0.95),
+    adamEpsilon: num('AdamW epsilon').positive().default(1e-8),
+    maxGradNorm: num('clip the global gradient norm to this (0: no clipping)').min(0).default(1),
+    initStd: num('std of the random init (residual output projections get std/sqrt(2*layers))').positive().default(0.02),
+    seed: int('seed for the init, the held-out split and the data order').default(1337),
+    evalSteps: int('held-out loss every N updates (0: only at the end)').min(0).default(0),
+    loggingSteps: int('write a trainer_log.jsonl line every N updates').min(1).default(10),
+    saveSteps: int('save a checkpoint every N updates (0: none)').min(0).default(0),
+    keepCheckpoints: int('keep the newest N checkpoints').min(1).default(2),
+    checkpointDir: path('checkpoint folder (default: <out>/checkpoints)').optional(),
+    resume: bool('continue from the newest checkpoint').default(false),
+    resumeFrom: path('continue from this checkpoint folder').optional(),
+    dtype: oneOf(['f32', 'bf16'], 'storage precision of the written model').default('f32'),
+    progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
+  })
+  .strict()
+  .refine((o) => o.batchSize % o.microBatchSize === 0, { message: 'must divide --batch-size', path: ['microBatchSize'] });
+
 /** `nuggets merge`: W_final = W_s - B0*A0 + B1*A1 (METHOD.md step 7) into an HF folder. */
 export const mergeSchema = z
   .object({
@@ -172,6 +222,7 @@ export type TrainOptions = z.infer<typeof trainSchema>;
 export type EvalOptionsConfig = z.infer<typeof evalSchema>;
 export type GenerateOptions = z.infer<typeof generateSchema>;
 export type MergeOptions = z.infer<typeof mergeSchema>;
+export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
 
 /** Every command schema by command name (config files may hold a section per command). */
 export const COMMAND_SCHEMAS = {
@@ -182,6 +233,7 @@ export const COMMAND_SCHEMAS = {
   eval: evalSchema,
   generate: generateSchema,
   merge: mergeSchema,
+  pretrain: pretrainSchema,
 } satisfies Record<string, CommandSchema>;
 
 export type CommandName = keyof typeof COMMAND_SCHEMAS;
