@@ -1,0 +1,191 @@
+/**
+ * LoRA training throughput (issue 5 acceptance): tokens/s and peak RSS of LoRA fine-tuning steps on
+ * the ~100M LLaMA config (d 768, 12 layers, 12 heads of 64, MLP 2048, vocab 32000, tied embeddings,
+ * random weights), LoRA r 16 / alpha 16 / dropout 0.05 on q,k,v,o,gate,up,down of every layer, batch
+ * 2 x sequence 256, against an equivalent hand-written PyTorch program (bench/torch/lora_train.py:
+ * same math, fp32, frozen base, torch.optim.AdamW, same thread count, /usr/bin/python3) in the same run.
+ * Ratio nuggets / PyTorch (target >= 1.0).
+ *
+ * One step = what the trainer does per optimizer update: forward + backward of the micro-batch
+ * (frozen base weights: no weight gradients, only activations' and the LoRA factors'), global
+ * gradient clipping, AdamW on the flat LoRA group (src/train/trainer.ts batchGradient, optimizer.ts).
+ * Loss: next-token cross-entropy over every position but the last. Each program runs in its own
+ * child process, so each peak RSS (getrusage maxrss) is that program's alone. Timings: the best of
+ * `reps` steps after `warmup` untimed ones; each step's process CPU time (all threads) is recorded too,
+ * as tokens per CPU-second, the figure that stays comparable when other jobs share the cores.
+ *
+ * This file is also the nuggets child: `node --import tsx bench/train.ts child '<spec json>'`.
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fillFast, type Recorder } from './lib.js';
+import { expectedShape, expectedTensorNames, type ModelConfig } from '../src/model/config.js';
+import { MemoryWeights } from '../src/model/weights.js';
+import { LlamaModel } from '../src/model/model.js';
+import { tinyConfig } from '../src/model/random.js';
+import { kernels } from '../src/engine/backend.js';
+import { Rng } from '../src/engine/rng.js';
+import type { EncodedExample } from '../src/data/encode.js';
+import { LoraParams } from '../src/train/lora-params.js';
+import { AdamW, clipGradNorm } from '../src/train/optimizer.js';
+import { batchGradient } from '../src/train/trainer.js';
+import { loraDefaultInit } from '../src/transfer/controls.js';
+import { LAYER_KINDS, factorShape, moduleRefs, modulePath } from '../src/transfer/modules.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const TORCH_SCRIPT = join(HERE, 'torch', 'lora_train.py');
+
+/** The program spec both children read (the Python script's names). */
+export interface Spec {
+  vocab: number;
+  d: number;
+  layers: number;
+  heads: number;
+  kv_heads: number;
+  mlp: number;
+  tied: boolean;
+  seq: number;
+  batch: number;
+  r: number;
+  alpha: number;
+  dropout: number;
+  lr: number;
+  reps: number;
+  warmup: number;
+  threads: number;
+}
+
+export interface ChildResult {
+  steps: Array<{ seconds: number; cpu_seconds: number; loss: number }>;
+  best_seconds: number;
+  /** The smallest process CPU time (all threads) of a timed step: robust to other load on a shared machine. */
+  best_cpu_seconds: number;
+  tokens_per_step: number;
+  lora_params: number;
+  max_rss_kb: number;
+  threads: number;
+  backend?: string;
+  torch?: string;
+}
+
+export const SPEC: Spec = {
+  vocab: 32000, d: 768, layers: 12, heads: 12, kv_heads: 12, mlp: 2048, tied: true, seq: 256, batch: 2,
+  r: 16, alpha: 16, dropout: 0.05, lr: 3e-4, reps: 2, warmup: 1, threads: availableParallelism(),
+};
+
+function specConfig(s: Spec): ModelConfig {
+  return tinyConfig({
+    vocabSize: s.vocab, hiddenSize: s.d, intermediateSize: s.mlp, numLayers: s.layers, numHeads: s.heads,
+    numKvHeads: s.kv_heads, headDim: s.d / s.heads, maxPositionEmbeddings: s.seq, tieWordEmbeddings: s.tied,
+    rmsNormEps: 1e-5, ropeTheta: 10000,
+  });
+}
+
+/** Weights at a trained LLaMA's scale (std 0.02, norms 1), drawn fast. */
+function benchWeights(c: ModelConfig): MemoryWeights {
+  const a = 0.02 * Math.sqrt(3);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  let seed = 1;
+  for (const name of expectedTensorNames(c)) {
+    const shape = expectedShape(c, name);
+    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    if (name.endsWith('norm.weight')) data.fill(1);
+    else fillFast(data, seed++, -a, a);
+    tensors.set(name, { shape, data });
+  }
+  return new MemoryWeights('bench', tensors);
+}
+
+/** B rows of T random ids, every position after the first a target. */
+function benchRows(s: Spec): EncodedExample[] {
+  const rng = new Rng(7);
+  return Array.from({ length: s.batch }, (_, b) => {
+    const ids = new Int32Array(s.seq);
+    for (let t = 0; t < s.seq; t++) ids[t] = rng.int(s.vocab);
+    const answerMask = new Uint8Array(s.seq).fill(1);
+    answerMask[0] = 0;
+    return { ids, answerMask, nTargets: s.seq - 1, fullLength: s.seq, truncated: false, source: `bench:${b + 1}`, line: b + 1 };
+  });
+}
+
+/** The nuggets child: LoRA training steps; prints one JSON line. */
+function child(s: Spec): void {
+  const c = specConfig(s);
+  const model = LlamaModel.load({ config: c, weights: benchWeights(c) });
+  // PEFT default init, then B made non-zero so that every LoRA product carries a real signal
+  const rng = new Rng(3);
+  for (const ref of moduleRefs(LAYER_KINDS, c.numLayers)) {
+    const [n, m] = factorShape(ref.kind, c);
+    const f = loraDefaultInit(n, m, s.r, false, rng);
+    rng.fillNormal(f.B, 0, 0.01);
+    model.attachLora(modulePath(ref), { r: s.r, alpha: s.alpha, dropout: s.dropout, A: f.A, B: f.B });
+  }
+  const params = LoraParams.gather(model);
+  const opt = new AdamW(params.size, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
+  const rows = benchRows(s);
+  model.setTraining(true);
+  const steps: ChildResult['steps'] = [];
+  let best = Infinity, bestCpu = Infinity;
+  for (let i = 0; i < s.warmup + s.reps; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const g = batchGradient(model, params, rows, s.batch);
+    clipGradNorm(params.grad, 1);
+    opt.update(params.data, params.grad, s.lr);
+    const dt = (performance.now() - t0) / 1000;
+    const cu = process.cpuUsage(c0);
+    const cpu = (cu.user + cu.system) / 1e6;
+    steps.push({ seconds: dt, cpu_seconds: cpu, loss: g.loss });
+    if (i >= s.warmup) {
+      best = Math.min(best, dt);
+      bestCpu = Math.min(bestCpu, cpu);
+    }
+  }
+  const out: ChildResult = {
+    steps, best_seconds: best, best_cpu_seconds: bestCpu, tokens_per_step: s.batch * s.seq, lora_params: params.size,
+    max_rss_kb: process.resourceUsage().maxRSS, threads: s.threads, backend: kernels().name,
+  };
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+function runChild(cmd: string, args: string[]): ChildResult {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, OMP_NUM_THREADS: String(SPEC.threads) } });
+  if (r.status !== 0) throw new Error(`${cmd} failed (status ${r.status}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ChildResult;
+}
+
+function torchAvailable(): string | null {
+  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.error) return `${PYTHON} not found`;
+  return r.status === 0 ? null : `torch not importable by ${PYTHON}: ${r.stderr.trim().split('\n').pop()}`;
+}
+
+export async function run(rec: Recorder): Promise<void> {
+  const s = SPEC;
+  const c = specConfig(s);
+  const params = expectedTensorNames(c).reduce((n, name) => n + expectedShape(c, name).reduce((a, b) => a * b, 1), 0);
+  rec.note(`LoRA training: LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
+    `${(params / 1e6).toFixed(1)}M frozen parameters; LoRA r ${s.r}, alpha ${s.alpha}, dropout ${s.dropout} on q,k,v,o,gate,up,down; ` +
+    `batch ${s.batch} x ${s.seq}, ${s.threads} threads, best of ${s.reps} steps after ${s.warmup} warm-up`);
+  const nug = runChild(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify(s)]);
+  const why = torchAvailable();
+  let pt: ChildResult | null = null;
+  if (why) rec.note(`PyTorch baseline skipped: ${why}`);
+  else pt = runChild(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)]);
+  rec.note(`nuggets backend ${nug.backend}, ${nug.lora_params} LoRA parameters; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads, ${pt.lora_params} LoRA parameters` : 'no PyTorch'}`);
+  rec.note(`losses per step: nuggets ${nug.steps.map((x) => x.loss.toFixed(4)).join(', ')}${pt ? `; pytorch ${pt.steps.map((x) => x.loss.toFixed(4)).join(', ')}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`);
+  const base = pt ? rec.record('lora train pytorch', pt.tokens_per_step / pt.best_seconds, 'tokens/s') : null;
+  rec.record('lora train nuggets', nug.tokens_per_step / nug.best_seconds, 'tokens/s', base ? { name: base.name, value: base.value } : null);
+  // tokens per CPU-second (all threads): the comparison that survives other jobs on a shared machine
+  const baseCpu = pt ? rec.record('lora train pytorch per CPU-second', pt.tokens_per_step / pt.best_cpu_seconds, 'tokens/CPU-s') : null;
+  rec.record('lora train nuggets per CPU-second', nug.tokens_per_step / nug.best_cpu_seconds, 'tokens/CPU-s', baseCpu ? { name: baseCpu.name, value: baseCpu.value } : null);
+  if (pt) rec.record('lora train peak RSS pytorch', pt.max_rss_kb / 1024, 'MiB');
+  rec.record('lora train peak RSS nuggets', nug.max_rss_kb / 1024, 'MiB', pt ? { name: 'lora train peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[2] === 'child') {
+  child(JSON.parse(process.argv[3]) as Spec);
+}
