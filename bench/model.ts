@@ -1,0 +1,173 @@
+/**
+ * Model throughput (issue 3 acceptance): forward+backward tokens/s and peak RSS of a ~110M-parameter
+ * LLaMA (d 768, 12 layers, 12 heads of 64, MLP 2048, vocab 32000, tied embeddings, random weights) at
+ * batch 1 and 4 x sequence 256, for nuggets and for an equivalent PyTorch program
+ * (bench/torch/llama_fwd_bwd.py: same math, fp32, same thread count, /usr/bin/python3) in the same run;
+ * ratio nuggets / PyTorch (target >= 1.0); and greedy generation tokens/s with the KV cache.
+ *
+ * Each program runs in its own child process, so each peak RSS is that program's alone (the figure
+ * is the child's own getrusage maxrss). Both compute gradients for every parameter (the embedding
+ * included), the loss over all B*T positions. Timings are the best of `reps` steps after `warmup`
+ * untimed ones; one of each by default, because a PyTorch B4 step alone takes ~15-45 s on 2 shared
+ * cores and the whole module should stay near 3 minutes.
+ *
+ * This file is also the nuggets child: `node --import tsx bench/model.ts child '<spec json>'`.
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fillFast, type Recorder } from './lib.js';
+import { expectedShape, expectedTensorNames, type ModelConfig } from '../src/model/config.js';
+import { MemoryWeights } from '../src/model/weights.js';
+import { LlamaModel } from '../src/model/model.js';
+import { generate } from '../src/model/generate.js';
+import { tinyConfig } from '../src/model/random.js';
+import { kernels } from '../src/engine/backend.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const TORCH_SCRIPT = join(HERE, 'torch', 'llama_fwd_bwd.py');
+
+/** The program spec both children read (the Python script's names). */
+export interface Spec {
+  vocab: number;
+  d: number;
+  layers: number;
+  heads: number;
+  kv_heads: number;
+  mlp: number;
+  tied: boolean;
+  seq: number;
+  batches: number[];
+  reps: number;
+  warmup: number;
+  threads: number;
+  gen_tokens: number;
+}
+
+export interface ChildResult {
+  fwd_bwd: Array<{ B: number; T: number; seconds: number; loss: number }>;
+  gen?: { tokens: number; seconds: number };
+  max_rss_kb: number;
+  threads: number;
+  backend?: string;
+  torch?: string;
+}
+
+export const SPEC: Spec = {
+  vocab: 32000, d: 768, layers: 12, heads: 12, kv_heads: 12, mlp: 2048, tied: true,
+  seq: 256, batches: [1, 4], reps: 1, warmup: 1, threads: availableParallelism(), gen_tokens: 32,
+};
+
+export function specConfig(s: Spec): ModelConfig {
+  return tinyConfig({
+    vocabSize: s.vocab, hiddenSize: s.d, intermediateSize: s.mlp, numLayers: s.layers, numHeads: s.heads,
+    numKvHeads: s.kv_heads, headDim: s.d / s.heads, maxPositionEmbeddings: Math.max(s.seq, s.gen_tokens + 1),
+    tieWordEmbeddings: s.tied, rmsNormEps: 1e-5, ropeTheta: 10000,
+  });
+}
+
+/** Weights like a trained LLaMA's scale (std 0.02, norms 1), drawn fast (uniform of that std). */
+function benchWeights(c: ModelConfig): MemoryWeights {
+  const a = 0.02 * Math.sqrt(3);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  let seed = 1;
+  for (const name of expectedTensorNames(c)) {
+    const shape = expectedShape(c, name);
+    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    if (name.endsWith('norm.weight')) data.fill(1);
+    else fillFast(data, seed++, -a, a);
+    tensors.set(name, { shape, data });
+  }
+  return new MemoryWeights('bench', tensors);
+}
+
+/** xorshift32 token ids in [0, V). */
+function randomIds(n: number, V: number, seed: number): Int32Array {
+  const out = new Int32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    out[i] = s % V;
+  }
+  return out;
+}
+
+/** The nuggets child: fwd+bwd per batch size, then generation; prints one JSON line. */
+function child(s: Spec): void {
+  const c = specConfig(s);
+  const model = LlamaModel.load({ config: c, weights: benchWeights(c) });
+  model.enableGrads();
+  const out: ChildResult = { fwd_bwd: [], max_rss_kb: 0, threads: s.threads, backend: kernels().name };
+  for (const B of s.batches) {
+    const T = s.seq;
+    const batch = { ids: randomIds(B * T, s.vocab, 7 + B), B, T };
+    const targets = randomIds(B * T, s.vocab, 99 + B);
+    let best = Infinity, loss = NaN;
+    for (let r = 0; r < s.warmup + s.reps; r++) {
+      const t0 = performance.now();
+      model.zeroGrads();
+      loss = model.loss(batch, targets);
+      model.backward();
+      const dt = (performance.now() - t0) / 1000;
+      if (r >= s.warmup) best = Math.min(best, dt);
+    }
+    out.fwd_bwd.push({ B, T, seconds: best, loss });
+  }
+  if (s.gen_tokens > 0) {
+    const t0 = performance.now();
+    const [g] = generate(model, [[1]], { maxNewTokens: s.gen_tokens, eosIds: [] });
+    out.gen = { tokens: g.tokens.length, seconds: (performance.now() - t0) / 1000 };
+  }
+  out.max_rss_kb = process.resourceUsage().maxRSS;
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+function runChild(cmd: string, args: string[]): ChildResult {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, OMP_NUM_THREADS: String(SPEC.threads) } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args[args.length - 2] ?? ''} failed (status ${r.status}): ${r.stderr.slice(-2000)}`);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line) as ChildResult;
+}
+
+function torchAvailable(): string | null {
+  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.error) return `${PYTHON} not found`;
+  return r.status === 0 ? null : `torch not importable by ${PYTHON}: ${r.stderr.trim().split('\n').pop()}`;
+}
+
+export async function run(rec: Recorder): Promise<void> {
+  const s = SPEC;
+  const c = specConfig(s);
+  const params = expectedTensorNames(c).reduce((n, name) => n + expectedShape(c, name).reduce((a, b) => a * b, 1), 0);
+  rec.note(`LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads (${s.kv_heads} kv) of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
+    `${s.tied ? 'tied' : 'untied'} embeddings: ${(params / 1e6).toFixed(1)}M parameters; seq ${s.seq}, ${s.threads} threads, ` +
+    `best of ${s.reps} after ${s.warmup} warm-up, gradients of every parameter`);
+  const nug = runChild(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify(s)]);
+  const why = torchAvailable();
+  let pt: ChildResult | null = null;
+  if (why) rec.note(`PyTorch baseline skipped: ${why}`);
+  else pt = runChild(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)]);
+  rec.note(`nuggets backend ${nug.backend}; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads` : 'no PyTorch'}`);
+  for (const r of nug.fwd_bwd) {
+    const tps = (r.B * r.T) / r.seconds;
+    const p = pt?.fwd_bwd.find((x) => x.B === r.B);
+    const base = p ? rec.record(`model fwd+bwd pytorch B${r.B}x${r.T}`, (p.B * p.T) / p.seconds, 'tokens/s') : null;
+    rec.record(`model fwd+bwd nuggets B${r.B}x${r.T}`, tps, 'tokens/s', base ? { name: base.name, value: base.value } : null);
+    rec.note(`B${r.B}: loss nuggets ${r.loss.toFixed(4)}${p ? `, pytorch ${p.loss.toFixed(4)}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`);
+  }
+  if (pt) rec.record('model fwd+bwd peak RSS pytorch', pt.max_rss_kb / 1024, 'MiB');
+  rec.record('model fwd+bwd peak RSS nuggets', nug.max_rss_kb / 1024, 'MiB',
+    pt ? { name: 'model fwd+bwd peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null);
+  if (nug.gen) {
+    const base = pt?.gen ? rec.record('model generate pytorch (KV cache, B1, greedy)', pt.gen.tokens / pt.gen.seconds, 'tokens/s') : null;
+    rec.record('model generate nuggets (KV cache, B1, greedy)', nug.gen.tokens / nug.gen.seconds, 'tokens/s', base ? { name: base.name, value: base.value } : null);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[2] === 'child') {
+  child(JSON.parse(process.argv[3]) as Spec);
+}
