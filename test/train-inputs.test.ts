@@ -149,3 +149,8 @@ test('an init folder of another rank or alpha is refused, naming the value to gi
     /init-ok: not a valid PEFT LoRA adapter for this model:/, /q_proj\.lora_A\.weight has shape \[4, 64\], expected \[4, 32\]/,
   );
 });
+
+test('--chat-format template is refused clearly when the tokenizer has no chat template', () => {
+  const data = dataFile('tmpl.jsonl', [JSON.stringify({ prompt: 'Tell a story.', answer: stories[0] })]);
+  throwsInput(() => runTrain(base({ data, out: join(dir, 'tmpl-out'), chatFormat: 'template' })), /the tokenizer has no chat template .*use the tulu format/);
+});

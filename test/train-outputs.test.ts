@@ -25,6 +25,7 @@ import { runTrain } from '../src/train/run.js';
 import { runMerge } from '../src/train/merge.js';
 import { readTrainerLog } from '../src/train/log.js';
 import { runGenerate } from '../src/cli/generate.js';
+import { convertLlama2cToHf } from '../src/io/convert.js';
 import { InputError } from '../src/errors.js';
 import { heldOutStories, STORIES260K } from './model-helpers.js';
 import { tempDir } from './train-helpers.js';
@@ -194,4 +195,41 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
     () => runMerge({ student: STUDENT, adapter: r.trainedAdapterDir!, out: join(dir, 'wrong'), dtype: 'f32' }),
     (e: unknown) => e instanceof InputError && /merge the adapter in the parent folder/.test(e.message),
   );
+});
+
+test('HF student (converted stories260K), PEFT default init on attention: merge keeps the tie, copies the tokenizer, equals student + adapter', () => {
+  const hf = join(dir, 'hf-student');
+  convertLlama2cToHf(STUDENT, join(STORIES260K, 'tokenizer.bin'), hf);
+  const data = join(dir, 'hf-train.jsonl');
+  writeFileSync(data, heldOutStories(4).map((s) => JSON.stringify({ text: s })).join('\n') + '\n');
+  const out = join(dir, 'hf-run');
+  const r = runTrain(resolveOptions('train', {
+    student: hf, data, out, modules: ['attention'], epochs: 1, batchSize: 4, microBatchSize: 2, learningRate: 5e-3,
+    warmupRatio: 0, maxLength: 32, progress: false, dropout: 0,
+  }));
+  assert.equal(r.subtract, false);
+  assert.equal(r.trainedAdapterDir, null);
+  assert.deepEqual(readAdapterConfig(out).target_modules, ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
+  const src = loadModelSource(hf);
+  const withAdapter = LlamaModel.load(src);
+  src.weights.close();
+  for (const mod of readAdapter(out, src.config).modules) withAdapter.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B });
+  const trained = logits(r.model);
+  assert.ok(relDiff(logits(withAdapter), trained) <= 1e-6, 'the adapter is the trained one');
+  const merged = join(dir, 'hf-merged');
+  const mr = runMerge({ student: hf, adapter: out, out: merged, dtype: 'f32' });
+  assert.equal(mr.untied, false);
+  const msrc = loadModelSource(merged);
+  assert.equal(msrc.config.tieWordEmbeddings, true);
+  const mergedModel = LlamaModel.load(msrc);
+  msrc.weights.close();
+  const d = relDiff(logits(mergedModel), trained);
+  assert.ok(d <= 1e-5, `merged vs student + adapter: ${d}`);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
+    assert.equal(readFileSync(join(merged, f), 'utf8'), readFileSync(join(hf, f), 'utf8'), `${f} copied`);
+  }
+  // the card without an init manifest still names the student, the training options and the command line
+  const card = readFileSync(join(merged, 'README.md'), 'utf8');
+  assert.match(card, /\| initialisation \| default \|/);
+  assert.match(card, /nuggets train --student /);
 });
