@@ -14,7 +14,11 @@ import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { padBatch } from '../src/model/batch.js';
 import { generate } from '../src/model/generate.js';
 import { LlamaModel } from '../src/model/model.js';
-import { ModelLM } from '../src/eval/model-lm.js';
+import { loadModelLM, ModelLM } from '../src/eval/model-lm.js';
+import { InputError } from '../src/errors.js';
+import { Rng } from '../src/engine/rng.js';
+import { writeAdapter, type AdapterModule } from '../src/transfer/peft.js';
+import { factorShape, moduleRefs } from '../src/transfer/modules.js';
 import { runEval } from '../src/eval/runner.js';
 import { chatTemplateWrap } from '../src/eval/prompt.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
@@ -35,11 +39,15 @@ function refLogprob(ids: number[], from: number): number {
   return -model.loss(batch, targets) * n;
 }
 
-const close = (a: number, b: number, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} != ${b}`);
+const close = (a: number, b: number, tol = 1e-4) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} != ${b}`);
 
 test('loglikelihood equals the model loss over the continuation tokens (lm-eval context/continuation split)', async () => {
   const pairs = [
-    { context: 'Once upon a time, there was a little girl named Lily.', continuation: ' She loved to play outside.' },
+    {
+      context: 'Once upon a time, there was a little girl named Lily.',
+      continuation: ' She loved to play outside.',
+    },
     { context: 'Tom had a red ball. ', continuation: 'He threw it to the dog.' }, // trailing space moves to the continuation
     { context: '', continuation: 'Once upon a time, there was a big bear.' },
   ];
@@ -97,8 +105,76 @@ test('generation: batched greedy equals one at a time, and the text keeps its le
   assert.equal(a, b);
 });
 
+test('sampled generation runs batched, one RNG per request: each text equals the request alone', async () => {
+  const reqs = [
+    { prompt: 'Lily', maxTokens: 15, stop: [], temperature: 1, seed: 42 },
+    { prompt: 'Once upon a time, there was a big', maxTokens: 15, stop: [], temperature: 1, seed: 7 },
+    { prompt: 'Lily', maxTokens: 15, stop: [], temperature: 1, seed: 43 },
+  ];
+  const together = await lm.generate(reqs);
+  for (let i = 0; i < reqs.length; i++) assert.deepEqual(await lm.generate([reqs[i]]), [together[i]]);
+  assert.notEqual(together[0], together[2], 'another seed, another sample');
+  // the batch is one generate call with per-sequence seeds: the same as sampling each prompt with its own RNG
+  const ids = tok.encode('Lily', { addBos: true });
+  const [alone] = generate(model, [ids], { maxNewTokens: 15, temperature: 1, seeds: [42] });
+  assert.equal(
+    together[0],
+    tok.decode([...ids, ...alone.tokens], { skipSpecial: true }).slice('Lily'.length),
+  );
+});
+
+test('loadModelLM: name, facts, adapter attached unmerged; bad adapter folders are InputErrors', async () => {
+  const { lm: loaded, info } = loadModelLM(join(DIR, 'checkpoint_legacy.bin'));
+  assert.equal(loaded.name, 'checkpoint_legacy.bin');
+  assert.deepEqual(info, {
+    model: join(DIR, 'checkpoint_legacy.bin'),
+    format: 'llama2c',
+    adapter: null,
+    adapterModules: 0,
+    parameters: model.params.count(),
+  });
+  assert.equal(loaded.model.loras().size, 0);
+  const [x] = await loaded.loglikelihood([{ context: 'Lily saw', continuation: ' a dog' }]);
+  const [y] = await lm.loglikelihood([{ context: 'Lily saw', continuation: ' a dog' }]);
+  assert.equal(x.logprob, y.logprob);
+  const dir = mkdtempSync(join(tmpdir(), 'eval-adapter-'));
+  const c = model.config;
+  const rng = new Rng(3);
+  const modules: AdapterModule[] = moduleRefs(['v_proj'], c.numLayers).map((ref) => {
+    const [n, m] = factorShape(ref.kind, c);
+    return {
+      ref,
+      r: 2,
+      alpha: 4,
+      B: rng.fillNormal(new Float32Array(n * 2), 0, 0.1),
+      A: rng.fillNormal(new Float32Array(2 * m), 0, 0.1),
+    };
+  });
+  writeAdapter(join(dir, 'ad'), modules, c, { baseModel: null, loraDropout: 0 });
+  const withAd = loadModelLM(join(DIR, 'checkpoint_legacy.bin'), { adapter: join(dir, 'ad') });
+  assert.equal(withAd.lm.name, 'checkpoint_legacy.bin+ad');
+  assert.equal(withAd.info.adapterModules, c.numLayers);
+  // attached, not merged: the base weights are untouched and every v_proj carries its factors
+  const loras = withAd.lm.model.loras();
+  assert.deepEqual(
+    [...loras.keys()].sort(),
+    modules.map((m) => `model.layers.${m.ref.layer}.self_attn.v_proj`).sort(),
+  );
+  assert.deepEqual(
+    withAd.lm.model.params.get('model.layers.0.self_attn.v_proj.weight').data,
+    model.params.get('model.layers.0.self_attn.v_proj.weight').data,
+  );
+  const [z] = await withAd.lm.loglikelihood([{ context: 'Lily saw', continuation: ' a dog' }]);
+  assert.notEqual(z.logprob, y.logprob);
+  assert.throws(
+    () => loadModelLM(join(DIR, 'checkpoint_legacy.bin'), { adapter: join(dir, 'missing') }),
+    InputError,
+  );
+});
+
 test('loglikelihoodRolling: one window equals loglikelihood from BOS; several windows follow lm-eval', async () => {
-  const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
+  const text =
+    'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
   const [r] = await lm.loglikelihoodRolling!([{ text }]);
   const [l] = await lm.loglikelihood([{ context: '', continuation: text }]);
   const toks = tok.encode(text);
@@ -108,7 +184,7 @@ test('loglikelihoodRolling: one window equals loglikelihood from BOS; several wi
   const small = new ModelLM(model, tok, { maxLength: 10 });
   const [w] = await small.loglikelihoodRolling!([{ text }]);
   let expect = refLogprob([tok.bosId, ...toks.slice(0, 10)], 1);
-  for (let done = 10; done < toks.length; ) {
+  for (let done = 10; done < toks.length;) {
     const end = Math.min(done + 10, toks.length);
     const window = toks.slice(end - 11, end); // input = window[:-1]; targets = the last end - done tokens
     expect += refLogprob(window, window.length - (end - done));
@@ -119,17 +195,24 @@ test('loglikelihoodRolling: one window equals loglikelihood from BOS; several wi
 });
 
 test('chat templates: a Jinja template wraps the user turn; a BOS the template wrote is not doubled', async () => {
-  const wrap = chatTemplateWrap(tok, "{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}{% if add_generation_prompt %} Sure:{% endif %}");
+  const wrap = chatTemplateWrap(
+    tok,
+    '{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}{% if add_generation_prompt %} Sure:{% endif %}',
+  );
   assert.equal(wrap('Tell a story.'), `${tok.decode([tok.bosId])}[INST] Tell a story. [/INST] Sure:`);
   // a tokenizer that turns the text "<s>" into the BOS id, as Hugging Face tokenizers do
   const hfLike: Tokenizer = Object.create(tok, {
     encode: {
       value: (text: string, opts: { addBos?: boolean } = {}) =>
-        text.startsWith('<s>') ? [...(opts.addBos ? [tok.bosId] : []), tok.bosId, ...tok.encode(text.slice(3))] : tok.encode(text, opts),
+        text.startsWith('<s>')
+          ? [...(opts.addBos ? [tok.bosId] : []), tok.bosId, ...tok.encode(text.slice(3))]
+          : tok.encode(text, opts),
     },
   });
   const viaTemplate = new ModelLM(model, hfLike);
-  const [a] = await viaTemplate.loglikelihood([{ context: '<s>Once upon a time', continuation: ' there was a cat.' }]);
+  const [a] = await viaTemplate.loglikelihood([
+    { context: '<s>Once upon a time', continuation: ' there was a cat.' },
+  ]);
   const [b] = await lm.loglikelihood([{ context: 'Once upon a time', continuation: ' there was a cat.' }]);
   close(a.logprob, b.logprob, 1e-6);
 });
@@ -137,28 +220,30 @@ test('chat templates: a Jinja template wraps the user turn; a BOS the template w
 test('end to end: perplexity of held-out TinyStories is near the known 1.27 nats/token; MMLU and GSM8K run', async (t) => {
   const raw = readFileSync(join(DATA, 'tinystories', 'tinystories_val.txt'), 'utf8');
   // stories begin with "Once upon a time" (the file's first fragment is a tail; skipped)
-  const stories = raw.split(/\n\n(?=Once upon a time)/).slice(1, 9);
+  const stories = raw.split(/\n\n(?=Once upon a time)/).slice(1, 6);
   const dir = mkdtempSync(join(tmpdir(), 'eval-e2e-'));
   const file = join(dir, 'stories.txt');
   writeFileSync(file, stories.join('\n<|endoftext|>\n'));
   const run = await runEval(lm, {
     tasks: [`perplexity:${file}`, 'mmlu_anatomy', 'gsm8k'],
     perplexitySeparator: '\n<|endoftext|>\n',
-    limit: 8,
+    limit: 5,
     shots: { mmlu: 0, gsm8k: 0 },
     maxNewTokens: 8,
     batchSize: 4,
   });
   const ppl = run.results.results.perplexity;
   const nll = ppl['nll_per_token,none'] as number;
-  t.diagnostic(`held-out TinyStories: ${nll.toFixed(4)} nats/token over ${(run.results.configs.perplexity.totals as { tokens: number }).tokens} tokens`);
+  t.diagnostic(
+    `held-out TinyStories: ${nll.toFixed(4)} nats/token over ${(run.results.configs.perplexity.totals as { tokens: number }).tokens} tokens`,
+  );
   assert.ok(nll > 1.1 && nll < 1.4, `nll/token ${nll}`);
-  assert.equal(run.results['n-samples'].perplexity.effective, 8);
+  assert.equal(run.results['n-samples'].perplexity.effective, 5);
   const acc = run.results.results.mmlu_anatomy['acc,none'] as number;
   assert.ok(acc >= 0 && acc <= 1);
-  assert.equal(run.results['n-samples'].gsm8k.effective, 8);
-  assert.equal(run.tasks[2].samples.length, 8);
+  assert.equal(run.results['n-samples'].gsm8k.effective, 5);
+  assert.equal(run.tasks[2].samples.length, 5);
   // same inputs, same numbers
-  const again = await runEval(lm, { tasks: ['mmlu_anatomy'], limit: 8, shots: 0, batchSize: 8 });
+  const again = await runEval(lm, { tasks: ['mmlu_anatomy'], limit: 5, shots: 0, batchSize: 8 });
   assert.equal(again.results.results.mmlu_anatomy['acc,none'], acc);
 });

@@ -6,6 +6,8 @@ import { registerPretrain } from './pretrain.js';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerConvert } from './convert.js';
+import { registerEval } from './eval.js';
+import { registerServe } from './serve.js';
 import { registerSense } from './sense.js';
 import { registerExtract } from './extract.js';
 import { registerTrain } from './train.js';
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerGenerate(program);
   registerConvert(program);
+  registerEval(program);
+  registerServe(program);
   registerSense(program);
   registerExtract(program);
   registerTrain(program);

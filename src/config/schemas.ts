@@ -125,12 +125,13 @@ export const evalSchema = z
     shots: z.array(int('a shot count').min(0)).optional().describe('few-shot counts, comma separated (each is run; default per task: gsm8k 8, mmlu 0)'),
     limit: int('evaluate only the first N samples of each task').min(1).optional(),
     chatFormat: oneOf(['plain', 'tulu', 'template'], 'prompt wrapping: task prompts as is, the Tulu chat turn, or the chat template').default('tulu'),
-    batchSize: int('sequences per forward pass').min(1).default(1),
+    batchSize: int('requests per model call (generation runs them as one left-padded batch)').min(1).default(8),
     maxNewTokens: int('generation budget per sample (default per task)').min(1).optional(),
-    mmluScoring: oneOf(['loglik', 'generate'], 'MMLU: log-likelihood of the answer letter, or generation').default('loglik'),
     dataDir: path('folder with the benchmark data (gsm8k/, mmlu/, humaneval/...)').optional(),
-    samples: bool('also write per-sample JSONL files').default(false),
-    judge: str('pairwise judge for alpaca_eval: a local model folder, or an OpenAI-compatible URL').optional(),
+    samples: path('per-sample JSONL file to write (every task; each record names its task)').optional(),
+    judge: str('pairwise judge for alpaca_eval: a local model (folder or llama2.c file), or an OpenAI-compatible URL (e.g. a "nuggets serve")').optional(),
+    judgeModel: str('model name to ask at the judge URL (default: the first one its /v1/models lists)').optional(),
+    judgeApiKeyEnv: str('name of the environment variable holding the judge URL\'s API key').optional(),
     allowCodeExecution: bool('run model-written HumanEval code in a separate process (NOT a security sandbox)').default(false),
     seed: int('seed for sampling and shot selection').default(1234),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
@@ -151,6 +152,23 @@ export const generateSchema = z
     topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
     seed: int('sampling seed').default(42),
     stream: bool('print tokens as they are generated').default(true),
+  })
+  .strict();
+
+/** `nuggets serve`: an OpenAI-compatible HTTP server for a model (+ adapter). */
+export const serveSchema = z
+  .object({
+    model: path('model to serve (HF folder or llama2.c checkpoint)'),
+    adapter: path('LoRA adapter folder to apply, unmerged (PEFT format)').optional(),
+    tokenizer,
+    host: str('address to listen on; anything but loopback exposes the model to the network').min(1).default('127.0.0.1'),
+    port: int('TCP port (0: any free port; the URL is printed)').min(0).max(65535).default(8000),
+    servedModelName: str('model name clients send and /v1/models lists (default: the model file or folder name)').min(1).optional(),
+    chatFormat: oneOf(['auto', 'tulu', 'template'], "chat prompts: the tokenizer's chat template when it has one, else tulu (auto)").default('auto'),
+    maxQueue: int('requests that may wait for the model; more are answered 429').min(0).default(16),
+    maxBodyKb: int('largest request body in KiB; larger ones are answered 413').min(1).default(1024),
+    maxChoices: int('most choices (prompts x n) per request').min(1).default(8),
+    apiKeyEnv: str('environment variable holding an API key that clients must send as "Authorization: Bearer <key>"').min(1).optional(),
   })
   .strict();
 
@@ -222,6 +240,7 @@ export type TrainOptions = z.infer<typeof trainSchema>;
 export type EvalOptionsConfig = z.infer<typeof evalSchema>;
 export type GenerateOptions = z.infer<typeof generateSchema>;
 export type MergeOptions = z.infer<typeof mergeSchema>;
+export type ServeOptions = z.infer<typeof serveSchema>;
 export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
 
 /** Every command schema by command name (config files may hold a section per command). */
@@ -233,6 +252,7 @@ export const COMMAND_SCHEMAS = {
   eval: evalSchema,
   generate: generateSchema,
   merge: mergeSchema,
+  serve: serveSchema,
   pretrain: pretrainSchema,
 } satisfies Record<string, CommandSchema>;
 

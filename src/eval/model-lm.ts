@@ -1,11 +1,12 @@
 /**
  * EvalLM over a nuggets LlamaModel + Tokenizer: the thin adapter between the harness and the model.
  *
- * - generate: prompts are encoded with BOS (one only, even when a chat template already wrote it) and left-truncated so prompt + budget fits the context
- *   (lm-eval does the same); the returned text is decoded as a continuation of the prompt (see
- *   continuationText). Greedy requests with the same budget and stop strings run as one batch
- *   through src/model/generate.ts (KV cache, left padding). Sampled requests (temperature > 0) run one
- *   at a time so that each one's text depends only on its own seed, not on its batch neighbours.
+ * - generate: prompts are encoded with BOS (one only, even when a chat template already wrote it) and
+ *   left-truncated so prompt + budget fits the context (lm-eval does the same); the returned text is
+ *   decoded as a continuation of the prompt (see continuationText). Requests with the same budget,
+ *   stop strings and temperature run as one batch through src/model/generate.ts (KV cache, left
+ *   padding); sampled ones get one RNG each, seeded with their own seed, so a request's text depends
+ *   on its seed and not on its batch neighbours (up to float rounding of the batched matmuls).
  * - loglikelihood: lm-eval's split: encode(context + continuation) with BOS, the continuation tokens
  *   are those after the encoding of the context (trailing spaces of the context move to the
  *   continuation first); the model reads the whole sequence minus its last token, left-truncated to
@@ -15,15 +16,30 @@
  *   (no BOS) are cut into disjoint windows of the context length; the first window is conditioned on
  *   BOS, each later one on the full context-length run of tokens before its last token, as
  *   lm-eval's get_rolling_token_windows does.
+ * loadModelLM opens a model (HF folder or llama2.c file) and attaches a PEFT adapter WITHOUT merging:
+ * each adapted module computes W x + (alpha / r) B A x with the factors as stored, exactly what PEFT
+ * does at inference, so an adapter is evaluated as trained (no rounding from a merged copy).
  * Log-softmax is computed in float64 from the float32 logits. Forward passes are packed up to
  * `tokenBudget` tokens, and the lm_head runs on at most `headRows` rows at a time, so memory stays
  * bounded for large vocabularies.
  */
+import { basename } from 'node:path';
 import { generate } from '../model/generate.js';
 import { padBatch } from '../model/batch.js';
-import type { LlamaModel } from '../model/model.js';
+import { LlamaModel } from '../model/model.js';
+import { loadModelSource } from '../io/load.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { truncateAtStop, type EvalLM, type GenerateRequest, type LoglikelihoodRequest, type LoglikelihoodResult, type RollingRequest, type RollingResult } from './lm.js';
+import { readAdapter } from '../transfer/peft.js';
+import { modulePath } from '../transfer/modules.js';
+import {
+  truncateAtStop,
+  type EvalLM,
+  type GenerateRequest,
+  type LoglikelihoodRequest,
+  type LoglikelihoodResult,
+  type RollingRequest,
+  type RollingResult,
+} from './lm.js';
 
 export interface ModelLMOptions {
   name?: string;
@@ -33,6 +49,52 @@ export interface ModelLMOptions {
   tokenBudget?: number;
   /** Most rows through the lm_head at once. */
   headRows?: number;
+}
+
+export interface LoadModelLMOptions extends ModelLMOptions {
+  /** PEFT LoRA adapter folder, attached to the model's modules (not merged). */
+  adapter?: string;
+  /** Tokenizer file or folder when the model has none beside it. */
+  tokenizer?: string;
+}
+
+export interface LoadedModelLM {
+  lm: ModelLM;
+  /** Facts for results configs and /v1/models: path, format, adapter and its modules. */
+  info: {
+    model: string;
+    format: 'hf' | 'llama2c';
+    adapter: string | null;
+    adapterModules: number;
+    parameters: number;
+  };
+}
+
+/** Loads a model (+ adapter, attached unmerged) as an EvalLM. Errors name the file at fault (InputError). */
+export function loadModelLM(path: string, opts: LoadModelLMOptions = {}): LoadedModelLM {
+  const src = loadModelSource(path, { tokenizer: opts.tokenizer });
+  let model: LlamaModel;
+  try {
+    model = LlamaModel.load(src);
+  } finally {
+    src.weights.close();
+  }
+  let adapterModules = 0;
+  if (opts.adapter !== undefined) {
+    // PEFT semantics: y = W x + (alpha / r) B A x on each adapted module (factors as stored)
+    for (const m of readAdapter(opts.adapter, src.config).modules) {
+      model.attachLora(modulePath(m.ref), { r: m.r, alpha: m.alpha, A: m.A, B: m.B });
+      adapterModules++;
+    }
+  }
+  const strip = (p: string) => basename(p.replace(/[/\\]+$/, ''));
+  const name =
+    opts.name ?? (opts.adapter !== undefined ? `${strip(path)}+${strip(opts.adapter)}` : strip(path));
+  const parameters = model.params.count();
+  return {
+    lm: new ModelLM(model, src.tokenizer, { ...opts, name }),
+    info: { model: path, format: src.format, adapter: opts.adapter ?? null, adapterModules, parameters },
+  };
 }
 
 /** One forward-pass input and the positions whose next-token log-probabilities are wanted. */
@@ -55,8 +117,14 @@ export class ModelLM implements EvalLM {
   ) {
     this.name = opts.name ?? 'nuggets-model';
     this.maxLength = opts.maxLength ?? model.config.maxPositionEmbeddings;
-    if (!(Number.isInteger(this.maxLength) && this.maxLength >= 2 && this.maxLength <= model.config.maxPositionEmbeddings)) {
-      throw new RangeError(`maxLength must be an integer in [2, ${model.config.maxPositionEmbeddings}], got ${this.maxLength}`);
+    if (!(
+      Number.isInteger(this.maxLength) &&
+      this.maxLength >= 2 &&
+      this.maxLength <= model.config.maxPositionEmbeddings
+    )) {
+      throw new RangeError(
+        `maxLength must be an integer in [2, ${model.config.maxPositionEmbeddings}], got ${this.maxLength}`,
+      );
     }
     this.tokenBudget = opts.tokenBudget ?? 8192;
     this.headRows = opts.headRows ?? 256;
@@ -82,21 +150,10 @@ export class ModelLM implements EvalLM {
 
   async generate(reqs: GenerateRequest[]): Promise<string[]> {
     const out: string[] = new Array(reqs.length);
+    // Requests that share a budget, stop strings and temperature run as one left-padded batch.
     const groups = new Map<string, number[]>();
     reqs.forEach((r, i) => {
-      if (r.temperature > 0) {
-        const { ids, budget } = this.encodePrompt(r.prompt, r.maxTokens);
-        const [g] = generate(this.model, [ids], {
-          maxNewTokens: budget,
-          stop: r.stop,
-          tokenizer: this.tokenizer,
-          temperature: r.temperature,
-          seed: r.seed,
-        });
-        out[i] = this.continuationText(ids, g.tokens, r.stop);
-        return;
-      }
-      const key = JSON.stringify([r.maxTokens, r.stop]);
+      const key = JSON.stringify([r.maxTokens, r.stop, r.temperature]);
       const g = groups.get(key);
       if (g) g.push(i);
       else groups.set(key, [i]);
@@ -104,11 +161,17 @@ export class ModelLM implements EvalLM {
     for (const idx of groups.values()) {
       const r0 = reqs[idx[0]];
       const enc = idx.map((i) => this.encodePrompt(reqs[i].prompt, r0.maxTokens));
-      const budget = Math.min(...enc.map((e) => e.budget));
       const res = generate(
         this.model,
         enc.map((e) => e.ids),
-        { maxNewTokens: budget, stop: r0.stop, tokenizer: this.tokenizer, temperature: 0 },
+        {
+          maxNewTokens: enc[0].budget,
+          stop: r0.stop,
+          tokenizer: this.tokenizer,
+          temperature: r0.temperature,
+          // sampled: one RNG per request, so its text depends on its own seed, not on its batch neighbours
+          seeds: r0.temperature > 0 ? idx.map((i) => reqs[i].seed) : undefined,
+        },
       );
       idx.forEach((i, k) => (out[i] = this.continuationText(enc[k].ids, res[k].tokens, r0.stop)));
     }
@@ -124,7 +187,9 @@ export class ModelLM implements EvalLM {
   private continuationText(promptIds: number[], tokens: number[], stop: string[]): string {
     const before = this.tokenizer.decode(promptIds, { skipSpecial: true });
     const full = this.tokenizer.decode([...promptIds, ...tokens], { skipSpecial: true });
-    const text = full.startsWith(before) ? full.slice(before.length) : this.tokenizer.decode(tokens, { skipSpecial: true });
+    const text = full.startsWith(before)
+      ? full.slice(before.length)
+      : this.tokenizer.decode(tokens, { skipSpecial: true });
     return truncateAtStop(text, stop);
   }
 
@@ -145,14 +210,19 @@ export class ModelLM implements EvalLM {
     reqs.forEach((r, owner) => {
       const { whole, ctxLen } = this.encodePair(r.context, r.continuation);
       const k = whole.length - ctxLen;
-      if (k < 1) throw new Error(`loglikelihood: continuation ${JSON.stringify(r.continuation)} encodes to no tokens`);
-      if (k > this.maxLength) throw new Error(`loglikelihood: continuation has ${k} tokens, more than the context length ${this.maxLength}`);
+      if (k < 1)
+        throw new Error(`loglikelihood: continuation ${JSON.stringify(r.continuation)} encodes to no tokens`);
+      if (k > this.maxLength)
+        throw new Error(
+          `loglikelihood: continuation has ${k} tokens, more than the context length ${this.maxLength}`,
+        );
       const full = whole.slice(0, -1);
       const input = full.length > this.maxLength ? full.slice(full.length - this.maxLength) : full;
       const key = input.join(',');
       let job = jobs.get(key);
       if (!job) jobs.set(key, (job = { input, wants: [] }));
-      for (let j = 0; j < k; j++) job.wants.push({ pos: input.length - k + j, token: whole[whole.length - k + j], owner });
+      for (let j = 0; j < k; j++)
+        job.wants.push({ pos: input.length - k + j, token: whole[whole.length - k + j], owner });
     });
     const acc = this.score([...jobs.values()], reqs.length);
     return acc.map((a) => ({ logprob: a.logprob, greedy: a.greedy }));
@@ -160,7 +230,8 @@ export class ModelLM implements EvalLM {
 
   async loglikelihoodRolling(reqs: RollingRequest[]): Promise<RollingResult[]> {
     const bos = this.tokenizer.bosId;
-    if (bos === null) throw new Error(`model "${this.name}": loglikelihoodRolling needs a tokenizer with a BOS token`);
+    if (bos === null)
+      throw new Error(`model "${this.name}": loglikelihoodRolling needs a tokenizer with a BOS token`);
     const L = this.maxLength;
     const jobs: ScoreJob[] = [];
     const counts: number[] = [];
@@ -179,7 +250,12 @@ export class ModelLM implements EvalLM {
         const len = Math.min(toks.length - predicted, L);
         const end = predicted + len;
         const input = toks.slice(end - L - 1, end - 1);
-        jobs.push({ input, wants: toks.slice(predicted, end).map((token, j) => ({ pos: input.length - len + j, token, owner })) });
+        jobs.push({
+          input,
+          wants: toks
+            .slice(predicted, end)
+            .map((token, j) => ({ pos: input.length - len + j, token, owner })),
+        });
         predicted = end;
       }
     });

@@ -26,6 +26,11 @@ export interface GenerateOptions extends SamplingOptions {
   /** Most new tokens per sequence. */
   maxNewTokens: number;
   seed?: number;
+  /**
+   * One RNG per sequence, seeded with seeds[b], instead of one RNG shared in sequence order: each
+   * sequence's samples then depend on its own seed only, not on its batch neighbours (batched eval).
+   */
+  seeds?: readonly number[];
   /** Token ids that end a sequence (not included in the output). Default: the config's eos ids. */
   eosIds?: number[];
   /** Strings that end a sequence; the text is cut before the stop string. Needs `tokenizer`. */
@@ -109,6 +114,8 @@ export function generate(model: LlamaModel, prompts: readonly (readonly number[]
   const eos = new Set(opts.eosIds ?? c.eosTokenId);
   const padId = opts.padId ?? c.padTokenId ?? 0;
   const rng = new Rng(opts.seed ?? 0);
+  if (opts.seeds && opts.seeds.length !== B) throw new RangeError(`seeds has ${opts.seeds.length} entries for ${B} prompts`);
+  const rngs = opts.seeds ? opts.seeds.map((s) => new Rng(s)) : null;
   const V = c.vocabSize;
 
   const batch = padBatch(prompts, 'left', padId);
@@ -131,7 +138,7 @@ export function generate(model: LlamaModel, prompts: readonly (readonly number[]
   for (let step = 0; step < maxNew && active > 0; step++) {
     for (let b = 0; b < B; b++) {
       if (done[b]) continue;
-      const token = sampleToken(logits, b * V, V, opts, rng);
+      const token = sampleToken(logits, b * V, V, opts, rngs ? rngs[b] : rng);
       const r = results[b];
       let reason: FinishReason | null = null;
       let text = '';
