@@ -11,6 +11,7 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['gemm', () => import('./gemm.js')],
   ['window', () => import('./window.js')],
   ['svd', () => import('./svd.js')],
+  ['sense', () => import('./sense.js')],
   ['eval', () => import('./eval.js')],
   ['model', () => import('./model.js')],
   ['train', () => import('./train.js')],

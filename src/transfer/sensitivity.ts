@@ -22,6 +22,8 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { kernels } from '../engine/backend.js';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
@@ -222,6 +224,8 @@ export class DiskSink extends BaseSink {
     const f = this.files.get(name);
     if (!f) throw new Error(`sensitivity sink: no tensor ${name}`);
     const b = readFileSync(f);
+    // a large read owns its buffer: view it in place rather than copy it
+    if (b.byteOffset % 4 === 0 && b.byteLength === b.buffer.byteLength) return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
     return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   }
   close(): void {
@@ -280,6 +284,26 @@ export function checkTeacherTensors(ws: WeightSource, c: ModelConfig): void {
     if (got.join() !== want.join()) problems.push(`tensor ${name} has shape [${got.join(', ')}] but the config implies [${want.join(', ')}]`);
   }
   if (problems.length) throw new InputError(ws.source, problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length} problems)` : ''));
+}
+
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * A full garbage collection, so that a dropped layer's arrays are freed now. V8 frees large
+ * ArrayBuffers only when it collects, and left alone it lets hundreds of MB of dropped layers pile
+ * up before it does; streaming promises "about one layer in memory", so it collects at each layer
+ * boundary (a few ms: the JS heap itself is small). No-op when the runtime refuses --expose-gc.
+ */
+export function releaseMemory(): void {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as () => void;
+    } catch {
+      gcFn = null;
+    }
+  }
+  gcFn?.();
 }
 
 /** Lets the event loop run (SIGINT handlers fire there) and stops when aborted. */
@@ -420,7 +444,13 @@ export function writeSensitivityFile(path: string, sink: SensSink, c: ModelConfi
   const names = expectedTensorNames(c);
   writeSafetensorsLazy(
     path,
-    names.map((name) => ({ name, shape: sink.shape(name), dtype: dtype === 'bf16' ? ('BF16' as const) : ('F32' as const), load: () => sink.get(name) })),
+    names.map((name) => ({
+      name, shape: sink.shape(name), dtype: dtype === 'bf16' ? ('BF16' as const) : ('F32' as const),
+      load: () => {
+        releaseMemory(); // the previous tensor is written: free it before reading the next
+        return sink.get(name);
+      },
+    })),
     { format: SENS_FORMAT, [SUMMARY_METADATA_KEY]: JSON.stringify(summary) },
   );
   writeJsonAtomic(summaryPathFor(path), summary);

@@ -18,7 +18,11 @@
  *      share in B.
  *
  * Peak memory: one layer's weights + gradients + S, plus the boundary states of all seeds
- * ((L + 1) * tokens * d floats), plus one [V, d] tensor and its S during B and D.
+ * ((L + 1) * tokens * d floats), plus one [V, d] weight and its S during B and D.
+ *
+ * Each phase and each layer runs in its own function, and memory is collected after each
+ * (releaseMemory): a suspended async frame keeps every local it ever held alive, so a dropped layer
+ * must not be a local of the long-running loop, and V8 left alone frees large arrays late.
  */
 import { kernels } from '../engine/backend.js';
 import { checkNoExtraTensors, loadTensor } from '../model/params.js';
@@ -26,8 +30,9 @@ import { DecoderLayer } from '../model/block.js';
 import { seqContext } from '../model/batch.js';
 import { Workspace } from '../model/workspace.js';
 import type { SeqContext } from '../model/block.js';
+import type { ModelConfig } from '../model/config.js';
 import {
-  checkGradient, checkLoss, seedLoss, tick,
+  checkGradient, checkLoss, releaseMemory, seedLoss, tick,
   type SeedLoss, type SenseExample, type SenseRunOptions, type SensSink, type TeacherSource,
 } from './sensitivity.js';
 
@@ -35,180 +40,229 @@ type F32 = Float32Array;
 
 /** lm_head gradient rows formed at once (about 16 MB of floats at any d). */
 const HEAD_CHUNK_FLOATS = 1 << 22;
+const EMB = 'model.embed_tokens.weight';
+
+/** What every phase shares. */
+interface Run {
+  src: TeacherSource;
+  c: ModelConfig;
+  examples: readonly SenseExample[];
+  T: number[];
+  ctx: SeqContext[];
+  sink: SensSink;
+  opts: SenseRunOptions;
+  workspace: Workspace;
+  /** bounds[l][j]: hidden state of seed j entering layer l (l = L: the last layer's output). */
+  bounds: Array<Array<F32 | null>>;
+  /** dL/dh of each seed at the current boundary (from phase B on). */
+  dh: F32[];
+  losses: SeedLoss[];
+  /** Tied only: per seed, its distinct token ids and the lm_head gradient rows of those ids. */
+  headRows: Array<{ ids: Int32Array; rows: F32 } | null>;
+  headCost: number;
+  report(phase: string, add: number, loss?: number): void;
+}
 
 export async function senseStreaming(
   src: TeacherSource, examples: readonly SenseExample[], sink: SensSink, opts: SenseRunOptions = {},
 ): Promise<SeedLoss[]> {
-  const k = kernels();
   const c = src.config;
-  const ws = src.weights;
-  checkNoExtraTensors(ws, c);
-  const d = c.hiddenSize, V = c.vocabSize, L = c.numLayers;
-  const tied = c.tieWordEmbeddings;
-  const EMB = 'model.embed_tokens.weight';
-  const HEAD = tied ? EMB : 'lm_head.weight';
-  const nSeeds = examples.length;
+  checkNoExtraTensors(src.weights, c);
+  const L = c.numLayers, n = examples.length;
   const T = examples.map((e) => e.ids.length);
-  const ctx: SeqContext[] = examples.map((e) => seqContext({ ids: e.ids, B: 1, T: e.ids.length }));
-  const workspace = new Workspace();
-
-  // Progress in units of work: a layer forward of one token = 1, its backward (recompute + backward) = 3,
-  // the head per token costs about 3 * V*d / (layer params) of those.
-  const layerParams = layerParamCount(c);
-  const headCost = Math.max(1, (3 * V * d) / layerParams);
+  // Progress in units of work: a layer forward of one token = 1, its backward (recompute + backward)
+  // = 3, the head per token about 3 * V*d / (layer params) of those.
+  const headCost = Math.max(1, (3 * c.vocabSize * c.hiddenSize) / layerParamCount(c));
   const tokens = T.reduce((a, b) => a + b, 0);
   const totalWork = tokens * (L + headCost + 3 * L) + tokens;
-  let work = 0;
-  let lossSum = 0, lossCount = 0;
-  const report = (phase: string, add: number) => {
-    work += add;
-    const fields: Record<string, string | number> = { phase };
-    if (lossCount > 0) fields.loss = lossSum / lossCount;
-    opts.onProgress?.(Math.min(work, totalWork), totalWork, fields);
+  let work = 0, lossSum = 0, lossCount = 0;
+  const run: Run = {
+    src, c, examples, T, sink, opts,
+    ctx: examples.map((e) => seqContext({ ids: e.ids, B: 1, T: e.ids.length })),
+    workspace: new Workspace(),
+    bounds: Array.from({ length: L + 1 }, () => new Array<F32 | null>(n).fill(null)),
+    dh: new Array<F32>(n),
+    losses: new Array<SeedLoss>(n),
+    headRows: new Array(n).fill(null),
+    headCost,
+    report(phase, add, loss) {
+      work += add;
+      if (loss !== undefined) {
+        lossSum += loss;
+        lossCount++;
+      }
+      const fields: Record<string, string | number> = { phase };
+      if (lossCount > 0) fields.loss = lossSum / lossCount;
+      opts.onProgress?.(Math.min(work, totalWork), totalWork, fields);
+    },
   };
 
-  // ---- A. embedding and the forward pass, keeping boundary states
-  const bounds: Array<Array<F32 | null>> = Array.from({ length: L + 1 }, () => new Array<F32 | null>(nSeeds).fill(null));
-  {
-    const E = loadTensor(ws, c, EMB);
-    for (let j = 0; j < nSeeds; j++) {
-      const h = new Float32Array(T[j] * d);
-      k.embeddingForward(h, examples[j].ids, E, T[j], d);
-      bounds[0][j] = h;
-    }
-  }
+  embedForward(run);
+  releaseMemory();
   for (let l = 0; l < L; l++) {
-    const layer = DecoderLayer.load(ws, c, l, workspace);
-    for (let j = 0; j < nSeeds; j++) {
-      bounds[l + 1][j] = layer.forward(bounds[l][j]!, ctx[j]).slice();
-      report(`forward ${l + 1}/${L}`, T[j]);
-      await tick(opts.signal);
-    }
-    layer.releaseActivations();
-    layer.params.clear();
+    await layerForward(run, l);
+    releaseMemory();
   }
-
-  // ---- B. head: loss, dL/dh_L, S of the final norm and of lm_head (or the tied embedding's share)
-  const dh: F32[] = new Array(nSeeds);
-  const losses: SeedLoss[] = new Array(nSeeds);
-  /** Tied only: per seed, its distinct token ids and the lm_head gradient rows of those ids. */
-  const headRows: Array<{ ids: Int32Array; rows: F32 } | null> = new Array(nSeeds).fill(null);
-  {
-    const normW = loadTensor(ws, c, 'model.norm.weight');
-    const W = loadTensor(ws, c, HEAD);
-    const Snorm = new Float32Array(d);
-    const SW = new Float32Array(V * d);
-    const normGrad = new Float32Array(d);
-    const chunk = Math.max(1, Math.min(V, Math.floor(HEAD_CHUNK_FLOATS / d)));
-    for (let j = 0; j < nSeeds; j++) {
-      const ex = examples[j];
-      const n = T[j];
-      const h = bounds[L][j]!;
-      const hn = workspace.view('sense.hn', n * d), rstd = workspace.view('sense.rstd', n);
-      k.rmsnormForward(hn, rstd, h, normW, n, d, c.rmsNormEps);
-      const logits = workspace.view('sense.logits', n * V);
-      k.gemm(false, true, n, V, d, 1, hn, d, W, d, 0, logits, V);
-      // answer-only mean token cross-entropy; dL/dlogits replaces the logits
-      const loss = k.crossEntropy(logits, ex.targets, n, V, logits, 1 / ex.nTargets, null) / ex.nTargets;
-      checkLoss(loss, ex);
-      losses[j] = seedLoss(ex, loss);
-      lossSum += loss;
-      lossCount++;
-      const dhn = workspace.view('sense.dhn', n * d);
-      k.gemm(false, false, n, d, V, 1, logits, V, W, d, 0, dhn, d);
-      const g = new Float32Array(n * d);
-      normGrad.fill(0);
-      k.rmsnormBackward(g, normGrad, dhn, h, normW, rstd, n, d);
-      checkGradient(normGrad, d, 'model.norm.weight', ex);
-      k.sensAccumulate(Snorm, normW, normGrad, d);
-      dh[j] = g;
-
-      let own: { ids: Int32Array; rows: F32; at: Map<number, number> } | null = null;
-      if (tied) {
-        const ids = distinct(ex.ids);
-        own = { ids, rows: new Float32Array(ids.length * d), at: new Map(Array.from(ids, (v, i) => [v, i])) };
-      }
-      // dW = dlogits^T hn, rows [v0, v0 + rows) at a time
-      for (let v0 = 0; v0 < V; v0 += chunk) {
-        const rows = Math.min(chunk, V - v0);
-        const G = workspace.view('sense.headGrad', rows * d);
-        k.gemm(true, false, rows, d, n, 1, logits.subarray(v0), V, hn, d, 0, G, d);
-        checkGradient(G, rows * d, HEAD === EMB ? `${EMB} (as lm_head)` : HEAD, ex);
-        if (own) {
-          // rows of this seed's own tokens wait for the embedding contribution (phase D)
-          for (let r = 0; r < rows; r++) {
-            const at = own.at.get(v0 + r);
-            if (at === undefined) continue;
-            own.rows.set(G.subarray(r * d, (r + 1) * d), at * d);
-            G.fill(0, r * d, (r + 1) * d);
-          }
-        }
-        k.sensAccumulate(SW.subarray(v0 * d, (v0 + rows) * d), W.subarray(v0 * d, (v0 + rows) * d), G, rows * d);
-      }
-      if (own) headRows[j] = { ids: own.ids, rows: own.rows };
-      bounds[L][j] = null;
-      report('head', n * headCost);
-      await tick(opts.signal);
-    }
-    sink.put('model.norm.weight', [d], Snorm);
-    if (tied) sink.put('~tied-lm-head-share', [V, d], SW);
-    else sink.put('lm_head.weight', [V, d], SW);
-  }
-
-  // ---- C. backward through the layers, top down
+  await head(run);
+  releaseMemory();
   for (let l = L - 1; l >= 0; l--) {
-    const layer = DecoderLayer.load(ws, c, l, workspace);
-    layer.params.enableGrads();
-    const params = layer.params.unique();
-    const S = params.map((p) => new Float32Array(p.data.length));
-    for (let j = 0; j < nSeeds; j++) {
-      const ex = examples[j];
-      const n = T[j] * d;
-      for (const p of params) p.grad!.fill(0);
-      layer.forward(bounds[l][j]!, ctx[j]); // recompute this layer's activations
-      const dx = workspace.view('sense.dx', n);
-      layer.backward(dh[j], dx);
-      dh[j].set(dx);
-      params.forEach((p, i) => {
-        checkGradient(p.grad!, p.data.length, p.name, ex);
-        k.sensAccumulate(S[i], p.data, p.grad!, p.data.length);
-      });
-      report(`backward ${l + 1}/${L}`, 3 * T[j]);
-      await tick(opts.signal);
-    }
-    params.forEach((p, i) => sink.put(p.name, [...p.shape], S[i]));
-    layer.releaseActivations();
-    layer.params.clear();
-    for (let j = 0; j < nSeeds; j++) bounds[l][j] = null;
+    await layerBackward(run, l);
+    releaseMemory();
   }
+  await embedBackward(run);
+  releaseMemory();
+  return run.losses;
+}
 
-  // ---- D. the embedding
-  {
-    const E = loadTensor(ws, c, EMB);
-    const SE = tied ? sink.take('~tied-lm-head-share') : new Float32Array(V * d);
-    for (let j = 0; j < nSeeds; j++) {
-      const ex = examples[j];
-      const ids = headRows[j]?.ids ?? distinct(ex.ids);
-      const at = new Map(Array.from(ids, (v, i) => [v, i]));
-      const G = new Float32Array(ids.length * d);
-      const g = dh[j];
-      for (let t = 0; t < T[j]; t++) {
-        const r = at.get(ex.ids[t])! * d;
-        for (let x = 0; x < d; x++) G[r + x] += g[t * d + x];
-      }
-      const own = headRows[j];
-      if (own) for (let i = 0; i < G.length; i++) G[i] += own.rows[i];
-      checkGradient(G, G.length, EMB, ex);
-      for (let i = 0; i < ids.length; i++) {
-        const v = ids[i];
-        k.sensAccumulate(SE.subarray(v * d, (v + 1) * d), E.subarray(v * d, (v + 1) * d), G.subarray(i * d, (i + 1) * d), d);
-      }
-      report('embedding', T[j]);
-      await tick(opts.signal);
-    }
-    sink.put(EMB, [V, d], SE);
+/** A: h_0 of every seed. */
+function embedForward(run: Run): void {
+  const { c, examples, T } = run;
+  const d = c.hiddenSize;
+  const E = loadTensor(run.src.weights, c, EMB);
+  for (let j = 0; j < examples.length; j++) {
+    const h = new Float32Array(T[j] * d);
+    kernels().embeddingForward(h, examples[j].ids, E, T[j], d);
+    run.bounds[0][j] = h;
   }
-  return losses;
+}
+
+/** A: h_{l+1} = layer_l(h_l) for every seed. */
+async function layerForward(run: Run, l: number): Promise<void> {
+  const { c, examples, T, bounds } = run;
+  const layer = DecoderLayer.load(run.src.weights, c, l, run.workspace);
+  for (let j = 0; j < examples.length; j++) {
+    bounds[l + 1][j] = layer.forward(bounds[l][j]!, run.ctx[j]).slice();
+    run.report(`forward ${l + 1}/${c.numLayers}`, T[j]);
+    await tick(run.opts.signal);
+  }
+  layer.releaseActivations();
+}
+
+/** B: loss, dL/dh_L, and the S of the final norm and of lm_head (or the tied embedding's share). */
+async function head(run: Run): Promise<void> {
+  const k = kernels();
+  const { c, examples, T, workspace, sink } = run;
+  const d = c.hiddenSize, V = c.vocabSize, L = c.numLayers;
+  const tied = c.tieWordEmbeddings;
+  const HEAD = tied ? EMB : 'lm_head.weight';
+  const normW = loadTensor(run.src.weights, c, 'model.norm.weight');
+  const W = loadTensor(run.src.weights, c, HEAD);
+  releaseMemory(); // the reader's raw bytes of W
+  const Snorm = new Float32Array(d);
+  const SW = new Float32Array(V * d);
+  const normGrad = new Float32Array(d);
+  const chunk = Math.max(1, Math.min(V, Math.floor(HEAD_CHUNK_FLOATS / d)));
+  for (let j = 0; j < examples.length; j++) {
+    const ex = examples[j];
+    const n = T[j];
+    const h = run.bounds[L][j]!;
+    const hn = workspace.view('sense.hn', n * d), rstd = workspace.view('sense.rstd', n);
+    k.rmsnormForward(hn, rstd, h, normW, n, d, c.rmsNormEps);
+    const logits = workspace.view('sense.logits', n * V);
+    k.gemm(false, true, n, V, d, 1, hn, d, W, d, 0, logits, V);
+    // answer-only mean token cross-entropy; dL/dlogits replaces the logits
+    const loss = k.crossEntropy(logits, ex.targets, n, V, logits, 1 / ex.nTargets, null) / ex.nTargets;
+    checkLoss(loss, ex);
+    run.losses[j] = seedLoss(ex, loss);
+    const dhn = workspace.view('sense.dhn', n * d);
+    k.gemm(false, false, n, d, V, 1, logits, V, W, d, 0, dhn, d);
+    const g = new Float32Array(n * d);
+    normGrad.fill(0);
+    k.rmsnormBackward(g, normGrad, dhn, h, normW, rstd, n, d);
+    checkGradient(normGrad, d, 'model.norm.weight', ex);
+    k.sensAccumulate(Snorm, normW, normGrad, d);
+    run.dh[j] = g;
+
+    let own: { ids: Int32Array; rows: F32; at: Map<number, number> } | null = null;
+    if (tied) {
+      const ids = distinct(ex.ids);
+      own = { ids, rows: new Float32Array(ids.length * d), at: new Map(Array.from(ids, (v, i) => [v, i])) };
+    }
+    // dW = dlogits^T hn, rows [v0, v0 + rows) at a time
+    for (let v0 = 0; v0 < V; v0 += chunk) {
+      const rows = Math.min(chunk, V - v0);
+      const G = workspace.view('sense.headGrad', rows * d);
+      k.gemm(true, false, rows, d, n, 1, logits.subarray(v0), V, hn, d, 0, G, d);
+      checkGradient(G, rows * d, tied ? `${EMB} (as lm_head)` : HEAD, ex);
+      if (own) {
+        // rows of this seed's own tokens wait for the embedding contribution (phase D)
+        for (let r = 0; r < rows; r++) {
+          const at = own.at.get(v0 + r);
+          if (at === undefined) continue;
+          own.rows.set(G.subarray(r * d, (r + 1) * d), at * d);
+          G.fill(0, r * d, (r + 1) * d);
+        }
+      }
+      k.sensAccumulate(SW.subarray(v0 * d, (v0 + rows) * d), W.subarray(v0 * d, (v0 + rows) * d), G, rows * d);
+    }
+    if (own) run.headRows[j] = { ids: own.ids, rows: own.rows };
+    run.bounds[L][j] = null;
+    run.report('head', n * run.headCost, loss);
+    await tick(run.opts.signal);
+  }
+  workspace.release(); // the [T, V] logits
+  sink.put('model.norm.weight', [d], Snorm);
+  if (tied) sink.put('~tied-lm-head-share', [V, d], SW);
+  else sink.put('lm_head.weight', [V, d], SW);
+}
+
+/** C: recompute layer l's forward per seed, backward, accumulate its S; dL/dh moves down a layer. */
+async function layerBackward(run: Run, l: number): Promise<void> {
+  const k = kernels();
+  const { c, examples, T } = run;
+  const d = c.hiddenSize;
+  const layer = DecoderLayer.load(run.src.weights, c, l, run.workspace);
+  layer.params.enableGrads();
+  const params = layer.params.unique();
+  const S = params.map((p) => new Float32Array(p.data.length));
+  for (let j = 0; j < examples.length; j++) {
+    const ex = examples[j];
+    for (const p of params) p.grad!.fill(0);
+    layer.forward(run.bounds[l][j]!, run.ctx[j]); // recompute this layer's activations
+    const dx = run.workspace.view('sense.dx', T[j] * d);
+    layer.backward(run.dh[j], dx);
+    run.dh[j].set(dx);
+    params.forEach((p, i) => {
+      checkGradient(p.grad!, p.data.length, p.name, ex);
+      k.sensAccumulate(S[i], p.data, p.grad!, p.data.length);
+    });
+    run.report(`backward ${l + 1}/${c.numLayers}`, 3 * T[j]);
+    await tick(run.opts.signal);
+  }
+  params.forEach((p, i) => run.sink.put(p.name, [...p.shape], S[i]));
+  layer.releaseActivations();
+  run.bounds[l].fill(null);
+}
+
+/** D: the embedding's S from dL/dh_0 (plus, tied, the lm_head rows kept in B). */
+async function embedBackward(run: Run): Promise<void> {
+  const k = kernels();
+  const { c, examples, T, sink } = run;
+  const d = c.hiddenSize, V = c.vocabSize;
+  const E = loadTensor(run.src.weights, c, EMB);
+  releaseMemory();
+  const SE = c.tieWordEmbeddings ? sink.take('~tied-lm-head-share') : new Float32Array(V * d);
+  for (let j = 0; j < examples.length; j++) {
+    const ex = examples[j];
+    const own = run.headRows[j];
+    const ids = own?.ids ?? distinct(ex.ids);
+    const at = new Map(Array.from(ids, (v, i) => [v, i]));
+    const G = new Float32Array(ids.length * d);
+    const g = run.dh[j];
+    for (let t = 0; t < T[j]; t++) {
+      const r = at.get(ex.ids[t])! * d;
+      for (let x = 0; x < d; x++) G[r + x] += g[t * d + x];
+    }
+    if (own) for (let i = 0; i < G.length; i++) G[i] += own.rows[i];
+    checkGradient(G, G.length, EMB, ex);
+    for (let i = 0; i < ids.length; i++) {
+      const v = ids[i];
+      k.sensAccumulate(SE.subarray(v * d, (v + 1) * d), E.subarray(v * d, (v + 1) * d), G.subarray(i * d, (i + 1) * d), d);
+    }
+    run.report('embedding', T[j]);
+    await tick(run.opts.signal);
+  }
+  sink.put(EMB, [V, d], SE);
 }
 
 /** The distinct values of ids, ascending. */
@@ -216,7 +270,7 @@ function distinct(ids: Int32Array): Int32Array {
   return Int32Array.from(new Set(ids)).sort();
 }
 
-function layerParamCount(c: TeacherSource['config']): number {
+function layerParamCount(c: ModelConfig): number {
   const d = c.hiddenSize, f = c.intermediateSize;
   const qd = c.numHeads * c.headDim, kvd = c.numKvHeads * c.headDim;
   return d * qd * 2 + d * kvd * 2 + 3 * d * f + 2 * d;
