@@ -1,10 +1,10 @@
 /**
  * Batched generation in the evaluation harness (issue 6 acceptance): ModelLM.generate (the EvalLM
  * adapter behind `nuggets eval`) on a ~110M-parameter LLaMA (d 768, 12 layers, 12 heads of 64, MLP
- * 2048, vocab 32000, tied embeddings, random weights), 8 greedy requests with prompts of 24..52
- * tokens and 32 new tokens each, run as ONE batch (left-padded, KV cache) versus one request at a
- * time. Figure: generated tokens per second, prefill included (what an eval run sees); ratio
- * batch 8 / batch 1, target >= 2.
+ * 2048, vocab 32000, tied embeddings, random weights), 8 greedy requests with prompts of 16..44
+ * tokens and 24 new tokens each, run as ONE batch (left-padded, KV cache) versus one request at a
+ * time. Figure: generated tokens per second, prefill included (what an eval run sees), best of two
+ * interleaved rounds; ratio batch 8 / batch 1, target >= 2.
  *
  * EOS is switched off so every request generates its full budget (a random model would stop at
  * random places, making the two runs do different work). A byte-level toy tokenizer stands in for a
@@ -23,7 +23,8 @@ import type { GenerateRequest } from '../src/eval/lm.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 
 const BATCH = 8;
-const NEW_TOKENS = 32;
+const NEW_TOKENS = 24;
+const ROUNDS = 2;
 
 export const CONFIG: ModelConfig = tinyConfig({
   vocabSize: 32000,
@@ -73,7 +74,7 @@ export const byteTokenizer: Tokenizer = {
 export function requests(): GenerateRequest[] {
   const base = 'Question: how many apples are left after lunch? Answer:';
   return Array.from({ length: BATCH }, (_, i) => ({
-    prompt: `${i}. ${base.slice(0, 20 + 4 * i)}`,
+    prompt: `${i}. ${base.slice(0, 12 + 4 * i)}`,
     maxTokens: NEW_TOKENS,
     stop: [],
     temperature: 0,
@@ -91,14 +92,20 @@ export async function run(rec: Recorder): Promise<void> {
   // warm-up: JIT, BLAS threads, buffers
   await lm.generate([{ ...reqs[0], maxTokens: 2 }]);
 
-  let t0 = performance.now();
-  const batched = await lm.generate(reqs);
-  const tBatch = (performance.now() - t0) / 1000;
-
-  t0 = performance.now();
+  // interleaved rounds, best of each: a burst of load from other processes hits both sides alike
+  let tBatch = Infinity;
+  let tSingle = Infinity;
+  let batched: string[] = [];
   const single: string[] = [];
-  for (const r of reqs) single.push(...(await lm.generate([r])));
-  const tSingle = (performance.now() - t0) / 1000;
+  for (let round = 0; round < ROUNDS; round++) {
+    let t0 = performance.now();
+    batched = await lm.generate(reqs);
+    tBatch = Math.min(tBatch, (performance.now() - t0) / 1000);
+    t0 = performance.now();
+    single.length = 0;
+    for (const r of reqs) single.push(...(await lm.generate([r])));
+    tSingle = Math.min(tSingle, (performance.now() - t0) / 1000);
+  }
 
   const tokens = BATCH * NEW_TOKENS;
   const same = batched.every((t, i) => t === single[i]);

@@ -96,6 +96,7 @@ const out1 = join(tmp, 'run1', 'results.json');
 const samples1 = join(tmp, 'run1', 'samples.jsonl');
 const outAdapter = join(tmp, 'adapter-results.json');
 const outJudge = join(tmp, 'judge-results.json');
+const outHumaneval = join(tmp, 'humaneval-results.json');
 const common = ['--limit', '3', '--max-new-tokens', '8', '--batch-size', '4', '--chat-format', 'plain'];
 
 const runs: Record<string, string[]> = {
@@ -133,6 +134,25 @@ const runs: Record<string, string[]> = {
     ...common,
     '--out',
     outJudge,
+    '--no-progress',
+  ],
+  humaneval: [
+    'eval',
+    CKPT,
+    '--tasks',
+    'humaneval',
+    '--limit',
+    '1',
+    '--humaneval-samples',
+    '2',
+    '--humaneval-temperature',
+    '0.5',
+    '--max-new-tokens',
+    '6',
+    '--chat-format',
+    'plain',
+    '--out',
+    outHumaneval,
     '--no-progress',
   ],
   unknownTask: ['eval', CKPT, '--tasks', 'gsm8k,gsmk', '--out', join(tmp, 'x.json')],
@@ -262,6 +282,17 @@ test('eval --judge with a local model: the AlpacaEval proxy runs and names its j
   assert.ok(r['win_rate,none'] >= 0 && r['win_rate,none'] <= 1);
   assert.equal(res.config.judge, `local:judge:${CKPT}`);
   assert.equal(res['n-samples'].alpaca_eval_proxy.effective, 3);
+});
+
+test('eval --humaneval-samples/--humaneval-temperature reach the task (generation only without --allow-code-execution)', () => {
+  ok('humaneval');
+  const res = JSON.parse(readFileSync(outHumaneval, 'utf8'));
+  const gen = res.configs.humaneval.generation;
+  assert.equal(gen.samples_per_problem, 2);
+  assert.equal(gen.temperature, 0.5);
+  assert.equal(gen.max_gen_toks, 6);
+  assert.equal(res['n-samples'].humaneval.effective, 1);
+  assert.equal(res.config.allow_code_execution, false);
 });
 
 test('eval: bad input is one line naming the culprit, exit code 2, nothing written', () => {

@@ -532,7 +532,14 @@ test('a burst of concurrent, malformed and oversized requests; the server answer
   const again = await call('POST', '/v1/completions', valid);
   assert.equal(again.json.choices[0].text, expect);
   const health = await call('GET', '/health', undefined, {});
-  assert.deepEqual(health.json, { status: 'ok', model: NAME, waiting: 0, busy: false });
+  assert.deepEqual(health.json, {
+    status: 'ok',
+    model: NAME,
+    backend: health.json.backend,
+    waiting: 0,
+    busy: false,
+  });
+  assert.ok(['native', 'ts'].includes(health.json.backend));
   assert.doesNotMatch(stderr, /internal error|model worker error|stopped unexpectedly/);
   assert.match(stderr, /POST \/v1\/completions 200 /);
   assert.match(stderr, /POST \/v1\/completions client closed /);

@@ -203,6 +203,7 @@ export async function runEvalCommand(
         maxNewTokens: o.maxNewTokens,
         judge,
         allowCodeExecution: o.allowCodeExecution,
+        humaneval: { samples: o.humanevalSamples, temperature: o.humanevalTemperature },
         modelInfo: {
           path: info.model,
           format: info.format,

@@ -133,6 +133,8 @@ export const evalSchema = z
     judgeModel: str('model name to ask at the judge URL (default: the first one its /v1/models lists)').optional(),
     judgeApiKeyEnv: str('name of the environment variable holding the judge URL\'s API key').optional(),
     allowCodeExecution: bool('run model-written HumanEval code in a separate process (NOT a security sandbox)').default(false),
+    humanevalSamples: int('HumanEval completions per problem: pass@k is reported for k in 1, 10, 100 up to this').min(1).default(1),
+    humanevalTemperature: num('HumanEval sampling temperature (default: 0, greedy, for 1 sample; 0.8 for more)').min(0).optional(),
     seed: int('seed for sampling and shot selection').default(1234),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })

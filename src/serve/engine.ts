@@ -18,6 +18,7 @@
 import { renderPrompt, TULU, type ChatFormat } from '../data/chat.js';
 import { tokenizePieces } from '../data/encode.js';
 import { templateFormat } from '../data/template.js';
+import { kernels } from '../engine/backend.js';
 import { loadModelLM } from '../eval/model-lm.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { generate, type FinishReason as ModelFinish } from '../model/generate.js';
@@ -49,6 +50,8 @@ export interface EngineInfo {
   model: string;
   adapter: string | null;
   parameters: number;
+  /** Compute backend of the worker: native (OpenBLAS addon) or ts. */
+  backend: string;
 }
 
 export interface JobResult {
@@ -155,7 +158,7 @@ export class ServeEngine {
   constructor(
     readonly model: LlamaModel,
     readonly tokenizer: Tokenizer,
-    info: Omit<EngineInfo, 'chatFormat' | 'contextLength'>,
+    info: Omit<EngineInfo, 'chatFormat' | 'contextLength' | 'backend'>,
     chatFormat: 'auto' | 'tulu' | 'template' = 'auto',
   ) {
     const useTemplate =
@@ -176,6 +179,7 @@ export class ServeEngine {
       ...info,
       chatFormat: useTemplate ? 'template' : 'tulu',
       contextLength: model.config.maxPositionEmbeddings,
+      backend: kernels().name,
     };
   }
 

@@ -334,6 +334,7 @@ export function startServer(
         sendJson(res, 200, {
           status: 'ok',
           model: info.name,
+          backend: info.backend,
           waiting: scheduler.waiting,
           busy: scheduler.busy,
         });
