@@ -159,8 +159,7 @@ async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promis
 export function registerSense(program: Command): void {
   const cmd = program
     .command('sense')
-    .description("teacher sensitivity |theta * grad| per parameter over seed examples (METHOD.md step 1); 'sense merge' sums shards")
-    .enablePositionalOptions();
+    .description("teacher sensitivity |theta * grad| per parameter over seed examples (METHOD.md step 1); 'sense merge' sums shards");
   addSchemaOptions(cmd, 'sense');
   cmd
     .addOption(new Option('-o <path>', 'same as --out'))
@@ -178,7 +177,13 @@ export function registerSense(program: Command): void {
     .description('sum shard sensitivity files written by "sense --shard i/n" into one file')
     .argument('[shards...]', 'shard files (or --inputs)');
   addSchemaOptions(merge, 'sense-merge');
-  merge.addOption(new Option('-o <path>', 'same as --out')).action((shards: string[], flags: Record<string, unknown>) => {
+  merge.addOption(new Option('-o <path>', 'same as --out')).action((shards: string[], own: Record<string, unknown>, self: Command) => {
+    // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
+    // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
+    const parent = self.parent!.opts() as Record<string, unknown>;
+    const foreign = Object.keys(parent).filter((key) => parent[key] !== undefined && !['o', 'out', 'dtype', 'config'].includes(key));
+    if (foreign.length > 0) throw new InputError('sense merge', `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`);
+    const flags = { ...parent, ...own };
     const { o, ...rest } = flags as { o?: string } & Record<string, unknown>;
     applyShortOut(rest, o);
     if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
