@@ -12,6 +12,7 @@ import { readLlama2c } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { loadTokenizer } from '../src/io/tokenizer-hf.js';
 import { LlamaModel } from '../src/model/model.js';
+import { randomModel, tinyConfig } from '../src/model/random.js';
 import { generate } from '../src/model/generate.js';
 import { ModelLM } from '../src/eval/model-lm.js';
 import { renderPrompt, TULU } from '../src/data/chat.js';
@@ -164,6 +165,30 @@ test('cancellation stops a running generation at the next token', () => {
     Cancelled,
   );
   assert.ok(n >= 3 && n < 10, `stopped after ${n} deltas`);
+});
+
+test('chat with a tokenizer chat template (ChatML): prompt ids as training renders them', () => {
+  const qwen = loadTokenizer(join(ROOT, 'fixtures', 'io', 'qwen2-bytelevel'));
+  const tiny = randomModel(
+    tinyConfig({ vocabSize: 278, bosTokenId: null, eosTokenId: [275], padTokenId: 275 }),
+    4,
+  );
+  const e = new ServeEngine(tiny, qwen, {
+    name: 'q',
+    created: 0,
+    model: 'tiny',
+    adapter: null,
+    parameters: 0,
+  });
+  assert.equal(e.info.chatFormat, 'template');
+  const messages = [{ role: 'user' as const, content: 'Hello, who are you?' }];
+  const r = e.run(parseChatRequest({ model: 'q', messages, max_tokens: 3, temperature: 0 }));
+  const ids = tokenizePieces(renderPrompt(messages, templateFormat(qwen)), qwen, { addBos: true }).ids;
+  assert.equal(r.promptTokens, ids.length);
+  const header = qwen.encode('<|im_start|>assistant\n', { addBos: false });
+  assert.equal(header[0], 276);
+  assert.deepEqual(ids.slice(-header.length), header);
+  assert.ok(r.completionTokens <= 3);
 });
 
 test('chat templates: the end-of-turn marker becomes an EOS id (one token) or a stop string', () => {

@@ -216,7 +216,8 @@ export class ServeEngine {
 
   private promptIds(p: PromptIn): number[] {
     if ('text' in p) return this.encodeText(p.text);
-    const V = this.model.config.vocabSize;
+    // the tokenizer's vocabulary, not the model's (which may be padded): every id must decode
+    const V = Math.min(this.model.config.vocabSize, this.tokenizer.vocabSize);
     const badId = p.ids.find((id) => id >= V);
     if (badId !== undefined)
       throw new ApiError(
