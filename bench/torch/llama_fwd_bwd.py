@@ -11,8 +11,9 @@ Run by bench/model.ts as a child process (one per program, so its peak RSS is it
   /usr/bin/python3 bench/torch/llama_fwd_bwd.py '<json spec>'
 spec: {"vocab", "d", "layers", "heads", "kv_heads", "mlp", "tied", "seq", "batches": [..],
        "reps", "warmup", "threads", "gen_tokens"}
-Prints one JSON line: {"fwd_bwd": [{"B", "T", "seconds", "loss"}], "gen": {"tokens", "seconds"},
-"max_rss_kb", "threads", "torch"}. Timings are the best of `reps` after `warmup` untimed runs.
+Prints one JSON line: {"fwd_bwd": [{"B", "T", "seconds", "cpu_seconds", "loss"}], "gen": {"tokens",
+"seconds"}, "max_rss_kb", "threads", "torch"}. Timings are the best of `reps` after `warmup` untimed
+runs; cpu_seconds is the process CPU time (all threads) of the best step.
 """
 import json
 import math
@@ -115,19 +116,19 @@ def main():
     for B in s["batches"]:
         ids = torch.randint(0, V, (B, T), generator=gen)
         targets = torch.randint(0, V, (B, T), generator=gen)
-        best, loss = float("inf"), None
+        best, cpu, loss = float("inf"), float("inf"), None
         for r in range(s["warmup"] + s["reps"]):
             for p in model.params():
                 p.grad = None
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             logits = model.forward(ids)
             l = F.cross_entropy(logits.view(-1, V), targets.view(-1))
             l.backward()
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             loss = l.item()
             if r >= s["warmup"]:
-                best = min(best, dt)
-        out["fwd_bwd"].append({"B": B, "T": T, "seconds": best, "loss": loss})
+                best, cpu = min(best, dt), min(cpu, dc)
+        out["fwd_bwd"].append({"B": B, "T": T, "seconds": best, "cpu_seconds": cpu, "loss": loss})
     n = s["gen_tokens"]
     if n > 0:
         with torch.no_grad():
