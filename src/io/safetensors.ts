@@ -104,7 +104,10 @@ export class SafetensorsReader implements WeightSource {
   /** The tensor as float32: F32/F16/BF16 (weights), and every other numeric dtype converted by value. */
   get(name: string): Float32Array {
     const e = this.entry(name);
-    return toFloat32(this.getRaw(name), e.dtype, this.source, name);
+    const raw = this.getRaw(name);
+    // F32: view the fresh buffer in place (toFloat32 copies, which doubles a big tensor's load)
+    if (e.dtype === 'F32') return new Float32Array(raw.buffer, 0, raw.byteLength / 4);
+    return toFloat32(raw, e.dtype, this.source, name);
   }
 
   close(): void {

@@ -98,20 +98,29 @@ export async function senseStreaming(
   };
 
   embedForward(run);
-  releaseMemory();
+  await collect();
   for (let l = 0; l < L; l++) {
     await layerForward(run, l);
-    releaseMemory();
+    await collect();
   }
   await head(run);
-  releaseMemory();
+  await collect();
   for (let l = L - 1; l >= 0; l--) {
     await layerBackward(run, l);
-    releaseMemory();
+    await collect();
   }
   await embedBackward(run);
-  releaseMemory();
+  await collect();
   return run.losses;
+}
+
+/**
+ * Frees what the phase just finished held: first a fresh macrotask, so that no frame of the phase is
+ * still on the stack or in the promise job that resumed us, then a full collection.
+ */
+async function collect(): Promise<void> {
+  await new Promise<void>((r) => setImmediate(r));
+  releaseMemory();
 }
 
 /** A: h_0 of every seed. */
