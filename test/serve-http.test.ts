@@ -49,56 +49,62 @@ const engine = new ServeEngine(model, tok, {
   parameters: 0,
 });
 
-let child: ChildProcess;
-let base = '';
-let stderr = '';
+/** A running `nuggets serve` child: its base URL and everything it wrote to stderr so far. */
+interface Served {
+  child: ChildProcess;
+  base: string;
+  stderr: () => string;
+}
 
-before(async () => {
-  child = spawn(
+/** Spawns `nuggets serve` on a free port; resolves once it prints its URL. */
+function serve(args: string[], env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(ROOT, 'src', 'cli', 'run.ts'),
-      'serve',
-      CKPT,
-      '--port',
-      '0',
-      '--served-model-name',
-      NAME,
-      '--max-queue',
-      '64',
-      '--max-body-kb',
-      '64',
-      '--api-key-env',
-      KEY_ENV,
-    ],
-    { cwd: ROOT, env: { ...process.env, [KEY_ENV]: KEY }, stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', 'tsx', join(ROOT, 'src', 'cli', 'run.ts'), 'serve', CKPT, '--port', '0', ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  base = await new Promise<string>((resolve, reject) => {
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise<Served>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`serve did not start in 90 s; stderr:\n${stderr}`)),
-      90_000,
-    );
+    const timer = setTimeout(() => reject(new Error(`serve did not start in 90 s; stderr:\n${err}`)), 90_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /at (http:\/\/127\.0\.0\.1:\d+)\/v1 /.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve({ child, base: m[1], stderr: () => err });
       }
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`serve exited with ${code} before listening; stderr:\n${stderr}`));
+      reject(new Error(`serve exited with ${code} before listening; stderr:\n${err}`));
     });
   });
+}
+
+let main: Served;
+/** A second server with no waiting room at all (--max-queue 0), for the judge's retries on 429. */
+let busy: Served;
+let base = '';
+
+before(async () => {
+  [main, busy] = await Promise.all([
+    serve(
+      ['--served-model-name', NAME, '--max-queue', '64', '--max-body-kb', '64', '--api-key-env', KEY_ENV],
+      { [KEY_ENV]: KEY },
+    ),
+    serve(['--served-model-name', NAME, '--max-queue', '0']),
+  ]);
+  base = main.base;
 });
 
 after(() => {
-  if (child.exitCode === null) child.kill('SIGKILL');
+  for (const s of [main, busy]) if (s && s.child.exitCode === null) s.child.kill('SIGKILL');
 });
 
 const auth = { authorization: `Bearer ${KEY}` };
@@ -161,6 +167,14 @@ function assertError(
 }
 
 const PROMPT = 'Once upon a time, there was a little cat named';
+
+/** Judge requests, and the verdicts the model gives them in-process (set by the judge test). */
+const JUDGED: JudgeRequest[] = [
+  { instruction: 'Name a pet.', outputA: 'A dog.', outputB: 'A cat.' },
+  { instruction: 'Say hi.', outputA: 'Hi!', outputB: 'Bye.' },
+  { instruction: 'Count to 3.', outputA: '1 2 3', outputB: '3 2 1' },
+];
+let judgedVerdicts: string[] = [];
 const greedy = async (prompt: string, maxTokens: number, stop: string[] = []) =>
   (await lm.generate([{ prompt, maxTokens, stop, temperature: 0, seed: 0 }]))[0];
 
@@ -317,14 +331,9 @@ test('the OpenAI-compatible judge client against the real server', async () => {
       concurrency: 3,
       maxTokens: 12,
     });
-    const reqs: JudgeRequest[] = [
-      { instruction: 'Name a pet.', outputA: 'A dog.', outputB: 'A cat.' },
-      { instruction: 'Say hi.', outputA: 'Hi!', outputB: 'Bye.' },
-      { instruction: 'Count to 3.', outputA: '1 2 3', outputB: '3 2 1' },
-    ];
-    const verdicts = await judge.judge(reqs);
+    const verdicts = await judge.judge(JUDGED);
     // what the model answers in-process to the same chat request the client sends
-    const expected = reqs.map((r) => {
+    const expected = JUDGED.map((r) => {
       const reply = engine.run(
         parseChatRequest({
           model: NAME,
@@ -338,16 +347,14 @@ test('the OpenAI-compatible judge client against the real server', async () => {
       ).choices[0].text;
       return parseVerdict(reply);
     });
-    assert.deepEqual(
-      verdicts,
-      expected.map((v) => v ?? 'tie'),
-    );
+    judgedVerdicts = expected.map((v) => v ?? 'tie');
+    assert.deepEqual(verdicts, judgedVerdicts);
     assert.equal(judge.parseFailures, expected.filter((v) => v === null).length);
     assert.match(judge.name, /^openai-compatible:stories@127\.0\.0\.1:\d+$/);
 
     // the AlpacaEval proxy task with the served model as its judge
     const outputs = new ScriptedLM('student', (q) => `Answer: ${q.prompt.length}`);
-    const res = await runAlpacaEval(ctxFor(outputs, { seed: 3 }), {
+    const res = await runAlpacaEval(ctxFor(outputs, { seed: 3, limit: 2 }), {
       path: join(FIXTURES, 'alpaca_toy.jsonl'),
       judge: new OpenAIJudge({ url: base + '/v1', model: NAME, apiKeyEnv: KEY_ENV, maxTokens: 8 }),
     });
@@ -368,6 +375,29 @@ test('the OpenAI-compatible judge client against the real server', async () => {
   } finally {
     delete process.env[KEY_ENV];
   }
+});
+
+test('the judge client retries 429s of a server with no waiting room and still gets every verdict', async () => {
+  assert.ok(judgedVerdicts.length > 0, 'runs after the judge test');
+  const judge = new OpenAIJudge({
+    url: `${busy.base}/v1`,
+    model: NAME,
+    concurrency: 3,
+    maxRetries: 12,
+    maxTokens: 12,
+  });
+  assert.deepEqual(await judge.judge(JUDGED), judgedVerdicts);
+  const full = await fetch(`${busy.base}/v1/completions`, {
+    method: 'POST',
+    body: JSON.stringify({ model: NAME, prompt: 'x', max_tokens: 1 }),
+  });
+  assert.equal(full.status, 200, 'an idle server with no queue still takes one request');
+  // three requests at once, one model slot and no queue: the others were refused with 429 and retried
+  // (request lines are logged when a response closes: wait for the last one to arrive)
+  const oks = () => (busy.stderr().match(/POST \/v1\/(chat\/)?completions 200 /g) ?? []).length;
+  for (let t = 0; t < 50 && oks() < 4; t++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(oks(), 4);
+  assert.match(busy.stderr(), /POST \/v1\/chat\/completions 429 /);
 });
 
 /** POSTs a body in chunks without a content-length (chunked encoding); resolves with the status and body. */
@@ -540,16 +570,16 @@ test('a burst of concurrent, malformed and oversized requests; the server answer
     busy: false,
   });
   assert.ok(['native', 'ts'].includes(health.json.backend));
-  assert.doesNotMatch(stderr, /internal error|model worker error|stopped unexpectedly/);
-  assert.match(stderr, /POST \/v1\/completions 200 /);
-  assert.match(stderr, /POST \/v1\/completions client closed /);
+  assert.doesNotMatch(main.stderr(), /internal error|model worker error|stopped unexpectedly/);
+  assert.match(main.stderr(), /POST \/v1\/completions 200 /);
+  assert.match(main.stderr(), /POST \/v1\/completions client closed /);
 });
 
 test('SIGTERM stops the server cleanly (exit code 0)', async () => {
   const code = await new Promise<number | null>((resolve) => {
-    child.once('exit', (c) => resolve(c));
-    child.kill('SIGTERM');
+    main.child.once('exit', (c) => resolve(c));
+    main.child.kill('SIGTERM');
   });
   assert.equal(code, 0);
-  assert.match(stderr, /SIGTERM, shutting down/);
+  assert.match(main.stderr(), /SIGTERM, shutting down/);
 });
