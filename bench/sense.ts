@@ -164,18 +164,21 @@ async function extractLayer(rec: Recorder): Promise<void> {
     ['o_proj', [t.d, t.d], [s.d, s.d]], ['gate_proj', [t.f, t.d], [s.f, s.d]], ['up_proj', [t.f, t.d], [s.f, s.d]],
     ['down_proj', [t.d, t.f], [s.d, s.f]],
   ];
-  let total = 0, cutTotal = 0;
-  for (const [kind, tShape, sShape] of shapes) {
-    let W: Float32Array | null = fillFast(new Float32Array(tShape[0] * tShape[1]), 3, -0.02, 0.02);
-    let S: Float32Array | null = fillFast(new Float32Array(tShape[0] * tShape[1]), 4, 0, 1);
+  /** Window search + cut on fresh random W and S; they go out of scope before the SVD. */
+  const cutOne = (kind: string, tShape: [number, number], sShape: [number, number]) => {
+    const W = fillFast(new Float32Array(tShape[0] * tShape[1]), 3, -0.02, 0.02);
+    const S = fillFast(new Float32Array(tShape[0] * tShape[1]), 4, 0, 1);
     const t0 = performance.now();
     const cut = cutSubmatrix(W, S, { name: kind, teacher: tShape, student: sShape, transposed: false }, 'block');
-    const t1 = performance.now();
-    W = S = null;
+    return { cut, seconds: (performance.now() - t0) / 1000 };
+  };
+  let total = 0, cutTotal = 0;
+  for (const [kind, tShape, sShape] of shapes) {
+    const { cut, seconds } = cutOne(kind, tShape, sShape);
+    const t0 = performance.now();
     factorize(cut.data, sShape[0], sShape[1], 16, 1, { method: 'randomized', seed: 1 }, kind);
-    const t2 = performance.now();
-    total += (t2 - t0) / 1000;
-    cutTotal += (t1 - t0) / 1000;
+    total += seconds + (performance.now() - t0) / 1000;
+    cutTotal += seconds;
   }
   rec.record('extract one layer LLaMA 13B -> 7B (7 matrices: window search + randomized rank-16 SVD)', total, 's', { name: 'target', value: 10 });
   rec.note(`of which window search + cut ${cutTotal.toFixed(2)} s, SVD ${(total - cutTotal).toFixed(2)} s (random W and S)`);
