@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { readLlama2c } from '../src/io/llama2c.js';
+import { readLlama2c, toHfLayout } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { LlamaModel } from '../src/model/model.js';
 import { MemoryWeights } from '../src/model/weights.js';
@@ -68,7 +68,8 @@ function cliBatch(runs: string[][]): CliResult[] {
 
 // ------------------------------------------------------------------ inputs
 
-const src = readLlama2c(CKPT);
+// in the HF layout, as the CLI imports llama2.c files
+const src = toHfLayout(readLlama2c(CKPT));
 const c = src.config;
 const tok = Llama2cTokenizer.fromFile(join(STORIES, 'tokenizer.bin'), c.vocabSize);
 const textFile = join(tmp, 'story.txt');

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GOLDEN_TEXT, ROOT, STORIES260K } from './model-helpers.js';
-import { readLlama2c } from '../src/io/llama2c.js';
+import { readLlama2c, toHfLayout } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { writeHfModel } from '../src/io/checkpoint.js';
 import { LlamaModel } from '../src/model/model.js';
@@ -77,12 +77,13 @@ const adapterDir = join(tmp, 'adapter');
 const chatDir = join(tmp, 'chat-hf');
 const truncated = join(tmp, 'truncated', 'checkpoint.bin');
 
-const src = readLlama2c(CKPT);
+// nuggets imports llama2.c checkpoints in the HF layout (q/k rows permuted), as the CLI does.
+const src = toHfLayout(readLlama2c(CKPT));
 const c = src.config;
 const tok = Llama2cTokenizer.fromFile(TOKBIN, c.vocabSize);
 
 // a BF16 copy in small shards: inspect must sum the shards and count 2 bytes per parameter
-writeHfModel(bf16Dir, { ...c, ropeStyle: 'half' }, src.weights, { dtype: 'BF16', maxShardBytes: 200_000 });
+writeHfModel(bf16Dir, c, src.weights, { dtype: 'BF16', maxShardBytes: 200_000 });
 
 // the first 50,000 bytes of the checkpoint, with its tokenizer beside it
 execFileSync('mkdir', ['-p', join(tmp, 'truncated')]);

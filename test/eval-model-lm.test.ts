@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readLlama2c } from '../src/io/llama2c.js';
+import { readLlama2c, toHfLayout } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { padBatch } from '../src/model/batch.js';
 import { generate } from '../src/model/generate.js';
@@ -26,7 +26,8 @@ import { DATA } from './eval-helpers.js';
 
 const DIR = join(DATA, 'stories260k');
 const tok = Llama2cTokenizer.fromFile(join(DIR, 'tokenizer.bin'), 512);
-const model = LlamaModel.load(readLlama2c(join(DIR, 'checkpoint_legacy.bin')));
+// in the HF layout, as loadModelSource imports llama2.c files
+const model = LlamaModel.load(toHfLayout(readLlama2c(join(DIR, 'checkpoint_legacy.bin'))));
 const lm = new ModelLM(model, tok, { name: 'stories260k' });
 
 /** Sum of log p(ids[t] | ids[<t]) for t >= from, through model.loss (mean CE over the marked rows). */

@@ -8,9 +8,8 @@
 import { writeJsonAtomic } from './atomic.js';
 import { writeHfModel } from './checkpoint.js';
 import { InputError } from '../errors.js';
-import { readLlama2c, permuteForHf } from './llama2c.js';
+import { readLlama2c, toHfLayout } from './llama2c.js';
 import { Llama2cTokenizer } from './tokenizer-llama2c.js';
-import { MemoryWeights } from '../model/weights.js';
 import { join } from 'node:path';
 
 const SPIECE = '\u2581';
@@ -169,22 +168,10 @@ export function buildTokenizerConfig(maxLength: number): Record<string, unknown>
 
 /** Converts a llama2.c model (+ tokenizer.bin) into an HF folder; returns the files written. */
 export function convertLlama2cToHf(binPath: string, tokenizerBinPath: string, outFolder: string): string[] {
-  const { config, weights } = readLlama2c(binPath);
+  const { config, weights } = toHfLayout(readLlama2c(binPath));
   const tok = Llama2cTokenizer.fromFile(tokenizerBinPath, config.vocabSize);
   const tokenizerJson = buildTokenizerJson(tok);
-  // HF's permute, with n_kv_heads for k (grouped-query attention).
-  const permuted = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const name of weights.names()) {
-    const shape = weights.info(name).shape;
-    let data = weights.get(name);
-    if (name.endsWith('self_attn.q_proj.weight'))
-      data = permuteForHf(data, config.numHeads, shape[0], shape[1]);
-    if (name.endsWith('self_attn.k_proj.weight'))
-      data = permuteForHf(data, config.numKvHeads, shape[0], shape[1]);
-    permuted.set(name, { shape, data });
-  }
-  const hfConfig = { ...config, ropeStyle: 'half' as const, torchDtype: 'float32' };
-  writeHfModel(outFolder, hfConfig, new MemoryWeights(binPath, permuted), { dtype: 'F32' });
+  writeHfModel(outFolder, { ...config, torchDtype: 'float32' }, weights, { dtype: 'F32' });
   writeJsonAtomic(join(outFolder, 'tokenizer.json'), tokenizerJson);
   writeJsonAtomic(
     join(outFolder, 'tokenizer_config.json'),

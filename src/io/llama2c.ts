@@ -263,3 +263,22 @@ export function unpermuteFromHf(w: Float32Array, nHeads: number, rows: number, c
   }
   return out;
 }
+
+/**
+ * A llama2.c model in the HF layout: q/k rows permuted as HF's conversion script does and 'half'
+ * RoPE. nuggets imports llama2.c checkpoints this way, so every sensitivity file, window offset and
+ * adapter it writes refers to the same rows as the converted HF folder (and as PEFT sees them).
+ */
+export function toHfLayout(m: Llama2cModel): Llama2cModel {
+  const { config, weights } = m;
+  if (config.ropeStyle === 'half') return m;
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const name of weights.names()) {
+    const shape = weights.info(name).shape;
+    let data = weights.get(name);
+    if (name.endsWith('self_attn.q_proj.weight')) data = permuteForHf(data, config.numHeads, shape[0], shape[1]);
+    if (name.endsWith('self_attn.k_proj.weight')) data = permuteForHf(data, config.numKvHeads, shape[0], shape[1]);
+    out.set(name, { shape, data });
+  }
+  return { config: { ...config, ropeStyle: 'half' }, weights: new MemoryWeights(weights.source, out) };
+}

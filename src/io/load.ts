@@ -10,7 +10,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
 import type { Tokenizer } from './tokenizer.js';
 import { openHfModel } from './checkpoint.js';
-import { readLlama2c } from './llama2c.js';
+import { readLlama2c, toHfLayout } from './llama2c.js';
 import { loadTokenizer } from './tokenizer-hf.js';
 import { Llama2cTokenizer } from './tokenizer-llama2c.js';
 
@@ -18,7 +18,7 @@ export interface ModelSource {
   config: ModelConfig;
   weights: WeightSource;
   tokenizer: Tokenizer;
-  /** 'hf' folders run with rotate_half RoPE; 'llama2c' weights keep llama2.c's row order ('pairs'). */
+  /** Where the model came from. Both run in the HF layout (llama2.c q/k rows are permuted on import). */
   format: 'hf' | 'llama2c';
 }
 
@@ -47,7 +47,7 @@ export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSour
       throw e;
     }
   }
-  const { config, weights } = readLlama2c(target);
+  const { config, weights } = toHfLayout(readLlama2c(target));
   const tokPath = opts.tokenizer ?? join(dirname(target), 'tokenizer.bin');
   if (!existsSync(tokPath)) {
     throw new InputError(

@@ -12,10 +12,8 @@
  * - A student with tied embeddings whose adapter touches embed_tokens or lm_head gets two different
  *   matrices after merging: the merged folder is untied (lm_head.weight written, tie_word_embeddings
  *   false). Otherwise the tie is kept.
- * - A llama2.c student runs with adjacent-pair RoPE and unpermuted q/k rows, and its adapter was
- *   trained in that layout: the deltas are added in that layout first, then q/k rows are permuted as
- *   HF's conversion does (the folder runs with rotate_half RoPE). The tokenizer.bin becomes a
- *   tokenizer.json as in `nuggets convert`.
+ * - A llama2.c student is imported in the HF layout (q/k rows permuted, src/io/load.ts), so its
+ *   adapter's deltas add as they are; its tokenizer.bin becomes a tokenizer.json as in `nuggets convert`.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -23,7 +21,6 @@ import { InputError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { writeHfModel } from '../io/checkpoint.js';
 import { buildTokenizerConfig, buildTokenizerJson } from '../io/convert.js';
-import { permuteForHf } from '../io/llama2c.js';
 import { loadModelSource, type ModelSource } from '../io/load.js';
 import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
@@ -54,8 +51,6 @@ export class MergedWeights implements WeightSource {
     /** The merged model's config (untied when needed, 'half' RoPE). */
     readonly config: ModelConfig,
     modules: readonly AdapterModule[],
-    /** Permute q/k rows into HF order after merging (llama2.c students). */
-    private readonly permuteQk: boolean,
   ) {
     this.source = `${base.source} + adapter`;
     for (const m of modules) {
@@ -87,11 +82,6 @@ export class MergedWeights implements WeightSource {
       const [n, mm] = factorShape(m.ref.kind, this.baseConfig);
       addDelta(w, { B: m.B, A: m.A, n, m: mm, r: m.r }, m.alpha / m.r, isTransposed(m.ref.kind));
     }
-    if (this.permuteQk) {
-      const [rows, cols] = expectedShape(this.config, name);
-      if (name.endsWith('self_attn.q_proj.weight')) return permuteForHf(w, this.config.numHeads, rows, cols);
-      if (name.endsWith('self_attn.k_proj.weight')) return permuteForHf(w, this.config.numKvHeads, rows, cols);
-    }
     return w;
   }
 
@@ -109,8 +99,8 @@ export function mergeModel(src: Pick<ModelSource, 'config' | 'weights' | 'format
     tieWordEmbeddings: c.tieWordEmbeddings && !touchesTied,
     ropeStyle: 'half',
   };
-  if (src.format === 'llama2c' && c.ropeStyle !== 'pairs') throw new Error('mergeModel: a llama2.c source must run with pair RoPE');
-  return new MergedWeights(src.weights, c, config, modules, src.format === 'llama2c');
+  if (c.ropeStyle !== 'half') throw new Error('mergeModel: the student must be in the HF layout (rotate_half RoPE)');
+  return new MergedWeights(src.weights, c, config, modules);
 }
 
 export interface MergeOptions {
