@@ -42,7 +42,10 @@ port.on('message', (msg: { type: 'job'; id: number; req: GenerationRequest }) =>
   try {
     const result = engine.run(req, {
       onStart: () => port.postMessage({ type: 'started', id }),
-      onDelta: (choice, text) => port.postMessage({ type: 'delta', id, choice, text }),
+      // only a streaming client reads text before the end
+      onDelta: req.stream
+        ? (choice, text) => port.postMessage({ type: 'delta', id, choice, text })
+        : undefined,
       cancelled: () => Atomics.load(cancelFlag, 0) === id,
     });
     port.postMessage({ type: 'done', id, result });
