@@ -10,67 +10,20 @@
 #include <omp.h>
 
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "kernels.h"
 
 namespace {
 
-// Argument reader: on the first bad argument it throws into JS and marks itself failed; callers
-// check ok() once after reading everything and return undefined.
-class Args {
- public:
-  Args(const Napi::CallbackInfo& info, const char* who) : info_(info), who_(who) {}
-  bool ok() const { return ok_; }
-  Napi::Env env() const { return info_.Env(); }
+using nuggets_native::Args;
 
-  bool Bool(size_t i, const char* name) {
-    if (!ok_) return false;
-    if (i >= info_.Length() || !info_[i].IsBoolean()) return Type(name, "must be a boolean"), false;
-    return info_[i].As<Napi::Boolean>().Value();
-  }
-  double Num(size_t i, const char* name) {
-    if (!ok_) return 0;
-    if (i >= info_.Length() || !info_[i].IsNumber()) return Type(name, "must be a number"), 0;
-    return info_[i].As<Napi::Number>().DoubleValue();
-  }
-  // A non-negative integer small enough for BLAS's 32-bit int.
-  int Int(size_t i, const char* name) {
-    double v = Num(i, name);
-    if (!ok_) return 0;
-    if (!(v >= 0) || v > INT_MAX || std::floor(v) != v) return Range(name, "must be a non-negative integer below 2^31"), 0;
-    return static_cast<int>(v);
-  }
-  float* F32(size_t i, const char* name, size_t* len) {
-    if (!ok_) return nullptr;
-    if (i >= info_.Length() || !info_[i].IsTypedArray() ||
-        info_[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      return Type(name, "must be a Float32Array"), nullptr;
-    }
-    auto a = info_[i].As<Napi::Float32Array>();
-    *len = a.ElementLength();
-    return a.Data();
-  }
-  void Range(const std::string& name, const std::string& what) {
-    if (!ok_) return;
-    ok_ = false;
-    Napi::RangeError::New(env(), std::string(who_) + ": " + name + " " + what).ThrowAsJavaScriptException();
-  }
-  void Type(const std::string& name, const std::string& what) {
-    if (!ok_) return;
-    ok_ = false;
-    Napi::TypeError::New(env(), std::string(who_) + ": " + name + " " + what).ThrowAsJavaScriptException();
-  }
-
- private:
-  const Napi::CallbackInfo& info_;
-  const char* who_;
-  bool ok_ = true;
-};
+// A size argument as BLAS's int (Args::size already bounds it below 2^31).
+inline int Int(Args& a, size_t i, const char* name) { return static_cast<int>(a.size(i, name)); }
 
 // Elements a [rows, cols] matrix with leading dimension ld spans.
 inline uint64_t Span(int rows, int cols, int ld) {
@@ -78,18 +31,18 @@ inline uint64_t Span(int rows, int cols, int ld) {
 }
 
 // Checks leading dimensions and that the matrix at offset `off` of each array fits.
-bool CheckGemm(Args& a, bool ta, bool tb, int M, int N, int K, size_t lenA, int lda, uint64_t offA,
-               size_t lenB, int ldb, uint64_t offB, size_t lenC, int ldc, uint64_t offC) {
+bool CheckGemm(Args& a, bool ta, bool tb, int M, int N, int K, uint64_t lenA, int lda, uint64_t offA,
+               uint64_t lenB, int ldb, uint64_t offB, uint64_t lenC, int ldc, uint64_t offC) {
   const int aRows = ta ? K : M, aCols = ta ? M : K;
   const int bRows = tb ? N : K, bCols = tb ? K : N;
-  if (lda < aCols) return a.Range("lda", "= " + std::to_string(lda) + " < " + std::to_string(aCols) + " (columns of A as stored)"), false;
-  if (ldb < bCols) return a.Range("ldb", "= " + std::to_string(ldb) + " < " + std::to_string(bCols) + " (columns of B as stored)"), false;
-  if (ldc < N) return a.Range("ldc", "= " + std::to_string(ldc) + " < N = " + std::to_string(N)), false;
+  if (lda < aCols) return a.fail("lda = " + std::to_string(lda) + " < " + std::to_string(aCols) + " (columns of A as stored)"), false;
+  if (ldb < bCols) return a.fail("ldb = " + std::to_string(ldb) + " < " + std::to_string(bCols) + " (columns of B as stored)"), false;
+  if (ldc < N) return a.fail("ldc = " + std::to_string(ldc) + " < N = " + std::to_string(N)), false;
   if (M == 0 || N == 0) return true;
-  if (offC + Span(M, N, ldc) > lenC) return a.Range("C", "needs " + std::to_string(offC + Span(M, N, ldc)) + " elements, has " + std::to_string(lenC)), false;
+  if (offC + Span(M, N, ldc) > lenC) return a.fail("C needs " + std::to_string(offC + Span(M, N, ldc)) + " elements, has " + std::to_string(lenC)), false;
   if (K == 0) return true;
-  if (offA + Span(aRows, aCols, lda) > lenA) return a.Range("A", "needs " + std::to_string(offA + Span(aRows, aCols, lda)) + " elements, has " + std::to_string(lenA)), false;
-  if (offB + Span(bRows, bCols, ldb) > lenB) return a.Range("B", "needs " + std::to_string(offB + Span(bRows, bCols, ldb)) + " elements, has " + std::to_string(lenB)), false;
+  if (offA + Span(aRows, aCols, lda) > lenA) return a.fail("A needs " + std::to_string(offA + Span(aRows, aCols, lda)) + " elements, has " + std::to_string(lenA)), false;
+  if (offB + Span(bRows, bCols, ldb) > lenB) return a.fail("B needs " + std::to_string(offB + Span(bRows, bCols, ldb)) + " elements, has " + std::to_string(lenB)), false;
   return true;
 }
 
@@ -113,17 +66,19 @@ void GemmCore(bool ta, bool tb, int M, int N, int K, float alpha, const float* A
 // gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Args a(info, "gemm");
-  size_t lenA = 0, lenB = 0, lenC = 0;
-  bool ta = a.Bool(0, "transA"), tb = a.Bool(1, "transB");
-  int M = a.Int(2, "M"), N = a.Int(3, "N"), K = a.Int(4, "K");
-  double alpha = a.Num(5, "alpha");
-  float* A = a.F32(6, "A", &lenA);
-  int lda = a.Int(7, "lda");
-  float* B = a.F32(8, "B", &lenB);
-  int ldb = a.Int(9, "ldb");
-  double beta = a.Num(10, "beta");
-  float* C = a.F32(11, "C", &lenC);
-  int ldc = a.Int(12, "ldc");
+  bool ta = a.flag(0, "transA"), tb = a.flag(1, "transB");
+  int M = Int(a, 2, "M"), N = Int(a, 3, "N"), K = Int(a, 4, "K");
+  double alpha = a.num(5, "alpha");
+  float* A = a.f32(6, "A", 0);
+  const uint64_t lenA = a.length(6);
+  int lda = Int(a, 7, "lda");
+  float* B = a.f32(8, "B", 0);
+  const uint64_t lenB = a.length(8);
+  int ldb = Int(a, 9, "ldb");
+  double beta = a.num(10, "beta");
+  float* C = a.f32(11, "C", 0);
+  const uint64_t lenC = a.length(11);
+  int ldc = Int(a, 12, "ldc");
   if (!a.ok() || !CheckGemm(a, ta, tb, M, N, K, lenA, lda, 0, lenB, ldb, 0, lenC, ldc, 0)) return a.env().Undefined();
   GemmCore(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
   return a.env().Undefined();
@@ -136,18 +91,20 @@ constexpr double kSmallGemm = 4.0 * 65536.0;
 // gemmStridedBatched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch)
 Napi::Value GemmStridedBatched(const Napi::CallbackInfo& info) {
   Args a(info, "gemmStridedBatched");
-  size_t lenA = 0, lenB = 0, lenC = 0;
-  bool ta = a.Bool(0, "transA"), tb = a.Bool(1, "transB");
-  int M = a.Int(2, "M"), N = a.Int(3, "N"), K = a.Int(4, "K");
-  double alpha = a.Num(5, "alpha");
-  float* A = a.F32(6, "A", &lenA);
-  int lda = a.Int(7, "lda"), sA = a.Int(8, "strideA");
-  float* B = a.F32(9, "B", &lenB);
-  int ldb = a.Int(10, "ldb"), sB = a.Int(11, "strideB");
-  double beta = a.Num(12, "beta");
-  float* C = a.F32(13, "C", &lenC);
-  int ldc = a.Int(14, "ldc"), sC = a.Int(15, "strideC");
-  int batch = a.Int(16, "batch");
+  bool ta = a.flag(0, "transA"), tb = a.flag(1, "transB");
+  int M = Int(a, 2, "M"), N = Int(a, 3, "N"), K = Int(a, 4, "K");
+  double alpha = a.num(5, "alpha");
+  float* A = a.f32(6, "A", 0);
+  const uint64_t lenA = a.length(6);
+  int lda = Int(a, 7, "lda"), sA = Int(a, 8, "strideA");
+  float* B = a.f32(9, "B", 0);
+  const uint64_t lenB = a.length(9);
+  int ldb = Int(a, 10, "ldb"), sB = Int(a, 11, "strideB");
+  double beta = a.num(12, "beta");
+  float* C = a.f32(13, "C", 0);
+  const uint64_t lenC = a.length(13);
+  int ldc = Int(a, 14, "ldc"), sC = Int(a, 15, "strideC");
+  int batch = Int(a, 16, "batch");
   if (!a.ok()) return a.env().Undefined();
   if (batch == 0) return a.env().Undefined();
   // The last matrix of each array reaches furthest; checking it covers all of them.
@@ -260,9 +217,9 @@ Napi::Value BenchPeakFlops(const Napi::CallbackInfo& info) {
 // on buffers allocated here, after one warm-up call: the baseline the binding is compared to.
 Napi::Value BenchSgemmDirect(const Napi::CallbackInfo& info) {
   Args a(info, "benchSgemmDirect");
-  int M = a.Int(0, "M"), N = a.Int(1, "N"), K = a.Int(2, "K"), reps = a.Int(3, "reps");
+  int M = Int(a, 0, "M"), N = Int(a, 1, "N"), K = Int(a, 2, "K"), reps = Int(a, 3, "reps");
   if (!a.ok()) return a.env().Undefined();
-  if (M == 0 || N == 0 || K == 0 || reps == 0) return a.Range("M, N, K, reps", "must all be positive"), a.env().Undefined();
+  if (M == 0 || N == 0 || K == 0 || reps == 0) return a.fail("M, N, K, reps must all be positive"), a.env().Undefined();
   std::vector<float> A((size_t)M * K), B((size_t)K * N), C((size_t)M * N);
   uint32_t s = 12345;
   auto next = [&s]() { s = s * 1664525u + 1013904223u; return (float)(s >> 8) / 16777216.0f - 0.5f; };

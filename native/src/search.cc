@@ -12,69 +12,15 @@
 
 #include <omp.h>
 
+#include "args.h"
 #include "kernels.h"
 
 namespace {
 
-// ------------------------------------------------------------------ argument checking
-class Args {
- public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), env_(info.Env()), fn_(fn) {}
+using nuggets_native::Args;
+using nuggets_native::prod;
 
-  bool ok() const { return !failed_; }
-  Napi::Env env() const { return env_; }
-
-  void fail(const std::string& msg, bool typeError = false) {
-    if (failed_) return;  // one exception per call
-    failed_ = true;
-    const std::string m = std::string(fn_) + ": " + msg;
-    if (typeError) Napi::TypeError::New(env_, m).ThrowAsJavaScriptException();
-    else Napi::RangeError::New(env_, m).ThrowAsJavaScriptException();
-  }
-
-  int64_t size(size_t i, const char* name) {
-    if (failed_) return 0;
-    if (i >= info_.Length() || !info_[i].IsNumber()) { fail(std::string(name) + " must be a number", true); return 0; }
-    const double d = info_[i].As<Napi::Number>().DoubleValue();
-    if (!(d >= 0) || d != std::floor(d) || d > 2147483647.0) {
-      fail(std::string(name) + " must be a non-negative integer below 2^31, got " + std::to_string(d));
-      return 0;
-    }
-    return static_cast<int64_t>(d);
-  }
-
-  // The element type of a typed array argument (napi_float32_array, ...), or -1.
-  int typeOf(size_t i) const {
-    if (i >= info_.Length() || !info_[i].IsTypedArray()) return -1;
-    return info_[i].As<Napi::TypedArray>().TypedArrayType();
-  }
-
-  template <typename T>
-  T* array(size_t i, const char* name, napi_typedarray_type type, const char* typeName, uint64_t need) {
-    if (failed_) return nullptr;
-    if (typeOf(i) != type) { fail(std::string(name) + " must be a " + typeName, true); return nullptr; }
-    Napi::TypedArrayOf<T> a = info_[i].As<Napi::TypedArrayOf<T>>();
-    if (static_cast<uint64_t>(a.ElementLength()) < need) {
-      fail(std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, the sizes given need " +
-           std::to_string(need));
-      return nullptr;
-    }
-    return a.Data();
-  }
-  float* f32(size_t i, const char* name, uint64_t need) {
-    return array<float>(i, name, napi_float32_array, "Float32Array", need);
-  }
-  double* f64(size_t i, const char* name, uint64_t need) {
-    return array<double>(i, name, napi_float64_array, "Float64Array", need);
-  }
-
- private:
-  const Napi::CallbackInfo& info_;
-  Napi::Env env_;
-  const char* fn_;
-  bool failed_ = false;
-};
-
+// Below this much work a parallel region costs more than it saves (as in fused.cc).
 constexpr int64_t kParallelWork = 1 << 15;
 
 // ------------------------------------------------------------------ sensitivity and sums
@@ -122,7 +68,7 @@ Napi::Value RowSums(const Napi::CallbackInfo& info) {
   Args a(info, "rowSums");
   const int64_t rows = a.size(2, "rows"), cols = a.size(3, "cols");
   double* out = a.f64(0, "out", rows);
-  const float* x = a.f32(1, "x", static_cast<uint64_t>(rows) * cols);
+  const float* x = a.f32(1, "x", prod({rows, cols}));
   if (!a.ok()) return a.env().Undefined();
 #pragma omp parallel for schedule(static) if (rows * cols > kParallelWork)
   for (int64_t r = 0; r < rows; r++) {
@@ -139,7 +85,7 @@ Napi::Value ColSums(const Napi::CallbackInfo& info) {
   Args a(info, "colSums");
   const int64_t rows = a.size(2, "rows"), cols = a.size(3, "cols");
   double* out = a.f64(0, "out", cols);
-  const float* x = a.f32(1, "x", static_cast<uint64_t>(rows) * cols);
+  const float* x = a.f32(1, "x", prod({rows, cols}));
   if (!a.ok()) return a.env().Undefined();
   // Each thread owns a band of columns and walks every row: no shared accumulators.
 #pragma omp parallel if (rows * cols > kParallelWork && cols >= 64)
@@ -179,7 +125,7 @@ Napi::Value MaxWindow(const Napi::CallbackInfo& info) {
       a.fail("the window [" + std::to_string(wn) + ", " + std::to_string(wm) + "] does not fit in the matrix [" +
              std::to_string(n) + ", " + std::to_string(m) + "]");
   }
-  const float* S = a.f32(0, "S", static_cast<uint64_t>(n) * m);
+  const float* S = a.f32(0, "S", prod({n, m}));
   if (!a.ok()) return a.env().Undefined();
 
   const int64_t rowsW = n - wn + 1;             // window positions down

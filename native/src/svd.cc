@@ -7,54 +7,37 @@
 // No backward: METHOD step 4 factorises frozen teacher blocks.
 #include <lapacke.h>
 
-#include <climits>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "kernels.h"
 
 namespace {
 
-// Reads (A: Float32Array, m, n) and checks A holds m*n elements; throws into JS and returns false if not.
+using nuggets_native::Args;
+using nuggets_native::prod;
+
+// Reads (A: Float32Array, m, n), checks A holds m*n elements and that all of them are finite;
+// throws into JS and returns false if not.
 bool ReadMatrix(const Napi::CallbackInfo& info, const char* who, float** A, int* m, int* n) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    Napi::TypeError::New(env, std::string(who) + ": A must be a Float32Array").ThrowAsJavaScriptException();
-    return false;
-  }
-  for (int i = 1; i <= 2; i++) {
-    if (!info[i].IsNumber()) {
-      Napi::TypeError::New(env, std::string(who) + ": m and n must be numbers").ThrowAsJavaScriptException();
-      return false;
-    }
-    double v = info[i].As<Napi::Number>().DoubleValue();
-    if (!(v >= 0) || v > INT_MAX || std::floor(v) != v) {
-      Napi::RangeError::New(env, std::string(who) + ": m and n must be non-negative integers").ThrowAsJavaScriptException();
-      return false;
-    }
-    (i == 1 ? *m : *n) = (int)v;
-  }
-  auto a = info[0].As<Napi::Float32Array>();
-  if ((double)a.ElementLength() < (double)*m * (double)*n) {
-    Napi::RangeError::New(env, std::string(who) + ": A has " + std::to_string(a.ElementLength()) + " elements, [" +
-                                   std::to_string(*m) + ", " + std::to_string(*n) + "] needs " +
-                                   std::to_string((size_t)*m * *n))
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  *A = a.Data();
+  Args a(info, who);
+  const int64_t rows = a.size(1, "m"), cols = a.size(2, "n");
+  float* x = a.f32(0, "A", prod({rows, cols}));
+  if (!a.ok()) return false;
   // LAPACK on NaN/Inf returns garbage or fails to converge; say where the bad value is instead.
-  const size_t count = (size_t)*m * *n;
+  const size_t count = static_cast<size_t>(rows) * cols;
   for (size_t i = 0; i < count; i++) {
-    if (!std::isfinite((*A)[i])) {
-      Napi::RangeError::New(env, std::string(who) + ": A[" + std::to_string(i) + "] (row " + std::to_string(i / *n) +
-                                     ", column " + std::to_string(i % *n) + ") is " + ((*A)[i] != (*A)[i] ? "NaN" : "infinite"))
-          .ThrowAsJavaScriptException();
+    if (!std::isfinite(x[i])) {
+      a.fail("A[" + std::to_string(i) + "] (row " + std::to_string(i / cols) + ", column " + std::to_string(i % cols) +
+             ") is " + (x[i] != x[i] ? "NaN" : "infinite"));
       return false;
     }
   }
+  *A = x;
+  *m = static_cast<int>(rows);  // Args::size bounds both below 2^31
+  *n = static_cast<int>(cols);
   return true;
 }
 
