@@ -9,68 +9,23 @@
  * template, else tulu).
  *
  * The text printed is the continuation of the prompt: decode(prompt tail + new) minus decode(prompt
- * tail), as src/eval/model-lm.ts does, because SentencePiece-style decoders strip the leading space of
- * the first piece they see ("Once upon a time" + " there" must not print "timethere"). An empty prompt
+ * tail), as src/eval/model-lm.ts does (src/model/continuation.ts: SentencePiece-style decoders strip the
+ * leading space of the first piece they see, and "Once upon a time" + " there" must not print "timethere"). An empty prompt
  * starts from BOS; the text then is exactly what llama2.c prints (the golden test of FORMATS.md).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
-import { loadModelSource } from '../io/load.js';
+import { loadModelLM } from '../eval/model-lm.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { applyChatTemplate } from '../io/chat-template.js';
 import { renderPrompt, TULU } from '../data/chat.js';
 import { tokenizePieces } from '../data/encode.js';
-import { LlamaModel } from '../model/model.js';
+import { ContinuationTokenizer } from '../model/continuation.js';
 import { generate, type FinishReason } from '../model/generate.js';
-import { readAdapter } from '../transfer/peft.js';
-import { modulePath } from '../transfer/modules.js';
 
 type GenerateOpts = OptionsOf<'generate'>;
-
-/**
- * A Tokenizer whose decode(ids) is the text `ids` add after the prompt. Only the prompt's last
- * CONTEXT tokens are decoded with them (a window is enough for the leading-space rule and for
- * byte-fallback characters, and keeps each streaming step cheap for long prompts).
- */
-class ContinuationTokenizer implements Tokenizer {
-  private static readonly CONTEXT = 16;
-  private readonly tail: number[];
-  private readonly before: string;
-
-  constructor(
-    private readonly base: Tokenizer,
-    prompt: readonly number[],
-  ) {
-    // BOS stays in the window when the prompt is short: it decides the leading-space rule (llama2.c)
-    this.tail = prompt.slice(Math.max(0, prompt.length - ContinuationTokenizer.CONTEXT));
-    this.before = base.decode(this.tail, { skipSpecial: true });
-  }
-
-  get vocabSize(): number {
-    return this.base.vocabSize;
-  }
-  get bosId(): number | null {
-    return this.base.bosId;
-  }
-  get eosId(): number | null {
-    return this.base.eosId;
-  }
-  get chatTemplate(): string | null {
-    return this.base.chatTemplate;
-  }
-  encode(text: string, opts?: { addBos?: boolean }): number[] {
-    return this.base.encode(text, opts);
-  }
-  tokenText(id: number): string {
-    return this.base.tokenText(id);
-  }
-  decode(ids: number[]): string {
-    const full = this.base.decode([...this.tail, ...ids], { skipSpecial: true });
-    return full.startsWith(this.before) ? full.slice(this.before.length) : this.base.decode(ids, { skipSpecial: true });
-  }
-}
 
 /** `\n`, `\t`, `\r` and `\\` in a --stop value, so a newline stop can be typed on any shell. */
 export function unescapeStop(s: string): string {
@@ -102,21 +57,12 @@ export function runGenerate(
   o: GenerateOpts & { stop: string[]; chat: boolean },
   write: (text: string) => void,
 ): GenerateCliResult {
-  const src = loadModelSource(o.model, { tokenizer: o.tokenizer });
-  let model: LlamaModel;
-  try {
-    model = LlamaModel.load(src);
-  } finally {
-    src.weights.close();
-  }
-  const c = src.config;
-  if (o.adapter) {
-    // PEFT semantics: y = W x + (alpha / r) B A x on each adapted module (factors as stored)
-    for (const m of readAdapter(o.adapter, c).modules) model.attachLora(modulePath(m.ref), { r: m.r, alpha: m.alpha, A: m.A, B: m.B });
-  }
-  const tok = src.tokenizer;
+  // the adapter (PEFT semantics, unmerged) is attached as eval and serve attach it
+  const { lm, info } = loadModelLM(o.model, { adapter: o.adapter || undefined, tokenizer: o.tokenizer });
+  const { model, tokenizer: tok } = lm;
+  const c = model.config;
   // where the tokenizer came from (src/io/load.ts): given, or beside the model
-  const tokSource = o.tokenizer ?? (src.format === 'llama2c' ? join(dirname(o.model), 'tokenizer.bin') : o.model);
+  const tokSource = o.tokenizer ?? (info.format === 'llama2c' ? join(dirname(o.model), 'tokenizer.bin') : o.model);
   const format = o.chat ? (tok.chatTemplate ? 'template' : 'tulu') : o.chatFormat;
   const ids = promptIds(tok, o.prompt, format, tokSource);
   if (ids.length === 0) throw new InputError('--prompt', 'encodes to no tokens');

@@ -11,7 +11,7 @@
  *   ends at EOS, at the template's end-of-turn token (e.g. <|im_end|>, found by rendering a probe
  *   conversation) or, for Tulu, where the model starts a new turn header.
  * - Text is the continuation of the prompt: decode(prompt tail + new) minus decode(prompt tail), so
- *   a SentencePiece tokenizer's leading space is kept ("A:" + " 18", not "A:18").
+ *   a SentencePiece tokenizer's leading space is kept ("A:" + " 18", not "A:18"; src/model/continuation.ts).
  * - Context: like vLLM, a prompt plus max_tokens beyond the model's context is a 400, not a silent
  *   truncation; max_tokens null (chat default) means "up to the end of the context".
  */
@@ -21,6 +21,7 @@ import { templateFormat } from '../data/template.js';
 import { kernels } from '../engine/backend.js';
 import { loadModelLM } from '../eval/model-lm.js';
 import type { Tokenizer } from '../io/tokenizer.js';
+import { ContinuationTokenizer } from '../model/continuation.js';
 import { generate, type FinishReason as ModelFinish } from '../model/generate.js';
 import type { LlamaModel } from '../model/model.js';
 import {
@@ -71,46 +72,6 @@ export class Cancelled extends Error {
   constructor() {
     super('cancelled');
     this.name = 'Cancelled';
-  }
-}
-
-/** decode(ids) = the text `ids` add after the prompt (see the module comment). */
-class ContinuationTokenizer implements Tokenizer {
-  /** Prompt tokens decoded with the new ones: enough for the leading-space rule and byte-fallback characters. */
-  private static readonly CONTEXT = 16;
-  private readonly tail: number[];
-  private readonly before: string;
-
-  constructor(
-    private readonly base: Tokenizer,
-    prompt: readonly number[],
-  ) {
-    this.tail = prompt.slice(Math.max(0, prompt.length - ContinuationTokenizer.CONTEXT));
-    this.before = base.decode(this.tail, { skipSpecial: true });
-  }
-  get vocabSize(): number {
-    return this.base.vocabSize;
-  }
-  get bosId(): number | null {
-    return this.base.bosId;
-  }
-  get eosId(): number | null {
-    return this.base.eosId;
-  }
-  get chatTemplate(): string | null {
-    return this.base.chatTemplate;
-  }
-  encode(text: string, opts?: { addBos?: boolean }): number[] {
-    return this.base.encode(text, opts);
-  }
-  tokenText(id: number): string {
-    return this.base.tokenText(id);
-  }
-  decode(ids: number[]): string {
-    const full = this.base.decode([...this.tail, ...ids], { skipSpecial: true });
-    return full.startsWith(this.before)
-      ? full.slice(this.before.length)
-      : this.base.decode(ids, { skipSpecial: true });
   }
 }
 
