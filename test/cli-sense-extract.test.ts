@@ -69,9 +69,12 @@ async function cli(...args: string[]): Promise<{ code: number; err: string }> {
 }
 
 const sens = join(dir, 'sens.safetensors');
+/** The teacher's sensitivity (bf16), computed once by the first test that needs it. */
+let sensRun: Promise<{ code: number; err: string }> | null = null;
+const senseOnce = () => (sensRun ??= cli('sense', '--teacher', teacher, '--seeds', seeds, '-o', sens, '--no-progress', '--dtype', 'bf16'));
 
 test('sense writes one tensor per teacher parameter and a summary with per-tensor, per-layer sums and seed losses', async () => {
-  const r = await cli('sense', '--teacher', teacher, '--seeds', seeds, '-o', sens, '--no-progress', '--dtype', 'bf16');
+  const r = await senseOnce();
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /sense: wrote .*sens\.safetensors and .*sens\.summary\.json: 3 seeds, mean answer loss \d/);
   assert.match(r.err, /max length 2048 lowered to the teacher's context of 512 tokens/);
@@ -165,6 +168,7 @@ function initialised(folder: string): LlamaModel {
 }
 
 test('extract: PEFT folder + manifest; the initialised student gives the untouched logits (1e-5); YAML config with flag overrides', async () => {
+  assert.equal((await senseOnce()).code, 0);
   const init = join(dir, 'init');
   const yaml = join(dir, 'extract.yaml');
   // relative paths in the file resolve against its folder; the flag --rank overrides the file's
@@ -215,6 +219,7 @@ test('extract: PEFT folder + manifest; the initialised student gives the untouch
 });
 
 test('extract refuses impossible pairs and option mistakes before any heavy work, saying which and why', async () => {
+  assert.equal((await senseOnce()).code, 0);
   const out = join(dir, 'never');
   // student as teacher: every student dimension is smaller than the "teacher"'s
   let r = await cli('extract', '--teacher', student, '--student', teacher, '--sensitivity', sens, '-o', out);

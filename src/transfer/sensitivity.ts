@@ -447,7 +447,8 @@ export function writeSensitivityFile(path: string, sink: SensSink, c: ModelConfi
     names.map((name) => ({
       name, shape: sink.shape(name), dtype: dtype === 'bf16' ? ('BF16' as const) : ('F32' as const),
       load: () => {
-        releaseMemory(); // the previous tensor is written: free it before reading the next
+        // the previous tensor is written: free it before reading a big one
+        if (sink.shape(name).reduce((a, b) => a * b, 4) >= 16 << 20) releaseMemory();
         return sink.get(name);
       },
     })),

@@ -41,6 +41,8 @@ type F32 = Float32Array;
 /** lm_head gradient rows formed at once (about 16 MB of floats at any d). */
 const HEAD_CHUNK_FLOATS = 1 << 22;
 const EMB = 'model.embed_tokens.weight';
+/** Collect after each phase and layer when a layer or a [V, d] tensor has at least this many bytes. */
+const COLLECT_BYTES = 16 << 20;
 
 /** What every phase shares. */
 interface Run {
@@ -60,6 +62,8 @@ interface Run {
   /** Tied only: per seed, its distinct token ids and the lm_head gradient rows of those ids. */
   headRows: Array<{ ids: Int32Array; rows: F32 } | null>;
   headCost: number;
+  /** Collect after phases and big loads (big models only). */
+  collectEach: boolean;
   report(phase: string, add: number, loss?: number): void;
 }
 
@@ -85,6 +89,8 @@ export async function senseStreaming(
     losses: new Array<SeedLoss>(n),
     headRows: new Array(n).fill(null),
     headCost,
+    // a full collection costs tens of ms: worth it only when a layer or a [V, d] tensor is big
+    collectEach: Math.max(layerParamCount(c), c.vocabSize * c.hiddenSize) * 4 >= COLLECT_BYTES,
     report(phase, add, loss) {
       work += add;
       if (loss !== undefined) {
@@ -97,6 +103,10 @@ export async function senseStreaming(
     },
   };
 
+  // A full collection costs tens of ms; it is worth it only when a layer or a [V, d] tensor is big.
+  const collect = async () => {
+    if (run.collectEach) await collectNow();
+  };
   embedForward(run);
   await collect();
   for (let l = 0; l < L; l++) {
@@ -118,7 +128,7 @@ export async function senseStreaming(
  * Frees what the phase just finished held: first a fresh macrotask, so that no frame of the phase is
  * still on the stack or in the promise job that resumed us, then a full collection.
  */
-async function collect(): Promise<void> {
+async function collectNow(): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
   releaseMemory();
 }
@@ -156,7 +166,7 @@ async function head(run: Run): Promise<void> {
   const HEAD = tied ? EMB : 'lm_head.weight';
   const normW = loadTensor(run.src.weights, c, 'model.norm.weight');
   const W = loadTensor(run.src.weights, c, HEAD);
-  releaseMemory(); // the reader's raw bytes of W
+  if (run.collectEach) releaseMemory(); // the reader's raw bytes of W
   const Snorm = new Float32Array(d);
   const SW = new Float32Array(V * d);
   const normGrad = new Float32Array(d);
@@ -249,7 +259,7 @@ async function embedBackward(run: Run): Promise<void> {
   const { c, examples, T, sink } = run;
   const d = c.hiddenSize, V = c.vocabSize;
   const E = loadTensor(run.src.weights, c, EMB);
-  releaseMemory();
+  if (run.collectEach) releaseMemory();
   const SE = c.tieWordEmbeddings ? sink.take('~tied-lm-head-share') : new Float32Array(V * d);
   for (let j = 0; j < examples.length; j++) {
     const ex = examples[j];
