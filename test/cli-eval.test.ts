@@ -8,63 +8,29 @@
  * is one line naming the culprit and exit code 2.
  *
  * The invocations run in ONE child process calling main(argv) in turn (tsx start-up is ~1 s each on
- * a busy machine), as test/cli-model.test.ts does.
+ * a busy machine; test/helpers/cli.ts), as test/cli-model.test.ts does.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { readLlama2c, toHfLayout } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { LlamaModel } from '../src/model/model.js';
-import { MemoryWeights } from '../src/model/weights.js';
 import { Rng } from '../src/engine/rng.js';
 import { ModelLM } from '../src/eval/model-lm.js';
 import { runEval } from '../src/eval/runner.js';
-import { writeAdapter, type AdapterModule } from '../src/transfer/peft.js';
-import { factorShape, moduleRefs, weightName } from '../src/transfer/modules.js';
+import { writeAdapter } from '../src/transfer/peft.js';
 import { FIXTURES, ROOT } from './eval-helpers.js';
+import { cliBatch, type CliResult } from './helpers/cli.js';
+import { mergedWeights, randomAdapter } from './helpers/adapter.js';
 
 const STORIES = join(ROOT, 'data', 'stories260k');
 const CKPT = join(STORIES, 'checkpoint_legacy.bin');
-const MAIN = pathToFileURL(join(ROOT, 'src', 'cli', 'main.ts')).href;
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-cli-eval-'));
 const SUPERNI = join(FIXTURES, 'superni_toy.jsonl');
 const ALPACA = join(FIXTURES, 'alpaca_toy.jsonl');
-
-interface CliResult {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/** Runs each argv through main() in one child process, in order; returns stdout/stderr/code of each. */
-function cliBatch(runs: string[][]): CliResult[] {
-  const script = `
-    import { main } from ${JSON.stringify(MAIN)};
-    const runs = JSON.parse(process.env.NUGGETS_CLI_RUNS);
-    const write = process.stdout.write.bind(process.stdout);
-    const results = [];
-    for (const argv of runs) {
-      let out = '', err = '';
-      process.stdout.write = (c) => { out += String(c); return true; };
-      process.stderr.write = (c) => { err += String(c); return true; };
-      const code = await main(['node', 'nuggets', ...argv]);
-      results.push({ code, out, err });
-    }
-    write(JSON.stringify(results));
-  `;
-  const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: ROOT,
-    env: { ...process.env, NUGGETS_CLI_RUNS: JSON.stringify(runs) },
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-  });
-  return JSON.parse(stdout) as CliResult[];
-}
 
 // ------------------------------------------------------------------ inputs
 
@@ -79,17 +45,7 @@ writeFileSync(
     'One day, Max saw a big red ball and ran after it. Lily laughed and ran after Max.\n',
 );
 // a random adapter on q_proj and down_proj of every layer, r 4, alpha 8
-const rng = new Rng(5);
-const adapterModules: AdapterModule[] = moduleRefs(['q_proj', 'down_proj'], c.numLayers).map((ref) => {
-  const [n, m] = factorShape(ref.kind, c);
-  return {
-    ref,
-    r: 4,
-    alpha: 8,
-    B: rng.fillNormal(new Float32Array(n * 4), 0, 0.05),
-    A: rng.fillNormal(new Float32Array(4 * m), 0, 0.05),
-  };
-});
+const adapterModules = randomAdapter(['q_proj', 'down_proj'], c, new Rng(5), { r: 4, alpha: 8, std: 0.05 });
 const adapterDir = join(tmp, 'adapter');
 writeAdapter(adapterDir, adapterModules, c, { baseModel: CKPT, loraDropout: 0 });
 
@@ -241,26 +197,8 @@ test('eval --adapter: attached unmerged, scores like the merged weights W + (alp
   const res = JSON.parse(readFileSync(outAdapter, 'utf8'));
   const got = res.results.perplexity['nll_per_token,none'] as number;
   // independent reference: the adapter merged into a copy of the weights
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const name of src.weights.names())
-    tensors.set(name, {
-      shape: src.weights.info(name).shape,
-      data: Float32Array.from(src.weights.get(name)),
-    });
-  for (const m of adapterModules) {
-    const W = tensors.get(weightName(m.ref, c))!.data;
-    const [n, k] = factorShape(m.ref.kind, c);
-    const s = m.alpha / m.r;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < k; j++) {
-        let acc = 0;
-        for (let t = 0; t < m.r; t++) acc += m.B[i * m.r + t] * m.A[t * k + j];
-        W[i * k + j] += s * acc;
-      }
-    }
-  }
   const merged = new ModelLM(
-    LlamaModel.load({ config: c, weights: new MemoryWeights('merged', tensors) }),
+    LlamaModel.load({ config: c, weights: mergedWeights(src.weights, c, adapterModules) }),
     tok,
   );
   const want = (await runEval(merged, { tasks: [`perplexity:${textFile}`] })).results.results.perplexity[

@@ -7,67 +7,30 @@
  *
  * Starting tsx costs about a second per process on a busy machine, so most invocations run in ONE
  * child process that calls the CLI's main(argv) in turn and captures each one's stdout, stderr and
- * exit code (the same code path as bin/nuggets.js minus process start-up); two invocations run as
- * real processes to check what the shell sees (the exit status and the streamed stdout).
+ * exit code (test/helpers/cli.ts: the same code path as bin/nuggets.js minus process start-up); two
+ * invocations run as real processes to check what the shell sees (the exit status and the streamed stdout).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { GOLDEN_TEXT, ROOT, STORIES260K } from './model-helpers.js';
+import { GOLDEN_TEXT, STORIES260K } from './model-helpers.js';
+import { cliBatch, cliProcess, type CliResult } from './helpers/cli.js';
+import { mergedWeights, randomAdapter } from './helpers/adapter.js';
 import { readLlama2c, toHfLayout } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { writeHfModel } from '../src/io/checkpoint.js';
 import { LlamaModel } from '../src/model/model.js';
-import { MemoryWeights } from '../src/model/weights.js';
 import { generate } from '../src/model/generate.js';
 import { sampleToken } from '../src/model/sampling.js';
 import { Rng } from '../src/engine/rng.js';
-import { writeAdapter, type AdapterModule } from '../src/transfer/peft.js';
-import { factorShape, moduleRefs, weightName } from '../src/transfer/modules.js';
+import { writeAdapter } from '../src/transfer/peft.js';
 
 const CKPT = join(STORIES260K, 'checkpoint_legacy.bin');
 const TOKBIN = join(STORIES260K, 'tokenizer.bin');
-const RUN = join(ROOT, 'src', 'cli', 'run.ts');
-const MAIN = pathToFileURL(join(ROOT, 'src', 'cli', 'main.ts')).href;
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-cli-model-'));
-
-interface CliResult {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/** Runs each argv through main() in one child process, in order; returns stdout/stderr/code of each. */
-function cliBatch(runs: string[][]): CliResult[] {
-  const script = `
-    import { main } from ${JSON.stringify(MAIN)};
-    const runs = JSON.parse(process.env.NUGGETS_CLI_RUNS);
-    const write = process.stdout.write.bind(process.stdout);
-    const results = [];
-    for (const argv of runs) {
-      let out = '', err = '';
-      process.stdout.write = (c) => { out += String(c); return true; };
-      process.stderr.write = (c) => { err += String(c); return true; };
-      const code = await main(['node', 'nuggets', ...argv]);
-      results.push({ code, out, err });
-    }
-    write(JSON.stringify(results));
-  `;
-  const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: ROOT, env: { ...process.env, NUGGETS_CLI_RUNS: JSON.stringify(runs) }, encoding: 'utf8', maxBuffer: 64 << 20,
-  });
-  return JSON.parse(stdout) as CliResult[];
-}
-
-/** A real `nuggets` process (tsx on src/cli/run.ts). */
-function cliProcess(args: string[]): CliResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', RUN, ...args], { cwd: ROOT, encoding: 'utf8' });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
 
 // ------------------------------------------------------------------ fixtures shared by the batch
 
@@ -91,11 +54,7 @@ writeFileSync(truncated, readFileSync(CKPT).subarray(0, 50_000));
 copyFileSync(TOKBIN, join(tmp, 'truncated', 'tokenizer.bin'));
 
 // a random adapter on q_proj, v_proj and down_proj of every layer, r 4, alpha 8
-const rng = new Rng(11);
-const adapterModules: AdapterModule[] = moduleRefs(['q_proj', 'v_proj', 'down_proj'], c.numLayers).map((ref) => {
-  const [n, m] = factorShape(ref.kind, c);
-  return { ref, r: 4, alpha: 8, B: rng.fillNormal(new Float32Array(n * 4), 0, 0.1), A: rng.fillNormal(new Float32Array(4 * m), 0, 0.1) };
-});
+const adapterModules = randomAdapter(['q_proj', 'v_proj', 'down_proj'], c, new Rng(11), { r: 4, alpha: 8, std: 0.1 });
 writeAdapter(adapterDir, adapterModules, c, { baseModel: CKPT, loraDropout: 0 });
 
 const PROMPT = 'Once upon a time,';
@@ -221,21 +180,7 @@ test('--chat wraps the prompt in the Tulu format when the tokenizer has no chat 
 });
 
 test('--adapter applies a PEFT adapter: the text equals greedy decoding of the merged weights W + (alpha/r) B A', () => {
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const name of src.weights.names()) tensors.set(name, { shape: src.weights.info(name).shape, data: src.weights.get(name) });
-  for (const m of adapterModules) {
-    const W = tensors.get(weightName(m.ref, c))!.data;
-    const [n, k] = factorShape(m.ref.kind, c);
-    const s = m.alpha / m.r;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < k; j++) {
-        let acc = 0;
-        for (let t = 0; t < m.r; t++) acc += m.B[i * m.r + t] * m.A[t * k + j];
-        W[i * k + j] += s * acc;
-      }
-    }
-  }
-  const merged = LlamaModel.load({ config: c, weights: new MemoryWeights('merged', tensors) });
+  const merged = LlamaModel.load({ config: c, weights: mergedWeights(src.weights, c, adapterModules) });
   const [g] = generate(merged, [[1]], { maxNewTokens: 40, tokenizer: tok });
   const out = ok('adapter');
   assert.equal(out, g.text + '\n');

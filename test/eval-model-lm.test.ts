@@ -17,12 +17,12 @@ import { LlamaModel } from '../src/model/model.js';
 import { loadModelLM, ModelLM } from '../src/eval/model-lm.js';
 import { InputError } from '../src/errors.js';
 import { Rng } from '../src/engine/rng.js';
-import { writeAdapter, type AdapterModule } from '../src/transfer/peft.js';
-import { factorShape, moduleRefs } from '../src/transfer/modules.js';
+import { writeAdapter } from '../src/transfer/peft.js';
 import { runEval } from '../src/eval/runner.js';
 import { chatTemplateWrap } from '../src/eval/prompt.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 import { DATA } from './eval-helpers.js';
+import { randomAdapter } from './helpers/adapter.js';
 
 const DIR = join(DATA, 'stories260k');
 const tok = Llama2cTokenizer.fromFile(join(DIR, 'tokenizer.bin'), 512);
@@ -140,17 +140,7 @@ test('loadModelLM: name, facts, adapter attached unmerged; bad adapter folders a
   assert.equal(x.logprob, y.logprob);
   const dir = mkdtempSync(join(tmpdir(), 'eval-adapter-'));
   const c = model.config;
-  const rng = new Rng(3);
-  const modules: AdapterModule[] = moduleRefs(['v_proj'], c.numLayers).map((ref) => {
-    const [n, m] = factorShape(ref.kind, c);
-    return {
-      ref,
-      r: 2,
-      alpha: 4,
-      B: rng.fillNormal(new Float32Array(n * 2), 0, 0.1),
-      A: rng.fillNormal(new Float32Array(2 * m), 0, 0.1),
-    };
-  });
+  const modules = randomAdapter(['v_proj'], c, new Rng(3), { r: 2, alpha: 4, std: 0.1 });
   writeAdapter(join(dir, 'ad'), modules, c, { baseModel: null, loraDropout: 0 });
   const withAd = loadModelLM(join(DIR, 'checkpoint_legacy.bin'), { adapter: join(dir, 'ad') });
   assert.equal(withAd.lm.name, 'checkpoint_legacy.bin+ad');

@@ -14,16 +14,13 @@ import { openSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { Rng } from '../src/engine/rng.js';
 import { InputError } from '../src/errors.js';
 import { tinyConfig } from './transfer-helpers.js';
+import { randomAdapter } from './helpers/adapter.js';
 
 const cfg = tinyConfig(); // d 16, f 24, V 32, 4 heads / 2 KV heads of 4, 2 layers
 const tmp = () => mkdtempSync(join(tmpdir(), 'nuggets-peft-'));
 
 function randomModules(kinds: readonly ModuleKind[], r: number, alpha: number, seed: number): AdapterModule[] {
-  const rng = new Rng(seed);
-  return moduleRefs(kinds, cfg.numLayers).map((ref) => {
-    const [n, m] = factorShape(ref.kind, cfg);
-    return { ref, r, alpha, B: rng.fillNormal(new Float32Array(n * r)), A: rng.fillNormal(new Float32Array(r * m)) };
-  });
+  return randomAdapter(kinds, cfg, new Rng(seed), { r, alpha });
 }
 
 /** The tensor list (name, shape) of a correct all-modules adapter with r = 4. */
