@@ -12,9 +12,8 @@
  * one-at-a-time texts, so the speed-up is not bought with different outputs.
  */
 import type { Recorder } from './lib.js';
-import { fillFast } from './lib.js';
-import { expectedShape, expectedTensorNames, type ModelConfig } from '../src/model/config.js';
-import { MemoryWeights } from '../src/model/weights.js';
+import { benchWeights } from './llama.js';
+import type { ModelConfig } from '../src/model/config.js';
 import { LlamaModel } from '../src/model/model.js';
 import { tinyConfig } from '../src/model/random.js';
 import { kernels } from '../src/engine/backend.js';
@@ -40,21 +39,6 @@ export const CONFIG: ModelConfig = tinyConfig({
   eosTokenId: [],
   padTokenId: 0,
 });
-
-/** Weights at a trained LLaMA's scale (std 0.02, norms 1), drawn fast. */
-function benchWeights(c: ModelConfig): MemoryWeights {
-  const a = 0.02 * Math.sqrt(3);
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  let seed = 1;
-  for (const name of expectedTensorNames(c)) {
-    const shape = expectedShape(c, name);
-    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
-    if (name.endsWith('norm.weight')) data.fill(1);
-    else fillFast(data, seed++, -a, a);
-    tensors.set(name, { shape, data });
-  }
-  return new MemoryWeights('bench-eval', tensors);
-}
 
 /** Bytes as ids 3..258 (llama2.c's byte-fallback layout), BOS 1; other ids decode to "?". */
 export const byteTokenizer: Tokenizer = {
@@ -83,7 +67,7 @@ export function requests(): GenerateRequest[] {
 }
 
 export async function run(rec: Recorder): Promise<void> {
-  const model = LlamaModel.load({ config: CONFIG, weights: benchWeights(CONFIG) });
+  const model = LlamaModel.load({ config: CONFIG, weights: benchWeights(CONFIG, 'bench-eval') });
   const lm = new ModelLM(model, byteTokenizer, { name: 'bench-110M' });
   const reqs = requests();
   rec.note(

@@ -16,31 +16,21 @@
  *
  * This file is also the nuggets child: `node --import tsx bench/model.ts child '<spec json>'`.
  */
-import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { fillFast, type Recorder } from './lib.js';
-import { expectedShape, expectedTensorNames, type ModelConfig } from '../src/model/config.js';
-import { MemoryWeights } from '../src/model/weights.js';
+import type { Recorder } from './lib.js';
+import { PYTHON, childSpec, maxRssKb, runChild, runSelfChild, torchUnavailable } from './child.js';
+import { benchWeights, parameterCount, specConfig, type LlamaSpec } from './llama.js';
 import { LlamaModel } from '../src/model/model.js';
 import { generate } from '../src/model/generate.js';
-import { tinyConfig } from '../src/model/random.js';
 import { kernels } from '../src/engine/backend.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = join(HERE, 'torch', 'llama_fwd_bwd.py');
 
 /** The program spec both children read (the Python script's names). */
-export interface Spec {
-  vocab: number;
-  d: number;
-  layers: number;
-  heads: number;
-  kv_heads: number;
-  mlp: number;
-  tied: boolean;
+export interface Spec extends LlamaSpec {
   seq: number;
   batches: number[];
   reps: number;
@@ -64,27 +54,9 @@ export const SPEC: Spec = {
   seq: 256, batches: [1, 4], reps: 1, warmup: 1, threads: availableParallelism(), gen_tokens: 32,
 };
 
-export function specConfig(s: Spec): ModelConfig {
-  return tinyConfig({
-    vocabSize: s.vocab, hiddenSize: s.d, intermediateSize: s.mlp, numLayers: s.layers, numHeads: s.heads,
-    numKvHeads: s.kv_heads, headDim: s.d / s.heads, maxPositionEmbeddings: Math.max(s.seq, s.gen_tokens + 1),
-    tieWordEmbeddings: s.tied, rmsNormEps: 1e-5, ropeTheta: 10000,
-  });
-}
-
-/** Weights like a trained LLaMA's scale (std 0.02, norms 1), drawn fast (uniform of that std). */
-function benchWeights(c: ModelConfig): MemoryWeights {
-  const a = 0.02 * Math.sqrt(3);
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  let seed = 1;
-  for (const name of expectedTensorNames(c)) {
-    const shape = expectedShape(c, name);
-    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
-    if (name.endsWith('norm.weight')) data.fill(1);
-    else fillFast(data, seed++, -a, a);
-    tensors.set(name, { shape, data });
-  }
-  return new MemoryWeights('bench', tensors);
+/** The model's config: positions for the sequence and for generation from BOS. */
+function modelConfig(s: Spec) {
+  return specConfig(s, Math.max(s.seq, s.gen_tokens + 1));
 }
 
 /** xorshift32 token ids in [0, V). */
@@ -102,7 +74,7 @@ function randomIds(n: number, V: number, seed: number): Int32Array {
 
 /** The nuggets child: fwd+bwd per batch size, then generation; prints one JSON line. */
 function child(s: Spec): void {
-  const c = specConfig(s);
+  const c = modelConfig(s);
   const model = LlamaModel.load({ config: c, weights: benchWeights(c) });
   model.enableGrads();
   const out: ChildResult = { fwd_bwd: [], max_rss_kb: 0, threads: s.threads, backend: kernels().name };
@@ -130,35 +102,21 @@ function child(s: Spec): void {
     const [g] = generate(model, [[1]], { maxNewTokens: s.gen_tokens, eosIds: [] });
     out.gen = { tokens: g.tokens.length, seconds: (performance.now() - t0) / 1000 };
   }
-  out.max_rss_kb = process.resourceUsage().maxRSS;
+  out.max_rss_kb = maxRssKb();
   process.stdout.write(JSON.stringify(out) + '\n');
-}
-
-function runChild(cmd: string, args: string[]): ChildResult {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, OMP_NUM_THREADS: String(SPEC.threads) } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args[args.length - 2] ?? ''} failed (status ${r.status}): ${r.stderr.slice(-2000)}`);
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(line) as ChildResult;
-}
-
-function torchAvailable(): string | null {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.error) return `${PYTHON} not found`;
-  return r.status === 0 ? null : `torch not importable by ${PYTHON}: ${r.stderr.trim().split('\n').pop()}`;
 }
 
 export async function run(rec: Recorder): Promise<void> {
   const s = SPEC;
-  const c = specConfig(s);
-  const params = expectedTensorNames(c).reduce((n, name) => n + expectedShape(c, name).reduce((a, b) => a * b, 1), 0);
+  const params = parameterCount(modelConfig(s));
   rec.note(`LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads (${s.kv_heads} kv) of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
     `${s.tied ? 'tied' : 'untied'} embeddings: ${(params / 1e6).toFixed(1)}M parameters; seq ${s.seq}, ${s.threads} threads, ` +
     `best of ${s.reps} after ${s.warmup} warm-up, gradients of every parameter`);
-  const nug = runChild(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify(s)]);
-  const why = torchAvailable();
+  const nug = runSelfChild<ChildResult>(import.meta.url, s);
+  const why = torchUnavailable();
   let pt: ChildResult | null = null;
   if (why) rec.note(`PyTorch baseline skipped: ${why}`);
-  else pt = runChild(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)]);
+  else pt = runChild<ChildResult>(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)], s.threads);
   rec.note(`nuggets backend ${nug.backend}; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads` : 'no PyTorch'}`);
   for (const r of nug.fwd_bwd) {
     const tps = (r.B * r.T) / r.seconds;
@@ -180,6 +138,5 @@ export async function run(rec: Recorder): Promise<void> {
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[2] === 'child') {
-  child(JSON.parse(process.argv[3]) as Spec);
-}
+const spec = childSpec<Spec>(import.meta.url);
+if (spec) child(spec);

@@ -16,15 +16,13 @@
  *
  * This file is also the nuggets child: `node --import tsx bench/train.ts child '<spec json>'`.
  */
-import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { fillFast, type Recorder } from './lib.js';
-import { expectedShape, expectedTensorNames, type ModelConfig } from '../src/model/config.js';
-import { MemoryWeights } from '../src/model/weights.js';
+import type { Recorder } from './lib.js';
+import { PYTHON, childSpec, maxRssKb, runChild, runSelfChild, torchUnavailable } from './child.js';
+import { benchWeights, parameterCount, specConfig, type LlamaSpec } from './llama.js';
 import { LlamaModel } from '../src/model/model.js';
-import { tinyConfig } from '../src/model/random.js';
 import { kernels } from '../src/engine/backend.js';
 import { Rng } from '../src/engine/rng.js';
 import type { EncodedExample } from '../src/data/encode.js';
@@ -35,18 +33,10 @@ import { loraDefaultInit } from '../src/transfer/controls.js';
 import { LAYER_KINDS, factorShape, moduleRefs, modulePath } from '../src/transfer/modules.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = join(HERE, 'torch', 'lora_train.py');
 
 /** The program spec both children read (the Python script's names). */
-export interface Spec {
-  vocab: number;
-  d: number;
-  layers: number;
-  heads: number;
-  kv_heads: number;
-  mlp: number;
-  tied: boolean;
+export interface Spec extends LlamaSpec {
   seq: number;
   batch: number;
   r: number;
@@ -76,29 +66,6 @@ export const SPEC: Spec = {
   r: 16, alpha: 16, dropout: 0.05, lr: 3e-4, reps: 2, warmup: 1, threads: availableParallelism(),
 };
 
-function specConfig(s: Spec): ModelConfig {
-  return tinyConfig({
-    vocabSize: s.vocab, hiddenSize: s.d, intermediateSize: s.mlp, numLayers: s.layers, numHeads: s.heads,
-    numKvHeads: s.kv_heads, headDim: s.d / s.heads, maxPositionEmbeddings: s.seq, tieWordEmbeddings: s.tied,
-    rmsNormEps: 1e-5, ropeTheta: 10000,
-  });
-}
-
-/** Weights at a trained LLaMA's scale (std 0.02, norms 1), drawn fast. */
-function benchWeights(c: ModelConfig): MemoryWeights {
-  const a = 0.02 * Math.sqrt(3);
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  let seed = 1;
-  for (const name of expectedTensorNames(c)) {
-    const shape = expectedShape(c, name);
-    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
-    if (name.endsWith('norm.weight')) data.fill(1);
-    else fillFast(data, seed++, -a, a);
-    tensors.set(name, { shape, data });
-  }
-  return new MemoryWeights('bench', tensors);
-}
-
 /** B rows of T random ids, every position after the first a target. */
 function benchRows(s: Spec): EncodedExample[] {
   const rng = new Rng(7);
@@ -113,7 +80,7 @@ function benchRows(s: Spec): EncodedExample[] {
 
 /** The nuggets child: LoRA training steps; prints one JSON line. */
 function child(s: Spec): void {
-  const c = specConfig(s);
+  const c = specConfig(s, s.seq);
   const model = LlamaModel.load({ config: c, weights: benchWeights(c) });
   // PEFT default init, then B made non-zero so that every LoRA product carries a real signal
   const rng = new Rng(3);
@@ -146,35 +113,22 @@ function child(s: Spec): void {
   }
   const out: ChildResult = {
     steps, best_seconds: best, best_cpu_seconds: bestCpu, tokens_per_step: s.batch * s.seq, lora_params: params.size,
-    max_rss_kb: process.resourceUsage().maxRSS, threads: s.threads, backend: kernels().name,
+    max_rss_kb: maxRssKb(), threads: s.threads, backend: kernels().name,
   };
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
-function runChild(cmd: string, args: string[]): ChildResult {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, OMP_NUM_THREADS: String(SPEC.threads) } });
-  if (r.status !== 0) throw new Error(`${cmd} failed (status ${r.status}): ${r.stderr.slice(-2000)}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ChildResult;
-}
-
-function torchAvailable(): string | null {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.error) return `${PYTHON} not found`;
-  return r.status === 0 ? null : `torch not importable by ${PYTHON}: ${r.stderr.trim().split('\n').pop()}`;
-}
-
 export async function run(rec: Recorder): Promise<void> {
   const s = SPEC;
-  const c = specConfig(s);
-  const params = expectedTensorNames(c).reduce((n, name) => n + expectedShape(c, name).reduce((a, b) => a * b, 1), 0);
+  const params = parameterCount(specConfig(s, s.seq));
   rec.note(`LoRA training: LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
     `${(params / 1e6).toFixed(1)}M frozen parameters; LoRA r ${s.r}, alpha ${s.alpha}, dropout ${s.dropout} on q,k,v,o,gate,up,down; ` +
     `batch ${s.batch} x ${s.seq}, ${s.threads} threads, best of ${s.reps} steps after ${s.warmup} warm-up`);
-  const nug = runChild(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify(s)]);
-  const why = torchAvailable();
+  const nug = runSelfChild<ChildResult>(import.meta.url, s);
+  const why = torchUnavailable();
   let pt: ChildResult | null = null;
   if (why) rec.note(`PyTorch baseline skipped: ${why}`);
-  else pt = runChild(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)]);
+  else pt = runChild<ChildResult>(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)], s.threads);
   rec.note(`nuggets backend ${nug.backend}, ${nug.lora_params} LoRA parameters; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads, ${pt.lora_params} LoRA parameters` : 'no PyTorch'}`);
   rec.note(`losses per step: nuggets ${nug.steps.map((x) => x.loss.toFixed(4)).join(', ')}${pt ? `; pytorch ${pt.steps.map((x) => x.loss.toFixed(4)).join(', ')}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`);
   const base = pt ? rec.record('lora train pytorch', pt.tokens_per_step / pt.best_seconds, 'tokens/s') : null;
@@ -186,6 +140,5 @@ export async function run(rec: Recorder): Promise<void> {
   rec.record('lora train peak RSS nuggets', nug.max_rss_kb / 1024, 'MiB', pt ? { name: 'lora train peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[2] === 'child') {
-  child(JSON.parse(process.argv[3]) as Spec);
-}
+const spec = childSpec<Spec>(import.meta.url);
+if (spec) child(spec);
