@@ -4,7 +4,7 @@
  * tensor against config.json (names, shapes, float dtypes) before anything runs, and reads tensors
  * lazily; writing produces the same layout atomically, file by file.
  */
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
@@ -12,6 +12,7 @@ import { expectedShape, expectedTensorNames } from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
 import { writeJsonAtomic } from './atomic.js';
 import { parseHfConfig, toHfConfig } from './hfconfig.js';
+import { readJsonFile } from './json.js';
 import {
   openSafetensors,
   writeSafetensorsLazy,
@@ -20,27 +21,15 @@ import {
   type WriteDtype,
 } from './safetensors.js';
 
+// re-exported for the modules that read a model's other JSON files beside its weights
+export { readJsonFile };
+
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
 
 export interface HfModel {
   config: ModelConfig;
   weights: WeightSource;
-}
-
-/** Reads and parses a JSON file, with InputErrors that name it. */
-export function readJsonFile(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(path, `cannot read: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(path, `not valid JSON (${(e as Error).message})`);
-  }
 }
 
 /** The tensors of a folder (single file or shards), not yet checked against any config. */

@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer as HfLib } from '@huggingface/tokenizers';
 import { InputError } from '../errors.js';
+import { readJsonFile } from './json.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Llama2cTokenizer } from './tokenizer-llama2c.js';
 
@@ -106,14 +107,14 @@ export class HfTokenizer implements Tokenizer {
   /** Reads tokenizer.json, tokenizer_config.json, and bos/eos fallbacks and chat templates beside them. */
   static fromFolder(folder: string): HfTokenizer {
     const tjPath = join(folder, 'tokenizer.json');
-    const tj = readJson(tjPath);
+    const tj = readJsonFile(tjPath);
     const tcPath = join(folder, 'tokenizer_config.json');
-    const tc = existsSync(tcPath) ? readJson(tcPath) : {};
+    const tc = existsSync(tcPath) ? readJsonFile(tcPath) : {};
     let bos: number | null | undefined, eos: number | null | undefined;
     for (const f of ['generation_config.json', 'config.json']) {
       const p = join(folder, f);
       if (!existsSync(p)) continue;
-      const j = readJson(p) as Json;
+      const j = readJsonFile(p) as Json;
       const first = (v: unknown) => (Array.isArray(v) ? v[0] : v);
       if (bos === undefined && typeof j.bos_token_id === 'number') bos = j.bos_token_id;
       if (eos === undefined && typeof first(j.eos_token_id) === 'number')
@@ -124,7 +125,7 @@ export class HfTokenizer implements Tokenizer {
     const jinja = join(folder, 'chat_template.jinja');
     const ctJson = join(folder, 'chat_template.json');
     if (existsSync(jinja)) template = readFileSync(jinja, 'utf8');
-    else if (existsSync(ctJson)) template = pickTemplate((readJson(ctJson) as Json).chat_template);
+    else if (existsSync(ctJson)) template = pickTemplate((readJsonFile(ctJson) as Json).chat_template);
     return new HfTokenizer(
       tj,
       tc,
@@ -187,20 +188,6 @@ function pickTemplate(v: unknown): string | null {
     return typeof t === 'string' ? t : null;
   }
   return null;
-}
-
-function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(path, `cannot read: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(path, `not valid JSON (${(e as Error).message})`);
-  }
 }
 
 /**

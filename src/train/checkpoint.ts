@@ -13,9 +13,10 @@
  * Resuming compares the saved options with the current ones and refuses, listing every difference,
  * unless the key is one that may change between sessions (output verbosity, checkpoint cadence...).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
+import { readJsonFile } from '../io/json.js';
 import type { Rng } from '../engine/rng.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
@@ -206,13 +207,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const statePath = join(dir, STATE_FILE);
   if (!existsSync(dir)) throw new InputError(dir, 'no such checkpoint folder');
   if (!existsSync(statePath)) throw new InputError(dir, `not a complete checkpoint (no ${STATE_FILE})`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(statePath, 'utf8'));
-  } catch (e) {
-    throw new InputError(statePath, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-  const s = raw as Partial<CheckpointState>;
+  const s = readJsonFile(statePath) as Partial<CheckpointState>;
   if (s === null || typeof s !== 'object' || s.format !== FORMAT) throw new InputError(statePath, `not a nuggets training checkpoint (format "${String(s?.format)}")`);
   if (s.version !== VERSION) throw new InputError(statePath, `checkpoint version ${String(s.version)} is not supported (expected ${VERSION})`);
   if (!(Number.isInteger(s.step) && (s.step as number) >= 0)) throw new InputError(statePath, `"step" must be an integer >= 0`);

@@ -18,6 +18,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { readJsonFile } from '../io/json.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { writeHfModel } from '../io/checkpoint.js';
 import { buildTokenizerConfig, buildTokenizerJson } from '../io/convert.js';
@@ -163,12 +164,7 @@ function writeTokenizerFiles(out: string, src: ModelSource, o: MergeOptions): st
 }
 
 function readJsonIf<T>(path: string): T | null {
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new InputError(path, `not valid JSON (${(e as Error).message})`);
-  }
+  return existsSync(path) ? (readJsonFile(path) as T) : null;
 }
 
 /** What a sensitivity file's summary says about its seeds (written beside it by `nuggets sense`). */

@@ -4,10 +4,11 @@
  * captured, its singular values and the energy kept at rank r, every option, and sha256 hashes of
  * the inputs.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { readJsonFile } from '../io/json.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { LayerSelection } from './layers.js';
 import type { InitKind } from './plan.js';
@@ -115,13 +116,7 @@ export function writeManifest(dir: string, manifest: Manifest): void {
 export function readManifest(dir: string): Manifest {
   const path = join(dir, MANIFEST_FILE);
   if (!existsSync(path)) throw new InputError(dir, `no ${MANIFEST_FILE} (not a nuggets initialisation folder)`);
-  let m: unknown;
-  try {
-    m = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new InputError(path, `not valid JSON: ${(e as Error).message}`);
-  }
-  const o = m as Partial<Manifest> | null;
+  const o = readJsonFile(path) as Partial<Manifest> | null;
   if (!o || typeof o !== 'object' || o.format !== MANIFEST_FORMAT) throw new InputError(path, `format is not "${MANIFEST_FORMAT}"`);
   if (o.version !== MANIFEST_VERSION) throw new InputError(path, `version ${String(o.version)} is not supported (expected ${MANIFEST_VERSION})`);
   if (!Array.isArray(o.matrices) || !o.lora || typeof o.lora.r !== 'number' || typeof o.lora.scale !== 'number') {

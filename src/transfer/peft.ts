@@ -8,10 +8,11 @@
  * PEFT loads a wrongly named key as a silent "missing key" (the module keeps a fresh init), so every
  * folder written here can be, and in tests is, passed through `checkAdapterStructure`.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import { InputError } from '../errors.js';
+import { readJsonFile } from '../io/json.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { writeSafetensors, openSafetensors } from '../io/safetensors.js';
 import {
@@ -216,12 +217,7 @@ export interface LoadedAdapter {
 export function readAdapterConfig(dir: string): Record<string, unknown> {
   const path = join(dir, ADAPTER_CONFIG);
   if (!existsSync(path)) throw new InputError(dir, `no ${ADAPTER_CONFIG} (not a PEFT adapter folder)`);
-  let cfg: unknown;
-  try {
-    cfg = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new InputError(path, `not valid JSON: ${(e as Error).message}`);
-  }
+  const cfg = readJsonFile(path);
   if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new InputError(path, 'must hold a JSON object');
   return cfg as Record<string, unknown>;
 }
