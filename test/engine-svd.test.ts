@@ -1,6 +1,6 @@
 // SVD / QR / truncated SVD. Singular vectors are unique only up to sign, so the checks compare
 // reconstructions, orthonormality, singular values (against a spectrum built in: A = Q1 diag(s) Q2^T,
-// with Q1, Q2 from a Gram-Schmidt written here, independent of the code under test) and subspaces
+// with Q1, Q2 from a Gram-Schmidt in test/helpers/linalg.ts, independent of the code under test) and subspaces
 // (|u_ts . u_native| = 1 for well-separated values), never raw signs. These kernels are forward-only
 // (METHOD step 4 factorises frozen teacher blocks), so there is no backward to check.
 import { test } from 'node:test';
@@ -10,30 +10,11 @@ import { loadNative } from '../src/engine/native.js';
 import { Rng } from '../src/engine/rng.js';
 import { svdTopR } from '../src/engine/svd.js';
 import type { Kernels } from '../src/engine/kernels.js';
+import { orthonormal } from './helpers/linalg.js';
 
 const native = loadNative().kernels;
 const skipNative = native ? false : `native addon not loaded: ${loadNative().error}`;
 const backends: Kernels[] = [tsKernels, ...(native ? [native] : [])];
-
-/** [rows, cols] row-major with orthonormal columns: modified Gram-Schmidt, twice, in float64. */
-function orthonormal(rows: number, cols: number, rng: Rng): Float64Array {
-  const Q = new Float64Array(rows * cols);
-  for (let i = 0; i < Q.length; i++) Q[i] = rng.normal();
-  for (let j = 0; j < cols; j++) {
-    for (let pass = 0; pass < 2; pass++) {
-      for (let p = 0; p < j; p++) {
-        let d = 0;
-        for (let i = 0; i < rows; i++) d += Q[i * cols + p] * Q[i * cols + j];
-        for (let i = 0; i < rows; i++) Q[i * cols + j] -= d * Q[i * cols + p];
-      }
-      let nn = 0;
-      for (let i = 0; i < rows; i++) nn += Q[i * cols + j] ** 2;
-      nn = Math.sqrt(nn);
-      for (let i = 0; i < rows; i++) Q[i * cols + j] /= nn;
-    }
-  }
-  return Q;
-}
 
 /** A = Q1 diag(s) Q2^T [m, n] with the given singular values (length min(m, n)). */
 function withSpectrum(m: number, n: number, s: number[], rng: Rng, ctor: typeof Float32Array | typeof Float64Array = Float32Array) {

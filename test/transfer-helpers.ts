@@ -3,6 +3,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import { expectedShape, expectedTensorNames } from '../src/model/config.js';
 import { MemoryWeights } from '../src/model/weights.js';
 import { Rng } from '../src/engine/rng.js';
+import { orthonormal } from './helpers/linalg.js';
 
 /** A tiny LLaMA config; override any field. */
 export function tinyConfig(o: Partial<ModelConfig> = {}): ModelConfig {
@@ -61,26 +62,6 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   return d;
-}
-
-/** [rows, cols] with orthonormal columns: modified Gram-Schmidt (twice) in float64 on normal draws. */
-export function orthonormal(rows: number, cols: number, rng: Rng): Float64Array {
-  const Q = new Float64Array(rows * cols);
-  for (let i = 0; i < Q.length; i++) Q[i] = rng.normal();
-  for (let j = 0; j < cols; j++) {
-    for (let pass = 0; pass < 2; pass++) {
-      for (let p = 0; p < j; p++) {
-        let d = 0;
-        for (let i = 0; i < rows; i++) d += Q[i * cols + p] * Q[i * cols + j];
-        for (let i = 0; i < rows; i++) Q[i * cols + j] -= d * Q[i * cols + p];
-      }
-    }
-    let nn = 0;
-    for (let i = 0; i < rows; i++) nn += Q[i * cols + j] ** 2;
-    const inv = 1 / Math.sqrt(nn);
-    for (let i = 0; i < rows; i++) Q[i * cols + j] *= inv;
-  }
-  return Q;
 }
 
 /**
