@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../src/errors.js';
-import { addSchemaOptions, resolveOptions, toFlags } from '../src/config/cli.js';
+import { addSchemaOptions, foldAlias, resolveOptions, toFlags } from '../src/config/cli.js';
 import { fieldsOf } from '../src/config/fields.js';
 import { COMMAND_SCHEMAS, type CommandName } from '../src/config/schemas.js';
 
@@ -125,4 +125,26 @@ test('toFlags writes the non-default options as a command line that parses back 
   const argv = toFlags('train', o);
   assert.deepEqual(argv, ['--student', 's', '--data', 'd', '--out', 'o', '--init', 'i', '--epochs', '2', '--modules', 'mlp,lm_head', '--no-progress']);
   assert.deepEqual(resolveOptions('train', parse('train', argv).flags!), o);
+});
+
+test('foldAlias: a positional or alias value fills the option, agrees with an equal flag, and refuses a different one', () => {
+  const conflict = () => 'two models given';
+  const flags: Record<string, unknown> = { out: 'r.json' };
+  foldAlias(flags, 'model', undefined, 'eval', conflict);
+  assert.deepEqual(flags, { out: 'r.json' });
+  foldAlias(flags, 'model', 'm1', 'eval', conflict);
+  assert.deepEqual(flags, { out: 'r.json', model: 'm1' });
+  foldAlias(flags, 'model', 'm1', 'eval', conflict); // the same value both ways is fine
+  assert.deepEqual(flags, { out: 'r.json', model: 'm1' });
+  assert.throws(
+    () => foldAlias(flags, 'model', 'm2', 'eval', () => `two models given: m2 and --model ${String(flags.model)}`),
+    (e: unknown) => e instanceof InputError && e.source === 'eval' && e.problem === 'two models given: m2 and --model m1',
+  );
+  assert.equal(flags.model, 'm1');
+  // end to end: the folded value is what resolveOptions validates
+  const f = parse('generate', ['--max-new-tokens', '5']).flags!;
+  foldAlias(f, 'model', 'stories.bin', 'generate', conflict);
+  const o = resolveOptions('generate', f);
+  assert.equal(o.model, 'stories.bin');
+  assert.equal(o.maxNewTokens, 5);
 });

@@ -17,7 +17,7 @@
  */
 import { Option, type Command } from 'commander';
 import { InputError } from '../errors.js';
-import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
+import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelLM } from '../eval/model-lm.js';
 import { chatTemplateWrap, type ChatFormat } from '../eval/prompt.js';
@@ -238,16 +238,8 @@ export function registerEval(program: Command): void {
     .addOption(new Option('--output <path>', 'same as --out'))
     .action(async (model: string | undefined, flags: Record<string, unknown>) => {
       const { output, ...rest } = flags as { output?: string } & Record<string, unknown>;
-      if (model !== undefined) {
-        if (rest.model !== undefined && rest.model !== model)
-          throw new InputError('eval', `two models given: ${model} and --model ${String(rest.model)}`);
-        rest.model = model;
-      }
-      if (output !== undefined) {
-        if (rest.out !== undefined && rest.out !== output)
-          throw new InputError('eval', 'give --out or --output, not both');
-        rest.out = output;
-      }
+      foldAlias(rest, 'model', model, 'eval', () => `two models given: ${model} and --model ${String(rest.model)}`);
+      foldAlias(rest, 'out', output, 'eval', () => 'give --out or --output, not both');
       await runEvalCommand(resolveOptions('eval', rest));
     });
 }

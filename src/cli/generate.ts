@@ -16,7 +16,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
+import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { loadModelLM } from '../eval/model-lm.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { applyChatTemplate } from '../io/chat-template.js';
@@ -110,14 +110,8 @@ export function registerGenerate(program: Command): void {
     .addOption(new Option('--chat', "wrap the prompt as a user turn: the tokenizer's chat template, or tulu when it has none"))
     .action((model: string | undefined, flags: Record<string, unknown>) => {
       const { maxTokens, stop, chat, ...rest } = flags as { maxTokens?: number; stop?: string[]; chat?: boolean } & Record<string, unknown>;
-      if (model !== undefined) {
-        if (rest.model !== undefined && rest.model !== model) throw new InputError('generate', `two models given: ${model} and --model ${String(rest.model)}`);
-        rest.model = model;
-      }
-      if (maxTokens !== undefined) {
-        if (rest.maxNewTokens !== undefined && rest.maxNewTokens !== maxTokens) throw new InputError('generate', 'give --max-tokens or --max-new-tokens, not both');
-        rest.maxNewTokens = maxTokens;
-      }
+      foldAlias(rest, 'model', model, 'generate', () => `two models given: ${model} and --model ${String(rest.model)}`);
+      foldAlias(rest, 'maxNewTokens', maxTokens, 'generate', () => 'give --max-tokens or --max-new-tokens, not both');
       if (chat && rest.chatFormat !== undefined) throw new InputError('generate', 'give --chat or --chat-format, not both');
       const o = resolveOptions('generate', rest);
       const r = runGenerate({ ...o, stop: stop ?? [], chat: chat ?? false }, (t) => process.stdout.write(t));

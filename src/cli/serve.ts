@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
-import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
+import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { Scheduler } from '../serve/scheduler.js';
 import { isLoopback, startServer, type RunningServer } from '../serve/server.js';
 
@@ -98,11 +98,7 @@ export function registerServe(program: Command): void {
   addSchemaOptions(cmd, 'serve');
   cmd.action(async (model: string | undefined, flags: Record<string, unknown>) => {
     const rest = { ...flags };
-    if (model !== undefined) {
-      if (rest.model !== undefined && rest.model !== model)
-        throw new InputError('serve', `two models given: ${model} and --model ${String(rest.model)}`);
-      rest.model = model;
-    }
+    foldAlias(rest, 'model', model, 'serve', () => `two models given: ${model} and --model ${String(rest.model)}`);
     const o = resolveOptions('serve', rest);
     const h = await startServe(o);
     const info = h.scheduler.info!;

@@ -6,8 +6,7 @@
  * one-line summary goes to stdout.
  */
 import type { Command } from 'commander';
-import { InputError } from '../errors.js';
-import { addSchemaOptions, resolveOptions } from '../config/cli.js';
+import { addSchemaOptions, foldAlias, resolveOptions } from '../config/cli.js';
 import { runTrain } from '../train/run.js';
 
 export function registerTrain(program: Command): void {
@@ -17,10 +16,7 @@ export function registerTrain(program: Command): void {
     .argument('[student]', 'student model (or --student, or student: in --config)');
   addSchemaOptions(cmd, 'train');
   cmd.action((student: string | undefined, flags: Record<string, unknown>) => {
-    if (student !== undefined) {
-      if (flags.student !== undefined && flags.student !== student) throw new InputError('train', `two students given: ${student} and --student ${String(flags.student)}`);
-      flags.student = student;
-    }
+    foldAlias(flags, 'student', student, 'train', () => `two students given: ${student} and --student ${String(flags.student)}`);
     const opts = resolveOptions('train', flags);
     const argv = process.argv.slice(2);
     const r = runTrain(opts, { argv, say: (line) => process.stderr.write(line + '\n') });

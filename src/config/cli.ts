@@ -14,6 +14,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { z } from 'zod';
+import { InputError } from '../errors.js';
 import { fieldsOf, type FieldInfo } from './fields.js';
 import { closestValue, configValues, readConfigFile, schemaError, type Origins } from './file.js';
 import { COMMAND_SCHEMAS, type CommandName } from './schemas.js';
@@ -110,6 +111,17 @@ export function resolveOptions<C extends CommandName>(command: C, flags: Record<
   const parsed = schema.safeParse(merged);
   if (!parsed.success) throw schemaError(parsed.error.issues, schema, merged, origins, command.replace('-', ' '));
   return parsed.data as OptionsOf<C>;
+}
+
+/**
+ * Folds a second spelling of an option (a positional argument such as `nuggets eval <model>`, or an
+ * alias flag such as --output for --out) into the flags before resolveOptions: undefined leaves them
+ * alone; a different value given both ways is an InputError(command, conflict).
+ */
+export function foldAlias(flags: Record<string, unknown>, key: string, value: unknown, command: string, conflict: () => string): void {
+  if (value === undefined) return;
+  if (flags[key] !== undefined && flags[key] !== value) throw new InputError(command, conflict());
+  flags[key] = value;
 }
 
 /** The flags that would reproduce `options` (for model cards and manifests: "the command line"). */
