@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InputError } from '../src/errors.js';
@@ -82,11 +82,20 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     assert.deepEqual(again.ran, []);
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows, JSON.parse(JSON.stringify(resumed.table.rows)));
 
-    // Changing an option that went into finished cells is refused, not mixed into the table.
-    writeFileSync(file, readFileSync(file, 'utf8').replace('learning-rate: 0.003', 'learning-rate: 0.002'));
+    // Changing an option that went into finished cells is refused, not mixed into the table ...
+    const yaml = readFileSync(file, 'utf8');
+    writeFileSync(file, yaml.replace('learning-rate: 0.003', 'learning-rate: 0.002'));
     await assert.rejects(
       runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
-      (e: unknown) => e instanceof InputError && e.source === out && /different options for 2 job\(s\)/.test(e.problem),
+      (e: unknown) => e instanceof InputError && e.source === out && /different options for 2 job\(s\).*step train ran as: nuggets train .*--learning-rate 0\.003/.test(e.problem),
+    );
+    // ... and so is a rebuilt student (same path, new file): every job that read it is stale.
+    writeFileSync(file, yaml);
+    const weights = join(dir, 'models/student/model.safetensors');
+    utimesSync(weights, new Date(), new Date(Date.now() + 5000));
+    await assert.rejects(
+      runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
+      (e: unknown) => e instanceof InputError && /different options for 2 job\(s\).*model or task files that have changed since/.test(e.problem),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -74,7 +74,17 @@ export function registerExperiment(program: Command): void {
     .action(async (runDir: string, jobId: string) => {
       startOrphanGuard();
       const { main } = await import('./main.js');
-      const code = await runJob(resolve(runDir), jobId, (argv) => main(['node', 'nuggets', ...argv]));
+      // Each step runs as if typed: process.argv is what commands record as their command line
+      // (training.json, model cards), so it is set to the step's own for the step's duration.
+      const code = await runJob(resolve(runDir), jobId, async (argv) => {
+        const saved = process.argv;
+        process.argv = [saved[0], saved[1], ...argv];
+        try {
+          return await main(['node', 'nuggets', ...argv]);
+        } finally {
+          process.argv = saved;
+        }
+      });
       if (code !== 0) throw new CommanderError(code, 'nuggets.job.failed', `job ${jobId} failed`);
     });
 }

@@ -89,12 +89,16 @@ function paperBeside(d: ReportData): string {
   const ours =
     '<table class="num"><caption>Ours (this run): mean ± std over training seeds; diff ± its std error, paired over seeds</caption>' +
     `<thead><tr><th>task</th><th>LoRA</th><th>+ teacher parameters</th><th>diff</th><th>p</th></tr></thead><tbody>${oursRows.join('')}</tbody></table>`;
-  const ablHead = `<thead><tr><th>axis</th><th>variant</th><th>paper</th><th>paper diff vs LoRA</th>${d.plan.tasks.map((t) => `<th>ours: ${esc(t.name)} diff vs LoRA (p)</th>`).join('')}</tr></thead>`;
+  const ablHead = `<thead><tr><th>axis</th><th>variant</th><th>paper</th><th>paper diff vs LoRA</th>${d.plan.tasks
+    .map((t) => `<th>ours: ${esc(t.name)} diff vs LoRA (p)<br><small>${t.higherIsBetter ? 'higher' : 'lower'} is better</small></th>`)
+    .join('')}</tr></thead>`;
   const ablRows = PAPER_ABLATIONS.map((a) => {
     const ours = d.plan.tasks.map((t) => {
       const r = a.method ? row(d, t.name, a.method) : undefined;
       const c = r?.vsBaseline ?? null;
-      return `<td>${c ? `${sgn(c.meanDiff)} (${pv(c.p)})` : a.method ? '<span class="na">not in this run</span>' : '<span class="na">no method</span>'}</td>`;
+      if (!c) return `<td><span class="na">${a.method ? 'not in this run' : 'no method'}</span></td>`;
+      const cls = c.meanDiff !== null && c.p !== null && c.p < 0.05 ? ((c.meanDiff > 0) === t.higherIsBetter ? ' class="better"' : ' class="worse"') : '';
+      return `<td${cls}>${sgn(c.meanDiff)} (${pv(c.p)})</td>`;
     });
     return `<tr><td>${a.axis}</td><td>${esc(a.variant)}${a.method ? ` <small>(${esc(a.method)})</small>` : ''}</td><td>${a.score.toFixed(2)}</td><td>${sgn(a.score - PAPER_ABLATION_LORA, 2)}</td>${ours.join('')}</tr>`;
   });
@@ -174,7 +178,7 @@ h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em}
 table.num td{text-align:right}table.num td:first-child,table.num td:nth-child(2):not(:last-child){text-align:left}
 caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
-tr.better td{background:#e6f4ea}tr.worse td{background:#fce8e6}
+tr.better td,td.better{background:#e6f4ea}tr.worse td,td.worse{background:#fce8e6}
 .beside{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
 .na{color:#888}.warn{color:#a50}.note{font-size:.85em;color:#555}
 figure{margin:1em 0}figcaption{margin-bottom:.4em}

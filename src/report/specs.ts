@@ -35,7 +35,8 @@ export function sensitivityHeatmap(d: ReportData): Spec | null {
         ],
       },
     },
-    resolve: { scale: { color: 'independent' } },
+    // Teachers differ in depth: each panel has its own layers and its own colour range.
+    resolve: { scale: { color: 'independent', y: 'independent' } },
   };
 }
 
@@ -63,7 +64,7 @@ export function layerScores(d: ReportData): Spec | null {
         tooltip: [{ field: 'layer' }, { field: 'score', format: '.4g' }, { field: 'kept' }],
       },
     },
-    resolve: { scale: { y: 'independent' } },
+    resolve: { scale: { y: 'independent', x: 'independent' } },
   };
 }
 

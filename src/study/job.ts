@@ -118,7 +118,7 @@ export async function runJob(runDir: string, jobId: string, cli: CliRunner, log:
       return code;
     }
     seconds[step.name] = Math.round(s * 100) / 100;
-    writeJsonAtomic(marker(job, step.name), { planned: step.argv, argv, seconds: seconds[step.name], finished: new Date().toISOString() });
+    writeJsonAtomic(marker(job, step.name), { planned: step.argv, inputs: job.spec.inputs, argv, seconds: seconds[step.name], finished: new Date().toISOString() });
   }
   if (job.kind === 'cell') {
     const result = cellResult(job, seconds);

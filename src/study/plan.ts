@@ -10,6 +10,7 @@
  * a finished job whose recorded spec differs from the plan's is refused instead of silently mixed
  * into the table (see runner.ts).
  */
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { toFlags } from '../config/cli.js';
 import { METRICS, type Experiment, type MetricName } from './config.js';
@@ -80,9 +81,34 @@ export function cellId(task: string, method: string, seed: number): string {
   return `cells/${task}/${method}/seed-${seed}`;
 }
 
+/**
+ * What identifies an input's current contents without reading it: size and modification time of the
+ * file, or of every non-hidden file directly inside a folder. Part of each job's spec, so a rebuilt
+ * model or regenerated task file makes finished cells stale (refused) instead of silently reused.
+ */
+export function fingerprint(path: string): string {
+  if (!existsSync(path)) return 'missing';
+  const st = statSync(path);
+  if (!st.isDirectory()) return `${st.size}:${Math.round(st.mtimeMs)}`;
+  return readdirSync(path)
+    .filter((n) => !n.startsWith('.'))
+    .sort()
+    .map((n) => {
+      const f = statSync(join(path, n));
+      return f.isFile() ? `${n}=${f.size}:${Math.round(f.mtimeMs)}` : null;
+    })
+    .filter((x) => x !== null)
+    .join(',');
+}
+
 /** Expands the grid in table order: task, then method, then seed. */
 export function buildPlan(exp: Experiment, out: string): Plan {
   const jobs: Job[] = [];
+  const prints = new Map<string, string>();
+  const print = (p: string) => {
+    if (!prints.has(p)) prints.set(p, fingerprint(p));
+    return prints.get(p)!;
+  };
   const senses = new Map<string, SenseJob>();
   const rank = exp.train.rank ?? 16;
   const alpha = exp.train.alpha ?? 16;
@@ -95,7 +121,8 @@ export function buildPlan(exp: Experiment, out: string): Plan {
     const output = join(dir, SENSITIVITY_FILE);
     const teacherPath = teacher === 'student' ? exp.student : exp.teachers[teacher];
     const argv = ['sense', ...toFlags('sense', { ...exp.sense, teacher: teacherPath, seeds: task.seeds, out: output, progress: false })];
-    const job: SenseJob = { kind: 'sense', id, dir, teacher, task: task.name, output, steps: [{ name: 'sense', argv }], spec: { steps: [argv] } };
+    const inputs = { teacher: print(teacherPath), seeds: print(task.seeds) };
+    const job: SenseJob = { kind: 'sense', id, dir, teacher, task: task.name, output, steps: [{ name: 'sense', argv }], spec: { steps: [argv], inputs } };
     senses.set(id, job);
     jobs.push(job);
     return job;
@@ -143,7 +170,17 @@ export function buildPlan(exp: Experiment, out: string): Plan {
           kind: 'cell', id, dir, task: task.name, method: m.name, seed, metric: task.metric,
           higherIsBetter: METRICS[task.metric].higherIsBetter, needs: sense?.id ?? null,
           initDir, trainDir, evalDir, steps,
-          spec: { metric: task.metric, steps: steps.map((s) => s.argv) },
+          spec: {
+            metric: task.metric,
+            steps: steps.map((s) => s.argv),
+            inputs: {
+              student: print(exp.student),
+              ...(teacher && teacher !== 'student' ? { teacher: print(exp.teachers[teacher]) } : {}),
+              ...(sense ? { seeds: print(task.seeds) } : {}),
+              train: print(task.train),
+              test: print(task.test),
+            },
+          },
         });
       }
     }

@@ -21,7 +21,6 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { Experiment } from './config.js';
-import { stepDone } from './job.js';
 import { buildPlan, PLAN_FILE, RESULT_FILE, type Job, type Plan } from './plan.js';
 import { buildTable, tableMarkdown, writeTable, type ResultsTable } from './table.js';
 
@@ -87,12 +86,18 @@ function finished(job: Job, conflicts: string[]): boolean {
       conflicts.push(`${job.id} (step ${step.name} ran as: nuggets ${(planned as string[]).join(' ')})`);
       return false;
     }
+    if (m.inputs !== undefined && !sameJson(m.inputs, job.spec.inputs)) {
+      conflicts.push(`${job.id} (step ${step.name} ran on model or task files that have changed since)`);
+      return false;
+    }
   }
-  if (job.kind === 'sense') return stepDone(job, 'sense') && existsSync(job.output);
+  if (job.kind === 'sense') return existsSync(join(job.dir, 'steps', 'sense.json')) && existsSync(job.output);
   const r = readJson(join(job.dir, RESULT_FILE));
   if (!r) return false;
   if (!sameJson(r.spec, job.spec)) {
-    conflicts.push(`${job.id} (result.json from other options)`);
+    const spec = r.spec as Record<string, unknown> | undefined;
+    const what = spec && sameJson(spec.steps, job.spec.steps) ? 'its model or task files changed since' : 'result.json from other options';
+    conflicts.push(`${job.id} (${what})`);
     return false;
   }
   return true;
