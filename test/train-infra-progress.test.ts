@@ -70,6 +70,7 @@ test('a TTY gets a redrawn bar with the fields; mode off prints nothing', () => 
   p.update(4, { loss: 0.5 });
   p.stop();
   assert.match(s.out, /sense \|.*\| 4\/4 100% \| loss 0\.5000 \|/);
+  // eslint-disable-next-line no-control-regex -- the ESC of the erase-line sequence is what is checked
   assert.match(s.out, /\r\x1b\[2Khello\n/);
   const quiet = new Capture(true);
   const q = new Progress({ label: 'x', total: 2, stream: quiet, mode: 'off' });

@@ -137,7 +137,10 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
 
   const inputs: Manifest['inputs'] = {};
   for (const [key, p] of Object.entries(opts.inputPaths ?? {})) inputs[key] = hashInput(p);
-  const { onProgress: _drop, inputPaths: _paths, ...recorded } = opts;
+  // the options as given, minus the progress callback and the input paths (hashed into `inputs`)
+  const recorded: Record<string, unknown> = { ...opts };
+  delete recorded.onProgress;
+  delete recorded.inputPaths;
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     version: MANIFEST_VERSION,

@@ -79,7 +79,8 @@ export function topk(values: F32 | Float64Array, n: number, k: number): Int32Arr
 
 /** The k-th largest entry (1-based) of a, which is reordered: 3-way quickselect, median-of-3 pivots. */
 function kthLargest(a: Float32Array | Float64Array, k: number): number {
-  let lo = 0, hi = a.length - 1, want = k - 1; // index in descending order
+  const want = k - 1; // index in descending order
+  let lo = 0, hi = a.length - 1;
   for (;;) {
     if (lo === hi) return a[lo];
     const x = a[lo], y = a[(lo + hi) >>> 1], z = a[hi];
