@@ -90,16 +90,34 @@ test('headless Chromium renders every plot of the report and takes a screenshot'
     const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--virtual-time-budget=20000'];
     const env = { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' };
     const { stdout: dom } = await run(CHROMIUM!, [...flags, '--dump-dom', url], { env, maxBuffer: 64 << 20, timeout: 120_000 });
-    const containers = [...dom.matchAll(/<div class="plot[^"]*" id="(plot-\d+)"([^>]*)>/g)];
+    const containers = [...dom.matchAll(/<div class="plot[^"]*" id="(plot-\d+)" data-plot="([^"]*)"([^>]*)>/g)];
     assert.equal(containers.length, plots, 'every plot container is in the DOM');
-    for (const [, id, attrs] of containers) {
+    // How many mark items each plot must draw, from the data (an embed can "succeed" and draw nothing).
+    const d = loadReportData(dir);
+    const cells = new Set(d.losses.map((p) => `${p.task}/${p.method}/${p.seed}`)).size;
+    const expected: Record<string, Record<string, number>> = {
+      'Results per method': { point: d.table.rows.filter((r) => r.n > 0).length, tick: d.table.rows.reduce((a, r) => a + r.n, 0) },
+      'Per-layer sensitivity': { 'rect mark': d.sensitivity.length },
+      'Selected layers': { bar: d.layerScores.length },
+      'Windows: facts / transfer': { 'rect mark': 2 * d.windows.filter((w) => w.task === 'facts' && w.method === 'transfer').length },
+      'Windows: stories / transfer': { 'rect mark': 2 * d.windows.filter((w) => w.task === 'stories' && w.method === 'transfer').length },
+      'Training loss': { 'line mark': cells },
+      'Held-out loss': { 'line mark': cells, point: d.losses.filter((p) => p.kind === 'held-out').length },
+    };
+    for (const [, id, title, attrs] of containers) {
       const err = /data-error="([^"]*)"/.exec(attrs)?.[1];
       assert.match(attrs, /data-rendered="true"/, `${id} did not render${err ? `: ${err}` : ''}`);
       // The container holds vega's output (an svg) right after the opening tag.
       const start = dom.indexOf(`id="${id}"`);
       const next = dom.indexOf('class="plot', start + 1);
-      const body = dom.slice(start, next < 0 ? undefined : next);
+      const body = dom.slice(start, next < 0 ? dom.indexOf('<script', start) : next);
       assert.match(body, /<svg[^>]*class="marks"/, `${id} has no vega svg`);
+      const want = expected[title];
+      assert.ok(want, `unexpected plot "${title}"`);
+      for (const [role, n] of Object.entries(want)) {
+        const got = (body.match(new RegExp(`aria-roledescription="${role}"`, 'g')) ?? []).length;
+        assert.equal(got, n, `${title}: ${n} "${role}" items expected, ${got} drawn`);
+      }
     }
     const png = join(OUT, 'report.png');
     rmSync(png, { force: true });

@@ -9,23 +9,28 @@ export type Spec = Record<string, unknown>;
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 const MODULE_ORDER = [...LAYER_KINDS, 'embed_tokens', 'lm_head'];
 
-/** Per-layer sensitivity: teacher layers x module kinds, one panel per teacher x task. */
+/**
+ * Per-layer sensitivity: teacher layers x module kinds, one panel per teacher x task. Panels are
+ * concatenated, not faceted: teachers differ in depth and in scale, and vega-lite draws nothing for a
+ * faceted rect chart with independent ordinal axes.
+ */
 export function sensitivityHeatmap(d: ReportData): Spec | null {
   const values = d.sensitivity.filter((c) => c.mean > 0);
   if (values.length === 0) return null;
+  const sources = [...new Set(values.map((v) => v.source))];
   return {
     $schema: SCHEMA,
     description: 'Sensitivity per teacher layer and module kind (METHOD.md step 1)',
-    data: { values },
-    facet: { column: { field: 'source', type: 'nominal', title: 'teacher -- task' } },
-    spec: {
+    hconcat: sources.map((source) => ({
+      title: { text: source, fontSize: 11 },
+      data: { values: values.filter((v) => v.source === source) },
       width: { step: 26 },
       height: { step: 16 },
       mark: 'rect',
       encoding: {
         x: { field: 'kind', type: 'nominal', sort: [...LAYER_KINDS], title: 'module', axis: { labelAngle: -45 } },
         y: { field: 'layer', type: 'ordinal', title: 'teacher layer' },
-        color: { field: 'mean', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' }, title: 'mean |θ·g| per element' },
+        color: { field: 'mean', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' }, title: 'mean |θ·g|' },
         tooltip: [
           { field: 'source', title: 'teacher -- task' },
           { field: 'layer' },
@@ -34,9 +39,8 @@ export function sensitivityHeatmap(d: ReportData): Spec | null {
           { field: 'mean', format: '.4g', title: 'mean per element' },
         ],
       },
-    },
-    // Teachers differ in depth: each panel has its own layers and its own colour range.
-    resolve: { scale: { color: 'independent', y: 'independent' } },
+    })),
+    resolve: { scale: { color: 'independent' } },
   };
 }
 
@@ -226,7 +230,8 @@ export function resultsPlot(d: ReportData): Spec | null {
     data: { values },
     facet: { column: { field: 'panel', type: 'nominal', title: null } },
     spec: {
-      width: { step: 40 },
+      // Wide enough for the panel title even with few methods.
+      width: Math.max(260, 40 * order.length),
       height: 240,
       layer: [
         {
