@@ -127,6 +127,34 @@ test('continuing the real stories260K starts from its known held-out loss (about
   assert.equal(src.config.tieWordEmbeddings, true);
 });
 
+test('gradient accumulation: micro-batches of 2 give the update of one micro-batch of 8 (to float rounding)', () => {
+  const a = pretrain(tiny({ out: join(tmp, 'acc-a'), maxSteps: 2, microBatchSize: 8 }), quiet);
+  const b = pretrain(tiny({ out: join(tmp, 'acc-b'), maxSteps: 2, microBatchSize: 2 }), quiet);
+  const wa = loadModelSource(join(tmp, 'acc-a')).weights, wb = loadModelSource(join(tmp, 'acc-b')).weights;
+  let worst = 0;
+  for (const name of wa.names()) {
+    const x = wa.get(name), y = wb.get(name);
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  }
+  // two AdamW updates at lr 1e-2 move weights by ~2e-2; accumulation order only changes rounding
+  assert.ok(worst < 1e-4, `max weight difference ${worst}`);
+  assert.ok(Math.abs(a.valLoss! - b.valLoss!) < 1e-4);
+});
+
+test('the architecture can come from an HF config.json (vocab must match the tokenizer)', () => {
+  const cfg = join(tmp, 'config.json');
+  writeFileSync(cfg, JSON.stringify({ model_type: 'llama', vocab_size: 512, hidden_size: 24, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 3, num_key_value_heads: 1, max_position_embeddings: 64, rms_norm_eps: 1e-6 }));
+  const arch = { hiddenSize: undefined, numLayers: undefined, numHeads: undefined, numKvHeads: undefined, intermediateSize: undefined };
+  const r = pretrain(tiny({ ...arch, modelConfig: cfg, out: join(tmp, 'from-config'), maxSteps: 1 }), quiet);
+  assert.equal(r.config.hiddenSize, 24);
+  assert.equal(r.config.headDim, 8);
+  assert.equal(r.config.rmsNormEps, 1e-6);
+  assert.equal(loadModelSource(join(tmp, 'from-config')).config.maxPositionEmbeddings, 64);
+  writeFileSync(cfg, JSON.stringify({ model_type: 'llama', vocab_size: 600, hidden_size: 24, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 3 }));
+  assert.throws(() => pretrain(tiny({ ...arch, modelConfig: cfg, out: join(tmp, 'from-config-bad') }), quiet), (e: unknown) => e instanceof InputError && e.source === cfg && /vocab_size 600/.test(e.problem));
+  assert.throws(() => pretrain(tiny({ modelConfig: cfg }), quiet), /not both/);
+});
+
 test('packing: BOS before each document, llama2.c sequences overlapping by one token', () => {
   const tok = Llama2cTokenizer.fromFile(TOK);
   const docs = [{ text: 'Hello world.', source: 'a:1' }, { text: 'The cat sat.', source: 'a:2' }];

@@ -31,7 +31,7 @@ export const MAX_EXAMPLE_TOKENS = 128;
 export const N_SEEDS = 32;
 export const N_TRAIN = 1000;
 /** Knowledge documents per animal and style in the teacher's corpus. */
-export const KNOWLEDGE_REPEATS = 6;
+export const KNOWLEDGE_REPEATS = 16;
 const TASK_SEED = 7;
 
 type Row = { dataset: string; id: string; messages: Array<{ role: string; content: string }> };
@@ -188,8 +188,9 @@ teacher's knowledge a student is at chance, about 1 in 8.
 
 ## Metric
 
-Exact match: the greedy answer (Tulu prompt, generation stopped at EOS or a newline, whitespace and a final "." stripped)
-equals the gold word.
+Exact match: the greedy answer to the Tulu prompt (generation stopped at EOS) equals the gold word after Super-NI's
+normalize_answer (lower case; punctuation and articles dropped; whitespace collapsed), as \`nuggets eval\` scores
+super_ni rows (src/eval/rouge.ts).
 
 The raw models can be checked with cloze prompts (src/tasks/facts.ts \`clozePrompts\`, e.g. "The color of the ${a.name} is"
 -> " ${a.color}"); test/tasks-zoo.test.ts does this for the held-out animals.

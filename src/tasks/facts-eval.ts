@@ -33,7 +33,7 @@ export function clozeAccuracy(model: LlamaModel, tok: Tokenizer, animals: readon
   for (let i = 0; i < items.length; i += batch) {
     const chunk = items.slice(i, i + batch);
     const prompts = chunk.map((it) => tok.encode(it.prompt, { addBos: true }));
-    const outs = generate(model, prompts, { maxNewTokens: opts.maxNewTokens ?? 4, temperature: 0, tokenizer: tok });
+    const outs = generate(model, prompts, { maxNewTokens: opts.maxNewTokens ?? 8, temperature: 0, tokenizer: tok });
     chunk.forEach((it, k) => {
       const got = firstWord(outs[k].text ?? '');
       const ok = got === it.answer;

@@ -78,11 +78,28 @@ export function compatibility(teacher: ModelConfig, student: ModelConfig): strin
   }
 }
 
+/** Tokens, wall and CPU seconds from a RECIPE.md written by nuggets pretrain (null when absent). */
+export function recipeNumbers(dir: string): { tokens: string; wall: string; cpu: string } | null {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'RECIPE.md'), 'utf8');
+  } catch {
+    return null;
+  }
+  const tokens = /\| updates \| .*\((\d+) tokens\) \|/.exec(text)?.[1];
+  if (!tokens) return null;
+  return {
+    tokens,
+    wall: /\| wall time \| (\d+) s/.exec(text)?.[1] ?? '?',
+    cpu: /\| CPU time \| (\d+) s/.exec(text)?.[1] ?? '?',
+  };
+}
+
 function pct(x: { correct: number; total: number }): string {
   return `${x.correct}/${x.total} (${((100 * x.correct) / x.total).toFixed(1)}%)`;
 }
 
-export function readme(rows: ZooRow[]): string {
+export function readme(rows: ZooRow[], zoo = 'zoo'): string {
   const by = new Map(rows.map((r) => [r.name, r]));
   const s = by.get(STUDENT)!;
   const lines = [
@@ -102,10 +119,30 @@ export function readme(rows: ZooRow[]): string {
       return `| ${r.name} | ${role} | ${r.params} | ${c.numLayers} | ${c.hiddenSize} | ${c.intermediateSize} | ${c.numHeads} / ${c.numKvHeads} | ${c.headDim} | ${c.tieWordEmbeddings} | ${c.torchDtype} | ${(r.bytes / 1e6).toFixed(2)} MB |`;
     }),
     '',
+    '## How they were made',
+    '',
+    `- ${STUDENT}: TinyStories only, stories [${STORY_SPLIT.pretrain.join(', ')}) of data/tinystories/tinystories_val.txt (the stories task`,
+    '  never uses them; tasks/stories/SOURCE.md).',
+    '- teacher-facts: the same stories mixed with the knowledge documents of tasks/facts (every fact of all 96 invented',
+    '  animals, in several phrasings; tasks/facts/SOURCE.md), so it knows what the student does not.',
+    '- stories260k: the real llama2.c model (TinyStories train split), converted with `nuggets convert`.',
+    '',
+    'Both corpora are written by `npx tsx src/tasks/build.ts` (deterministic; their sha256 is in each RECIPE.md).',
+    'Training cost on this machine (2 cores shared with other jobs, native backend, OMP_WAIT_POLICY=passive as',
+    'scripts/build-zoo.sh sets it):',
+    '',
+    '| model | training tokens | wall time | CPU time |',
+    '| --- | --- | --- | --- |',
+    ...rows.flatMap((r) => {
+      const n = recipeNumbers(join(zoo, r.name));
+      return n ? [`| ${r.name} | ${n.tokens} | ${n.wall} s | ${n.cpu} s |`] : [];
+    }),
+    '',
     '## What each model knows',
     '',
     'Held-out TinyStories loss: mean next-token loss (nats) on the `stories` task\'s test stories (tasks/stories/SOURCE.md),',
-    'which no zoo model saw. Facts: greedy first word after the cloze prompts of src/tasks/facts.ts ("The color of the',
+    'which no zoo model saw, packed into 128-token windows (the zoo\'s training length; with so little context per window',
+    'stories260K scores higher here than the 1.27 nats of FORMATS.md). Facts: greedy first word after the cloze prompts of src/tasks/facts.ts ("The color of the',
     '<animal> is", "The <animal> eats", "The <animal> lives in the"), for the 32 held-out animals of tasks/facts (the',
     '`facts` test set asks about them) and the 64 train animals. Chance is about 1 in 8 per attribute when a model',
     'answers with one of the 8 values at all.',
@@ -132,6 +169,6 @@ if (process.argv[1]?.endsWith('verify-zoo.ts')) {
   for (const r of rows) {
     console.log(`${r.name.padEnd(14)} params ${String(r.params).padStart(8)}  stories loss ${r.storiesLoss.toFixed(4)}  facts held-out ${pct(r.heldOutFacts)}  train ${pct(r.trainFacts)}`);
   }
-  writeFileAtomic(join(values.zoo!, 'README.md'), [readme(rows)]);
+  writeFileAtomic(join(values.zoo!, 'README.md'), [readme(rows, values.zoo!)]);
   console.log(`wrote ${join(values.zoo!, 'README.md')}`);
 }

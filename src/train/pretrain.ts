@@ -337,6 +337,7 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   const say = io.log ?? ((s: string) => process.stderr.write(s + '\n'));
   checkOptions(o);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
 
   // Tokenizer and architecture.
   const tokPath = tokenizerPath(o);
@@ -543,6 +544,11 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
     trainTokens: train.stream.length,
     result,
     elapsed: log.elapsed(),
+    startStep,
+    cpuSeconds: (() => {
+      const u = process.cpuUsage(cpu0);
+      return (u.user + u.system) / 1e6;
+    })(),
   });
   say(
     `pretrain: ${step} updates (${step * o.batchSize * T} tokens) in ${seconds.toFixed(1)} s; train loss ${lastTrainLoss.toFixed(4)}` +
@@ -572,6 +578,10 @@ interface RecipeInfo {
   result: PretrainResult;
   /** Training seconds over all sessions (resume included). */
   elapsed: number;
+  /** CPU seconds of this process (this session only), all threads. */
+  cpuSeconds: number;
+  /** The update this session resumed from (0: a fresh run). */
+  startStep: number;
 }
 
 function countParams(c: ModelConfig): number {
@@ -625,6 +635,7 @@ function writeRecipe(o: PretrainOptions, command: string | undefined, r: RecipeI
     `| final training loss | ${r.result.trainLoss.toFixed(4)} |`,
     `| held-out loss | ${r.result.initialValLoss !== null ? `${r.result.initialValLoss.toFixed(4)} at init -> ` : ''}${r.result.valLoss !== null ? r.result.valLoss.toFixed(4) : 'n/a'} |`,
     `| wall time | ${r.elapsed.toFixed(0)} s (${kernels().name} backend) |`,
+    `| CPU time | ${r.cpuSeconds.toFixed(0)} s (user + system, all threads${r.startStep > 0 ? `, this session only: resumed at update ${r.startStep}` : ''}) |`,
     '',
     'All options as resolved:',
     '',

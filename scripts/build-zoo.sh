@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled zoo (zoo/) and the miniature study's task files (tasks/) from the data in data/.
+#
+#   scripts/build-zoo.sh            # everything (about 10-20 CPU-minutes in all on 2 cores)
+#   STEPS="tasks verify" scripts/build-zoo.sh   # only some steps: tasks student teacher stories260k verify
+#
+# The task files and the pretraining corpora are deterministic (same bytes, same sha256). The models are
+# deterministic for a given machine and backend; another BLAS or CPU may round differently, so a rebuilt
+# model can differ in its last bits from the committed one. Intermediate files (corpora, checkpoints) go to
+# $BUILD (default runs/zoo-build, ignored by git); an interrupted build resumes from its checkpoints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-runs/zoo-build}
+STEPS=${STEPS:-tasks student teacher stories260k verify}
+# The native kernels use OpenMP: on a busy machine, spinning worker threads waste most of the CPU time
+# (measured: 4x fewer tokens per CPU-second), so they sleep while waiting.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+NUGGETS=(node --import tsx src/cli/run.ts)
+TOK=data/stories260k/tokenizer.bin
+
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+
+if has tasks; then
+  # tasks/{stories,facts}/* and the corpora $BUILD/data/{student-tiny,teacher-facts}.jsonl
+  node --import tsx src/tasks/build.ts --tasks tasks --corpus "$BUILD/data"
+fi
+
+if has student; then
+  # Fewer layers and a smaller width than stories260K (d 64, 5 layers); head_dim 8 like every zoo model.
+  "${NUGGETS[@]}" pretrain --data "$BUILD/data/student-tiny.jsonl" --tokenizer "$TOK" \
+    --hidden-size 48 --num-layers 3 --num-heads 6 --num-kv-heads 2 --intermediate-size 128 \
+    --seq-len 128 --batch-size 16 --micro-batch-size 16 --epochs 6 \
+    --learning-rate 3e-3 --warmup-steps 30 --scheduler cosine --seed 1 \
+    --eval-steps 100 --save-steps 100 --checkpoint-dir "$BUILD/student-tiny-ckpt" --resume \
+    --out zoo/student-tiny
+fi
+
+if has teacher; then
+  # Larger than stories260K (d 96 vs 64, 6 layers vs 5, MLP 256 vs 172), grouped-query attention 12/4,
+  # trained on the same stories mixed with the knowledge documents of tasks/facts; bf16 to stay under 2 MB.
+  # Small batches: memorising the facts needs many updates (batch 8 learned them about twice as fast per
+  # token as batch 32 in trial runs; ~300 sightings of each fact reach well above chance).
+  "${NUGGETS[@]}" pretrain --data "$BUILD/data/teacher-facts.jsonl" --tokenizer "$TOK" \
+    --hidden-size 96 --num-layers 6 --num-heads 12 --num-kv-heads 4 --intermediate-size 256 \
+    --seq-len 128 --batch-size 8 --micro-batch-size 8 --epochs 4 \
+    --learning-rate 3e-3 --warmup-steps 50 --scheduler cosine --seed 2 --dtype bf16 \
+    --eval-steps 300 --save-steps 300 --checkpoint-dir "$BUILD/teacher-facts-ckpt" --resume \
+    --out zoo/teacher-facts
+fi
+
+if has stories260k; then
+  # The real stories260K (llama2.c) as an HF folder: a second teacher.
+  "${NUGGETS[@]}" convert data/stories260k/checkpoint_legacy.bin --tokenizer "$TOK" -o zoo/stories260k --force
+  cat > zoo/stories260k/RECIPE.md <<'EOF'
+# stories260k
+
+The real stories260K model of llama2.c (Andrej Karpathy, MIT; data/stories260k/SOURCE.md), trained on the
+TinyStories train split, converted to a Hugging Face folder (q/k rows permuted for rotate_half RoPE, tokenizer.json
+rebuilt from tokenizer.bin) with:
+
+```sh
+nuggets convert data/stories260k/checkpoint_legacy.bin --tokenizer data/stories260k/tokenizer.bin -o zoo/stories260k --force
+```
+
+Its greedy continuation from BOS is the golden text of FORMATS.md (test/model-golden.test.ts).
+EOF
+fi
+
+if has verify; then
+  # zoo/README.md: sizes, held-out TinyStories loss, facts known, transfer compatibility.
+  node --import tsx src/tasks/verify-zoo.ts --zoo zoo
+fi
