@@ -93,3 +93,24 @@ test('a model that cannot be loaded is an InputError from start()', async () => 
   );
   await s.close();
 });
+
+test('a worker that keeps crashing is given up: its job is a 500, queued and new jobs are 503 naming why', async () => {
+  const logs: string[] = [];
+  const s = new Scheduler({ engine: { model: CKPT, name: 'm' }, maxQueue: 2, maxRestarts: 0, log: (l) => logs.push(l) });
+  await s.start();
+  try {
+    const doomed = s.submit(req('Once upon a time', 400));
+    const queued = s.submit(req('Tom had a', 12));
+    await (s as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await assert.rejects(doomed.result, (e: ApiError) => e.status === 500 && /stopped unexpectedly/.test(e.message));
+    const unavailable = (e: ApiError) =>
+      e.status === 503 &&
+      e.code === 'model_unavailable' &&
+      /^the model is unavailable: .*stopped unexpectedly.*; gave up after 0 restarts$/.test(e.message);
+    await assert.rejects(queued.result, unavailable);
+    assert.throws(() => s.submit(req('x', 1)), unavailable);
+    assert.ok(!logs.some((l) => l.includes('restarting the model worker')));
+  } finally {
+    await s.close();
+  }
+});

@@ -209,6 +209,13 @@ export class Scheduler {
     this.dispatch();
   }
 
+  /** The worker is gone for good: new requests get 503 (submit), and so does every queued one, naming why. */
+  private giveUp(reason: string): void {
+    this.dead = reason;
+    for (const j of this.queue.splice(0))
+      j.reject(new ApiError(503, `the model is unavailable: ${reason}`, 'server_error', null, 'model_unavailable'));
+  }
+
   private onCrash(reason: string): void {
     this.log(reason);
     const job = this.running;
@@ -217,33 +224,11 @@ export class Scheduler {
     job?.reject(new ApiError(500, `${reason} while answering this request`, 'server_error'));
     this.crashes++;
     if (this.crashes > (this.opts.maxRestarts ?? 3)) {
-      this.dead = `${reason}; gave up after ${this.crashes - 1} restarts`;
-      for (const j of this.queue.splice(0))
-        j.reject(
-          new ApiError(
-            503,
-            `the model is unavailable: ${this.dead}`,
-            'server_error',
-            null,
-            'model_unavailable',
-          ),
-        );
+      this.giveUp(`${reason}; gave up after ${this.crashes - 1} restarts`);
       return;
     }
     this.log('restarting the model worker');
-    this.start().catch((e: Error) => {
-      this.dead = `the model worker could not be restarted: ${e.message}`;
-      for (const j of this.queue.splice(0))
-        j.reject(
-          new ApiError(
-            503,
-            `the model is unavailable: ${this.dead}`,
-            'server_error',
-            null,
-            'model_unavailable',
-          ),
-        );
-    });
+    this.start().catch((e: Error) => this.giveUp(`the model worker could not be restarted: ${e.message}`));
   }
 
   /** Stops the worker; queued and running jobs fail with 503. */
