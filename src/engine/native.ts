@@ -26,6 +26,10 @@ export function loadNative(): { kernels: Kernels | null; error: string } {
     cached = { kernels: null, error: `${path} was not built (run "npm rebuild" with libopenblas-dev installed)` };
     return cached;
   }
+  // libgomp reads this when the addon loads. Spinning worker threads cost several times the CPU on a
+  // busy or oversubscribed machine (parallel test files, study cells) for tiny models; a user's own
+  // setting wins.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     const addon = createRequire(import.meta.url)(path);
     cached = { kernels: wrapAddon(addon), error: '' };
