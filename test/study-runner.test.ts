@@ -46,6 +46,10 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     for (const r of clean.table.rows) assert.ok(r.n === 1 && Number.isFinite(r.mean!), `${r.method} has a result`);
     const cleanMetrics = cellMetrics(join(dir, 'clean'));
     for (const m of Object.values(cleanMetrics)) assert.deepEqual(Object.keys(m).sort(), ['answer_loss', 'exact_match', 'rouge_l']);
+    // The held-out answer loss of the exact-match task is tabulated too, as a secondary metric.
+    const loss = clean.table.secondary.filter((r) => r.metric === 'answer_loss');
+    assert.deepEqual(loss.map((r) => [r.method, r.values['1']]), [['lora', cleanMetrics.lora.answer_loss], ['transfer', cleanMetrics.transfer.answer_loss]]);
+    assert.equal(loss[1].higherIsBetter, false);
 
     // The same experiment through the CLI, killed (SIGKILL, no clean-up) as soon as the first cell has
     // its result: lora (which needs no sensitivity) finishes first; transfer waits for the sense job.

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { TableRow } from '../study/table.js';
+import { METRICS, type MetricName } from '../study/config.js';
 import type { ReportData, WindowRow } from './data.js';
 import { PAPER_ABLATIONS, PAPER_ABLATION_LORA, PAPER_MAIN, PAPER_METRICS } from './paper.js';
 import { heldOutLoss, layerScores, resultsPlot, sensitivityHeatmap, trainingLoss, windowPlot, type Spec } from './specs.js';
@@ -48,23 +49,33 @@ interface Plot {
   spec: Spec;
 }
 
+function tableHtml(rows: TableRow[], baseline: string): string {
+  const out = ['<table class="num"><thead><tr><th>method</th><th>mean</th><th>std</th><th>n</th>' +
+    `<th>diff vs ${esc(baseline)}</th><th>std err</th><th>t</th><th>p</th><th>W/L/T</th></tr></thead><tbody>`];
+  for (const r of rows) {
+    const c = r.vsBaseline;
+    const better = c && c.meanDiff !== null && c.p !== null && c.p < 0.05 ? ((c.meanDiff > 0) === r.higherIsBetter ? ' class="better"' : ' class="worse"') : '';
+    out.push(
+      `<tr${better}><td>${esc(r.method)}</td><td>${num(r.mean)}</td><td>${num(r.std)}</td><td>${r.n}</td>` +
+        `<td>${c ? sgn(c.meanDiff) : '—'}</td><td>${c ? num(c.stdErr) : '—'}</td><td>${c ? num(c.t, 2) : '—'}</td><td>${c ? pv(c.p) : '—'}</td>` +
+        `<td>${c ? `${c.wins}/${c.losses}/${c.ties}` : '—'}</td></tr>`,
+    );
+  }
+  out.push('</tbody></table>');
+  return out.join('\n');
+}
+
 function ourTable(d: ReportData): string {
   const parts: string[] = [];
   for (const t of d.plan.tasks) {
-    const rows = d.table.rows.filter((r) => r.task === t.name);
     parts.push(`<h3>${esc(t.name)} <small>${esc(t.label)}, ${t.higherIsBetter ? 'higher' : 'lower'} is better</small></h3>`);
-    parts.push('<table class="num"><thead><tr><th>method</th><th>mean</th><th>std</th><th>n</th>' +
-      `<th>diff vs ${esc(d.table.baseline)}</th><th>std err</th><th>t</th><th>p</th><th>W/L/T</th></tr></thead><tbody>`);
-    for (const r of rows) {
-      const c = r.vsBaseline;
-      const better = c && c.meanDiff !== null && c.p !== null && c.p < 0.05 ? ((c.meanDiff > 0) === r.higherIsBetter ? ' class="better"' : ' class="worse"') : '';
-      parts.push(
-        `<tr${better}><td>${esc(r.method)}</td><td>${num(r.mean)}</td><td>${num(r.std)}</td><td>${r.n}</td>` +
-          `<td>${c ? sgn(c.meanDiff) : '—'}</td><td>${c ? num(c.stdErr) : '—'}</td><td>${c ? num(c.t, 2) : '—'}</td><td>${c ? pv(c.p) : '—'}</td>` +
-          `<td>${c ? `${c.wins}/${c.losses}/${c.ties}` : '—'}</td></tr>`,
-      );
+    parts.push(tableHtml(d.table.rows.filter((r) => r.task === t.name), d.table.baseline));
+    for (const metric of Object.keys(METRICS) as MetricName[]) {
+      const sec = (d.table.secondary ?? []).filter((r) => r.task === t.name && r.metric === metric);
+      if (sec.length === 0) continue;
+      parts.push(`<p class="note"><b>${esc(t.name)}, also measured:</b> ${esc(METRICS[metric].label)} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)</p>`);
+      parts.push(tableHtml(sec, d.table.baseline));
     }
-    parts.push('</tbody></table>');
   }
   return parts.join('\n');
 }

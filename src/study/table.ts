@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { InputError } from '../errors.js';
 import type { CellResult } from './job.js';
+import { METRICS, type MetricName } from './config.js';
 import { RESULT_FILE, type CellJob, type Plan } from './plan.js';
 import { mean, pairedComparison, sampleStd, type PairedComparison } from './stats.js';
 
@@ -36,6 +37,8 @@ export interface ResultsTable {
   tasks: Plan['tasks'];
   methods: Plan['methods'];
   rows: TableRow[];
+  /** The other numbers the cells measured (e.g. the held-out answer loss of an exact-match task), same layout. */
+  secondary: TableRow[];
   /** Cells of the plan without a result (failed or not run yet). */
   missing: string[];
 }
@@ -53,7 +56,9 @@ export function readCellResult(job: CellJob): CellResult | null {
 /** Builds the table from the cells' result.json files. */
 export function buildTable(plan: Plan): ResultsTable {
   const cells = plan.jobs.filter((j): j is CellJob => j.kind === 'cell');
+  // task \0 method \0 metric -> seed -> value
   const byKey = new Map<string, Map<number, number>>();
+  const metricsOf = new Map<string, Set<string>>();
   const missing: string[] = [];
   for (const c of cells) {
     const r = readCellResult(c);
@@ -61,31 +66,45 @@ export function buildTable(plan: Plan): ResultsTable {
       missing.push(c.id);
       continue;
     }
-    const key = `${c.task}\u0000${c.method}`;
-    if (!byKey.has(key)) byKey.set(key, new Map());
-    byKey.get(key)!.set(c.seed, r.value);
+    const found = { ...r.metrics, [c.metric]: r.value };
+    for (const [metric, v] of Object.entries(found)) {
+      if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+      const key = `${c.task}\u0000${c.method}\u0000${metric}`;
+      if (!byKey.has(key)) byKey.set(key, new Map());
+      byKey.get(key)!.set(c.seed, v);
+      if (!metricsOf.has(c.task)) metricsOf.set(c.task, new Set());
+      metricsOf.get(c.task)!.add(metric);
+    }
   }
-  const rows: TableRow[] = [];
-  for (const t of plan.tasks) {
-    const base = byKey.get(`${t.name}\u0000${plan.baseline}`) ?? new Map<number, number>();
-    for (const m of plan.methods) {
-      const vals = byKey.get(`${t.name}\u0000${m.name}`) ?? new Map<number, number>();
+  const rowsFor = (task: string, metric: string, higherIsBetter: boolean): TableRow[] => {
+    const base = byKey.get(`${task}\u0000${plan.baseline}\u0000${metric}`) ?? new Map<number, number>();
+    return plan.methods.map((m) => {
+      const vals = byKey.get(`${task}\u0000${m.name}\u0000${metric}`) ?? new Map<number, number>();
       const xs = [...vals.entries()].sort((a, b) => a[0] - b[0]);
       const nums = xs.map(([, v]) => v);
-      rows.push({
-        task: t.name,
+      return {
+        task,
         method: m.name,
-        metric: t.metric,
-        higherIsBetter: t.higherIsBetter,
+        metric,
+        higherIsBetter,
         n: nums.length,
         mean: nums.length > 0 ? mean(nums) : null,
         std: sampleStd(nums),
         values: Object.fromEntries(xs.map(([s, v]) => [String(s), v])),
-        vsBaseline: m.name === plan.baseline || base.size === 0 ? null : pairedComparison(vals, base, t.higherIsBetter),
-      });
+        vsBaseline: m.name === plan.baseline || base.size === 0 ? null : pairedComparison(vals, base, higherIsBetter),
+      };
+    });
+  };
+  const rows: TableRow[] = [];
+  const secondary: TableRow[] = [];
+  for (const t of plan.tasks) {
+    rows.push(...rowsFor(t.name, t.metric, t.higherIsBetter));
+    for (const metric of Object.keys(METRICS) as MetricName[]) {
+      if (metric === t.metric || !metricsOf.get(t.name)?.has(metric)) continue;
+      secondary.push(...rowsFor(t.name, metric, METRICS[metric].higherIsBetter));
     }
   }
-  return { name: plan.name, baseline: plan.baseline, seeds: plan.seeds, tasks: plan.tasks, methods: plan.methods, rows, missing };
+  return { name: plan.name, baseline: plan.baseline, seeds: plan.seeds, tasks: plan.tasks, methods: plan.methods, rows, secondary, missing };
 }
 
 const f = (v: number | null | undefined, digits = 4) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits));
@@ -95,7 +114,18 @@ function pText(p: number | null): string {
   return p < 0.001 ? '<0.001' : p.toFixed(3);
 }
 
-/** The table as Markdown: one section per task. */
+function markdownRows(rows: TableRow[], baseline: string): string[] {
+  const lines = ['| method | mean | std | n | diff vs ' + baseline + ' | std err | t | p | W/L/T |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |'];
+  for (const r of rows) {
+    const c = r.vsBaseline;
+    lines.push(
+      `| ${r.method} | ${f(r.mean)} | ${f(r.std)} | ${r.n} | ${c ? signed(c.meanDiff) : '—'} | ${c ? f(c.stdErr) : '—'} | ${c ? f(c.t, 2) : '—'} | ${c ? pText(c.p) : '—'} | ${c ? `${c.wins}/${c.losses}/${c.ties}` : '—'} |`,
+    );
+  }
+  return lines;
+}
+
+/** The table as Markdown: one section per task (its metric, then any other numbers measured). */
 export function tableMarkdown(t: ResultsTable): string {
   const lines: string[] = [];
   lines.push(`Seeds: ${t.seeds.join(', ')}. Paired columns compare each method with \`${t.baseline}\` over the seeds both finished`);
@@ -104,13 +134,14 @@ export function tableMarkdown(t: ResultsTable): string {
     lines.push('');
     lines.push(`**${task.name}** — ${task.label} (${task.higherIsBetter ? 'higher' : 'lower'} is better)`);
     lines.push('');
-    lines.push('| method | mean | std | n | diff vs ' + t.baseline + ' | std err | t | p | W/L/T |');
-    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |');
-    for (const r of t.rows.filter((x) => x.task === task.name)) {
-      const c = r.vsBaseline;
-      lines.push(
-        `| ${r.method} | ${f(r.mean)} | ${f(r.std)} | ${r.n} | ${c ? signed(c.meanDiff) : '—'} | ${c ? f(c.stdErr) : '—'} | ${c ? f(c.t, 2) : '—'} | ${c ? pText(c.p) : '—'} | ${c ? `${c.wins}/${c.losses}/${c.ties}` : '—'} |`,
-      );
+    lines.push(...markdownRows(t.rows.filter((x) => x.task === task.name), t.baseline));
+    for (const metric of Object.keys(METRICS) as MetricName[]) {
+      const sec = (t.secondary ?? []).filter((x) => x.task === task.name && x.metric === metric);
+      if (sec.length === 0) continue;
+      lines.push('');
+      lines.push(`*${task.name}, also measured:* ${METRICS[metric].label} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)`);
+      lines.push('');
+      lines.push(...markdownRows(sec, t.baseline));
     }
   }
   if (t.missing.length > 0) {
