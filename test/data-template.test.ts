@@ -43,6 +43,6 @@ test("the tokenizer's chat template (Qwen2 ChatML fixture): same ids as encoding
 });
 
 test('a tokenizer without a chat template is refused with a hint', () => {
-  const tok = Llama2cTokenizer.fromFile(fileURLToPath(new URL('../../shared/data/tinyllamas-stories260k/tokenizer.bin', import.meta.url)));
+  const tok = Llama2cTokenizer.fromFile(fileURLToPath(new URL('../data/stories260k/tokenizer.bin', import.meta.url)));
   assert.throws(() => templateFormat(tok, 'tok.bin'), (e: unknown) => e instanceof InputError && e.source === 'tok.bin' && /no chat template.*tulu/.test(e.problem));
 });
