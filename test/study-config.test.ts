@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
@@ -8,6 +8,7 @@ import { loadExperiment } from '../src/study/config.js';
 import { buildPlan, type CellJob, type SenseJob } from '../src/study/plan.js';
 import { buildTable, tableMarkdown } from '../src/study/table.js';
 import { writeSyntheticRun } from './study-fixture.js';
+import { bundledExperiment, runDemo } from '../src/cli/demo.js';
 
 const BASE = `
 student: models/student
@@ -151,6 +152,34 @@ test('table: mean, std, paired comparison; missing cells lower n and are listed'
     const md = tableMarkdown(part);
     assert.match(md, /\| transfer \| [0-9.]+ \| [0-9.]+ \| 2 \|/);
     assert.match(md, /Missing cells \(1\): cells\/facts\/transfer\/seed-2/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the committed experiment files load: the study has every method, 3 seeds, both tasks; the demo is a subset', () => {
+  const study = loadExperiment(bundledExperiment('study.yaml'));
+  assert.deepEqual(study.methods.map((m) => m.name), ['lora', 'transfer', 'rowcol', 'elements', 'random', 'pissa', 'self']);
+  assert.ok(study.seeds.length >= 3);
+  assert.deepEqual(study.tasks.map((t) => [t.name, t.metric]), [['stories', 'answer_loss'], ['facts', 'exact_match']]);
+  const plan = buildPlan(study, join(tmpdir(), 'unused-study-run'));
+  assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 42);
+  const demo = loadExperiment(bundledExperiment('demo.yaml'));
+  assert.ok(demo.methods.every((m) => study.methods.some((s) => s.name === m.name)));
+  assert.deepEqual(demo.student, study.student);
+  for (const f of ['study-lr3e-4.yaml', 'lr-sweep.yaml']) assert.ok(loadExperiment(bundledExperiment(f)).tasks.length === 2, f);
+});
+
+test('the demo refuses to start without the bundled models, naming the missing path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-demo-'));
+  try {
+    const file = join(dir, 'exp.yaml');
+    writeFileSync(file, BASE);
+    await assert.rejects(
+      runDemo({ out: join(dir, 'out'), jobs: 1, experiment: file }),
+      (e: unknown) => e instanceof InputError && e.source === join(dir, 'models/student') && /scripts\/build-zoo\.sh/.test(e.problem),
+    );
+    assert.ok(!existsSync(join(dir, 'out')), 'nothing was started');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
