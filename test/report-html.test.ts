@@ -13,7 +13,9 @@ import { makeReport } from '../src/cli/report.js';
 import { writeSyntheticRun } from './study-fixture.js';
 
 const run = promisify(execFile);
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
+  existsSync(p),
+);
 const OUT = resolve('out/report-test');
 
 function fixture(): string {
@@ -29,12 +31,20 @@ test('report data: sensitivity cells, selected layers, block windows only, loss 
     // 2 tasks x (teacher 6 layers + student 3 layers) x 9 tensors per layer.
     assert.equal(d.sensitivity.length, 2 * (6 + 3) * 9);
     assert.deepEqual(d.selected['big--facts'], [1, 3, 4]);
-    assert.deepEqual(d.layerScores.filter((s) => s.source === 'big--facts' && s.selected).map((s) => s.layer), [1, 3, 4]);
+    assert.deepEqual(
+      d.layerScores.filter((s) => s.source === 'big--facts' && s.selected).map((s) => s.layer),
+      [1, 3, 4],
+    );
     // rowcol has no contiguous window: nothing from it; transfer and self have 3 x 7 + embedding each per task.
     assert.ok(d.windows.every((w) => w.method !== 'rowcol'));
     assert.equal(d.windows.filter((w) => w.task === 'facts' && w.method === 'transfer').length, 22);
     // Self-teacher windows cover their whole matrix and are left out of the plots.
-    assert.deepEqual(windowGroups(d.windows).map(([k]) => k).sort(), ['facts / transfer', 'stories / transfer']);
+    assert.deepEqual(
+      windowGroups(d.windows)
+        .map(([k]) => k)
+        .sort(),
+      ['facts / transfer', 'stories / transfer'],
+    );
     // 30 cells x (12 training lines + 3 held-out lines).
     assert.equal(d.losses.length, 30 * 15);
     assert.equal(d.table.rows.length, 10);
@@ -57,7 +67,8 @@ test('report HTML is self-contained: libraries and data inline, no external reso
     // results, heat map, layer scores, 2 window plots, training loss, held-out loss.
     assert.equal((html.match(/class="plot"/g) ?? []).length, 7);
     // The paper's numbers are beside ours.
-    for (const v of ['27.00', '28.22', '28.63', '33.89', '35.54', '32.28', '34.47']) assert.ok(html.includes(`<td>${v}</td>`), v);
+    for (const v of ['27.00', '28.22', '28.63', '33.89', '35.54', '32.28', '34.47'])
+      assert.ok(html.includes(`<td>${v}</td>`), v);
   } finally {
     rmSync(resolve(dir, '..'), { recursive: true, force: true });
   }
@@ -66,66 +77,107 @@ test('report HTML is self-contained: libraries and data inline, no external reso
 test('report refuses folders that are not runs, and broken summaries, naming the file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nuggets-report-bad-'));
   try {
-    assert.throws(() => loadReportData(dir), (e: unknown) => e instanceof InputError && e.source === dir && /plan\.json/.test(e.problem));
+    assert.throws(
+      () => loadReportData(dir),
+      (e: unknown) => e instanceof InputError && e.source === dir && /plan\.json/.test(e.problem),
+    );
     const runDir = join(dir, 'run');
     writeSyntheticRun(runDir);
     const summary = join(runDir, 'sense', 'big--facts', 'sensitivity.summary.json');
     writeFileSync(summary, '{"tensors": ');
-    assert.throws(() => loadReportData(runDir), (e: unknown) => e instanceof InputError && e.source === summary);
+    assert.throws(
+      () => loadReportData(runDir),
+      (e: unknown) => e instanceof InputError && e.source === summary,
+    );
     writeFileSync(summary, '{"something": 1}');
-    assert.throws(() => loadReportData(runDir), (e: unknown) => e instanceof InputError && /not a sensitivity summary/.test(e.problem));
+    assert.throws(
+      () => loadReportData(runDir),
+      (e: unknown) => e instanceof InputError && /not a sensitivity summary/.test(e.problem),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('headless Chromium renders every plot of the report and takes a screenshot', { skip: CHROMIUM ? false : 'chromium is not installed (apt-get install chromium)' }, async () => {
-  const dir = fixture();
-  try {
-    mkdirSync(OUT, { recursive: true });
-    const page = join(OUT, 'report.html');
-    const { plots } = makeReport(dir, page);
-    assert.equal(plots, 7);
-    const url = pathToFileURL(page).href;
-    const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--virtual-time-budget=20000'];
-    const env = { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' };
-    const { stdout: dom } = await run(CHROMIUM!, [...flags, '--dump-dom', url], { env, maxBuffer: 64 << 20, timeout: 120_000 });
-    const containers = [...dom.matchAll(/<div class="plot[^"]*" id="(plot-\d+)" data-plot="([^"]*)"([^>]*)>/g)];
-    assert.equal(containers.length, plots, 'every plot container is in the DOM');
-    // How many mark items each plot must draw, from the data (an embed can "succeed" and draw nothing).
-    const d = loadReportData(dir);
-    const cells = new Set(d.losses.map((p) => `${p.task}/${p.method}/${p.seed}`)).size;
-    const expected: Record<string, Record<string, number>> = {
-      'Results per method': { point: d.table.rows.filter((r) => r.n > 0).length, tick: d.table.rows.reduce((a, r) => a + r.n, 0) },
-      'Per-layer sensitivity': { 'rect mark': d.sensitivity.length },
-      'Selected layers': { bar: d.layerScores.length },
-      'Windows: facts / transfer': { 'rect mark': 2 * d.windows.filter((w) => w.task === 'facts' && w.method === 'transfer').length },
-      'Windows: stories / transfer': { 'rect mark': 2 * d.windows.filter((w) => w.task === 'stories' && w.method === 'transfer').length },
-      'Training loss': { 'line mark': cells },
-      'Held-out loss': { 'line mark': cells, point: d.losses.filter((p) => p.kind === 'held-out').length },
-    };
-    for (const [, id, title, attrs] of containers) {
-      const err = /data-error="([^"]*)"/.exec(attrs)?.[1];
-      assert.match(attrs, /data-rendered="true"/, `${id} did not render${err ? `: ${err}` : ''}`);
-      // The container holds vega's output (an svg) right after the opening tag.
-      const start = dom.indexOf(`id="${id}"`);
-      const next = dom.indexOf('class="plot', start + 1);
-      const body = dom.slice(start, next < 0 ? dom.indexOf('<script', start) : next);
-      assert.match(body, /<svg[^>]*class="marks"/, `${id} has no vega svg`);
-      const want = expected[title];
-      assert.ok(want, `unexpected plot "${title}"`);
-      for (const [role, n] of Object.entries(want)) {
-        const got = (body.match(new RegExp(`aria-roledescription="${role}"`, 'g')) ?? []).length;
-        assert.equal(got, n, `${title}: ${n} "${role}" items expected, ${got} drawn`);
+test(
+  'headless Chromium renders every plot of the report and takes a screenshot',
+  { skip: CHROMIUM ? false : 'chromium is not installed (apt-get install chromium)' },
+  async () => {
+    const dir = fixture();
+    try {
+      mkdirSync(OUT, { recursive: true });
+      const page = join(OUT, 'report.html');
+      const { plots } = makeReport(dir, page);
+      assert.equal(plots, 7);
+      const url = pathToFileURL(page).href;
+      const flags = [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--no-first-run',
+        '--virtual-time-budget=20000',
+      ];
+      const env = { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' };
+      const { stdout: dom } = await run(CHROMIUM!, [...flags, '--dump-dom', url], {
+        env,
+        maxBuffer: 64 << 20,
+        timeout: 120_000,
+      });
+      const containers = [
+        ...dom.matchAll(/<div class="plot[^"]*" id="(plot-\d+)" data-plot="([^"]*)"([^>]*)>/g),
+      ];
+      assert.equal(containers.length, plots, 'every plot container is in the DOM');
+      // How many mark items each plot must draw, from the data (an embed can "succeed" and draw nothing).
+      const d = loadReportData(dir);
+      const cells = new Set(d.losses.map((p) => `${p.task}/${p.method}/${p.seed}`)).size;
+      const expected: Record<string, Record<string, number>> = {
+        'Results per method': {
+          point: d.table.rows.filter((r) => r.n > 0).length,
+          tick: d.table.rows.reduce((a, r) => a + r.n, 0),
+        },
+        'Per-layer sensitivity': { 'rect mark': d.sensitivity.length },
+        'Selected layers': { bar: d.layerScores.length },
+        'Windows: facts / transfer': {
+          'rect mark': 2 * d.windows.filter((w) => w.task === 'facts' && w.method === 'transfer').length,
+        },
+        'Windows: stories / transfer': {
+          'rect mark': 2 * d.windows.filter((w) => w.task === 'stories' && w.method === 'transfer').length,
+        },
+        'Training loss': { 'line mark': cells },
+        'Held-out loss': { 'line mark': cells, point: d.losses.filter((p) => p.kind === 'held-out').length },
+      };
+      for (const [, id, title, attrs] of containers) {
+        const err = /data-error="([^"]*)"/.exec(attrs)?.[1];
+        assert.match(attrs, /data-rendered="true"/, `${id} did not render${err ? `: ${err}` : ''}`);
+        // The container holds vega's output (an svg) right after the opening tag.
+        const start = dom.indexOf(`id="${id}"`);
+        const next = dom.indexOf('class="plot', start + 1);
+        const body = dom.slice(start, next < 0 ? dom.indexOf('<script', start) : next);
+        assert.match(body, /<svg[^>]*class="marks"/, `${id} has no vega svg`);
+        const want = expected[title];
+        assert.ok(want, `unexpected plot "${title}"`);
+        for (const [role, n] of Object.entries(want)) {
+          const got = (body.match(new RegExp(`aria-roledescription="${role}"`, 'g')) ?? []).length;
+          assert.equal(got, n, `${title}: ${n} "${role}" items expected, ${got} drawn`);
+        }
       }
+      const png = join(OUT, 'report.png');
+      rmSync(png, { force: true });
+      await run(
+        CHROMIUM!,
+        [...flags, '--hide-scrollbars', '--window-size=1400,4800', `--screenshot=${png}`, url],
+        { env, timeout: 120_000 },
+      );
+      const bytes = readFileSync(png);
+      assert.deepEqual(
+        [...bytes.subarray(0, 8)],
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+        'a PNG file',
+      );
+      assert.ok(statSync(png).size > 50_000, 'the screenshot has content');
+    } finally {
+      rmSync(resolve(dir, '..'), { recursive: true, force: true });
     }
-    const png = join(OUT, 'report.png');
-    rmSync(png, { force: true });
-    await run(CHROMIUM!, [...flags, '--hide-scrollbars', '--window-size=1400,4800', `--screenshot=${png}`, url], { env, timeout: 120_000 });
-    const bytes = readFileSync(png);
-    assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG file');
-    assert.ok(statSync(png).size > 50_000, 'the screenshot has content');
-  } finally {
-    rmSync(resolve(dir, '..'), { recursive: true, force: true });
-  }
-});
+  },
+);

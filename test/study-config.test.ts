@@ -67,17 +67,29 @@ test('grid: 7 methods x 3 seeds x 2 tasks, one sense job per teacher x task shar
     const senses = plan.jobs.filter((j): j is SenseJob => j.kind === 'sense');
     assert.equal(cells.length, 42);
     // The teacher for transfer/rowcol/elements/random, the student for self, per task.
-    assert.deepEqual(senses.map((s) => s.id).sort(), ['sense/big--facts', 'sense/big--stories', 'sense/student--facts', 'sense/student--stories']);
+    assert.deepEqual(senses.map((s) => s.id).sort(), [
+      'sense/big--facts',
+      'sense/big--stories',
+      'sense/student--facts',
+      'sense/student--stories',
+    ]);
     assert.equal(plan.jobs.indexOf(senses[0]) < plan.jobs.indexOf(cells[0]), true, 'sense jobs come first');
-    const cell = (m: string, s: number, t = 'facts') => cells.find((c) => c.method === m && c.seed === s && c.task === t)!;
+    const cell = (m: string, s: number, t = 'facts') =>
+      cells.find((c) => c.method === m && c.seed === s && c.task === t)!;
     assert.equal(cell('transfer', 1).needs, 'sense/big--facts');
     assert.equal(cell('rowcol', 2).needs, 'sense/big--facts');
     assert.equal(cell('self', 3).needs, 'sense/student--facts');
     assert.equal(cell('lora', 1).needs, null);
     assert.equal(cell('pissa', 1).needs, null);
     // Steps: extract only for methods with a teacher; eval only for the exact-match task.
-    assert.deepEqual(cell('lora', 1).steps.map((s) => s.name), ['train', 'eval']);
-    assert.deepEqual(cell('transfer', 2, 'stories').steps.map((s) => s.name), ['extract', 'train']);
+    assert.deepEqual(
+      cell('lora', 1).steps.map((s) => s.name),
+      ['train', 'eval'],
+    );
+    assert.deepEqual(
+      cell('transfer', 2, 'stories').steps.map((s) => s.name),
+      ['extract', 'train'],
+    );
     const ex = cell('rowcol', 2).steps[0].argv;
     const flag = (argv: string[], f: string) => argv[argv.indexOf(f) + 1];
     assert.equal(flag(ex, '--structure'), 'rowcol');
@@ -102,7 +114,10 @@ test('grid: 7 methods x 3 seeds x 2 tasks, one sense job per teacher x task shar
 });
 
 test('custom methods: a catalogue method with options changed', () => {
-  const text = BASE.replace('methods: [lora, transfer, rowcol, elements, random, pissa, self]', 'methods: [lora, {name: ffn-only, like: transfer, extract: {modules: [mlp]}}]');
+  const text = BASE.replace(
+    'methods: [lora, transfer, rowcol, elements, random, pissa, self]',
+    'methods: [lora, {name: ffn-only, like: transfer, extract: {modules: [mlp]}}]',
+  );
   withFile(text, (file, dir) => {
     const plan = buildPlan(loadExperiment(file), join(dir, 'run'));
     const c = plan.jobs.find((j): j is CellJob => j.kind === 'cell' && j.method === 'ffn-only')!;
@@ -115,16 +130,28 @@ test('custom methods: a catalogue method with options changed', () => {
 });
 
 test('experiment files: mistakes are refused naming the file and the key', () => {
-  refused(BASE.replace('seeds: [1, 2, 3]', 'seeds: [1, 2, 3]\nthreds: 2'), /unknown key "threds" \(did you mean "threads"\?\)/);
+  refused(
+    BASE.replace('seeds: [1, 2, 3]', 'seeds: [1, 2, 3]\nthreds: 2'),
+    /unknown key "threds" \(did you mean "threads"\?\)/,
+  );
   refused(BASE.replace('rowcol,', 'rowcols,'), /unknown method "rowcols"/);
-  refused(BASE.replace('    teacher: big\n    seeds: t/s', '    teacher: huge\n    seeds: t/s'), /teacher "huge" is not defined/);
+  refused(
+    BASE.replace('    teacher: big\n    seeds: t/s', '    teacher: huge\n    seeds: t/s'),
+    /teacher "huge" is not defined/,
+  );
   refused(BASE.replace('  epochs: 2', '  epochs: 2\n  seed: 5'), /"seed" is set by the runner/);
   refused(BASE.replace('eval:', 'extract:\n  rank: 4\neval:'), /set rank in the train section/);
-  refused(BASE.replace('  epochs: 2', '  learnig-rate: 0.001'), /unknown option "learnig-rate"; did you mean "learning-rate"/);
+  refused(
+    BASE.replace('  epochs: 2', '  learnig-rate: 0.001'),
+    /unknown option "learnig-rate"; did you mean "learning-rate"/,
+  );
   refused(BASE.replace('  epochs: 2', '  epochs: two'), /epochs.*expected an integer/);
   refused(BASE.replace('seeds: [1, 2, 3]', 'seeds: [1, 2, 1]'), /seed 1 is listed twice/);
   refused(BASE.replace('metric: exact_match', 'metric: accuracy'), /tasks\.facts\.metric/);
-  refused(BASE.replace('methods: [lora', 'methods: [{name: x, like: nope}, lora'), /"like: nope" is not a built-in method/);
+  refused(
+    BASE.replace('methods: [lora', 'methods: [{name: x, like: nope}, lora'),
+    /"like: nope" is not a built-in method/,
+  );
   refused('student: [1, 2', /invalid YAML/);
 });
 
@@ -133,7 +160,8 @@ test('table: mean, std, paired comparison; missing cells lower n and are listed'
   try {
     const plan = writeSyntheticRun(join(dir, 'run'));
     const full = buildTable(plan);
-    const row = (t: ReturnType<typeof buildTable>, task: string, m: string) => t.rows.find((r) => r.task === task && r.method === m)!;
+    const row = (t: ReturnType<typeof buildTable>, task: string, m: string) =>
+      t.rows.find((r) => r.task === task && r.method === m)!;
     const tr = row(full, 'facts', 'transfer');
     const lo = row(full, 'facts', 'lora');
     const vals = Object.values(tr.values);
@@ -143,7 +171,9 @@ test('table: mean, std, paired comparison; missing cells lower n and are listed'
     assert.ok(Math.abs(tr.vsBaseline!.meanDiff! - diffs.reduce((a, b) => a + b, 0) / 3) < 1e-12);
     assert.equal(lo.vsBaseline, null, 'the baseline is not compared with itself');
     // Remove one transfer cell: n drops, the pairing uses the 2 remaining seeds, the cell is listed.
-    const gone = plan.jobs.find((j): j is CellJob => j.kind === 'cell' && j.task === 'facts' && j.method === 'transfer' && j.seed === 2)!;
+    const gone = plan.jobs.find(
+      (j): j is CellJob => j.kind === 'cell' && j.task === 'facts' && j.method === 'transfer' && j.seed === 2,
+    )!;
     rmSync(join(gone.dir, 'result.json'));
     const part = buildTable(plan);
     assert.equal(row(part, 'facts', 'transfer').n, 2);
@@ -159,15 +189,25 @@ test('table: mean, std, paired comparison; missing cells lower n and are listed'
 
 test('the committed experiment files load: the study has every method, 3 seeds, both tasks; the demo is a subset', () => {
   const study = loadExperiment(bundledExperiment('study.yaml'));
-  assert.deepEqual(study.methods.map((m) => m.name), ['lora', 'transfer', 'rowcol', 'elements', 'random', 'pissa', 'self']);
+  assert.deepEqual(
+    study.methods.map((m) => m.name),
+    ['lora', 'transfer', 'rowcol', 'elements', 'random', 'pissa', 'self'],
+  );
   assert.ok(study.seeds.length >= 3);
-  assert.deepEqual(study.tasks.map((t) => [t.name, t.metric]), [['stories', 'answer_loss'], ['facts', 'exact_match']]);
+  assert.deepEqual(
+    study.tasks.map((t) => [t.name, t.metric]),
+    [
+      ['stories', 'answer_loss'],
+      ['facts', 'exact_match'],
+    ],
+  );
   const plan = buildPlan(study, join(tmpdir(), 'unused-study-run'));
   assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 42);
   const demo = loadExperiment(bundledExperiment('demo.yaml'));
   assert.ok(demo.methods.every((m) => study.methods.some((s) => s.name === m.name)));
   assert.deepEqual(demo.student, study.student);
-  for (const f of ['study-lr3e-4.yaml', 'lr-sweep.yaml']) assert.ok(loadExperiment(bundledExperiment(f)).tasks.length === 2, f);
+  for (const f of ['study-lr3e-4.yaml', 'lr-sweep.yaml'])
+    assert.ok(loadExperiment(bundledExperiment(f)).tasks.length === 2, f);
 });
 
 test('the demo refuses to start without the bundled models, naming the missing path', async () => {
@@ -177,7 +217,10 @@ test('the demo refuses to start without the bundled models, naming the missing p
     writeFileSync(file, BASE);
     await assert.rejects(
       runDemo({ out: join(dir, 'out'), jobs: 1, experiment: file }),
-      (e: unknown) => e instanceof InputError && e.source === join(dir, 'models/student') && /scripts\/build-zoo\.sh/.test(e.problem),
+      (e: unknown) =>
+        e instanceof InputError &&
+        e.source === join(dir, 'models/student') &&
+        /scripts\/build-zoo\.sh/.test(e.problem),
     );
     assert.ok(!existsSync(join(dir, 'out')), 'nothing was started');
   } finally {

@@ -31,15 +31,33 @@ function shapeOf(kind: string, m: typeof T | typeof S): [number, number] {
   }
 }
 
-export function syntheticExperiment(dir: string, methods = ['lora', 'transfer', 'rowcol', 'self', 'pissa'], seeds = [1, 2, 3]): Experiment {
+export function syntheticExperiment(
+  dir: string,
+  methods = ['lora', 'transfer', 'rowcol', 'self', 'pissa'],
+  seeds = [1, 2, 3],
+): Experiment {
   return {
     file: join(dir, 'synthetic.yaml'),
     name: 'synthetic',
     student: '/models/student',
     teachers: { big: '/models/teacher' },
     tasks: [
-      { name: 'facts', teacher: 'big', seeds: '/t/facts/seeds.jsonl', train: '/t/facts/train.jsonl', test: '/t/facts/test.jsonl', metric: 'exact_match' },
-      { name: 'stories', teacher: 'big', seeds: '/t/s/seeds.jsonl', train: '/t/s/train.jsonl', test: '/t/s/test.jsonl', metric: 'answer_loss' },
+      {
+        name: 'facts',
+        teacher: 'big',
+        seeds: '/t/facts/seeds.jsonl',
+        train: '/t/facts/train.jsonl',
+        test: '/t/facts/test.jsonl',
+        metric: 'exact_match',
+      },
+      {
+        name: 'stories',
+        teacher: 'big',
+        seeds: '/t/s/seeds.jsonl',
+        train: '/t/s/train.jsonl',
+        test: '/t/s/test.jsonl',
+        metric: 'answer_loss',
+      },
     ],
     methods: methods.map((m) => resolveMethod(m, 'synthetic')),
     seeds,
@@ -66,7 +84,9 @@ export function writeSyntheticRun(dir: string): Plan {
         for (const k of KINDS) {
           const shape = shapeOf(k, m);
           const sum = shape[0] * shape[1] * (1 + ((l * 7 + k.length) % 5)) * 1e-3;
-          tensors[`model.layers.${l}.${k.endsWith('proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(k) ? 'mlp' : 'self_attn'}.${k}.weight`] = { shape, sum };
+          tensors[
+            `model.layers.${l}.${k.endsWith('proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(k) ? 'mlp' : 'self_attn'}.${k}.weight`
+          ] = { shape, sum };
           layerSums[l] += sum;
         }
         for (const n of ['input_layernorm', 'post_attention_layernorm']) {
@@ -77,7 +97,11 @@ export function writeSyntheticRun(dir: string): Plan {
       tensors['model.embed_tokens.weight'] = { shape: [T.V, m.d], sum: 3 };
       tensors['model.norm.weight'] = { shape: [m.d], sum: 0.5 };
       mkdirSync(job.dir, { recursive: true });
-      writeJsonAtomic(job.output.replace(/\.safetensors$/, '.summary.json'), { format: 'nuggets-sensitivity', tensors, layers: layerSums });
+      writeJsonAtomic(job.output.replace(/\.safetensors$/, '.summary.json'), {
+        format: 'nuggets-sensitivity',
+        tensors,
+        layers: layerSums,
+      });
       writeFileSync(job.output, 'not a real safetensors file');
       continue;
     }
@@ -101,35 +125,102 @@ function writeCell(c: CellJob): void {
         const [n, m] = shapeOf(k, S);
         const [tn, tm] = shapeOf(k, teacher);
         matrices.push({
-          module: `model.layers.${l}.${k}`, kind: k, studentLayer: l, teacherLayer: teacherLayers[l], teacherTensor: `model.layers.${teacherLayers[l]}.${k}.weight`,
-          shape: [n, m], teacherShape: [tn, tm], transposed: false, structure: block ? 'block' : c.method,
-          offset: block ? [(l * 5 + k.length) % (tn - n + 1), (l * 3) % (tm - m + 1)] : null, share: 0.4 + 0.05 * l, singularValues: [3, 2, 1], energyKept: 0.9, deltaNorm: 1,
+          module: `model.layers.${l}.${k}`,
+          kind: k,
+          studentLayer: l,
+          teacherLayer: teacherLayers[l],
+          teacherTensor: `model.layers.${teacherLayers[l]}.${k}.weight`,
+          shape: [n, m],
+          teacherShape: [tn, tm],
+          transposed: false,
+          structure: block ? 'block' : c.method,
+          offset: block ? [(l * 5 + k.length) % (tn - n + 1), (l * 3) % (tm - m + 1)] : null,
+          share: 0.4 + 0.05 * l,
+          singularValues: [3, 2, 1],
+          energyKept: 0.9,
+          deltaNorm: 1,
         });
       }
     }
     matrices.push({
-      module: 'model.embed_tokens', kind: 'embed_tokens', studentLayer: null, teacherLayer: null, teacherTensor: 'model.embed_tokens.weight',
-      shape: [S.d, T.V], teacherShape: [teacher.d, T.V], transposed: true, structure: block ? 'block' : c.method, offset: block ? [teacher.d - S.d, 0] : null, share: 0.6,
-      singularValues: [1], energyKept: 0.5, deltaNorm: 1,
+      module: 'model.embed_tokens',
+      kind: 'embed_tokens',
+      studentLayer: null,
+      teacherLayer: null,
+      teacherTensor: 'model.embed_tokens.weight',
+      shape: [S.d, T.V],
+      teacherShape: [teacher.d, T.V],
+      transposed: true,
+      structure: block ? 'block' : c.method,
+      offset: block ? [teacher.d - S.d, 0] : null,
+      share: 0.6,
+      singularValues: [1],
+      energyKept: 0.5,
+      deltaNorm: 1,
     });
     writeJsonAtomic(join(c.initDir, 'manifest.json'), {
-      format: 'nuggets-transfer-manifest', version: 1, created: '2024-01-01T00:00:00Z', init: 'teacher', lora: { r: 16, alpha: 16, scale: 1, dropout: 0.05 },
-      subtract: true, untieStudentHead: false, layers: { method: 'sensitivity', teacherLayers, scores: [], seed: null }, options: {}, matrices, inputs: {}, notes: [],
+      format: 'nuggets-transfer-manifest',
+      version: 1,
+      created: '2024-01-01T00:00:00Z',
+      init: 'teacher',
+      lora: { r: 16, alpha: 16, scale: 1, dropout: 0.05 },
+      subtract: true,
+      untieStudentHead: false,
+      layers: { method: 'sensitivity', teacherLayers, scores: [], seed: null },
+      options: {},
+      matrices,
+      inputs: {},
+      notes: [],
     });
   }
   const lines: string[] = [];
   for (let step = 1; step <= 12; step++) {
-    lines.push(JSON.stringify({ current_steps: step, total_steps: 12, loss: 3 / (1 + 0.1 * step * (1 + methodIdx / 10)) + 0.01 * c.seed, learning_rate: 3e-4, epoch: step / 4, percentage: (step / 12) * 100, elapsed_time: '0:00:01', remaining_time: '0:00:01' }));
+    lines.push(
+      JSON.stringify({
+        current_steps: step,
+        total_steps: 12,
+        loss: 3 / (1 + 0.1 * step * (1 + methodIdx / 10)) + 0.01 * c.seed,
+        learning_rate: 3e-4,
+        epoch: step / 4,
+        percentage: (step / 12) * 100,
+        elapsed_time: '0:00:01',
+        remaining_time: '0:00:01',
+      }),
+    );
     if (step % 4 === 0) {
-      lines.push(JSON.stringify({ current_steps: step, total_steps: 12, loss: null, learning_rate: 3e-4, epoch: step / 4, percentage: (step / 12) * 100, elapsed_time: '0:00:01', remaining_time: '0:00:01', eval_loss: 2.5 - step * 0.05 - methodIdx * 0.01 + 0.02 * c.seed }));
+      lines.push(
+        JSON.stringify({
+          current_steps: step,
+          total_steps: 12,
+          loss: null,
+          learning_rate: 3e-4,
+          epoch: step / 4,
+          percentage: (step / 12) * 100,
+          elapsed_time: '0:00:01',
+          remaining_time: '0:00:01',
+          eval_loss: 2.5 - step * 0.05 - methodIdx * 0.01 + 0.02 * c.seed,
+        }),
+      );
     }
   }
   writeFileSync(join(c.trainDir, 'trainer_log.jsonl'), lines.join('\n') + '\n');
   // Made-up values with seed-to-seed noise that differs by method, so paired t values are finite.
   const noise = (((c.seed * 31 + methodIdx * 17) % 11) - 5) / 500;
-  const value = c.metric === 'answer_loss' ? 1.9 - methodIdx * 0.01 + 0.02 * c.seed + noise : 0.2 + methodIdx * 0.02 + 0.01 * ((c.seed * 7) % 3) + noise;
+  const value =
+    c.metric === 'answer_loss'
+      ? 1.9 - methodIdx * 0.01 + 0.02 * c.seed + noise
+      : 0.2 + methodIdx * 0.02 + 0.01 * ((c.seed * 7) % 3) + noise;
   writeJsonAtomic(join(c.dir, RESULT_FILE), {
-    id: c.id, task: c.task, method: c.method, seed: c.seed, metric: c.metric, higherIsBetter: c.higherIsBetter, value,
-    metrics: { [c.metric]: value }, seconds: {}, spec: c.spec, finished: '2024-01-01T00:00:00Z',
+    id: c.id,
+    task: c.task,
+    method: c.method,
+    seed: c.seed,
+    metric: c.metric,
+    higherIsBetter: c.higherIsBetter,
+    value,
+    metrics: { [c.metric]: value },
+    seconds: {},
+    spec: c.spec,
+    finished: '2024-01-01T00:00:00Z',
   });
 }

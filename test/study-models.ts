@@ -18,7 +18,16 @@ function rows(n: number, offset: number): string {
   for (let i = 0; i < n; i++) {
     const t = THINGS[(i + offset) % THINGS.length];
     const c = COLORS[(i * 3 + offset) % COLORS.length];
-    out.push(JSON.stringify({ dataset: 'toy', id: `toy-${offset + i}`, messages: [{ role: 'user', content: `What color is the ${t}?` }, { role: 'assistant', content: `The ${t} is ${c}.` }] }));
+    out.push(
+      JSON.stringify({
+        dataset: 'toy',
+        id: `toy-${offset + i}`,
+        messages: [
+          { role: 'user', content: `What color is the ${t}?` },
+          { role: 'assistant', content: `The ${t} is ${c}.` },
+        ],
+      }),
+    );
   }
   return out.join('\n') + '\n';
 }
@@ -27,9 +36,26 @@ export function writeTinyModels(dir: string): { teacher: string; student: string
   const teacher = join(dir, 'teacher');
   const student = join(dir, 'student');
   const base = { vocabSize: 512, maxPositionEmbeddings: 128, tieWordEmbeddings: false, headDim: 8 };
-  const tc = tinyConfig({ ...base, hiddenSize: 32, intermediateSize: 64, numLayers: 3, numHeads: 4, numKvHeads: 2 });
-  const sc = tinyConfig({ ...base, hiddenSize: 16, intermediateSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1 });
-  for (const [folder, cfg, seed] of [[teacher, tc, 11], [student, sc, 12]] as const) {
+  const tc = tinyConfig({
+    ...base,
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numLayers: 3,
+    numHeads: 4,
+    numKvHeads: 2,
+  });
+  const sc = tinyConfig({
+    ...base,
+    hiddenSize: 16,
+    intermediateSize: 32,
+    numLayers: 2,
+    numHeads: 2,
+    numKvHeads: 1,
+  });
+  for (const [folder, cfg, seed] of [
+    [teacher, tc, 11],
+    [student, sc, 12],
+  ] as const) {
     mkdirSync(folder, { recursive: true });
     writeHfModel(folder, cfg, randomWeights(cfg, seed));
     copyFileSync(TOKENIZER, join(folder, 'tokenizer.bin'));
@@ -39,7 +65,11 @@ export function writeTinyModels(dir: string): { teacher: string; student: string
 
 export function writeTinyTask(dir: string): { seeds: string; train: string; test: string } {
   mkdirSync(dir, { recursive: true });
-  const files = { seeds: join(dir, 'seeds.jsonl'), train: join(dir, 'train.jsonl'), test: join(dir, 'test.jsonl') };
+  const files = {
+    seeds: join(dir, 'seeds.jsonl'),
+    train: join(dir, 'train.jsonl'),
+    test: join(dir, 'test.jsonl'),
+  };
   writeFileSync(files.seeds, rows(4, 0));
   writeFileSync(files.train, rows(16, 4));
   writeFileSync(files.test, rows(4, 40));
@@ -47,7 +77,10 @@ export function writeTinyTask(dir: string): { seeds: string; train: string; test
 }
 
 /** An experiment file over the tiny models: `methods` x `seeds` on one task. */
-export function writeTinyExperiment(dir: string, opts: { methods?: string[]; seeds?: number[]; metric?: string } = {}): string {
+export function writeTinyExperiment(
+  dir: string,
+  opts: { methods?: string[]; seeds?: number[]; metric?: string } = {},
+): string {
   writeTinyModels(join(dir, 'models'));
   writeTinyTask(join(dir, 'task'));
   const file = join(dir, 'exp.yaml');

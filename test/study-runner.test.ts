@@ -35,7 +35,11 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
   const dir = mkdtempSync(join(tmpdir(), 'nuggets-runner-'));
   try {
     // Exact match needs the eval step too: every cell runs extract (transfer) -> train -> eval.
-    const file = writeTinyExperiment(dir, { methods: ['lora', 'transfer'], seeds: [1], metric: 'exact_match' });
+    const file = writeTinyExperiment(dir, {
+      methods: ['lora', 'transfer'],
+      seeds: [1],
+      metric: 'exact_match',
+    });
     const exp = loadExperiment(file);
 
     // Reference: an uninterrupted run, two jobs at a time.
@@ -43,18 +47,30 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     assert.deepEqual(clean.failed, []);
     assert.equal(clean.ran.length, 3, 'one sense job and two cells');
     assert.deepEqual(clean.table.missing, []);
-    for (const r of clean.table.rows) assert.ok(r.n === 1 && Number.isFinite(r.mean!), `${r.method} has a result`);
+    for (const r of clean.table.rows)
+      assert.ok(r.n === 1 && Number.isFinite(r.mean!), `${r.method} has a result`);
     const cleanMetrics = cellMetrics(join(dir, 'clean'));
-    for (const m of Object.values(cleanMetrics)) assert.deepEqual(Object.keys(m).sort(), ['answer_loss', 'exact_match', 'rouge_l']);
+    for (const m of Object.values(cleanMetrics))
+      assert.deepEqual(Object.keys(m).sort(), ['answer_loss', 'exact_match', 'rouge_l']);
     // The held-out answer loss of the exact-match task is tabulated too, as a secondary metric.
     const loss = clean.table.secondary.filter((r) => r.metric === 'answer_loss');
-    assert.deepEqual(loss.map((r) => [r.method, r.values['1']]), [['lora', cleanMetrics.lora.answer_loss], ['transfer', cleanMetrics.transfer.answer_loss]]);
+    assert.deepEqual(
+      loss.map((r) => [r.method, r.values['1']]),
+      [
+        ['lora', cleanMetrics.lora.answer_loss],
+        ['transfer', cleanMetrics.transfer.answer_loss],
+      ],
+    );
     assert.equal(loss[1].higherIsBetter, false);
 
     // The same experiment through the CLI, killed (SIGKILL, no clean-up) as soon as the first cell has
     // its result: lora (which needs no sensitivity) finishes first; transfer waits for the sense job.
     const out = join(dir, 'killed');
-    const child = spawn(process.execPath, ['--import', 'tsx', resolve('src/cli/run.ts'), 'run', file, '--out', out, '--jobs', '2'], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', resolve('src/cli/run.ts'), 'run', file, '--out', out, '--jobs', '2'],
+      { stdio: 'ignore' },
+    );
     const loraResult = join(out, 'cells/toy/lora/seed-1/result.json');
     const deadline = Date.now() + 60_000;
     while (!existsSync(loraResult)) {
@@ -74,8 +90,15 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     const lines: string[] = [];
     const resumed = await runExperiment(exp, { out, jobs: 2, log: (l) => lines.push(l) });
     assert.deepEqual(resumed.failed, []);
-    assert.deepEqual(resumed.skipped.sort(), senseDone ? ['cells/toy/lora/seed-1', 'sense/big--toy'] : ['cells/toy/lora/seed-1']);
-    assert.deepEqual(resumed.ran.sort(), senseDone ? ['cells/toy/transfer/seed-1'] : ['cells/toy/transfer/seed-1', 'sense/big--toy'], 'only the missing jobs ran');
+    assert.deepEqual(
+      resumed.skipped.sort(),
+      senseDone ? ['cells/toy/lora/seed-1', 'sense/big--toy'] : ['cells/toy/lora/seed-1'],
+    );
+    assert.deepEqual(
+      resumed.ran.sort(),
+      senseDone ? ['cells/toy/transfer/seed-1'] : ['cells/toy/transfer/seed-1', 'sense/big--toy'],
+      'only the missing jobs ran',
+    );
     assert.equal(statSync(loraResult).mtimeMs, loraMtime, 'the finished cell was not redone');
     assert.match(lines[0], /2 cells \(1 already finished\)/);
     assert.deepEqual(values(resumed.table), values(clean.table), 'same table as the uninterrupted run');
@@ -84,14 +107,22 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     // A third run has nothing to do and writes the same table again.
     const again = await runExperiment(exp, { out, jobs: 2, log: quiet });
     assert.deepEqual(again.ran, []);
-    assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows, JSON.parse(JSON.stringify(resumed.table.rows)));
+    assert.deepEqual(
+      JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).rows,
+      JSON.parse(JSON.stringify(resumed.table.rows)),
+    );
 
     // Changing an option that went into finished cells is refused, not mixed into the table ...
     const yaml = readFileSync(file, 'utf8');
     writeFileSync(file, yaml.replace('learning-rate: 0.003', 'learning-rate: 0.002'));
     await assert.rejects(
       runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
-      (e: unknown) => e instanceof InputError && e.source === out && /different options for 2 job\(s\).*step train ran as: nuggets train .*--learning-rate 0\.003/.test(e.problem),
+      (e: unknown) =>
+        e instanceof InputError &&
+        e.source === out &&
+        /different options for 2 job\(s\).*step train ran as: nuggets train .*--learning-rate 0\.003/.test(
+          e.problem,
+        ),
     );
     // ... and so is a rebuilt student (same path, new file): every job that read it is stale.
     writeFileSync(file, yaml);
@@ -99,7 +130,9 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     utimesSync(weights, new Date(), new Date(Date.now() + 5000));
     await assert.rejects(
       runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
-      (e: unknown) => e instanceof InputError && /different options for 2 job\(s\).*model or task files that have changed since/.test(e.problem),
+      (e: unknown) =>
+        e instanceof InputError &&
+        /different options for 2 job\(s\).*model or task files that have changed since/.test(e.problem),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { incompleteBeta, logGamma, mean, pairedComparison, sampleStd, tTwoSidedP } from '../src/study/stats.js';
+import {
+  incompleteBeta,
+  logGamma,
+  mean,
+  pairedComparison,
+  sampleStd,
+  tTwoSidedP,
+} from '../src/study/stats.js';
 
-const close = (a: number, b: number, tol: number, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tol ${tol})`);
+const close = (a: number, b: number, tol: number, what = '') =>
+  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tol ${tol})`);
 
 test('logGamma matches factorials and Gamma(1/2) = sqrt(pi)', () => {
   for (let n = 1; n <= 20; n++) {
@@ -29,7 +37,12 @@ test('two-sided t p-values: exact forms for df 1, 2, 3 and table critical values
     close(tTwoSidedP(t, 1), 1 - (2 / Math.PI) * Math.atan(a), 1e-12, `df1 t=${t}`);
     close(tTwoSidedP(t, 2), 1 - a / Math.sqrt(2 + t * t), 1e-12, `df2 t=${t}`);
     const s3 = Math.sqrt(3);
-    close(tTwoSidedP(t, 3), 1 - (2 / Math.PI) * (a / (s3 * (1 + (t * t) / 3)) + Math.atan(a / s3)), 1e-12, `df3 t=${t}`);
+    close(
+      tTwoSidedP(t, 3),
+      1 - (2 / Math.PI) * (a / (s3 * (1 + (t * t) / 3)) + Math.atan(a / s3)),
+      1e-12,
+      `df3 t=${t}`,
+    );
   }
   // Critical values t_{0.975, df} and t_{0.995, df} from standard tables (two-sided 0.05 and 0.01).
   close(tTwoSidedP(2.776445105, 4), 0.05, 1e-8, 'df4');
@@ -48,8 +61,17 @@ test('mean and sample std', () => {
 });
 
 test('paired comparison pairs by seed, counts wins by direction, gives t and p', () => {
-  const method = new Map([[1, 3], [2, 5], [3, 4]]);
-  const base = new Map([[1, 1], [2, 2], [3, 4], [4, 9]]);
+  const method = new Map([
+    [1, 3],
+    [2, 5],
+    [3, 4],
+  ]);
+  const base = new Map([
+    [1, 1],
+    [2, 2],
+    [3, 4],
+    [4, 9],
+  ]);
   const c = pairedComparison(method, base, true);
   assert.deepEqual(c.seeds, [1, 2, 3]);
   assert.equal(c.n, 3);
@@ -73,7 +95,17 @@ test('paired comparison with too few pairs or constant differences has no t', ()
   assert.equal(one.stdErr, null);
   assert.equal(one.t, null);
   assert.equal(one.p, null);
-  const same = pairedComparison(new Map([[1, 2], [2, 3]]), new Map([[1, 1], [2, 2]]), true);
+  const same = pairedComparison(
+    new Map([
+      [1, 2],
+      [2, 3],
+    ]),
+    new Map([
+      [1, 1],
+      [2, 2],
+    ]),
+    true,
+  );
   assert.equal(same.stdErr, 0);
   assert.equal(same.t, null);
   const none = pairedComparison(new Map([[1, 2]]), new Map([[2, 1]]), true);

@@ -21,7 +21,8 @@ export interface RunCommandOptions {
 
 function positiveInt(raw: string): number {
   const v = Number(raw);
-  if (!Number.isInteger(v) || v < 1) throw new InputError('--jobs', `must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(v) || v < 1)
+    throw new InputError('--jobs', `must be a positive integer, got "${raw}"`);
   return v;
 }
 
@@ -32,7 +33,9 @@ export async function runExperimentFile(file: string, o: RunCommandOptions): Pro
   if (!out) throw new InputError(exp.file, 'no output folder: give "out:" in the file or --out');
   const ac = new AbortController();
   const stop = () => {
-    process.stderr.write('\nnuggets run: stopping the running jobs (rerun the same command to finish the missing cells)\n');
+    process.stderr.write(
+      '\nnuggets run: stopping the running jobs (rerun the same command to finish the missing cells)\n',
+    );
     ac.abort();
   };
   process.once('SIGINT', stop);
@@ -48,19 +51,25 @@ export async function runExperimentFile(file: string, o: RunCommandOptions): Pro
 export function registerExperiment(program: Command): void {
   program
     .command('run')
-    .description('run an experiment grid (methods x seeds x tasks: sense -> extract -> train -> eval per cell) and tabulate it')
+    .description(
+      'run an experiment grid (methods x seeds x tasks: sense -> extract -> train -> eval per cell) and tabulate it',
+    )
     .argument('<experiment>', 'experiment file (YAML), e.g. experiments/study.yaml')
     .option('-o, --out <folder>', 'run folder (default: "out" in the experiment file)')
     .option('-j, --jobs <n>', 'cells run at the same time, each in its own process', positiveInt, 1)
     .action(async (file: string, o: RunCommandOptions) => {
       const s = await runExperimentFile(file, o);
       if (s.interrupted) {
-        process.stderr.write(`nuggets run: interrupted; ${s.ran.length} job(s) finished in this session. Rerun to finish the rest.\n`);
+        process.stderr.write(
+          `nuggets run: interrupted; ${s.ran.length} job(s) finished in this session. Rerun to finish the rest.\n`,
+        );
         throw new CommanderError(130, 'nuggets.run.interrupted', 'interrupted');
       }
       process.stdout.write(`results: ${s.files.md}\n         ${s.files.json}\n`);
       if (s.failed.length > 0) {
-        process.stderr.write(`nuggets run: ${s.failed.length} job(s) failed:\n${s.failed.map((f) => `  ${f.id}: ${f.reason} (log: ${f.log})`).join('\n')}\n`);
+        process.stderr.write(
+          `nuggets run: ${s.failed.length} job(s) failed:\n${s.failed.map((f) => `  ${f.id}: ${f.reason} (log: ${f.log})`).join('\n')}\n`,
+        );
         // Exit status 1 without a stack (main() returns a CommanderError's code as is).
         throw new CommanderError(1, 'nuggets.run.failed', 'some jobs failed');
       }

@@ -17,7 +17,17 @@ import { PLAN_FILE } from '../study/plan.js';
 import { buildTable, TABLE_JSON, type ResultsTable } from '../study/table.js';
 
 /** The seven linear kinds and the two norms of a decoder layer, in model order. */
-export const LAYER_KINDS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'input_layernorm', 'post_attention_layernorm'] as const;
+export const LAYER_KINDS = [
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'o_proj',
+  'gate_proj',
+  'up_proj',
+  'down_proj',
+  'input_layernorm',
+  'post_attention_layernorm',
+] as const;
 
 export interface SensitivityCell {
   /** "<teacher>--<task>". */
@@ -106,9 +116,11 @@ export function summaryPath(job: SenseJob): string {
 /** Reads a run folder into plot-ready rows. */
 export function loadReportData(runDir: string): ReportData {
   const planPath = join(runDir, PLAN_FILE);
-  if (!existsSync(planPath)) throw new InputError(runDir, `no ${PLAN_FILE}: not a run folder written by "nuggets run"`);
+  if (!existsSync(planPath))
+    throw new InputError(runDir, `no ${PLAN_FILE}: not a run folder written by "nuggets run"`);
   const plan = readJson<Plan>(planPath);
-  if (!Array.isArray(plan.jobs) || !Array.isArray(plan.tasks)) throw new InputError(planPath, 'missing "jobs" or "tasks"');
+  if (!Array.isArray(plan.jobs) || !Array.isArray(plan.tasks))
+    throw new InputError(planPath, 'missing "jobs" or "tasks"');
   // The plan records absolute folders; a run folder that was moved is read where it is now.
   const here = (dir: string, id: string) => (existsSync(dir) ? dir : join(runDir, id));
   for (const j of plan.jobs) {
@@ -139,7 +151,8 @@ export function loadReportData(runDir: string): ReportData {
     if (!existsSync(mPath)) continue;
     const man = readJson<Manifest>(mPath);
     const source = c.needs.replace(/^sense\//, '');
-    if (man.layers && !(source in selected) && man.layers.method === 'sensitivity') selected[source] = man.layers.teacherLayers;
+    if (man.layers && !(source in selected) && man.layers.method === 'sensitivity')
+      selected[source] = man.layers.teacherLayers;
     const key = `${c.task}/${c.method}`;
     if (seenMethod.has(key)) continue;
     seenMethod.add(key);
@@ -150,7 +163,10 @@ export function loadReportData(runDir: string): ReportData {
         method: c.method,
         module: mx.module,
         kind: mx.kind,
-        row: mx.studentLayer === null ? 'embedding / head' : `student ${mx.studentLayer} ← teacher ${mx.teacherLayer}`,
+        row:
+          mx.studentLayer === null
+            ? 'embedding / head'
+            : `student ${mx.studentLayer} ← teacher ${mx.teacherLayer}`,
         studentLayer: mx.studentLayer,
         teacherLayer: mx.teacherLayer,
         tRows: mx.teacherShape[0],
@@ -176,12 +192,21 @@ export function loadReportData(runDir: string): ReportData {
       continue;
     }
     const s = readJson<SenseSummaryLike>(p);
-    if (!s.tensors || !Array.isArray(s.layers)) throw new InputError(p, 'not a sensitivity summary (missing "tensors" or "layers")');
+    if (!s.tensors || !Array.isArray(s.layers))
+      throw new InputError(p, 'not a sensitivity summary (missing "tensors" or "layers")');
     for (const [name, t] of Object.entries(s.tensors)) {
       const k = tensorKind(name);
       if (!k) continue;
       const n = t.shape.reduce((a, b) => a * b, 1);
-      sensitivity.push({ source, teacher: j.teacher, task: j.task, layer: k.layer, kind: k.kind, sum: t.sum, mean: n > 0 ? t.sum / n : 0 });
+      sensitivity.push({
+        source,
+        teacher: j.teacher,
+        task: j.task,
+        layer: k.layer,
+        kind: k.kind,
+        sum: t.sum,
+        mean: n > 0 ? t.sum / n : 0,
+      });
     }
     const sel = new Set(selected[source] ?? []);
     s.layers.forEach((score, layer) => layerScores.push({ source, layer, score, selected: sel.has(layer) }));
@@ -193,8 +218,26 @@ export function loadReportData(runDir: string): ReportData {
     const p = join(c.trainDir, 'trainer_log.jsonl');
     if (!existsSync(p)) continue;
     for (const r of readTrainerLog(p)) {
-      if (typeof r.loss === 'number') losses.push({ task: c.task, method: c.method, seed: c.seed, step: r.current_steps, epoch: r.epoch, loss: r.loss, kind: 'train' });
-      if (typeof r.eval_loss === 'number') losses.push({ task: c.task, method: c.method, seed: c.seed, step: r.current_steps, epoch: r.epoch, loss: r.eval_loss, kind: 'held-out' });
+      if (typeof r.loss === 'number')
+        losses.push({
+          task: c.task,
+          method: c.method,
+          seed: c.seed,
+          step: r.current_steps,
+          epoch: r.epoch,
+          loss: r.loss,
+          kind: 'train',
+        });
+      if (typeof r.eval_loss === 'number')
+        losses.push({
+          task: c.task,
+          method: c.method,
+          seed: c.seed,
+          step: r.current_steps,
+          epoch: r.epoch,
+          loss: r.eval_loss,
+          kind: 'held-out',
+        });
     }
   }
   if (losses.length === 0) notes.push('no trainer_log.jsonl found yet');

@@ -12,7 +12,15 @@ import type { TableRow } from '../study/table.js';
 import { METRICS, type MetricName } from '../study/config.js';
 import type { ReportData, WindowRow } from './data.js';
 import { PAPER_ABLATIONS, PAPER_ABLATION_LORA, PAPER_MAIN, PAPER_METRICS } from './paper.js';
-import { heldOutLoss, layerScores, resultsPlot, sensitivityHeatmap, trainingLoss, windowPlot, type Spec } from './specs.js';
+import {
+  heldOutLoss,
+  layerScores,
+  resultsPlot,
+  sensitivityHeatmap,
+  trainingLoss,
+  windowPlot,
+  type Spec,
+} from './specs.js';
 
 const LIBS = [
   ['vega', 'vega.min.js'],
@@ -27,20 +35,29 @@ export function libraryScript(pkg: string, file: string): string {
     const p = join(dir, 'node_modules', pkg, 'build', file);
     if (existsSync(p)) return readFileSync(p, 'utf8');
     const up = dirname(dir);
-    if (up === dir) throw new Error(`report: cannot find node_modules/${pkg}/build/${file} (is ${pkg} installed?)`);
+    if (up === dir)
+      throw new Error(`report: cannot find node_modules/${pkg}/build/${file} (is ${pkg} installed?)`);
     dir = up;
   }
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** JSON safe inside <script>: no "</script", no U+2028/2029 line breaks. */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+const scriptJson = (v: unknown) =>
+  JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 /** A library's source inside <script>: only "</script" needs breaking. */
 const scriptText = (s: string) => s.replace(/<\/(script)/gi, '<\\/$1');
 
-const num = (v: number | null | undefined, d = 4) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
-const sgn = (v: number | null | undefined, d = 4) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(d)}`);
-const pv = (p: number | null | undefined) => (p === null || p === undefined ? '—' : p < 0.001 ? '&lt;0.001' : p.toFixed(3));
+const num = (v: number | null | undefined, d = 4) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d);
+const sgn = (v: number | null | undefined, d = 4) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(d)}`;
+const pv = (p: number | null | undefined) =>
+  p === null || p === undefined ? '—' : p < 0.001 ? '&lt;0.001' : p.toFixed(3);
 
 interface Plot {
   id: string;
@@ -50,11 +67,18 @@ interface Plot {
 }
 
 function tableHtml(rows: TableRow[], baseline: string): string {
-  const out = ['<table class="num"><thead><tr><th>method</th><th>mean</th><th>std</th><th>n</th>' +
-    `<th>diff vs ${esc(baseline)}</th><th>std err</th><th>t</th><th>p</th><th>W/L/T</th></tr></thead><tbody>`];
+  const out = [
+    '<table class="num"><thead><tr><th>method</th><th>mean</th><th>std</th><th>n</th>' +
+      `<th>diff vs ${esc(baseline)}</th><th>std err</th><th>t</th><th>p</th><th>W/L/T</th></tr></thead><tbody>`,
+  ];
   for (const r of rows) {
     const c = r.vsBaseline;
-    const better = c && c.meanDiff !== null && c.p !== null && c.p < 0.05 ? ((c.meanDiff > 0) === r.higherIsBetter ? ' class="better"' : ' class="worse"') : '';
+    const better =
+      c && c.meanDiff !== null && c.p !== null && c.p < 0.05
+        ? c.meanDiff > 0 === r.higherIsBetter
+          ? ' class="better"'
+          : ' class="worse"'
+        : '';
     out.push(
       `<tr${better}><td>${esc(r.method)}</td><td>${num(r.mean)}</td><td>${num(r.std)}</td><td>${r.n}</td>` +
         `<td>${c ? sgn(c.meanDiff) : '—'}</td><td>${c ? num(c.stdErr) : '—'}</td><td>${c ? num(c.t, 2) : '—'}</td><td>${c ? pv(c.p) : '—'}</td>` +
@@ -68,12 +92,21 @@ function tableHtml(rows: TableRow[], baseline: string): string {
 function ourTable(d: ReportData): string {
   const parts: string[] = [];
   for (const t of d.plan.tasks) {
-    parts.push(`<h3>${esc(t.name)} <small>${esc(t.label)}, ${t.higherIsBetter ? 'higher' : 'lower'} is better</small></h3>`);
-    parts.push(tableHtml(d.table.rows.filter((r) => r.task === t.name), d.table.baseline));
+    parts.push(
+      `<h3>${esc(t.name)} <small>${esc(t.label)}, ${t.higherIsBetter ? 'higher' : 'lower'} is better</small></h3>`,
+    );
+    parts.push(
+      tableHtml(
+        d.table.rows.filter((r) => r.task === t.name),
+        d.table.baseline,
+      ),
+    );
     for (const metric of Object.keys(METRICS) as MetricName[]) {
       const sec = (d.table.secondary ?? []).filter((r) => r.task === t.name && r.metric === metric);
       if (sec.length === 0) continue;
-      parts.push(`<p class="note"><b>${esc(t.name)}, also measured:</b> ${esc(METRICS[metric].label)} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)</p>`);
+      parts.push(
+        `<p class="note"><b>${esc(t.name)}, also measured:</b> ${esc(METRICS[metric].label)} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)</p>`,
+      );
       parts.push(tableHtml(sec, d.table.baseline));
     }
   }
@@ -88,27 +121,39 @@ function paperBeside(d: ReportData): string {
   const paper =
     '<table class="num"><caption>The paper (Zhong et al., ICLR 2024): average of 7 metrics, no variance reported</caption>' +
     '<thead><tr><th>setting</th><th>LoRA</th><th>+ teacher parameters</th><th>diff</th></tr></thead><tbody>' +
-    PAPER_MAIN.map((p) => `<tr><td>${esc(p.setting)}</td><td>${p.lora.toFixed(2)}</td><td>${p.transfer.toFixed(2)}</td><td>${sgn(p.transfer - p.lora, 2)}</td></tr>`).join('') +
+    PAPER_MAIN.map(
+      (p) =>
+        `<tr><td>${esc(p.setting)}</td><td>${p.lora.toFixed(2)}</td><td>${p.transfer.toFixed(2)}</td><td>${sgn(p.transfer - p.lora, 2)}</td></tr>`,
+    ).join('') +
     `</tbody></table><p class="note">Metrics: ${esc(PAPER_METRICS)}.</p>`;
   const oursRows = d.plan.tasks.map((t) => {
     const base = row(d, t.name, d.table.baseline);
     const tr = row(d, t.name, 'transfer');
     const c = tr?.vsBaseline ?? null;
-    const ms = (r: TableRow | undefined) => (r && r.mean !== null ? `${num(r.mean)} ± ${num(r.std)} <small>(n=${r.n})</small>` : '—');
+    const ms = (r: TableRow | undefined) =>
+      r && r.mean !== null ? `${num(r.mean)} ± ${num(r.std)} <small>(n=${r.n})</small>` : '—';
     return `<tr><td>${esc(t.name)}: ${esc(t.label)}</td><td>${ms(base)}</td><td>${ms(tr)}</td><td>${c ? `${sgn(c.meanDiff)} ± ${num(c.stdErr)}` : '—'}</td><td>${c ? pv(c.p) : '—'}</td></tr>`;
   });
   const ours =
     '<table class="num"><caption>Ours (this run): mean ± std over training seeds; diff ± its std error, paired over seeds</caption>' +
     `<thead><tr><th>task</th><th>LoRA</th><th>+ teacher parameters</th><th>diff</th><th>p</th></tr></thead><tbody>${oursRows.join('')}</tbody></table>`;
   const ablHead = `<thead><tr><th>axis</th><th>variant</th><th>paper</th><th>paper diff vs LoRA</th>${d.plan.tasks
-    .map((t) => `<th>ours: ${esc(t.name)} diff vs LoRA (p)<br><small>${t.higherIsBetter ? 'higher' : 'lower'} is better</small></th>`)
+    .map(
+      (t) =>
+        `<th>ours: ${esc(t.name)} diff vs LoRA (p)<br><small>${t.higherIsBetter ? 'higher' : 'lower'} is better</small></th>`,
+    )
     .join('')}</tr></thead>`;
   const ablRows = PAPER_ABLATIONS.map((a) => {
     const ours = d.plan.tasks.map((t) => {
       const r = a.method ? row(d, t.name, a.method) : undefined;
       const c = r?.vsBaseline ?? null;
       if (!c) return `<td><span class="na">${a.method ? 'not in this run' : 'no method'}</span></td>`;
-      const cls = c.meanDiff !== null && c.p !== null && c.p < 0.05 ? ((c.meanDiff > 0) === t.higherIsBetter ? ' class="better"' : ' class="worse"') : '';
+      const cls =
+        c.meanDiff !== null && c.p !== null && c.p < 0.05
+          ? c.meanDiff > 0 === t.higherIsBetter
+            ? ' class="better"'
+            : ' class="worse"'
+          : '';
       return `<td${cls}>${sgn(c.meanDiff)} (${pv(c.p)})</td>`;
     });
     return `<tr><td>${a.axis}</td><td>${esc(a.variant)}${a.method ? ` <small>(${esc(a.method)})</small>` : ''}</td><td>${a.score.toFixed(2)}</td><td>${sgn(a.score - PAPER_ABLATION_LORA, 2)}</td>${ours.join('')}</tr>`;
@@ -131,7 +176,9 @@ export function windowGroups(windows: WindowRow[]): Array<[string, WindowRow[]]>
   }
   const out: Array<[string, WindowRow[]]> = [];
   const seen = new Set<string>();
-  const entries = [...byKey].sort((a, b) => Number(b[1][0].method === 'transfer') - Number(a[1][0].method === 'transfer'));
+  const entries = [...byKey].sort(
+    (a, b) => Number(b[1][0].method === 'transfer') - Number(a[1][0].method === 'transfer'),
+  );
   for (const [k, rows] of entries) {
     if (rows.every((r) => r.rows === r.tRows && r.cols === r.tCols)) continue;
     const sig = rows[0].task + JSON.stringify(rows.map((r) => [r.module, r.teacherLayer, r.r0, r.c0]));
@@ -151,14 +198,44 @@ function plotsFor(d: ReportData): { plots: Plot[]; sections: Record<string, stri
     plots.push({ id, title, caption, spec });
     sections[section].push(id);
   };
-  add('results', 'Results per method', 'Mean ± sample std over training seeds (bars), each seed as a tick; dashed line: the plain-LoRA mean.', resultsPlot(d));
-  add('sensitivity', 'Per-layer sensitivity', 'Mean |θ·∂L/∂θ| per element over the seed examples, by teacher layer and module kind (METHOD.md step 1).', sensitivityHeatmap(d));
-  add('sensitivity', 'Selected layers', "Layer score = sum of S over the layer's tensors; the L_s highest feed the student, in depth order (step 2).", layerScores(d));
+  add(
+    'results',
+    'Results per method',
+    'Mean ± sample std over training seeds (bars), each seed as a tick; dashed line: the plain-LoRA mean.',
+    resultsPlot(d),
+  );
+  add(
+    'sensitivity',
+    'Per-layer sensitivity',
+    'Mean |θ·∂L/∂θ| per element over the seed examples, by teacher layer and module kind (METHOD.md step 1).',
+    sensitivityHeatmap(d),
+  );
+  add(
+    'sensitivity',
+    'Selected layers',
+    "Layer score = sum of S over the layer's tensors; the L_s highest feed the student, in depth order (step 2).",
+    layerScores(d),
+  );
   for (const [k, rows] of windowGroups(d.windows)) {
-    add('windows', `Windows: ${k}`, 'Grey: the teacher matrix (rows = out, columns = in; embedding transposed to [d, V]); orange: the student-shaped block cut from it (step 3). Panels are not to scale with each other.', windowPlot(rows));
+    add(
+      'windows',
+      `Windows: ${k}`,
+      'Grey: the teacher matrix (rows = out, columns = in; embedding transposed to [d, V]); orange: the student-shaped block cut from it (step 3). Panels are not to scale with each other.',
+      windowPlot(rows),
+    );
   }
-  add('training', 'Training loss', 'Effective-batch mean answer-token loss per update, one line per method and seed.', trainingLoss(d));
-  add('training', 'Held-out loss', 'Mean answer-token loss on the held-out test set after each epoch.', heldOutLoss(d));
+  add(
+    'training',
+    'Training loss',
+    'Effective-batch mean answer-token loss per update, one line per method and seed.',
+    trainingLoss(d),
+  );
+  add(
+    'training',
+    'Held-out loss',
+    'Mean answer-token loss on the held-out test set after each epoch.',
+    heldOutLoss(d),
+  );
   return { plots, sections };
 }
 
@@ -173,13 +250,21 @@ export function reportHtml(d: ReportData, opts: { title?: string; generated?: Da
   const section = (name: string, heading: string, intro: string, empty: string) =>
     `<section id="${name}"><h2>${esc(heading)}</h2>${intro}${sections[name].length ? sections[name].map(plotHtml).join('\n') : `<p class="na">${esc(empty)}</p>`}</section>`;
   const cells = d.plan.jobs.filter((j) => j.kind === 'cell').length;
-  const header = `<header><h1>${esc(title)}</h1><p>Run folder <code>${esc(d.runDir)}</code>; experiment <code>${esc(d.plan.experiment)}</code>; ` +
+  const header =
+    `<header><h1>${esc(title)}</h1><p>Run folder <code>${esc(d.runDir)}</code>; experiment <code>${esc(d.plan.experiment)}</code>; ` +
     `${d.plan.methods.length} methods × ${d.plan.seeds.length} seeds × ${d.plan.tasks.length} tasks = ${cells} cells, ${cells - d.table.missing.length} finished. ` +
     `Generated ${(opts.generated ?? new Date()).toISOString()}.</p>` +
     `<p>Methods: ${d.plan.methods.map((m) => `<b>${esc(m.name)}</b> (${esc(m.description)})`).join('; ')}.</p></header>`;
-  const missing = d.table.missing.length ? `<p class="warn">Missing cells (${d.table.missing.length}): ${esc(d.table.missing.join(', '))}</p>` : '';
-  const notes = d.notes.length ? `<section><h2>Notes</h2><ul>${d.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>` : '';
-  const libs = LIBS.map(([pkg, file]) => `<script>/* ${pkg} (inlined from node_modules) */\n${scriptText(libraryScript(pkg, file))}\n</script>`).join('\n');
+  const missing = d.table.missing.length
+    ? `<p class="warn">Missing cells (${d.table.missing.length}): ${esc(d.table.missing.join(', '))}</p>`
+    : '';
+  const notes = d.notes.length
+    ? `<section><h2>Notes</h2><ul>${d.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>`
+    : '';
+  const libs = LIBS.map(
+    ([pkg, file]) =>
+      `<script>/* ${pkg} (inlined from node_modules) */\n${scriptText(libraryScript(pkg, file))}\n</script>`,
+  ).join('\n');
   const specs = Object.fromEntries(plots.map((p) => [p.id, p.spec]));
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>

@@ -28,9 +28,20 @@ export function sensitivityHeatmap(d: ReportData): Spec | null {
       height: { step: 16 },
       mark: 'rect',
       encoding: {
-        x: { field: 'kind', type: 'nominal', sort: [...LAYER_KINDS], title: 'module', axis: { labelAngle: -45 } },
+        x: {
+          field: 'kind',
+          type: 'nominal',
+          sort: [...LAYER_KINDS],
+          title: 'module',
+          axis: { labelAngle: -45 },
+        },
         y: { field: 'layer', type: 'ordinal', title: 'teacher layer' },
-        color: { field: 'mean', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' }, title: 'mean |θ·g|' },
+        color: {
+          field: 'mean',
+          type: 'quantitative',
+          scale: { type: 'log', scheme: 'viridis' },
+          title: 'mean |θ·g|',
+        },
         tooltip: [
           { field: 'source', title: 'teacher -- task' },
           { field: 'layer' },
@@ -50,7 +61,12 @@ export function layerScores(d: ReportData): Spec | null {
   return {
     $schema: SCHEMA,
     description: 'Layer scores and the selected teacher layers (METHOD.md step 2)',
-    data: { values: d.layerScores.map((s) => ({ ...s, kept: s.selected ? 'selected for the student' : 'not selected' })) },
+    data: {
+      values: d.layerScores.map((s) => ({
+        ...s,
+        kept: s.selected ? 'selected for the student' : 'not selected',
+      })),
+    },
     facet: { column: { field: 'source', type: 'nominal', title: 'teacher -- task' } },
     spec: {
       width: { step: 22 },
@@ -89,7 +105,12 @@ export function windowPlot(rows: WindowRow[]): Spec | null {
       values: [
         {
           ...r,
-          ex0: 0, ex1: r.tCols, ey0: 0, ey1: r.tRows, c1: r.c0 + r.cols, r1: r.r0 + r.rows,
+          ex0: 0,
+          ex1: r.tCols,
+          ey0: 0,
+          ey1: r.tRows,
+          c1: r.c0 + r.cols,
+          r1: r.r0 + r.rows,
           sharePct: r.share === null ? null : Math.round(r.share * 1000) / 10,
         },
       ],
@@ -98,11 +119,20 @@ export function windowPlot(rows: WindowRow[]): Spec | null {
       {
         mark: { type: 'rect', fill: '#eeeeee', stroke: '#888888', strokeWidth: 0.5 },
         encoding: {
-          x: { field: 'ex0', type: 'quantitative', title: null, scale: { domain: [0, r.tCols], nice: false }, axis: { values: [0, r.tCols] } },
+          x: {
+            field: 'ex0',
+            type: 'quantitative',
+            title: null,
+            scale: { domain: [0, r.tCols], nice: false },
+            axis: { values: [0, r.tCols] },
+          },
           x2: { field: 'ex1' },
           y: {
-            field: 'ey0', type: 'quantitative', title: first ? r.row : null,
-            scale: { domain: [0, r.tRows], reverse: true, nice: false }, axis: { values: [0, r.tRows] },
+            field: 'ey0',
+            type: 'quantitative',
+            title: first ? r.row : null,
+            scale: { domain: [0, r.tRows], reverse: true, nice: false },
+            axis: { values: [0, r.tRows] },
           },
           y2: { field: 'ey1' },
         },
@@ -166,7 +196,12 @@ export function trainingLoss(d: ReportData): Spec | null {
         y: { field: 'loss', type: 'quantitative', title: 'training loss', scale: { zero: false } },
         color: { field: 'method', type: 'nominal', title: 'method', scale: { domain: methods } },
         detail: { field: 'seed', type: 'nominal' },
-        tooltip: [{ field: 'method' }, { field: 'seed' }, { field: 'step' }, { field: 'loss', format: '.4f' }],
+        tooltip: [
+          { field: 'method' },
+          { field: 'seed' },
+          { field: 'step' },
+          { field: 'loss', format: '.4f' },
+        ],
       },
     },
     resolve: { scale: { y: 'independent', x: 'independent' } },
@@ -192,7 +227,12 @@ export function heldOutLoss(d: ReportData): Spec | null {
         y: { field: 'loss', type: 'quantitative', title: 'held-out answer loss', scale: { zero: false } },
         color: { field: 'method', type: 'nominal', title: 'method', scale: { domain: methods } },
         detail: { field: 'seed', type: 'nominal' },
-        tooltip: [{ field: 'method' }, { field: 'seed' }, { field: 'epoch' }, { field: 'loss', format: '.4f' }],
+        tooltip: [
+          { field: 'method' },
+          { field: 'seed' },
+          { field: 'epoch' },
+          { field: 'loss', format: '.4f' },
+        ],
       },
     },
     resolve: { scale: { y: 'independent' } },
@@ -219,7 +259,13 @@ export function resultsPlot(d: ReportData): Spec | null {
     baseline: r.method === d.table.baseline,
   }));
   const seeds = d.table.rows.flatMap((r) =>
-    Object.entries(r.values).map(([seed, v]) => ({ type: 'seed', panel: label(r.task), method: r.method, seed: Number(seed), value: v })),
+    Object.entries(r.values).map(([seed, v]) => ({
+      type: 'seed',
+      panel: label(r.task),
+      method: r.method,
+      seed: Number(seed),
+      value: v,
+    })),
   );
   // One data set for every layer (a faceted spec shares its data), told apart by "type".
   const values = [...summaries, ...seeds];
@@ -244,7 +290,12 @@ export function resultsPlot(d: ReportData): Spec | null {
           mark: { type: 'rule', strokeWidth: 2 },
           encoding: {
             x: { field: 'method', type: 'nominal', sort: order, title: 'method', axis: { labelAngle: -40 } },
-            y: { field: 'lo', type: 'quantitative', title: 'metric (mean ± std over seeds)', scale: { zero: false } },
+            y: {
+              field: 'lo',
+              type: 'quantitative',
+              title: 'metric (mean ± std over seeds)',
+              scale: { zero: false },
+            },
             y2: { field: 'hi' },
             color: { field: 'method', type: 'nominal', scale: { domain: order }, legend: null },
           },
@@ -256,7 +307,12 @@ export function resultsPlot(d: ReportData): Spec | null {
             x: { field: 'method', type: 'nominal', sort: order },
             y: { field: 'mean', type: 'quantitative' },
             color: { field: 'method', type: 'nominal', scale: { domain: order }, legend: null },
-            tooltip: [{ field: 'method' }, { field: 'mean', format: '.4f' }, { field: 'std', format: '.4f' }, { field: 'n' }],
+            tooltip: [
+              { field: 'method' },
+              { field: 'mean', format: '.4f' },
+              { field: 'std', format: '.4f' },
+              { field: 'n' },
+            ],
           },
         },
         {

@@ -73,8 +73,32 @@ export const experimentSchema = z
 /** Options the runner sets itself per cell; an experiment file may not set them in a step section. */
 export const RESERVED: Record<'sense' | 'extract' | 'train' | 'eval', readonly string[]> = {
   sense: ['teacher', 'seeds', 'out', 'shard', 'progress'],
-  extract: ['teacher', 'student', 'sensitivity', 'out', 'init', 'layers', 'structure', 'heads', 'seed', 'rank', 'alpha'],
-  train: ['student', 'data', 'out', 'init', 'loraInit', 'seed', 'resume', 'resumeFrom', 'evalData', 'valSize', 'progress'],
+  extract: [
+    'teacher',
+    'student',
+    'sensitivity',
+    'out',
+    'init',
+    'layers',
+    'structure',
+    'heads',
+    'seed',
+    'rank',
+    'alpha',
+  ],
+  train: [
+    'student',
+    'data',
+    'out',
+    'init',
+    'loraInit',
+    'seed',
+    'resume',
+    'resumeFrom',
+    'evalData',
+    'valSize',
+    'progress',
+  ],
   eval: ['model', 'adapter', 'tasks', 'out', 'progress', 'samples'],
 };
 
@@ -123,7 +147,12 @@ export interface Experiment {
 function issueText(issue: z.core.$ZodIssue): string {
   const where = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    const valid = issue.path.length === 0 ? Object.keys(experimentSchema.shape) : issue.path[0] === 'tasks' ? Object.keys(taskSchema.shape) : Object.keys(customMethodSchema.shape);
+    const valid =
+      issue.path.length === 0
+        ? Object.keys(experimentSchema.shape)
+        : issue.path[0] === 'tasks'
+          ? Object.keys(taskSchema.shape)
+          : Object.keys(customMethodSchema.shape);
     return issue.keys
       .map((k) => {
         const hint = closestKey(k, valid);
@@ -137,12 +166,20 @@ function issueText(issue: z.core.$ZodIssue): string {
 const abs = (base: string, p: string) => (isAbsolute(p) ? p : resolve(base, p));
 
 /** Checks a step section: unknown keys (with suggestions) and types through the command's schema, reserved keys refused. */
-function stepSection(file: string, step: 'sense' | 'extract' | 'train' | 'eval', raw: Record<string, unknown> | null, base: string): Record<string, unknown> {
+function stepSection(
+  file: string,
+  step: 'sense' | 'extract' | 'train' | 'eval',
+  raw: Record<string, unknown> | null,
+  base: string,
+): Record<string, unknown> {
   const values = raw ?? {};
   for (const k of Object.keys(values)) {
     const key = toCamel(k);
     if (RESERVED[step].includes(key)) {
-      throw new InputError(`${file} (section ${step})`, `option "${k}" is set by the runner for each cell${RESERVED_WHY[key] ? ` (${RESERVED_WHY[key]})` : ''}`);
+      throw new InputError(
+        `${file} (section ${step})`,
+        `option "${k}" is set by the runner for each cell${RESERVED_WHY[key] ? ` (${RESERVED_WHY[key]})` : ''}`,
+      );
     }
   }
   const checked = configValues(file, { [step]: values }, step, base);
@@ -159,12 +196,19 @@ export function loadExperiment(path: string): Experiment {
   const base = dirname(file);
   const teachers: Record<string, string> = {};
   for (const [name, p] of Object.entries(e.teachers)) {
-    if (name === 'student') throw new InputError(file, 'teacher name "student" is reserved (it means the student as its own teacher)');
+    if (name === 'student')
+      throw new InputError(
+        file,
+        'teacher name "student" is reserved (it means the student as its own teacher)',
+      );
     teachers[name] = abs(base, p);
   }
   const tasks: TaskConfig[] = Object.entries(e.tasks).map(([name, t]) => {
     if (!(t.teacher in teachers) && t.teacher !== 'student') {
-      throw new InputError(file, `task "${name}": teacher "${t.teacher}" is not defined under "teachers" (defined: ${Object.keys(teachers).join(', ') || 'none'})`);
+      throw new InputError(
+        file,
+        `task "${name}": teacher "${t.teacher}" is not defined under "teachers" (defined: ${Object.keys(teachers).join(', ') || 'none'})`,
+      );
     }
     return {
       name,
@@ -180,14 +224,22 @@ export function loadExperiment(path: string): Experiment {
   // (structure/layers/heads/init for extract, loraInit and modules for train) but not the per-cell keys.
   const methods = e.methods.map((m) => {
     if (typeof m === 'string') return resolveMethod(m, file);
-    const custom: CustomMethod = { name: m.name, like: m.like, ...(m.description ? { description: m.description } : {}) };
-    for (const [step, own] of [['extract', ['init', 'layers', 'structure', 'heads']], ['train', ['loraInit']]] as const) {
+    const custom: CustomMethod = {
+      name: m.name,
+      like: m.like,
+      ...(m.description ? { description: m.description } : {}),
+    };
+    for (const [step, own] of [
+      ['extract', ['init', 'layers', 'structure', 'heads']],
+      ['train', ['loraInit']],
+    ] as const) {
       const vals = m[step];
       if (!vals) continue;
       const where = `${file} (method ${m.name}, ${step})`;
       for (const k of Object.keys(vals)) {
         const key = toCamel(k);
-        if (RESERVED[step].includes(key) && !(own as readonly string[]).includes(key)) throw new InputError(where, `option "${k}" is set by the runner for each cell`);
+        if (RESERVED[step].includes(key) && !(own as readonly string[]).includes(key))
+          throw new InputError(where, `option "${k}" is set by the runner for each cell`);
       }
       custom[step] = configValues(file, { [step]: vals }, step, base);
     }

@@ -12,7 +12,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { readTrainerLog } from '../train/log.js';
-import { ADAPTER_PLACEHOLDER, PLAN_FILE, RESULT_FILE, shellQuote, type CellJob, type Job, type Plan } from './plan.js';
+import {
+  ADAPTER_PLACEHOLDER,
+  PLAN_FILE,
+  RESULT_FILE,
+  shellQuote,
+  type CellJob,
+  type Job,
+  type Plan,
+} from './plan.js';
 import { findTrainedAdapter } from './outputs.js';
 
 /** Runs `nuggets <argv>` in this process; returns the exit code. */
@@ -76,16 +84,32 @@ export function cellResult(job: CellJob, seconds: Record<string, number>): CellR
   if (loss !== null) metrics.answer_loss = loss;
   const value = metrics[job.metric];
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new Error(`${job.id}: the steps finished but produced no ${job.metric} (metrics found: ${JSON.stringify(metrics)})`);
+    throw new Error(
+      `${job.id}: the steps finished but produced no ${job.metric} (metrics found: ${JSON.stringify(metrics)})`,
+    );
   }
   return {
-    id: job.id, task: job.task, method: job.method, seed: job.seed, metric: job.metric, higherIsBetter: job.higherIsBetter,
-    value, metrics, seconds, spec: job.spec, finished: new Date().toISOString(),
+    id: job.id,
+    task: job.task,
+    method: job.method,
+    seed: job.seed,
+    metric: job.metric,
+    higherIsBetter: job.higherIsBetter,
+    value,
+    metrics,
+    seconds,
+    spec: job.spec,
+    finished: new Date().toISOString(),
   };
 }
 
 /** Runs the missing steps of one job (and a cell's result.json). Returns the process exit code. */
-export async function runJob(runDir: string, jobId: string, cli: CliRunner, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<number> {
+export async function runJob(
+  runDir: string,
+  jobId: string,
+  cli: CliRunner,
+  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Promise<number> {
   const plan = readPlan(runDir);
   const job = plan.jobs.find((j) => j.id === jobId);
   if (!job) {
@@ -118,7 +142,13 @@ export async function runJob(runDir: string, jobId: string, cli: CliRunner, log:
       return code;
     }
     seconds[step.name] = Math.round(s * 100) / 100;
-    writeJsonAtomic(marker(job, step.name), { planned: step.argv, inputs: job.spec.inputs, argv, seconds: seconds[step.name], finished: new Date().toISOString() });
+    writeJsonAtomic(marker(job, step.name), {
+      planned: step.argv,
+      inputs: job.spec.inputs,
+      argv,
+      seconds: seconds[step.name],
+      finished: new Date().toISOString(),
+    });
   }
   if (job.kind === 'cell') {
     const result = cellResult(job, seconds);

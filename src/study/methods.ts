@@ -34,7 +34,8 @@ const teacherInit = (structure: string, more: Record<string, unknown> = {}): Rec
 export const METHOD_CATALOGUE: Readonly<Record<string, MethodSpec>> = {
   transfer: {
     name: 'transfer',
-    description: "the paper's reference: sensitivity-selected teacher layers, max-sensitivity contiguous block, rank-r SVD",
+    description:
+      "the paper's reference: sensitivity-selected teacher layers, max-sensitivity contiguous block, rank-r SVD",
     teacher: 'task',
     extract: teacherInit('block'),
     train: {},
@@ -129,13 +130,26 @@ export interface CustomMethod {
 export function resolveMethod(m: string | CustomMethod, where: string): MethodSpec {
   if (typeof m === 'string') {
     const spec = METHOD_CATALOGUE[m];
-    if (!spec) throw new InputError(where, `unknown method "${m}"; built-in methods: ${Object.keys(METHOD_CATALOGUE).join(', ')} (or define one with {name, like, extract, train})`);
+    if (!spec)
+      throw new InputError(
+        where,
+        `unknown method "${m}"; built-in methods: ${Object.keys(METHOD_CATALOGUE).join(', ')} (or define one with {name, like, extract, train})`,
+      );
     return spec;
   }
   const base = METHOD_CATALOGUE[m.like];
-  if (!base) throw new InputError(where, `method "${m.name}": "like: ${m.like}" is not a built-in method (${Object.keys(METHOD_CATALOGUE).join(', ')})`);
-  if (!METHOD_NAME.test(m.name)) throw new InputError(where, `method name "${m.name}" must be lower-case letters, digits, "-" or "_"`);
-  if (m.extract && !base.extract) throw new InputError(where, `method "${m.name}": "${m.like}" has no extract step, so "extract" options do not apply`);
+  if (!base)
+    throw new InputError(
+      where,
+      `method "${m.name}": "like: ${m.like}" is not a built-in method (${Object.keys(METHOD_CATALOGUE).join(', ')})`,
+    );
+  if (!METHOD_NAME.test(m.name))
+    throw new InputError(where, `method name "${m.name}" must be lower-case letters, digits, "-" or "_"`);
+  if (m.extract && !base.extract)
+    throw new InputError(
+      where,
+      `method "${m.name}": "${m.like}" has no extract step, so "extract" options do not apply`,
+    );
   return {
     name: m.name,
     description: m.description ?? `${base.name} with ${JSON.stringify({ ...m.extract, ...m.train })}`,

@@ -65,7 +65,14 @@ export interface Plan {
   out: string;
   threads: number;
   baseline: string;
-  tasks: Array<{ name: string; metric: MetricName; higherIsBetter: boolean; label: string; teacher: string; description?: string }>;
+  tasks: Array<{
+    name: string;
+    metric: MetricName;
+    higherIsBetter: boolean;
+    label: string;
+    teacher: string;
+    description?: string;
+  }>;
   methods: Array<{ name: string; description: string; teacher: MethodSpec['teacher'] }>;
   seeds: number[];
   jobs: Job[];
@@ -120,9 +127,27 @@ export function buildPlan(exp: Experiment, out: string): Plan {
     const dir = join(out, id);
     const output = join(dir, SENSITIVITY_FILE);
     const teacherPath = teacher === 'student' ? exp.student : exp.teachers[teacher];
-    const argv = ['sense', ...toFlags('sense', { ...exp.sense, teacher: teacherPath, seeds: task.seeds, out: output, progress: false })];
+    const argv = [
+      'sense',
+      ...toFlags('sense', {
+        ...exp.sense,
+        teacher: teacherPath,
+        seeds: task.seeds,
+        out: output,
+        progress: false,
+      }),
+    ];
     const inputs = { teacher: print(teacherPath), seeds: print(task.seeds) };
-    const job: SenseJob = { kind: 'sense', id, dir, teacher, task: task.name, output, steps: [{ name: 'sense', argv }], spec: { steps: [argv], inputs } };
+    const job: SenseJob = {
+      kind: 'sense',
+      id,
+      dir,
+      teacher,
+      task: task.name,
+      output,
+      steps: [{ name: 'sense', argv }],
+      spec: { steps: [argv], inputs },
+    };
     senses.set(id, job);
     jobs.push(job);
     return job;
@@ -144,32 +169,69 @@ export function buildPlan(exp: Experiment, out: string): Plan {
           const teacherArg = teacher === 'student' ? 'self' : exp.teachers[teacher!];
           steps.push({
             name: 'extract',
-            argv: ['extract', ...toFlags('extract', {
-              ...exp.extract, ...m.extract, teacher: teacherArg, student: exp.student, sensitivity: sense!.output,
-              out: initDir, seed, rank, alpha,
-            })],
+            argv: [
+              'extract',
+              ...toFlags('extract', {
+                ...exp.extract,
+                ...m.extract,
+                teacher: teacherArg,
+                student: exp.student,
+                sensitivity: sense!.output,
+                out: initDir,
+                seed,
+                rank,
+                alpha,
+              }),
+            ],
           });
         }
         steps.push({
           name: 'train',
-          argv: ['train', ...toFlags('train', {
-            ...exp.train, ...m.train, student: exp.student, data: task.train, out: trainDir,
-            ...(initDir ? { init: initDir } : {}), seed, evalData: task.test, progress: false,
-          })],
+          argv: [
+            'train',
+            ...toFlags('train', {
+              ...exp.train,
+              ...m.train,
+              student: exp.student,
+              data: task.train,
+              out: trainDir,
+              ...(initDir ? { init: initDir } : {}),
+              seed,
+              evalData: task.test,
+              progress: false,
+            }),
+          ],
         });
         if (METRICS[task.metric].needsEval) {
           steps.push({
             name: 'eval',
-            argv: ['eval', ...toFlags('eval', {
-              ...exp.eval, model: exp.student, adapter: ADAPTER_PLACEHOLDER, tasks: [`super_ni:${task.test}`],
-              out: join(evalDir, 'results.json'), progress: false,
-            })],
+            argv: [
+              'eval',
+              ...toFlags('eval', {
+                ...exp.eval,
+                model: exp.student,
+                adapter: ADAPTER_PLACEHOLDER,
+                tasks: [`super_ni:${task.test}`],
+                out: join(evalDir, 'results.json'),
+                progress: false,
+              }),
+            ],
           });
         }
         cells.push({
-          kind: 'cell', id, dir, task: task.name, method: m.name, seed, metric: task.metric,
-          higherIsBetter: METRICS[task.metric].higherIsBetter, needs: sense?.id ?? null,
-          initDir, trainDir, evalDir, steps,
+          kind: 'cell',
+          id,
+          dir,
+          task: task.name,
+          method: m.name,
+          seed,
+          metric: task.metric,
+          higherIsBetter: METRICS[task.metric].higherIsBetter,
+          needs: sense?.id ?? null,
+          initDir,
+          trainDir,
+          evalDir,
+          steps,
           spec: {
             metric: task.metric,
             steps: steps.map((s) => s.argv),
@@ -193,8 +255,12 @@ export function buildPlan(exp: Experiment, out: string): Plan {
     threads: exp.threads,
     baseline: BASELINE,
     tasks: exp.tasks.map((t) => ({
-      name: t.name, metric: t.metric, higherIsBetter: METRICS[t.metric].higherIsBetter, label: METRICS[t.metric].label,
-      teacher: t.teacher, ...(t.description ? { description: t.description } : {}),
+      name: t.name,
+      metric: t.metric,
+      higherIsBetter: METRICS[t.metric].higherIsBetter,
+      label: METRICS[t.metric].label,
+      teacher: t.teacher,
+      ...(t.description ? { description: t.description } : {}),
     })),
     methods: exp.methods.map((m) => ({ name: m.name, description: m.description, teacher: m.teacher })),
     seeds: exp.seeds,

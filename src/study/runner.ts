@@ -60,7 +60,12 @@ export interface RunSummary {
 export function nuggetsCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   if (here.endsWith('.ts')) {
-    return [process.execPath, '--import', import.meta.resolve('tsx'), resolve(dirname(here), '../cli/run.ts')];
+    return [
+      process.execPath,
+      '--import',
+      import.meta.resolve('tsx'),
+      resolve(dirname(here), '../cli/run.ts'),
+    ];
   }
   return [process.execPath, resolve(dirname(here), '../cli/run.js')];
 }
@@ -96,7 +101,10 @@ function finished(job: Job, conflicts: string[]): boolean {
   if (!r) return false;
   if (!sameJson(r.spec, job.spec)) {
     const spec = r.spec as Record<string, unknown> | undefined;
-    const what = spec && sameJson(spec.steps, job.spec.steps) ? 'its model or task files changed since' : 'result.json from other options';
+    const what =
+      spec && sameJson(spec.steps, job.spec.steps)
+        ? 'its model or task files changed since'
+        : 'result.json from other options';
     conflicts.push(`${job.id} (${what})`);
     return false;
   }
@@ -108,7 +116,8 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const t0 = performance.now();
   const out = resolve(opts.out);
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (!Number.isInteger(opts.jobs) || opts.jobs < 1) throw new InputError('--jobs', `must be a positive integer, got ${opts.jobs}`);
+  if (!Number.isInteger(opts.jobs) || opts.jobs < 1)
+    throw new InputError('--jobs', `must be a positive integer, got ${opts.jobs}`);
   mkdirSync(out, { recursive: true });
   const plan = buildPlan(exp, out);
 
@@ -130,7 +139,9 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const pending = plan.jobs.filter((j) => !done.has(j.id) && (j.kind === 'cell' || neededSense.has(j.id)));
   const skipped = plan.jobs.filter((j) => done.has(j.id)).map((j) => j.id);
   const cellsDone = cells.filter((c) => done.has(c.id)).length;
-  log(`nuggets run: ${plan.name}: ${cells.length} cells (${cellsDone} already finished), ${pending.length} job(s) to run with --jobs ${opts.jobs}; folder ${out}`);
+  log(
+    `nuggets run: ${plan.name}: ${cells.length} cells (${cellsDone} already finished), ${pending.length} job(s) to run with --jobs ${opts.jobs}; folder ${out}`,
+  );
 
   const command = opts.command ?? nuggetsCommand();
   // OMP_WAIT_POLICY=passive: OpenMP workers that spin while waiting burn the CPU the other jobs need.
@@ -154,7 +165,10 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
       const logPath = join(job.dir, 'log.txt');
       const fd = openSync(logPath, 'a');
       const t = performance.now();
-      const child = spawn(command[0], [...command.slice(1), '__job', out, job.id], { env, stdio: ['ignore', fd, fd] });
+      const child = spawn(command[0], [...command.slice(1), '__job', out, job.id], {
+        env,
+        stdio: ['ignore', fd, fd],
+      });
       closeSync(fd);
       running.set(job.id, child);
       log(`started ${job.id}`);
@@ -179,7 +193,9 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
         resolveJob();
       };
       child.on('error', (e) => finish(`could not start: ${e.message}`));
-      child.on('exit', (code, sig) => finish(code === 0 ? null : sig ? `killed by ${sig}` : `exit code ${code}`));
+      child.on('exit', (code, sig) =>
+        finish(code === 0 ? null : sig ? `killed by ${sig}` : `exit code ${code}`),
+      );
     });
 
   const onAbort = () => {
@@ -199,7 +215,11 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
         const j = queue[i];
         if (j.kind === 'cell' && j.needs && failedIds.has(j.needs)) {
           queue.splice(i, 1);
-          failed.push({ id: j.id, reason: `its sensitivity job ${j.needs} failed`, log: join(out, j.needs, 'log.txt') });
+          failed.push({
+            id: j.id,
+            reason: `its sensitivity job ${j.needs} failed`,
+            log: join(out, j.needs, 'log.txt'),
+          });
           failedIds.add(j.id);
         }
       }
@@ -215,7 +235,12 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
       if (active.size === 0) break;
       await Promise.race(active);
     }
-    await Promise.all([...running.values()].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)))));
+    await Promise.all(
+      [...running.values()].map(
+        (c) =>
+          new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r))),
+      ),
+    );
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
@@ -223,5 +248,15 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const table = buildTable(plan);
   const files = writeTable(out, table);
   if (!interrupted) log(tableMarkdown(table));
-  return { out, plan, skipped, ran, failed, interrupted, table, files, seconds: (performance.now() - t0) / 1000 };
+  return {
+    out,
+    plan,
+    skipped,
+    ran,
+    failed,
+    interrupted,
+    table,
+    files,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }

@@ -117,7 +117,9 @@ export function pairedComparison(
 ): PairedComparison {
   const seeds = [...method.keys()].filter((s) => baseline.has(s)).sort((a, b) => a - b);
   const diffs = seeds.map((s) => method.get(s)! - baseline.get(s)!);
-  let wins = 0, losses = 0, ties = 0;
+  let wins = 0,
+    losses = 0,
+    ties = 0;
   for (const d of diffs) {
     if (d === 0) ties++;
     else if (d > 0 === higherIsBetter) wins++;

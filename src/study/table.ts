@@ -91,7 +91,8 @@ export function buildTable(plan: Plan): ResultsTable {
         mean: nums.length > 0 ? mean(nums) : null,
         std: sampleStd(nums),
         values: Object.fromEntries(xs.map(([s, v]) => [String(s), v])),
-        vsBaseline: m.name === plan.baseline || base.size === 0 ? null : pairedComparison(vals, base, higherIsBetter),
+        vsBaseline:
+          m.name === plan.baseline || base.size === 0 ? null : pairedComparison(vals, base, higherIsBetter),
       };
     });
   };
@@ -104,18 +105,32 @@ export function buildTable(plan: Plan): ResultsTable {
       secondary.push(...rowsFor(t.name, metric, METRICS[metric].higherIsBetter));
     }
   }
-  return { name: plan.name, baseline: plan.baseline, seeds: plan.seeds, tasks: plan.tasks, methods: plan.methods, rows, secondary, missing };
+  return {
+    name: plan.name,
+    baseline: plan.baseline,
+    seeds: plan.seeds,
+    tasks: plan.tasks,
+    methods: plan.methods,
+    rows,
+    secondary,
+    missing,
+  };
 }
 
-const f = (v: number | null | undefined, digits = 4) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits));
-const signed = (v: number | null | undefined, digits = 4) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : (v >= 0 ? '+' : '') + v.toFixed(digits));
+const f = (v: number | null | undefined, digits = 4) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
+const signed = (v: number | null | undefined, digits = 4) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : (v >= 0 ? '+' : '') + v.toFixed(digits);
 function pText(p: number | null): string {
   if (p === null) return '—';
   return p < 0.001 ? '<0.001' : p.toFixed(3);
 }
 
 function markdownRows(rows: TableRow[], baseline: string): string[] {
-  const lines = ['| method | mean | std | n | diff vs ' + baseline + ' | std err | t | p | W/L/T |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |'];
+  const lines = [
+    '| method | mean | std | n | diff vs ' + baseline + ' | std err | t | p | W/L/T |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |',
+  ];
   for (const r of rows) {
     const c = r.vsBaseline;
     lines.push(
@@ -128,18 +143,29 @@ function markdownRows(rows: TableRow[], baseline: string): string[] {
 /** The table as Markdown: one section per task (its metric, then any other numbers measured). */
 export function tableMarkdown(t: ResultsTable): string {
   const lines: string[] = [];
-  lines.push(`Seeds: ${t.seeds.join(', ')}. Paired columns compare each method with \`${t.baseline}\` over the seeds both finished`);
-  lines.push('(difference = method - baseline; t and p: paired t test, two-sided; W/L/T: seeds where the method was better/worse/equal).');
+  lines.push(
+    `Seeds: ${t.seeds.join(', ')}. Paired columns compare each method with \`${t.baseline}\` over the seeds both finished`,
+  );
+  lines.push(
+    '(difference = method - baseline; t and p: paired t test, two-sided; W/L/T: seeds where the method was better/worse/equal).',
+  );
   for (const task of t.tasks) {
     lines.push('');
     lines.push(`**${task.name}** — ${task.label} (${task.higherIsBetter ? 'higher' : 'lower'} is better)`);
     lines.push('');
-    lines.push(...markdownRows(t.rows.filter((x) => x.task === task.name), t.baseline));
+    lines.push(
+      ...markdownRows(
+        t.rows.filter((x) => x.task === task.name),
+        t.baseline,
+      ),
+    );
     for (const metric of Object.keys(METRICS) as MetricName[]) {
       const sec = (t.secondary ?? []).filter((x) => x.task === task.name && x.metric === metric);
       if (sec.length === 0) continue;
       lines.push('');
-      lines.push(`*${task.name}, also measured:* ${METRICS[metric].label} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)`);
+      lines.push(
+        `*${task.name}, also measured:* ${METRICS[metric].label} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)`,
+      );
       lines.push('');
       lines.push(...markdownRows(sec, t.baseline));
     }
