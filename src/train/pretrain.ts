@@ -372,7 +372,7 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   // Data.
   const corpus = readCorpus(o.data, o.docSplit);
   let trainDocs = corpus.documents;
-  let valDocs: typeof trainDocs = [];
+  let valDocs: typeof trainDocs;
   let valSha: string | null = null;
   if (o.valData) {
     const v = readCorpus(o.valData, o.docSplit);
