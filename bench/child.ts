@@ -11,14 +11,25 @@ export const PYTHON = '/usr/bin/python3';
 
 /** Runs `cmd args` with OMP_NUM_THREADS = threads and parses the last stdout line as JSON; throws with stderr's tail on failure. */
 export function runChild<T>(cmd: string, args: string[], threads: number): T {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args[args.length - 2] ?? ''} failed (status ${r.status}): ${r.stderr.slice(-2000)}`);
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+    env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `${cmd} ${args[args.length - 2] ?? ''} failed (status ${r.status}): ${r.stderr.slice(-2000)}`,
+    );
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as T;
 }
 
 /** Runs this bench module itself as the nuggets child: `node --import tsx <module> child '<spec json>'`. */
 export function runSelfChild<T>(moduleUrl: string, spec: { threads: number }): T {
-  return runChild<T>(process.execPath, ['--import', 'tsx', fileURLToPath(moduleUrl), 'child', JSON.stringify(spec)], spec.threads);
+  return runChild<T>(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(moduleUrl), 'child', JSON.stringify(spec)],
+    spec.threads,
+  );
 }
 
 /** The spec JSON when this process was started as `moduleUrl`'s child, else null. */

@@ -18,17 +18,22 @@ export async function run(rec: Recorder): Promise<void> {
   }
   for (const n of [1024, 2048]) {
     const gflop = (2 * n * n * n) / 1e9;
-    const A = fillFast(new Float32Array(n * n), 1), B = fillFast(new Float32Array(n * n), 2);
+    const A = fillFast(new Float32Array(n * n), 1),
+      B = fillFast(new Float32Array(n * n), 2);
     const C = new Float32Array(n * n);
     let direct: BenchEntry | null = null;
     if (nat) {
       // Interleave the C-timed and JS-called runs so background load hits both alike; best of each.
       const reps = n === 1024 ? 15 : 5;
-      let tDirect = Infinity, tNative = Infinity;
+      let tDirect = Infinity,
+        tNative = Infinity;
       nat.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n);
       for (let r = 0; r < reps; r++) {
         tDirect = Math.min(tDirect, nat.benchSgemmDirect(n, n, n, 1));
-        tNative = Math.min(tNative, bestTime(() => nat.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 1, 0));
+        tNative = Math.min(
+          tNative,
+          bestTime(() => nat.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 1, 0),
+        );
       }
       direct = rec.record(`openblas sgemm called from C ${n}^3`, gflop / tDirect, 'GFLOP/s', peak);
       rec.record(`gemm native ${n}^3 / peak`, gflop / tNative, 'GFLOP/s', peak);
@@ -36,9 +41,10 @@ export async function run(rec: Recorder): Promise<void> {
     }
     // The TS kernel takes seconds at these sizes: 1024^3 best of 2 after a warm-up, 2048^3 a single
     // call (already JIT-warm from 1024), named as such.
-    const t = n === 1024
-      ? bestTime(() => tsKernels.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 2, 1)
-      : bestTime(() => tsKernels.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 1, 0);
+    const t =
+      n === 1024
+        ? bestTime(() => tsKernels.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 2, 1)
+        : bestTime(() => tsKernels.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 1, 0);
     const label = n === 1024 ? `gemm ts ${n}^3` : `gemm ts ${n}^3 (1 call)`;
     if (peak) rec.record(`${label} / peak`, gflop / t, 'GFLOP/s', peak);
     if (direct) rec.record(`${label} / sgemm from C`, gflop / t, 'GFLOP/s', direct);

@@ -33,9 +33,16 @@ export class Recorder {
   readonly entries: BenchEntry[] = [];
 
   /** Records a figure; with a baseline, ratio = value / baseline.value. Returns the entry. */
-  record(name: string, value: number, unit: string, baseline: { name: string; value: number } | null = null): BenchEntry {
+  record(
+    name: string,
+    value: number,
+    unit: string,
+    baseline: { name: string; value: number } | null = null,
+  ): BenchEntry {
     const e: BenchEntry = {
-      name, value, unit,
+      name,
+      value,
+      unit,
       baseline: baseline ? { name: baseline.name, value: baseline.value } : null,
       ratio: baseline && baseline.value !== 0 ? value / baseline.value : null,
     };
@@ -86,9 +93,11 @@ export function fillFast(a: Float32Array, seed = 1, lo = -1, hi = 1): Float32Arr
   let s = seed >>> 0 || 1;
   const w = (hi - lo) / 4294967296;
   for (let i = 0; i < a.length; i++) {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     a[i] = lo + s * w;
   }
   return a;
@@ -113,7 +122,11 @@ export function mergeResults(path: string, entries: BenchEntry[]): ResultsFile {
   }
   const byName = new Map(old.map((e) => [e.name, e]));
   for (const e of entries) byName.set(e.name, e);
-  const out: ResultsFile = { updated: new Date().toISOString(), machine: machineDescription(), entries: [...byName.values()] };
+  const out: ResultsFile = {
+    updated: new Date().toISOString(),
+    machine: machineDescription(),
+    entries: [...byName.values()],
+  };
   writeJsonAtomic(path, out);
   return out;
 }
@@ -139,10 +152,18 @@ function formatRow(e: BenchEntry): string {
 /** A readable table of entries. */
 export function formatTable(entries: BenchEntry[]): string {
   const rows = entries.map((e) => [
-    e.name, fmt(e.value), e.unit, e.ratio === null ? '' : fmtRatio(e.ratio), e.baseline ? e.baseline.name : '',
+    e.name,
+    fmt(e.value),
+    e.unit,
+    e.ratio === null ? '' : fmtRatio(e.ratio),
+    e.baseline ? e.baseline.name : '',
   ]);
   const head = ['figure', 'value', 'unit', 'ratio', 'baseline'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 1 || i === 3 ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 1 || i === 3 ? c.padStart(w[i]) : c.padEnd(w[i])))
+      .join('  ')
+      .trimEnd();
   return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }

@@ -22,9 +22,17 @@ export interface LlamaSpec {
 /** The ModelConfig of a spec: head dim d / heads, RMSNorm eps 1e-5, RoPE theta 10000 (as the Python side). */
 export function specConfig(s: LlamaSpec, maxPositions: number): ModelConfig {
   return tinyConfig({
-    vocabSize: s.vocab, hiddenSize: s.d, intermediateSize: s.mlp, numLayers: s.layers, numHeads: s.heads,
-    numKvHeads: s.kv_heads, headDim: s.d / s.heads, maxPositionEmbeddings: maxPositions, tieWordEmbeddings: s.tied,
-    rmsNormEps: 1e-5, ropeTheta: 10000,
+    vocabSize: s.vocab,
+    hiddenSize: s.d,
+    intermediateSize: s.mlp,
+    numLayers: s.layers,
+    numHeads: s.heads,
+    numKvHeads: s.kv_heads,
+    headDim: s.d / s.heads,
+    maxPositionEmbeddings: maxPositions,
+    tieWordEmbeddings: s.tied,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
   });
 }
 

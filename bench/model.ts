@@ -50,8 +50,19 @@ export interface ChildResult {
 }
 
 export const SPEC: Spec = {
-  vocab: 32000, d: 768, layers: 12, heads: 12, kv_heads: 12, mlp: 2048, tied: true,
-  seq: 256, batches: [1, 4], reps: 1, warmup: 1, threads: availableParallelism(), gen_tokens: 32,
+  vocab: 32000,
+  d: 768,
+  layers: 12,
+  heads: 12,
+  kv_heads: 12,
+  mlp: 2048,
+  tied: true,
+  seq: 256,
+  batches: [1, 4],
+  reps: 1,
+  warmup: 1,
+  threads: availableParallelism(),
+  gen_tokens: 32,
 };
 
 /** The model's config: positions for the sequence and for generation from BOS. */
@@ -64,9 +75,11 @@ function randomIds(n: number, V: number, seed: number): Int32Array {
   const out = new Int32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = s % V;
   }
   return out;
@@ -82,9 +95,12 @@ function child(s: Spec): void {
     const T = s.seq;
     const batch = { ids: randomIds(B * T, s.vocab, 7 + B), B, T };
     const targets = randomIds(B * T, s.vocab, 99 + B);
-    let best = Infinity, cpu = Infinity, loss = NaN;
+    let best = Infinity,
+      cpu = Infinity,
+      loss = NaN;
     for (let r = 0; r < s.warmup + s.reps; r++) {
-      const t0 = performance.now(), c0 = process.cpuUsage();
+      const t0 = performance.now(),
+        c0 = process.cpuUsage();
       model.zeroGrads();
       loss = model.loss(batch, targets);
       model.backward();
@@ -109,32 +125,70 @@ function child(s: Spec): void {
 export async function run(rec: Recorder): Promise<void> {
   const s = SPEC;
   const params = parameterCount(modelConfig(s));
-  rec.note(`LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads (${s.kv_heads} kv) of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
-    `${s.tied ? 'tied' : 'untied'} embeddings: ${(params / 1e6).toFixed(1)}M parameters; seq ${s.seq}, ${s.threads} threads, ` +
-    `best of ${s.reps} after ${s.warmup} warm-up, gradients of every parameter`);
+  rec.note(
+    `LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads (${s.kv_heads} kv) of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
+      `${s.tied ? 'tied' : 'untied'} embeddings: ${(params / 1e6).toFixed(1)}M parameters; seq ${s.seq}, ${s.threads} threads, ` +
+      `best of ${s.reps} after ${s.warmup} warm-up, gradients of every parameter`,
+  );
   const nug = runSelfChild<ChildResult>(import.meta.url, s);
   const why = torchUnavailable();
   let pt: ChildResult | null = null;
   if (why) rec.note(`PyTorch baseline skipped: ${why}`);
   else pt = runChild<ChildResult>(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)], s.threads);
-  rec.note(`nuggets backend ${nug.backend}; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads` : 'no PyTorch'}`);
+  rec.note(
+    `nuggets backend ${nug.backend}; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads` : 'no PyTorch'}`,
+  );
   for (const r of nug.fwd_bwd) {
     const tps = (r.B * r.T) / r.seconds;
     const p = pt?.fwd_bwd.find((x) => x.B === r.B);
-    const base = p ? rec.record(`model fwd+bwd pytorch B${r.B}x${r.T}`, (p.B * p.T) / p.seconds, 'tokens/s') : null;
-    rec.record(`model fwd+bwd nuggets B${r.B}x${r.T}`, tps, 'tokens/s', base ? { name: base.name, value: base.value } : null);
+    const base = p
+      ? rec.record(`model fwd+bwd pytorch B${r.B}x${r.T}`, (p.B * p.T) / p.seconds, 'tokens/s')
+      : null;
+    rec.record(
+      `model fwd+bwd nuggets B${r.B}x${r.T}`,
+      tps,
+      'tokens/s',
+      base ? { name: base.name, value: base.value } : null,
+    );
     // On a shared machine wall time depends on what else runs; CPU time much less so.
-    const cbase = p ? rec.record(`model fwd+bwd pytorch B${r.B}x${r.T} per CPU-second`, (p.B * p.T) / p.cpu_seconds, 'tokens/CPU-s') : null;
-    rec.record(`model fwd+bwd nuggets B${r.B}x${r.T} per CPU-second`, (r.B * r.T) / r.cpu_seconds, 'tokens/CPU-s',
-      cbase ? { name: cbase.name, value: cbase.value } : null);
-    rec.note(`B${r.B}: loss nuggets ${r.loss.toFixed(4)}${p ? `, pytorch ${p.loss.toFixed(4)}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`);
+    const cbase = p
+      ? rec.record(
+          `model fwd+bwd pytorch B${r.B}x${r.T} per CPU-second`,
+          (p.B * p.T) / p.cpu_seconds,
+          'tokens/CPU-s',
+        )
+      : null;
+    rec.record(
+      `model fwd+bwd nuggets B${r.B}x${r.T} per CPU-second`,
+      (r.B * r.T) / r.cpu_seconds,
+      'tokens/CPU-s',
+      cbase ? { name: cbase.name, value: cbase.value } : null,
+    );
+    rec.note(
+      `B${r.B}: loss nuggets ${r.loss.toFixed(4)}${p ? `, pytorch ${p.loss.toFixed(4)}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`,
+    );
   }
   if (pt) rec.record('model fwd+bwd peak RSS pytorch', pt.max_rss_kb / 1024, 'MiB');
-  rec.record('model fwd+bwd peak RSS nuggets', nug.max_rss_kb / 1024, 'MiB',
-    pt ? { name: 'model fwd+bwd peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null);
+  rec.record(
+    'model fwd+bwd peak RSS nuggets',
+    nug.max_rss_kb / 1024,
+    'MiB',
+    pt ? { name: 'model fwd+bwd peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null,
+  );
   if (nug.gen) {
-    const base = pt?.gen ? rec.record('model generate pytorch (KV cache, B1, greedy)', pt.gen.tokens / pt.gen.seconds, 'tokens/s') : null;
-    rec.record('model generate nuggets (KV cache, B1, greedy)', nug.gen.tokens / nug.gen.seconds, 'tokens/s', base ? { name: base.name, value: base.value } : null);
+    const base = pt?.gen
+      ? rec.record(
+          'model generate pytorch (KV cache, B1, greedy)',
+          pt.gen.tokens / pt.gen.seconds,
+          'tokens/s',
+        )
+      : null;
+    rec.record(
+      'model generate nuggets (KV cache, B1, greedy)',
+      nug.gen.tokens / nug.gen.seconds,
+      'tokens/s',
+      base ? { name: base.name, value: base.value } : null,
+    );
   }
 }
 

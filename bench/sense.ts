@@ -40,7 +40,10 @@ const TMP = join(HERE, 'tmp');
 class LazyRandomWeights implements WeightSource {
   readonly source = 'lazy-random';
   private readonly names_: string[];
-  constructor(private readonly c: ModelConfig, private readonly seed: number) {
+  constructor(
+    private readonly c: ModelConfig,
+    private readonly seed: number,
+  ) {
     this.names_ = expectedTensorNames(c);
   }
   names(): string[] {
@@ -70,7 +73,10 @@ function bytesOf(c: ModelConfig): number {
 }
 
 const SEED_ROWS = [
-  { prompt: 'Tell me a story about a cat.', answer: 'Once upon a time, a little cat found a red ball in the garden.' },
+  {
+    prompt: 'Tell me a story about a cat.',
+    answer: 'Once upon a time, a little cat found a red ball in the garden.',
+  },
   { prompt: 'What did Lily do?', answer: 'Lily went to the park and played with her friends all day.' },
   { prompt: 'Say something kind.', answer: 'You are a good friend and I like you.' },
   { prompt: 'Where is the dog?', answer: 'The dog is under the big tree, sleeping in the sun.' },
@@ -79,8 +85,15 @@ const SEED_ROWS = [
 /** (1) peak RSS of a streaming sense run on a 1.57 GB teacher. */
 async function streamingMemory(rec: Recorder): Promise<void> {
   const c = tinyConfig({
-    vocabSize: 32000, hiddenSize: 1024, intermediateSize: 3072, numLayers: 24, numHeads: 16, numKvHeads: 16, headDim: 64,
-    maxPositionEmbeddings: 2048, padTokenId: null,
+    vocabSize: 32000,
+    hiddenSize: 1024,
+    intermediateSize: 3072,
+    numLayers: 24,
+    numHeads: 16,
+    numKvHeads: 16,
+    headDim: 64,
+    maxPositionEmbeddings: 2048,
+    padTokenId: null,
   });
   const folder = join(TMP, 'sense-big24');
   const bytes = bytesOf(c);
@@ -89,19 +102,43 @@ async function streamingMemory(rec: Recorder): Promise<void> {
     mkdirSync(folder, { recursive: true });
     const t0 = performance.now();
     writeHfModel(folder, c, new LazyRandomWeights(c, 11), { dtype: 'F32' });
-    rec.note(`wrote ${folder} (${(bytes / 1e9).toFixed(2)} GB fp32) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    rec.note(
+      `wrote ${folder} (${(bytes / 1e9).toFixed(2)} GB fp32) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
   // the stories260K tokenizer as tokenizer.json (512 tokens; the model's vocabulary may be larger)
   const tok = Llama2cTokenizer.fromFile(join(ROOT, 'data', 'stories260k', 'tokenizer.bin'));
   writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(buildTokenizerJson(tok)));
-  writeFileSync(join(folder, 'tokenizer_config.json'), JSON.stringify(buildTokenizerConfig(c.maxPositionEmbeddings)));
+  writeFileSync(
+    join(folder, 'tokenizer_config.json'),
+    JSON.stringify(buildTokenizerConfig(c.maxPositionEmbeddings)),
+  );
   const seeds = join(TMP, 'sense-seeds.jsonl');
   writeFileSync(seeds, SEED_ROWS.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const out = join(TMP, 'sense-big24.safetensors');
   const t0 = performance.now();
-  const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'sense', '--teacher', folder, '--seeds', seeds, '-o', out, '--no-progress'], {
-    cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24,
-  });
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      '--child',
+      'sense',
+      '--teacher',
+      folder,
+      '--seeds',
+      seeds,
+      '-o',
+      out,
+      '--no-progress',
+    ],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    },
+  );
   const wall = (performance.now() - t0) / 1000;
   const line = child.stdout.trim().split('\n').pop() ?? '';
   let r: { code: number; vmHwmKb: number; maxRssKb: number };
@@ -112,9 +149,18 @@ async function streamingMemory(rec: Recorder): Promise<void> {
   }
   if (r.code !== 0) throw new Error(`sense child exited ${r.code}: ${child.stderr.slice(-2000)}`);
   const peakMb = Math.max(r.vmHwmKb, r.maxRssKb) / 1024;
-  rec.record('sense streaming peak RSS, 24-layer teacher (d 1024, vocab 32000)', peakMb, 'MB', { name: 'fp32 model size', value: bytes / 2 ** 20 });
+  rec.record('sense streaming peak RSS, 24-layer teacher (d 1024, vocab 32000)', peakMb, 'MB', {
+    name: 'fp32 model size',
+    value: bytes / 2 ** 20,
+  });
   rec.record('sense streaming wall, 24-layer 1.57 GB teacher, 4 short seeds (child process)', wall, 's');
-  rec.note(`target: peak RSS under 40% of the fp32 model; ${child.stderr.trim().split('\n').filter((l) => l.startsWith('sense: wrote')).join(' ')}`);
+  rec.note(
+    `target: peak RSS under 40% of the fp32 model; ${child.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('sense: wrote'))
+      .join(' ')}`,
+  );
   rmSync(out, { force: true });
   rmSync(out.replace(/\.safetensors$/, '.summary.json'), { force: true });
 }
@@ -122,13 +168,29 @@ async function streamingMemory(rec: Recorder): Promise<void> {
 /** (2) tokens/s on the ~100M config, ours (streaming and in memory) vs PyTorch. */
 async function tokensPerSecond(rec: Recorder): Promise<void> {
   const c = tinyConfig({
-    vocabSize: 32000, hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, headDim: 64,
-    maxPositionEmbeddings: 2048, padTokenId: null,
+    vocabSize: 32000,
+    hiddenSize: 768,
+    intermediateSize: 2048,
+    numLayers: 12,
+    numHeads: 12,
+    numKvHeads: 12,
+    headDim: 64,
+    maxPositionEmbeddings: 2048,
+    padTokenId: null,
   });
-  const T = 256, prompt = 64, nSeeds = 2;
+  const T = 256,
+    prompt = 64,
+    nSeeds = 2;
   const rng = new Rng(5);
   const idRows = Array.from({ length: nSeeds }, () => Array.from({ length: T }, () => rng.int(c.vocabSize)));
-  const seeds = idRows.map((ids, i) => fromIds(i, ids, ids.map((_, t) => (t >= prompt ? 1 : 0)), `seed ${i}`));
+  const seeds = idRows.map((ids, i) =>
+    fromIds(
+      i,
+      ids,
+      ids.map((_, t) => (t >= prompt ? 1 : 0)),
+      `seed ${i}`,
+    ),
+  );
   const tokens = nSeeds * T;
   const weights = randomWeights(c, 3);
   const threads = cpus().length;
@@ -140,10 +202,28 @@ async function tokensPerSecond(rec: Recorder): Promise<void> {
   const torch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
   let base: { name: string; value: number } | null = null;
   if (torch.status === 0) {
-    const spec = { vocab: c.vocabSize, d: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kv_heads: c.numKvHeads, mlp: c.intermediateSize, seeds: idRows, prompt: idRows.map(() => prompt), threads, reps: 1 };
-    const p = spawnSync('/usr/bin/python3', [join(HERE, 'torch', 'sense.py'), JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const spec = {
+      vocab: c.vocabSize,
+      d: c.hiddenSize,
+      layers: c.numLayers,
+      heads: c.numHeads,
+      kv_heads: c.numKvHeads,
+      mlp: c.intermediateSize,
+      seeds: idRows,
+      prompt: idRows.map(() => prompt),
+      threads,
+      reps: 1,
+    };
+    const p = spawnSync('/usr/bin/python3', [join(HERE, 'torch', 'sense.py'), JSON.stringify(spec)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
     if (p.status === 0) {
-      const r = JSON.parse(p.stdout.trim().split('\n').pop()!) as { seconds: number; threads: number; torch: string };
+      const r = JSON.parse(p.stdout.trim().split('\n').pop()!) as {
+        seconds: number;
+        threads: number;
+        torch: string;
+      };
       base = { name: `PyTorch ${r.torch} eager, ${r.threads} threads`, value: tokens / r.seconds };
     } else {
       rec.note(`PyTorch baseline failed: ${p.stderr.slice(-1000)}`);
@@ -158,10 +238,15 @@ async function tokensPerSecond(rec: Recorder): Promise<void> {
 
 /** (3) one layer of LLaMA 13B -> 7B: seven window searches + randomized rank-16 SVDs. */
 async function extractLayer(rec: Recorder): Promise<void> {
-  const t = { d: 5120, f: 13824 }, s = { d: 4096, f: 11008 };
+  const t = { d: 5120, f: 13824 },
+    s = { d: 4096, f: 11008 };
   const shapes: Array<[string, [number, number], [number, number]]> = [
-    ['q_proj', [t.d, t.d], [s.d, s.d]], ['k_proj', [t.d, t.d], [s.d, s.d]], ['v_proj', [t.d, t.d], [s.d, s.d]],
-    ['o_proj', [t.d, t.d], [s.d, s.d]], ['gate_proj', [t.f, t.d], [s.f, s.d]], ['up_proj', [t.f, t.d], [s.f, s.d]],
+    ['q_proj', [t.d, t.d], [s.d, s.d]],
+    ['k_proj', [t.d, t.d], [s.d, s.d]],
+    ['v_proj', [t.d, t.d], [s.d, s.d]],
+    ['o_proj', [t.d, t.d], [s.d, s.d]],
+    ['gate_proj', [t.f, t.d], [s.f, s.d]],
+    ['up_proj', [t.f, t.d], [s.f, s.d]],
     ['down_proj', [t.d, t.f], [s.d, s.f]],
   ];
   /** Window search + cut on fresh random W and S; they go out of scope before the SVD. */
@@ -169,10 +254,16 @@ async function extractLayer(rec: Recorder): Promise<void> {
     const W = fillFast(new Float32Array(tShape[0] * tShape[1]), 3, -0.02, 0.02);
     const S = fillFast(new Float32Array(tShape[0] * tShape[1]), 4, 0, 1);
     const t0 = performance.now();
-    const cut = cutSubmatrix(W, S, { name: kind, teacher: tShape, student: sShape, transposed: false }, 'block');
+    const cut = cutSubmatrix(
+      W,
+      S,
+      { name: kind, teacher: tShape, student: sShape, transposed: false },
+      'block',
+    );
     return { cut, seconds: (performance.now() - t0) / 1000 };
   };
-  let total = 0, cutTotal = 0;
+  let total = 0,
+    cutTotal = 0;
   for (const [kind, tShape, sShape] of shapes) {
     const { cut, seconds } = cutOne(kind, tShape, sShape);
     const t0 = performance.now();
@@ -180,13 +271,24 @@ async function extractLayer(rec: Recorder): Promise<void> {
     total += seconds + (performance.now() - t0) / 1000;
     cutTotal += seconds;
   }
-  rec.record('extract one layer LLaMA 13B -> 7B (7 matrices: window search + randomized rank-16 SVD)', total, 's', { name: 'target', value: 10 });
-  rec.note(`of which window search + cut ${cutTotal.toFixed(2)} s, SVD ${(total - cutTotal).toFixed(2)} s (random W and S)`);
+  rec.record(
+    'extract one layer LLaMA 13B -> 7B (7 matrices: window search + randomized rank-16 SVD)',
+    total,
+    's',
+    { name: 'target', value: 10 },
+  );
+  rec.note(
+    `of which window search + cut ${cutTotal.toFixed(2)} s, SVD ${(total - cutTotal).toFixed(2)} s (random W and S)`,
+  );
 }
 
 export async function run(rec: Recorder): Promise<void> {
   mkdirSync(TMP, { recursive: true });
-  for (const [name, fn] of [['streaming memory', streamingMemory], ['tokens/s', tokensPerSecond], ['extract 13B->7B layer', extractLayer]] as const) {
+  for (const [name, fn] of [
+    ['streaming memory', streamingMemory],
+    ['tokens/s', tokensPerSecond],
+    ['extract 13B->7B layer', extractLayer],
+  ] as const) {
     try {
       await fn(rec);
     } catch (e) {
@@ -201,6 +303,8 @@ if (process.argv[2] === '--child' && import.meta.url === pathToFileURL(process.a
   const code = await main(['node', 'nuggets', ...process.argv.slice(3)]);
   const status = readFileSync('/proc/self/status', 'utf8');
   const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-  console.log(JSON.stringify({ code, vmHwmKb: hwm ? Number(hwm[1]) : 0, maxRssKb: process.resourceUsage().maxRSS }));
+  console.log(
+    JSON.stringify({ code, vmHwmKb: hwm ? Number(hwm[1]) : 0, maxRssKb: process.resourceUsage().maxRSS }),
+  );
   process.exit(code);
 }

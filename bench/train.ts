@@ -62,8 +62,22 @@ export interface ChildResult {
 }
 
 export const SPEC: Spec = {
-  vocab: 32000, d: 768, layers: 12, heads: 12, kv_heads: 12, mlp: 2048, tied: true, seq: 256, batch: 2,
-  r: 16, alpha: 16, dropout: 0.05, lr: 3e-4, reps: 2, warmup: 1, threads: availableParallelism(),
+  vocab: 32000,
+  d: 768,
+  layers: 12,
+  heads: 12,
+  kv_heads: 12,
+  mlp: 2048,
+  tied: true,
+  seq: 256,
+  batch: 2,
+  r: 16,
+  alpha: 16,
+  dropout: 0.05,
+  lr: 3e-4,
+  reps: 2,
+  warmup: 1,
+  threads: availableParallelism(),
 };
 
 /** B rows of T random ids, every position after the first a target. */
@@ -74,7 +88,15 @@ function benchRows(s: Spec): EncodedExample[] {
     for (let t = 0; t < s.seq; t++) ids[t] = rng.int(s.vocab);
     const answerMask = new Uint8Array(s.seq).fill(1);
     answerMask[0] = 0;
-    return { ids, answerMask, nTargets: s.seq - 1, fullLength: s.seq, truncated: false, source: `bench:${b + 1}`, line: b + 1 };
+    return {
+      ids,
+      answerMask,
+      nTargets: s.seq - 1,
+      fullLength: s.seq,
+      truncated: false,
+      source: `bench:${b + 1}`,
+      line: b + 1,
+    };
   });
 }
 
@@ -95,7 +117,8 @@ function child(s: Spec): void {
   const rows = benchRows(s);
   model.setTraining(true);
   const steps: ChildResult['steps'] = [];
-  let best = Infinity, bestCpu = Infinity;
+  let best = Infinity,
+    bestCpu = Infinity;
   for (let i = 0; i < s.warmup + s.reps; i++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -112,8 +135,14 @@ function child(s: Spec): void {
     }
   }
   const out: ChildResult = {
-    steps, best_seconds: best, best_cpu_seconds: bestCpu, tokens_per_step: s.batch * s.seq, lora_params: params.size,
-    max_rss_kb: maxRssKb(), threads: s.threads, backend: kernels().name,
+    steps,
+    best_seconds: best,
+    best_cpu_seconds: bestCpu,
+    tokens_per_step: s.batch * s.seq,
+    lora_params: params.size,
+    max_rss_kb: maxRssKb(),
+    threads: s.threads,
+    backend: kernels().name,
   };
   process.stdout.write(JSON.stringify(out) + '\n');
 }
@@ -121,23 +150,50 @@ function child(s: Spec): void {
 export async function run(rec: Recorder): Promise<void> {
   const s = SPEC;
   const params = parameterCount(specConfig(s, s.seq));
-  rec.note(`LoRA training: LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
-    `${(params / 1e6).toFixed(1)}M frozen parameters; LoRA r ${s.r}, alpha ${s.alpha}, dropout ${s.dropout} on q,k,v,o,gate,up,down; ` +
-    `batch ${s.batch} x ${s.seq}, ${s.threads} threads, best of ${s.reps} steps after ${s.warmup} warm-up`);
+  rec.note(
+    `LoRA training: LLaMA d ${s.d}, ${s.layers} layers, ${s.heads} heads of ${s.d / s.heads}, MLP ${s.mlp}, vocab ${s.vocab}, ` +
+      `${(params / 1e6).toFixed(1)}M frozen parameters; LoRA r ${s.r}, alpha ${s.alpha}, dropout ${s.dropout} on q,k,v,o,gate,up,down; ` +
+      `batch ${s.batch} x ${s.seq}, ${s.threads} threads, best of ${s.reps} steps after ${s.warmup} warm-up`,
+  );
   const nug = runSelfChild<ChildResult>(import.meta.url, s);
   const why = torchUnavailable();
   let pt: ChildResult | null = null;
   if (why) rec.note(`PyTorch baseline skipped: ${why}`);
   else pt = runChild<ChildResult>(PYTHON, [TORCH_SCRIPT, JSON.stringify(s)], s.threads);
-  rec.note(`nuggets backend ${nug.backend}, ${nug.lora_params} LoRA parameters; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads, ${pt.lora_params} LoRA parameters` : 'no PyTorch'}`);
-  rec.note(`losses per step: nuggets ${nug.steps.map((x) => x.loss.toFixed(4)).join(', ')}${pt ? `; pytorch ${pt.steps.map((x) => x.loss.toFixed(4)).join(', ')}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`);
+  rec.note(
+    `nuggets backend ${nug.backend}, ${nug.lora_params} LoRA parameters; ${pt ? `PyTorch ${pt.torch} with ${pt.threads} threads, ${pt.lora_params} LoRA parameters` : 'no PyTorch'}`,
+  );
+  rec.note(
+    `losses per step: nuggets ${nug.steps.map((x) => x.loss.toFixed(4)).join(', ')}${pt ? `; pytorch ${pt.steps.map((x) => x.loss.toFixed(4)).join(', ')}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`,
+  );
   const base = pt ? rec.record('lora train pytorch', pt.tokens_per_step / pt.best_seconds, 'tokens/s') : null;
-  rec.record('lora train nuggets', nug.tokens_per_step / nug.best_seconds, 'tokens/s', base ? { name: base.name, value: base.value } : null);
+  rec.record(
+    'lora train nuggets',
+    nug.tokens_per_step / nug.best_seconds,
+    'tokens/s',
+    base ? { name: base.name, value: base.value } : null,
+  );
   // tokens per CPU-second (all threads): the comparison that survives other jobs on a shared machine
-  const baseCpu = pt ? rec.record('lora train pytorch per CPU-second', pt.tokens_per_step / pt.best_cpu_seconds, 'tokens/CPU-s') : null;
-  rec.record('lora train nuggets per CPU-second', nug.tokens_per_step / nug.best_cpu_seconds, 'tokens/CPU-s', baseCpu ? { name: baseCpu.name, value: baseCpu.value } : null);
+  const baseCpu = pt
+    ? rec.record(
+        'lora train pytorch per CPU-second',
+        pt.tokens_per_step / pt.best_cpu_seconds,
+        'tokens/CPU-s',
+      )
+    : null;
+  rec.record(
+    'lora train nuggets per CPU-second',
+    nug.tokens_per_step / nug.best_cpu_seconds,
+    'tokens/CPU-s',
+    baseCpu ? { name: baseCpu.name, value: baseCpu.value } : null,
+  );
   if (pt) rec.record('lora train peak RSS pytorch', pt.max_rss_kb / 1024, 'MiB');
-  rec.record('lora train peak RSS nuggets', nug.max_rss_kb / 1024, 'MiB', pt ? { name: 'lora train peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null);
+  rec.record(
+    'lora train peak RSS nuggets',
+    nug.max_rss_kb / 1024,
+    'MiB',
+    pt ? { name: 'lora train peak RSS pytorch', value: pt.max_rss_kb / 1024 } : null,
+  );
 }
 
 const spec = childSpec<Spec>(import.meta.url);

@@ -5,7 +5,10 @@
 import { bestTime, fillFast, nativeForBench, type BenchEntry, type Recorder } from './lib.js';
 import { tsKernels } from '../src/engine/ts/index.js';
 
-const N = 13824, M = 5120, WN = 11008, WM = 4096;
+const N = 13824,
+  M = 5120,
+  WN = 11008,
+  WM = 4096;
 
 export async function run(rec: Recorder): Promise<void> {
   const S = fillFast(new Float32Array(N * M), 7, 0, 1); // sensitivities are non-negative

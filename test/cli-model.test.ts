@@ -54,12 +54,17 @@ writeFileSync(truncated, readFileSync(CKPT).subarray(0, 50_000));
 copyFileSync(TOKBIN, join(tmp, 'truncated', 'tokenizer.bin'));
 
 // a random adapter on q_proj, v_proj and down_proj of every layer, r 4, alpha 8
-const adapterModules = randomAdapter(['q_proj', 'v_proj', 'down_proj'], c, new Rng(11), { r: 4, alpha: 8, std: 0.1 });
+const adapterModules = randomAdapter(['q_proj', 'v_proj', 'down_proj'], c, new Rng(11), {
+  r: 4,
+  alpha: 8,
+  std: 0.1,
+});
 writeAdapter(adapterDir, adapterModules, c, { baseModel: CKPT, loraDropout: 0 });
 
 const PROMPT = 'Once upon a time,';
 const TULU_PROMPT = '<|user|>\nTell me a story.\n\n<|assistant|>\n';
-const TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
+const TEMPLATE =
+  '{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
 
 const runs: Record<string, string[]> = {
   convert: ['convert', CKPT, '--tokenizer', TOKBIN, '-o', hfDir],
@@ -76,7 +81,14 @@ const runs: Record<string, string[]> = {
   chat: ['generate', CKPT, '--prompt', 'Tell me a story.', '--chat', '--max-tokens', '40'],
   chatPlain: ['generate', CKPT, '--prompt', TULU_PROMPT, '--max-tokens', '40'],
   chatTemplate: ['generate', chatDir, '--prompt', 'Tell me a story.', '--chat', '--max-tokens', '40'],
-  chatTemplatePlain: ['generate', chatDir, '--prompt', '[user] Tell me a story.\n[assistant]', '--max-tokens', '40'],
+  chatTemplatePlain: [
+    'generate',
+    chatDir,
+    '--prompt',
+    '[user] Tell me a story.\n[assistant]',
+    '--max-tokens',
+    '40',
+  ],
   adapter: ['generate', CKPT, '--adapter', adapterDir, '--max-tokens', '40'],
   inspectBin: ['inspect', CKPT, '--json'],
   inspectBinText: ['inspect', CKPT],
@@ -97,9 +109,14 @@ const names = Object.keys(runs);
 const first = cliBatch([runs.convert, runs.convertAgain]);
 execFileSync('cp', ['-r', hfDir, chatDir]);
 const tcPath = join(chatDir, 'tokenizer_config.json');
-writeFileSync(tcPath, JSON.stringify({ ...JSON.parse(readFileSync(tcPath, 'utf8')), chat_template: TEMPLATE }));
+writeFileSync(
+  tcPath,
+  JSON.stringify({ ...JSON.parse(readFileSync(tcPath, 'utf8')), chat_template: TEMPLATE }),
+);
 const rest = cliBatch(names.slice(2).map((n) => runs[n]));
-const R: Record<string, CliResult> = Object.fromEntries(names.map((n, i) => [n, i < 2 ? first[i] : rest[i - 2]]));
+const R: Record<string, CliResult> = Object.fromEntries(
+  names.map((n, i) => [n, i < 2 ? first[i] : rest[i - 2]]),
+);
 
 function ok(name: string): string {
   const r = R[name];
@@ -127,15 +144,28 @@ test('generate from the llama2.c checkpoint, as a real process: greedy 200 token
 });
 
 test('convert writes an HF folder from which generate prints the same golden text', () => {
-  assert.equal(ok('convert'), `wrote ${hfDir}: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json\n`);
-  assert.deepEqual(readdirSync(hfDir).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+  assert.equal(
+    ok('convert'),
+    `wrote ${hfDir}: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json\n`,
+  );
+  assert.deepEqual(readdirSync(hfDir).sort(), [
+    'config.json',
+    'generation_config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ]);
   assert.equal(ok('goldenHf'), GOLDEN_TEXT + '\n');
   // --no-stream prints the same text at the end
   assert.equal(ok('noStream'), GOLDEN_TEXT + '\n');
 });
 
 test('convert refuses to overwrite a model folder without --force', () => {
-  inputError('convertAgain', hfDir, /already holds config\.json, model\.safetensors, tokenizer\.json; .*--force/);
+  inputError(
+    'convertAgain',
+    hfDir,
+    /already holds config\.json, model\.safetensors, tokenizer\.json; .*--force/,
+  );
 });
 
 test('a prompt is continued with its leading space kept, and a stop string cuts before itself (llama2.c and HF tokenizers)', () => {
@@ -197,9 +227,18 @@ test('inspect --json of the llama2.c file: architecture, parameters per module, 
   const x = JSON.parse(ok('inspectBin'));
   assert.equal(x.format, 'llama2c');
   assert.deepEqual(
-    [x.architecture.hidden_size, x.architecture.intermediate_size, x.architecture.num_hidden_layers, x.architecture.num_attention_heads,
-      x.architecture.num_key_value_heads, x.architecture.head_dim, x.architecture.vocab_size, x.architecture.tie_word_embeddings,
-      x.architecture.rope_style, x.architecture.max_position_embeddings],
+    [
+      x.architecture.hidden_size,
+      x.architecture.intermediate_size,
+      x.architecture.num_hidden_layers,
+      x.architecture.num_attention_heads,
+      x.architecture.num_key_value_heads,
+      x.architecture.head_dim,
+      x.architecture.vocab_size,
+      x.architecture.tie_word_embeddings,
+      x.architecture.rope_style,
+      x.architecture.max_position_embeddings,
+    ],
     [64, 172, 5, 8, 4, 8, 512, true, 'pairs', 512],
   );
   assert.equal(total, 260032);
@@ -223,7 +262,12 @@ test('inspect --json of the llama2.c file: architecture, parameters per module, 
   // the file: 7 int32 header + all fp32 arrays, including freq_cis_real/imag [512, 4] each
   const fileBytes = 28 + 4 * (total + 2 * 512 * 4);
   assert.equal(statSync(CKPT).size, fileBytes);
-  assert.deepEqual(x.bytes, { files: { 'checkpoint_legacy.bin': fileBytes }, onDisk: fileBytes, tensorData: 4 * total, asFp32: 4 * total });
+  assert.deepEqual(x.bytes, {
+    files: { 'checkpoint_legacy.bin': fileBytes },
+    onDisk: fileBytes,
+    tensorData: 4 * total,
+    asFp32: 4 * total,
+  });
   assert.deepEqual(x.tokenizer, { path: TOKBIN, vocabSize: 512, bosId: 1, eosId: 2, chatTemplate: false });
   const text = ok('inspectBinText');
   assert.match(text, /^ {2}total +47 +260,032 +100\.0%$/m);
@@ -238,7 +282,13 @@ test('inspect --json of the converted folder and of a BF16 sharded copy: same co
   assert.equal(hf.architecture.rope_style, 'half');
   assert.deepEqual(hf.parameters, bin.parameters);
   assert.deepEqual(hf.bytes.files, { 'model.safetensors': statSync(join(hfDir, 'model.safetensors')).size });
-  assert.deepEqual(hf.tokenizer, { path: join(hfDir, 'tokenizer.json'), vocabSize: 512, bosId: 1, eosId: 2, chatTemplate: false });
+  assert.deepEqual(hf.tokenizer, {
+    path: join(hfDir, 'tokenizer.json'),
+    vocabSize: 512,
+    bosId: 1,
+    eosId: 2,
+    chatTemplate: false,
+  });
 
   const bf = JSON.parse(ok('inspectBf16'));
   assert.deepEqual(bf.parameters, bin.parameters);
@@ -247,7 +297,10 @@ test('inspect --json of the converted folder and of a BF16 sharded copy: same co
   assert.ok(files.length >= 4, files.join()); // an index and several shards
   const sizes = Object.fromEntries(files.map((f) => [f, statSync(join(bf16Dir, f)).size]));
   assert.deepEqual(bf.bytes.files, sizes);
-  assert.equal(bf.bytes.onDisk, Object.values(sizes).reduce((a, b) => a + b, 0));
+  assert.equal(
+    bf.bytes.onDisk,
+    Object.values(sizes).reduce((a, b) => a + b, 0),
+  );
   assert.equal(bf.bytes.tensorData, 2 * total);
   assert.equal(bf.bytes.asFp32, 4 * total);
   assert.equal(bf.tokenizer.path, TOKBIN);

@@ -6,7 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
@@ -30,17 +39,36 @@ const teacher = join(dir, 'teacher');
 const student = join(dir, 'student');
 const seeds = join(dir, 'seeds.jsonl');
 const SEEDS = [
-  { prompt: 'Tell me about Lily.', answer: 'Lily was a little girl who loved to play in the park with her ball.' },
+  {
+    prompt: 'Tell me about Lily.',
+    answer: 'Lily was a little girl who loved to play in the park with her ball.',
+  },
   { question: 'What did Tom see?', answer: 'Tom saw a big red ball in the garden and he was happy.' },
-  { dataset: 'toy', id: 'x3', messages: [{ role: 'user', content: 'Say something kind.' }, { role: 'assistant', content: 'You are a good friend.' }] },
+  {
+    dataset: 'toy',
+    id: 'x3',
+    messages: [
+      { role: 'user', content: 'Say something kind.' },
+      { role: 'assistant', content: 'You are a good friend.' },
+    ],
+  },
 ];
 
 mkdirSync(teacher);
 convertLlama2cToHf(LLAMA2C, join(ROOT, 'data', 'stories260k', 'tokenizer.bin'), teacher);
 // student: d 48 < 64, 3 < 5 layers, 6 heads of 8 on 3 kv heads, MLP 128 < 172, same vocabulary, untied
 const scfg = tinyConfig({
-  vocabSize: 512, hiddenSize: 48, intermediateSize: 128, numLayers: 3, numHeads: 6, numKvHeads: 3, headDim: 8,
-  maxPositionEmbeddings: 512, bosTokenId: 1, eosTokenId: [2], padTokenId: null,
+  vocabSize: 512,
+  hiddenSize: 48,
+  intermediateSize: 128,
+  numLayers: 3,
+  numHeads: 6,
+  numKvHeads: 3,
+  headDim: 8,
+  maxPositionEmbeddings: 512,
+  bosTokenId: 1,
+  eosTokenId: [2],
+  padTokenId: null,
 });
 mkdirSync(student);
 writeHfModel(student, scfg, randomWeights(scfg, 7));
@@ -71,18 +99,36 @@ async function cli(...args: string[]): Promise<{ code: number; err: string }> {
 const sens = join(dir, 'sens.safetensors');
 /** The teacher's sensitivity (bf16), computed once by the first test that needs it. */
 let sensRun: Promise<{ code: number; err: string }> | null = null;
-const senseOnce = () => (sensRun ??= cli('sense', '--teacher', teacher, '--seeds', seeds, '-o', sens, '--no-progress', '--dtype', 'bf16'));
+const senseOnce = () =>
+  (sensRun ??= cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    seeds,
+    '-o',
+    sens,
+    '--no-progress',
+    '--dtype',
+    'bf16',
+  ));
 
 test('sense writes one tensor per teacher parameter and a summary with per-tensor, per-layer sums and seed losses', async () => {
   const r = await senseOnce();
   assert.equal(r.code, 0, r.err);
-  assert.match(r.err, /sense: wrote .*sens\.safetensors and .*sens\.summary\.json: 3 seeds, mean answer loss \d/);
+  assert.match(
+    r.err,
+    /sense: wrote .*sens\.safetensors and .*sens\.summary\.json: 3 seeds, mean answer loss \d/,
+  );
   assert.match(r.err, /max length 2048 lowered to the teacher's context of 512 tokens/);
   const f = openSafetensors(sens);
   try {
     const src = loadModelSource(teacher);
     // tied teacher: every tensor but lm_head, bf16
-    assert.deepEqual(f.names(), src.weights.names().filter((n) => n !== 'lm_head.weight'));
+    assert.deepEqual(
+      f.names(),
+      src.weights.names().filter((n) => n !== 'lm_head.weight'),
+    );
     for (const n of f.names()) {
       assert.equal(f.info(n).dtype, 'BF16');
       assert.deepEqual(f.info(n).shape, src.weights.info(n).shape);
@@ -92,13 +138,18 @@ test('sense writes one tensor per teacher parameter and a summary with per-tenso
     const onDisk = JSON.parse(readFileSync(join(dir, 'sens.summary.json'), 'utf8')) as SensSummary;
     assert.deepEqual(onDisk, s);
     assert.equal(s.loss.perSeed.length, 3);
-    assert.deepEqual(s.loss.perSeed.map((x) => x.line), [1, 2, 3]);
+    assert.deepEqual(
+      s.loss.perSeed.map((x) => x.line),
+      [1, 2, 3],
+    );
     assert.ok(s.loss.perSeed.every((x) => x.loss > 0 && x.loss < 15 && x.answerTokens > 5));
     assert.ok(s.tiedEmbeddings!.includes('no separate lm_head.weight'));
     assert.equal(s.layers.length, 5);
     // per-layer sums are sums of the per-tensor sums; the stored bf16 values agree with them to bf16 rounding
     for (let l = 0; l < 5; l++) {
-      const want = Object.entries(s.tensors).filter(([n]) => n.startsWith(`model.layers.${l}.`)).reduce((a, [, t]) => a + t.sum, 0);
+      const want = Object.entries(s.tensors)
+        .filter(([n]) => n.startsWith(`model.layers.${l}.`))
+        .reduce((a, [, t]) => a + t.sum, 0);
       assert.ok(Math.abs(want - s.layers[l]) < 1e-9 * want);
     }
     const q = f.get('model.layers.2.self_attn.q_proj.weight');
@@ -108,7 +159,11 @@ test('sense writes one tensor per teacher parameter and a summary with per-tenso
   } finally {
     f.close();
   }
-  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.')), [], 'no temporary files left');
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.startsWith('.')),
+    [],
+    'no temporary files left',
+  );
 });
 
 test('sense: chat template option, overflow truncate (reported) or refuse, and bad seed files named by line', async () => {
@@ -117,36 +172,115 @@ test('sense: chat template option, overflow truncate (reported) or refuse, and b
   const templated = join(dir, 'teacher-templated');
   mkdirSync(templated);
   for (const f of readdirSync(teacher)) copyFileSync(join(teacher, f), join(templated, f));
-  tcfg.chat_template = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}";
+  tcfg.chat_template =
+    '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}';
   writeFileSync(join(templated, 'tokenizer_config.json'), JSON.stringify(tcfg));
   const tpl = join(dir, 'tpl.safetensors');
-  let r = await cli('sense', '--teacher', templated, '--seeds', seeds, '-o', tpl, '--chat-format', 'template', '--no-progress');
+  let r = await cli(
+    'sense',
+    '--teacher',
+    templated,
+    '--seeds',
+    seeds,
+    '-o',
+    tpl,
+    '--chat-format',
+    'template',
+    '--no-progress',
+  );
   assert.equal(r.code, 0, r.err);
-  r = await cli('sense', '--teacher', teacher, '--seeds', seeds, '-o', join(dir, 'x.safetensors'), '--chat-format', 'template', '--no-progress');
+  r = await cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    seeds,
+    '-o',
+    join(dir, 'x.safetensors'),
+    '--chat-format',
+    'template',
+    '--no-progress',
+  );
   assert.equal(r.code, 2);
   assert.match(r.err, /the tokenizer has no chat template/);
 
-  r = await cli('sense', '--teacher', teacher, '--seeds', seeds, '-o', join(dir, 'trunc.safetensors'), '--max-length', '50', '--no-progress');
+  r = await cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    seeds,
+    '-o',
+    join(dir, 'trunc.safetensors'),
+    '--max-length',
+    '50',
+    '--no-progress',
+  );
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /truncated to 50 tokens \(lines 1, 2\)/);
   const trunc = JSON.parse(readFileSync(join(dir, 'trunc.summary.json'), 'utf8')) as SensSummary;
   assert.deepEqual(trunc.encode!.truncatedLines, [1, 2]);
   assert.ok(trunc.loss.perSeed.every((s) => s.tokens <= 50));
-  assert.deepEqual(trunc.loss.perSeed.map((x) => x.truncated), [true, true, false]);
-  r = await cli('sense', '--teacher', teacher, '--seeds', seeds, '-o', join(dir, 'x.safetensors'), '--max-length', '50', '--overflow', 'refuse', '--no-progress');
+  assert.deepEqual(
+    trunc.loss.perSeed.map((x) => x.truncated),
+    [true, true, false],
+  );
+  r = await cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    seeds,
+    '-o',
+    join(dir, 'x.safetensors'),
+    '--max-length',
+    '50',
+    '--overflow',
+    'refuse',
+    '--no-progress',
+  );
   assert.equal(r.code, 2);
-  assert.match(r.err, /seeds\.jsonl: 2 example\(s\) longer than the max length 50 tokens \(longest 60\) at line\(s\) 1, 2;/);
+  assert.match(
+    r.err,
+    /seeds\.jsonl: 2 example\(s\) longer than the max length 50 tokens \(longest 60\) at line\(s\) 1, 2;/,
+  );
 
   const bad = join(dir, 'bad.jsonl');
   writeFileSync(bad, `${JSON.stringify(SEEDS[0])}\n{"prompt": "x", "answer": "  "}\n`);
-  r = await cli('sense', '--teacher', teacher, '--seeds', bad, '-o', join(dir, 'x.safetensors'), '--no-progress');
+  r = await cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    bad,
+    '-o',
+    join(dir, 'x.safetensors'),
+    '--no-progress',
+  );
   assert.equal(r.code, 2);
   assert.match(r.err, /bad\.jsonl:2: the answer is empty/);
   writeFileSync(bad, `${JSON.stringify(SEEDS[0])}\n\n{"prompt": "x", "answer": "y"\n`);
-  r = await cli('sense', '--teacher', teacher, '--seeds', bad, '-o', join(dir, 'x.safetensors'), '--no-progress');
+  r = await cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    bad,
+    '-o',
+    join(dir, 'x.safetensors'),
+    '--no-progress',
+  );
   assert.equal(r.code, 2);
   assert.match(r.err, /bad\.jsonl:3: not valid JSON/);
-  r = await cli('sense', '--teacher', teacher, '--seeds', join(dir, 'none.jsonl'), '-o', join(dir, 'x.safetensors'));
+  r = await cli(
+    'sense',
+    '--teacher',
+    teacher,
+    '--seeds',
+    join(dir, 'none.jsonl'),
+    '-o',
+    join(dir, 'x.safetensors'),
+  );
   assert.match(r.err, /none\.jsonl: no such seed file/);
   assert.ok(!existsSync(join(dir, 'x.safetensors')));
 });
@@ -161,7 +295,14 @@ function initialised(folder: string): LlamaModel {
   for (const mod of readAdapter(folder, scfg).modules) {
     const p = model.params.get(weightName(mod.ref, scfg));
     const [n, m] = mod.ref.kind === 'embed_tokens' ? [p.shape[1], p.shape[0]] : [p.shape[0], p.shape[1]];
-    p.data.set(subtractInit(p.data, { B: mod.B, A: mod.A, n, m, r: mod.r }, mod.alpha / mod.r, mod.ref.kind === 'embed_tokens'));
+    p.data.set(
+      subtractInit(
+        p.data,
+        { B: mod.B, A: mod.A, n, m, r: mod.r },
+        mod.alpha / mod.r,
+        mod.ref.kind === 'embed_tokens',
+      ),
+    );
     model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
   }
   return model;
@@ -172,7 +313,10 @@ test('extract: PEFT folder + manifest; the initialised student gives the untouch
   const init = join(dir, 'init');
   const yaml = join(dir, 'extract.yaml');
   // relative paths in the file resolve against its folder; the flag --rank overrides the file's
-  writeFileSync(yaml, `extract:\n  teacher: teacher\n  student: student\n  sensitivity: sens.safetensors\n  rank: 8\n  alpha: 8\n  heads: true\n  svd: randomized\n  seed: 3\n`);
+  writeFileSync(
+    yaml,
+    `extract:\n  teacher: teacher\n  student: student\n  sensitivity: sens.safetensors\n  rank: 8\n  alpha: 8\n  heads: true\n  svd: randomized\n  seed: 3\n`,
+  );
   const r = await cli('extract', '--config', yaml, '-o', init, '--rank', '4', '--no-progress');
   assert.equal(r.code, 0, r.err);
   assertAdapterFolder(init, scfg);
@@ -182,11 +326,17 @@ test('extract: PEFT folder + manifest; the initialised student gives the untouch
   assert.equal(man.layers!.teacherLayers.length, 3);
   // the selected layers are the 3 best by the summary's per-layer sums
   const s = JSON.parse(readFileSync(join(dir, 'sens.summary.json'), 'utf8')) as SensSummary;
-  const best = s.layers.map((v, l) => [v, l]).sort((a, b) => b[0] - a[0]).slice(0, 3).map((x) => x[1]).sort((a, b) => a - b);
+  const best = s.layers
+    .map((v, l) => [v, l])
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 3)
+    .map((x) => x[1])
+    .sort((a, b) => a - b);
   assert.deepEqual(man.layers!.teacherLayers, best);
   // heads: q/k/v windows start on head boundaries
   for (const m of man.matrices) {
-    if (m.kind === 'q_proj' || m.kind === 'k_proj' || m.kind === 'v_proj') assert.equal(m.offset![0] % 8, 0, m.module);
+    if (m.kind === 'q_proj' || m.kind === 'k_proj' || m.kind === 'v_proj')
+      assert.equal(m.offset![0] % 8, 0, m.module);
     if (m.kind === 'o_proj') assert.equal(m.offset![1] % 8, 0, m.module);
     assert.ok(m.energyKept! > 0 && m.energyKept! <= 1 && m.singularValues.length === 4, m.module);
   }
@@ -205,17 +355,39 @@ test('extract: PEFT folder + manifest; the initialised student gives the untouch
   assert.ok(worst < 1e-5, `logits differ by ${worst}`);
 
   // controls: PEFT default LoRA and PiSSA need no teacher; random-matched and self do
-  for (const args of [['--init', 'lora'], ['--init', 'pissa'], ['--init', 'random-matched', '--teacher', teacher, '--sensitivity', sens]]) {
+  for (const args of [
+    ['--init', 'lora'],
+    ['--init', 'pissa'],
+    ['--init', 'random-matched', '--teacher', teacher, '--sensitivity', sens],
+  ]) {
     const out = join(dir, `init-${args[1]}`);
-    const rr = await cli('extract', '--teacher', 'self', '--student', student, '-o', out, '--rank', '4', '--no-progress', ...args);
+    const rr = await cli(
+      'extract',
+      '--teacher',
+      'self',
+      '--student',
+      student,
+      '-o',
+      out,
+      '--rank',
+      '4',
+      '--no-progress',
+      ...args,
+    );
     assert.equal(rr.code, 0, rr.err);
     assertAdapterFolder(out, scfg);
     assert.equal(readManifest(out).init, args[1]);
   }
   const again = await cli('extract', '--config', yaml, '-o', init, '--rank', '4', '--no-progress');
   assert.equal(again.code, 2);
-  assert.match(again.err, /already holds adapter_config\.json, adapter_model\.safetensors, manifest\.json; .* --force/);
-  assert.equal((await cli('extract', '--config', yaml, '-o', init, '--rank', '4', '--no-progress', '--force')).code, 0);
+  assert.match(
+    again.err,
+    /already holds adapter_config\.json, adapter_model\.safetensors, manifest\.json; .* --force/,
+  );
+  assert.equal(
+    (await cli('extract', '--config', yaml, '-o', init, '--rank', '4', '--no-progress', '--force')).code,
+    0,
+  );
 });
 
 test('extract refuses impossible pairs and option mistakes before any heavy work, saying which and why', async () => {
@@ -229,9 +401,34 @@ test('extract refuses impossible pairs and option mistakes before any heavy work
   assert.match(r.err, /q_proj: the student's hidden_size is 64 but the teacher's is 48/);
   r = await cli('extract', '--teacher', teacher, '--student', student, '-o', out);
   assert.match(r.err, /--sensitivity: the teacher init needs the teacher's sensitivity file/);
-  r = await cli('extract', '--teacher', teacher, '--student', student, '--sensitivity', sens, '-o', out, '--heads', '--structure', 'rowcol');
+  r = await cli(
+    'extract',
+    '--teacher',
+    teacher,
+    '--student',
+    student,
+    '--sensitivity',
+    sens,
+    '-o',
+    out,
+    '--heads',
+    '--structure',
+    'rowcol',
+  );
   assert.match(r.err, /--heads: applies to the block structure .* not to --structure rowcol/);
-  r = await cli('extract', '--teacher', teacher, '--student', student, '--sensitivity', sens, '-o', out, '--rank', '40');
+  r = await cli(
+    'extract',
+    '--teacher',
+    teacher,
+    '--student',
+    student,
+    '--sensitivity',
+    sens,
+    '-o',
+    out,
+    '--rank',
+    '40',
+  );
   assert.match(r.err, /k_proj: rank 40 exceeds the smaller side of the student's \[24, 48\] matrix/);
   // another vocabulary
   const other = join(dir, 'other-vocab');
@@ -242,7 +439,17 @@ test('extract refuses impossible pairs and option mistakes before any heavy work
   r = await cli('extract', '--teacher', teacher, '--student', other, '--sensitivity', sens, '-o', out);
   assert.match(r.err, /vocabularies differ: teacher vocab_size 512, student 600/);
   // a sensitivity file of another model
-  r = await cli('extract', '--teacher', teacher, '--student', student, '--sensitivity', join(ROOT, 'fixtures', 'model', 'llama-gqa', 'model.safetensors'), '-o', out);
+  r = await cli(
+    'extract',
+    '--teacher',
+    teacher,
+    '--student',
+    student,
+    '--sensitivity',
+    join(ROOT, 'fixtures', 'model', 'llama-gqa', 'model.safetensors'),
+    '-o',
+    out,
+  );
   assert.equal(r.code, 2);
   assert.match(r.err, /sensitivity has no tensor model\.layers\.2\.|sensitivity tensor .* has shape/);
   assert.ok(!existsSync(out), 'nothing written');
@@ -253,9 +460,25 @@ test('Ctrl-C (SIGINT) during sense exits 130 and leaves no output file, temporar
   const work = join(dir, 'sigint');
   mkdirSync(work);
   const out = join(work, 'sens.safetensors');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'run.ts'), 'sense', '--teacher', LLAMA2C, '--seeds', existsSync(gsm) ? gsm : seeds, '-o', out], {
-    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'src', 'cli', 'run.ts'),
+      'sense',
+      '--teacher',
+      LLAMA2C,
+      '--seeds',
+      existsSync(gsm) ? gsm : seeds,
+      '-o',
+      out,
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   let sent = false;
   child.stderr.on('data', (b: Buffer) => {

@@ -10,7 +10,10 @@ import { InputError } from '../src/errors.js';
 const dir = mkdtempSync(join(tmpdir(), 'nuggets-examples-'));
 const ex = (value: unknown, line = 7) => toExample('f.jsonl', { line, value });
 const fails = (value: unknown, re: RegExp) =>
-  assert.throws(() => ex(value), (e: unknown) => e instanceof InputError && e.source === 'f.jsonl:7' && re.test(e.problem));
+  assert.throws(
+    () => ex(value),
+    (e: unknown) => e instanceof InputError && e.source === 'f.jsonl:7' && re.test(e.problem),
+  );
 
 test("the paper's messages rows keep dataset, id and all turns", () => {
   const e = ex({
@@ -64,10 +67,24 @@ test('bad rows are refused by line with the reason', () => {
   fails({ foo: 1 }, /expected one of .*this row has keys "foo"/);
   fails({ messages: [] }, /"messages" is empty/);
   fails({ messages: 'hi' }, /must be an array/);
-  fails({ messages: [{ role: 'bot', content: 'x' }] }, /messages\[0\]\.role must be one of system, user, assistant, got "bot"/);
+  fails(
+    { messages: [{ role: 'bot', content: 'x' }] },
+    /messages\[0\]\.role must be one of system, user, assistant, got "bot"/,
+  );
   fails({ messages: [{ role: 'user', content: 3 }] }, /messages\[0\]\.content must be a string, got number/);
-  fails({ messages: [{ role: 'user', content: 'q' }] }, /last message must be the assistant's answer, got role "user"/);
-  fails({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: '  \n' }] }, /answer .* is empty/);
+  fails(
+    { messages: [{ role: 'user', content: 'q' }] },
+    /last message must be the assistant's answer, got role "user"/,
+  );
+  fails(
+    {
+      messages: [
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: '  \n' },
+      ],
+    },
+    /answer .* is empty/,
+  );
   fails({ prompt: 'q', answer: '' }, /the answer is empty/);
   fails({ question: 'q', answer: 5 }, /field "answer" must be a string, got number/);
   fails({ instruction: 'q', input: null, output: 'x' }, /field "input" must be a string, got null/);
@@ -75,8 +92,12 @@ test('bad rows are refused by line with the reason', () => {
 });
 
 // The paper's seed files have no licence: they are read from ../shared, and the test skips without it.
-const paperSeeds = fileURLToPath(new URL('../../shared/data/paraknowtransfer/gsm/sample_gsm.jsonl', import.meta.url));
-const noPaperSeeds = existsSync(paperSeeds) ? false : `${paperSeeds} not present (the paper's task files are not bundled: no licence)`;
+const paperSeeds = fileURLToPath(
+  new URL('../../shared/data/paraknowtransfer/gsm/sample_gsm.jsonl', import.meta.url),
+);
+const noPaperSeeds = existsSync(paperSeeds)
+  ? false
+  : `${paperSeeds} not present (the paper's task files are not bundled: no licence)`;
 
 test("readExamples: the paper's seed file reads as 32 chat examples", { skip: noPaperSeeds }, () => {
   const seeds = readExamples(paperSeeds);
@@ -90,7 +111,10 @@ test("readExamples: the paper's seed file reads as 32 chat examples", { skip: no
 test('readExamples: errors name file:line', () => {
   const p = join(dir, 'mixed.jsonl');
   writeFileSync(p, '{"prompt":"a","answer":"b"}\n\n{"prompt":"a","answer":""}\n');
-  assert.throws(() => readExamples(p), (e: unknown) => e instanceof InputError && e.source === `${p}:3`);
+  assert.throws(
+    () => readExamples(p),
+    (e: unknown) => e instanceof InputError && e.source === `${p}:3`,
+  );
   const empty = join(dir, 'empty.jsonl');
   writeFileSync(empty, '\n\n');
   assert.throws(() => readExamples(empty), /no examples/);

@@ -32,7 +32,10 @@ test('a malformed line is an InputError naming file:line', () => {
 });
 
 test('non-object lines are refused by default, allowed with objects:false', () => {
-  assert.throws(() => parseJsonl('f', '{"a":1}\n[1,2]\n'), (e: unknown) => e instanceof InputError && e.source === 'f:2' && /an array/.test(e.problem));
+  assert.throws(
+    () => parseJsonl('f', '{"a":1}\n[1,2]\n'),
+    (e: unknown) => e instanceof InputError && e.source === 'f:2' && /an array/.test(e.problem),
+  );
   assert.throws(() => parseJsonl('f', '3\n'), /f:1: expected a JSON object per line, got a number/);
   assert.deepEqual(
     parseJsonl('f', '3\n"x"\n', { objects: false }).map((r) => r.value),
@@ -50,7 +53,10 @@ test('limit stops after k records', () => {
 
 test('a missing file is an InputError naming it', () => {
   const p = join(dir, 'nope.jsonl');
-  assert.throws(() => readJsonl(p), (e: unknown) => e instanceof InputError && e.source === p && /ENOENT/.test(e.problem));
+  assert.throws(
+    () => readJsonl(p),
+    (e: unknown) => e instanceof InputError && e.source === p && /ENOENT/.test(e.problem),
+  );
 });
 
 test('gzip files are read (sync and streamed), corrupt gzip is refused', async () => {
@@ -65,7 +71,10 @@ test('gzip files are read (sync and streamed), corrupt gzip is refused', async (
   assert.deepEqual(streamed, [{ i: 1 }, { i: 2 }]);
   const bad = join(dir, 'bad.jsonl.gz');
   writeFileSync(bad, 'not gzip at all');
-  assert.throws(() => readJsonl(bad), (e: unknown) => e instanceof InputError && /gzip/.test(e.problem));
+  assert.throws(
+    () => readJsonl(bad),
+    (e: unknown) => e instanceof InputError && /gzip/.test(e.problem),
+  );
   await assert.rejects(async () => {
     for await (const _ of streamJsonl(bad)) void _;
   }, InputError);
@@ -85,10 +94,16 @@ test('streaming gives the same records as reading, and the same error line', asy
 
   const q = join(dir, 's-bad.jsonl');
   writeFileSync(q, '{"a":1}\n{"a":2}\n{"a":\n');
-  await assert.rejects(async () => {
-    for await (const _ of streamJsonl(q)) void _;
-  }, (e: unknown) => e instanceof InputError && e.source === `${q}:3`);
-  await assert.rejects(async () => {
-    for await (const _ of streamJsonl(join(dir, 'missing.jsonl'))) void _;
-  }, (e: unknown) => e instanceof InputError && /ENOENT/.test(e.problem));
+  await assert.rejects(
+    async () => {
+      for await (const _ of streamJsonl(q)) void _;
+    },
+    (e: unknown) => e instanceof InputError && e.source === `${q}:3`,
+  );
+  await assert.rejects(
+    async () => {
+      for await (const _ of streamJsonl(join(dir, 'missing.jsonl'))) void _;
+    },
+    (e: unknown) => e instanceof InputError && /ENOENT/.test(e.problem),
+  );
 });

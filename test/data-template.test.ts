@@ -39,10 +39,19 @@ test("the tokenizer's chat template (Qwen2 ChatML fixture): same ids as encoding
   const { examples } = encodeExamples([ex], tok, { format: fmt, maxLength: 4096, overflow: 'refuse' });
   assert.equal(examples[0].nTargets, ids.length - promptLen);
   // Generation prompt: the template with add_generation_prompt.
-  assert.equal(piecesToText(renderPrompt(messages.slice(0, 1), fmt), { bos: '', eos: '<|im_end|>' }), fmt.render(messages.slice(0, 1), true));
+  assert.equal(
+    piecesToText(renderPrompt(messages.slice(0, 1), fmt), { bos: '', eos: '<|im_end|>' }),
+    fmt.render(messages.slice(0, 1), true),
+  );
 });
 
 test('a tokenizer without a chat template is refused with a hint', () => {
-  const tok = Llama2cTokenizer.fromFile(fileURLToPath(new URL('../data/stories260k/tokenizer.bin', import.meta.url)));
-  assert.throws(() => templateFormat(tok, 'tok.bin'), (e: unknown) => e instanceof InputError && e.source === 'tok.bin' && /no chat template.*tulu/.test(e.problem));
+  const tok = Llama2cTokenizer.fromFile(
+    fileURLToPath(new URL('../data/stories260k/tokenizer.bin', import.meta.url)),
+  );
+  assert.throws(
+    () => templateFormat(tok, 'tok.bin'),
+    (e: unknown) =>
+      e instanceof InputError && e.source === 'tok.bin' && /no chat template.*tulu/.test(e.problem),
+  );
 });

@@ -17,9 +17,16 @@ const skipNative = native ? false : `native addon not loaded: ${loadNative().err
 const backends: Kernels[] = [tsKernels, ...(native ? [native] : [])];
 
 /** A = Q1 diag(s) Q2^T [m, n] with the given singular values (length min(m, n)). */
-function withSpectrum(m: number, n: number, s: number[], rng: Rng, ctor: typeof Float32Array | typeof Float64Array = Float32Array) {
+function withSpectrum(
+  m: number,
+  n: number,
+  s: number[],
+  rng: Rng,
+  ctor: typeof Float32Array | typeof Float64Array = Float32Array,
+) {
   const k = Math.min(m, n);
-  const Q1 = orthonormal(m, k, rng), Q2 = orthonormal(n, k, rng);
+  const Q1 = orthonormal(m, k, rng),
+    Q2 = orthonormal(n, k, rng);
   const A = new ctor(m * n);
   const row = new Float64Array(n);
   for (let i = 0; i < m; i++) {
@@ -46,8 +53,16 @@ function frob(x: ArrayLike<number>): number {
 }
 
 /** ||A - U diag(S) Vt||_F in float64 (U [m, r] with leading dimension ldu, Vt [r, n]). */
-function residual(A: ArrayLike<number>, U: ArrayLike<number>, S: ArrayLike<number>, Vt: ArrayLike<number>,
-  m: number, n: number, r: number, ldu = r): number {
+function residual(
+  A: ArrayLike<number>,
+  U: ArrayLike<number>,
+  S: ArrayLike<number>,
+  Vt: ArrayLike<number>,
+  m: number,
+  n: number,
+  r: number,
+  ldu = r,
+): number {
   let e = 0;
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
@@ -85,7 +100,17 @@ function orthRowsError(X: ArrayLike<number>, rows: number, cols: number): number
   return worst;
 }
 
-const SHAPES: Array<[number, number]> = [[1, 1], [1, 5], [5, 1], [3, 3], [17, 3], [3, 17], [65, 17], [17, 65], [40, 40]];
+const SHAPES: Array<[number, number]> = [
+  [1, 1],
+  [1, 5],
+  [5, 1],
+  [3, 3],
+  [17, 3],
+  [3, 17],
+  [65, 17],
+  [17, 65],
+  [40, 40],
+];
 
 test('svd reconstructs A with orthonormal U, Vt and descending S, on odd shapes (both backends)', () => {
   const rng = new Rng(11);
@@ -112,14 +137,21 @@ test('svd reconstructs A with orthonormal U, Vt and descending S, on odd shapes 
 
 test('svd recovers a known spectrum (A = Q1 diag(s) Q2^T), and backends agree on values and vectors', () => {
   const rng = new Rng(12);
-  for (const [m, n] of [[60, 24], [24, 60], [33, 33]] as const) {
+  for (const [m, n] of [
+    [60, 24],
+    [24, 60],
+    [33, 33],
+  ] as const) {
     const k = Math.min(m, n);
     const s = Array.from({ length: k }, (_, i) => 3 * Math.pow(0.8, i)); // well separated: gaps of 20%
     const A = withSpectrum(m, n, s, rng);
     const results = backends.map((b) => b.svd(A, m, n));
     for (const [bi, r] of results.entries()) {
       for (let q = 0; q < k; q++) {
-        assert.ok(Math.abs(r.S[q] - s[q]) <= 2e-6 * s[0], `${backends[bi].name} [${m},${n}] S[${q}] = ${r.S[q]}, want ${s[q]}`);
+        assert.ok(
+          Math.abs(r.S[q] - s[q]) <= 2e-6 * s[0],
+          `${backends[bi].name} [${m},${n}] S[${q}] = ${r.S[q]}, want ${s[q]}`,
+        );
       }
     }
     if (results.length === 2) {
@@ -129,10 +161,14 @@ test('svd recovers a known spectrum (A = Q1 diag(s) Q2^T), and backends agree on
       }
       // Same singular vectors up to sign wherever the value is well above float32 noise.
       for (let q = 0; q < k && s[q] > 1e-3 * s[0]; q++) {
-        let du = 0, dv = 0;
+        let du = 0,
+          dv = 0;
         for (let i = 0; i < m; i++) du += t.U[i * k + q] * nat.U[i * k + q];
         for (let j = 0; j < n; j++) dv += t.Vt[q * n + j] * nat.Vt[q * n + j];
-        assert.ok(Math.abs(Math.abs(du) - 1) < 1e-4 && Math.abs(du - dv) < 1e-4, `vector ${q}: u.u' = ${du}, v.v' = ${dv}`);
+        assert.ok(
+          Math.abs(Math.abs(du) - 1) < 1e-4 && Math.abs(du - dv) < 1e-4,
+          `vector ${q}: u.u' = ${du}, v.v' = ${dv}`,
+        );
       }
     }
   }
@@ -140,7 +176,8 @@ test('svd recovers a known spectrum (A = Q1 diag(s) Q2^T), and backends agree on
 
 test('ts svd in float64 mode is accurate to float64 precision', () => {
   const rng = new Rng(13);
-  const m = 30, n = 20;
+  const m = 30,
+    n = 20;
   const s = Array.from({ length: n }, (_, i) => 1 / (1 + i));
   const A = withSpectrum(m, n, s, rng, Float64Array);
   const r = tsKernels.svd(A, m, n);
@@ -153,9 +190,11 @@ test('svd of a rank-deficient matrix keeps U and Vt orthonormal (zero singular v
   for (const k of backends) {
     // Rank 2, 6 x 4, and an all-zero 3 x 2.
     const rng = new Rng(14);
-    const X = randMat(6, 2, rng), Y = randMat(2, 4, rng);
+    const X = randMat(6, 2, rng),
+      Y = randMat(2, 4, rng);
     const A = new Float32Array(24);
-    for (let i = 0; i < 6; i++) for (let j = 0; j < 4; j++) A[i * 4 + j] = X[i * 2] * Y[j] + X[i * 2 + 1] * Y[4 + j];
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 4; j++) A[i * 4 + j] = X[i * 2] * Y[j] + X[i * 2 + 1] * Y[4 + j];
     const r = k.svd(A, 6, 4);
     assert.ok(r.S[2] < 1e-5 * r.S[0] && r.S[3] < 1e-5 * r.S[0], `${k.name} S = ${[...r.S]}`);
     assert.ok(orthColsError(r.U, 6, 4) < 2e-6, `${k.name} U`);
@@ -163,13 +202,22 @@ test('svd of a rank-deficient matrix keeps U and Vt orthonormal (zero singular v
     assert.ok(residual(A, r.U, r.S, r.Vt, 6, 4, 4) / frob(A) < 2e-6);
     const Z = k.svd(new Float32Array(6), 3, 2);
     assert.deepEqual([...Z.S], [0, 0]);
-    assert.ok(orthColsError(Z.U, 3, 2) < 1e-6 && orthRowsError(Z.Vt, 2, 2) < 1e-6, `${k.name} zero matrix vectors`);
+    assert.ok(
+      orthColsError(Z.U, 3, 2) < 1e-6 && orthRowsError(Z.Vt, 2, 2) < 1e-6,
+      `${k.name} zero matrix vectors`,
+    );
   }
 });
 
 test('qr: orthonormal Q with Q Q^T A = A; backends agree up to column signs; m < n refused', () => {
   const rng = new Rng(15);
-  for (const [m, n] of [[1, 1], [5, 1], [17, 3], [65, 17], [40, 40]] as const) {
+  for (const [m, n] of [
+    [1, 1],
+    [5, 1],
+    [17, 3],
+    [65, 17],
+    [40, 40],
+  ] as const) {
     const A = randMat(m, n, rng);
     const A0 = A.slice();
     const Qs = backends.map((k) => k.qr(A, m, n));
@@ -205,9 +253,17 @@ test('qr: orthonormal Q with Q Q^T A = A; backends agree up to column signs; m <
     assert.throws(() => k.svd(new Float32Array(5), 2, 3), RangeError);
     const bad = new Float32Array(6);
     bad[4] = NaN;
-    assert.throws(() => k.svd(bad, 2, 3), { name: 'RangeError', message: /A\[4\] \(row 1, column 1\) is NaN/ }, `${k.name} svd NaN`);
+    assert.throws(
+      () => k.svd(bad, 2, 3),
+      { name: 'RangeError', message: /A\[4\] \(row 1, column 1\) is NaN/ },
+      `${k.name} svd NaN`,
+    );
     bad[4] = -Infinity;
-    assert.throws(() => k.qr(bad, 3, 2), { name: 'RangeError', message: /A\[4\] \(row 2, column 0\) is infinite/ }, `${k.name} qr Inf`);
+    assert.throws(
+      () => k.qr(bad, 3, 2),
+      { name: 'RangeError', message: /A\[4\] \(row 2, column 0\) is infinite/ },
+      `${k.name} qr Inf`,
+    );
   }
   // A zero column (rank-deficient) still yields orthonormal Q.
   const D = new Float32Array([1, 0, 2, 0, 3, 0, 4, 0]);
@@ -222,7 +278,9 @@ test('native svd and qr reject non-Float32Array input', { skip: skipNative }, ()
 
 test('svdTopR exact = the first r triplets of the full SVD', () => {
   const rng = new Rng(16);
-  const m = 41, n = 29, r = 5;
+  const m = 41,
+    n = 29,
+    r = 5;
   const s = Array.from({ length: n }, (_, i) => 2 * Math.pow(0.7, i));
   const A = withSpectrum(m, n, s, rng);
   for (const k of backends) {
@@ -233,7 +291,10 @@ test('svdTopR exact = the first r triplets of the full SVD', () => {
     for (let q = 0; q < r; q++) assert.ok(Math.abs(t.S[q] - s[q]) < 2e-6 * s[0]);
     const optimal = Math.sqrt(s.slice(r).reduce((a, b) => a + b * b, 0));
     const err = residual(A, t.U, t.S, t.Vt, m, n, r);
-    assert.ok(Math.abs(err - optimal) < 1e-5 * s[0], `${k.name} rank-${r} error ${err} vs optimal ${optimal}`);
+    assert.ok(
+      Math.abs(err - optimal) < 1e-5 * s[0],
+      `${k.name} rank-${r} error ${err} vs optimal ${optimal}`,
+    );
   }
   assert.throws(() => svdTopR(tsKernels, A, m, n, 0), RangeError);
   assert.throws(() => svdTopR(tsKernels, A, m, n, n + 1), RangeError);
@@ -242,20 +303,32 @@ test('svdTopR exact = the first r triplets of the full SVD', () => {
 
 test('randomized rank-16 SVD error is within 1% of optimal on a 512x384 decaying spectrum', () => {
   const rng = new Rng(17);
-  const m = 512, n = 384, r = 16;
+  const m = 512,
+    n = 384,
+    r = 16;
   const s = Array.from({ length: n }, (_, i) => 1 / (1 + i)); // slow decay: the sketch has work to do
   const A = withSpectrum(m, n, s, rng);
   const optimal = Math.sqrt(s.slice(r).reduce((a, b) => a + b * b, 0)); // sqrt of the tail energy
   for (const k of backends) {
     const t = svdTopR(k, A, m, n, r, { method: 'randomized', seed: 3 });
     const err = residual(A, t.U, t.S, t.Vt, m, n, r);
-    assert.ok(err <= 1.01 * optimal, `${k.name}: error ${err} vs optimal ${optimal} (ratio ${err / optimal})`);
+    assert.ok(
+      err <= 1.01 * optimal,
+      `${k.name}: error ${err} vs optimal ${optimal} (ratio ${err / optimal})`,
+    );
     assert.ok(err >= optimal * (1 - 1e-5), `${k.name}: error ${err} below the optimum ${optimal}?`);
-    assert.ok(orthColsError(t.U, m, r) < 1e-5 && orthRowsError(t.Vt, r, n) < 1e-5, `${k.name} factors not orthonormal`);
-    for (let q = 0; q < r; q++) assert.ok(Math.abs(t.S[q] - s[q]) < 0.01 * s[q], `${k.name} S[${q}] = ${t.S[q]} vs ${s[q]}`);
+    assert.ok(
+      orthColsError(t.U, m, r) < 1e-5 && orthRowsError(t.Vt, r, n) < 1e-5,
+      `${k.name} factors not orthonormal`,
+    );
+    for (let q = 0; q < r; q++)
+      assert.ok(Math.abs(t.S[q] - s[q]) < 0.01 * s[q], `${k.name} S[${q}] = ${t.S[q]} vs ${s[q]}`);
     // The tolerance is not vacuous: without power iterations the same sketch misses it by far.
     const crude = svdTopR(k, A, m, n, r, { method: 'randomized', seed: 3, powerIters: 0 });
-    assert.ok(residual(A, crude.U, crude.S, crude.Vt, m, n, r) > 1.1 * optimal, `${k.name}: q = 0 unexpectedly near-optimal`);
+    assert.ok(
+      residual(A, crude.U, crude.S, crude.Vt, m, n, r) > 1.1 * optimal,
+      `${k.name}: q = 0 unexpectedly near-optimal`,
+    );
   }
   // Same seed, same result; and float64 inputs stay float64 through the TS backend.
   const a = svdTopR(tsKernels, A, m, n, r, { method: 'randomized', seed: 9 });

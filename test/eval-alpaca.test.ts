@@ -21,8 +21,15 @@ test('the AlpacaEval set loads: 805 instructions with davinci-003 outputs (skipp
   if (!existsSync(p)) return t.skip(`${p} not present (research-only data, not bundled)`);
   const rows = loadAlpacaEval(p);
   assert.equal(rows.length, 805);
-  assert.equal(rows[0].instruction, 'What are the names of some famous actors that started their careers on Broadway?');
-  assert.ok(rows[0].reference.startsWith('Some famous actors that started their careers on Broadway include: \n1. Hugh Jackman'));
+  assert.equal(
+    rows[0].instruction,
+    'What are the names of some famous actors that started their careers on Broadway?',
+  );
+  assert.ok(
+    rows[0].reference.startsWith(
+      'Some famous actors that started their careers on Broadway include: \n1. Hugh Jackman',
+    ),
+  );
   assert.ok(rows.every((r) => r.generator === 'text_davinci_003'));
 });
 
@@ -100,7 +107,10 @@ test('verdict parsing', () => {
   assert.equal(parseVerdict('Output (a) is better than Output (b)'), null);
   assert.equal(parseVerdict('I cannot decide'), null);
   assert.equal(chatCompletionsUrl('http://127.0.0.1:8000/v1/'), 'http://127.0.0.1:8000/v1/chat/completions');
-  assert.equal(chatCompletionsUrl('https://api.example.com/v1/chat/completions'), 'https://api.example.com/v1/chat/completions');
+  assert.equal(
+    chatCompletionsUrl('https://api.example.com/v1/chat/completions'),
+    'https://api.example.com/v1/chat/completions',
+  );
   assert.throws(() => chatCompletionsUrl('not a url'), InputError);
   assert.throws(() => chatCompletionsUrl('ftp://x/v1'), /only http and https/);
 });
@@ -108,7 +118,11 @@ test('verdict parsing', () => {
 test('OpenAI-compatible judge: a missing key variable is a clear error before any request', () => {
   delete process.env.NUGGETS_TEST_MISSING_KEY;
   assert.throws(
-    () => new OpenAIJudge({ url: 'http://127.0.0.1:1/v1', model: 'm', apiKeyEnv: 'NUGGETS_TEST_MISSING_KEY' }),
-    (e: Error) => e instanceof InputError && e.message === 'environment variable NUGGETS_TEST_MISSING_KEY: is not set; it must hold the judge API key',
+    () =>
+      new OpenAIJudge({ url: 'http://127.0.0.1:1/v1', model: 'm', apiKeyEnv: 'NUGGETS_TEST_MISSING_KEY' }),
+    (e: Error) =>
+      e instanceof InputError &&
+      e.message ===
+        'environment variable NUGGETS_TEST_MISSING_KEY: is not set; it must hold the judge API key',
   );
 });

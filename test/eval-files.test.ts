@@ -39,27 +39,51 @@ test('CSV: a quote inside an unquoted field is literal (as Python csv), blank li
 });
 
 test('CSV: unterminated quote and junk after a closing quote are errors naming the line', () => {
-  assert.throws(() => parseCsv('a,b\n"open,c\nd', 'f.csv'), (e: Error) => e instanceof InputError && /f\.csv line 2: unterminated quoted field/.test(e.message));
-  assert.throws(() => parseCsv('a,b\nc,"d"x\n', 'f.csv'), (e: Error) => e instanceof InputError && /f\.csv line 2: unexpected character "x"/.test(e.message));
+  assert.throws(
+    () => parseCsv('a,b\n"open,c\nd', 'f.csv'),
+    (e: Error) => e instanceof InputError && /f\.csv line 2: unterminated quoted field/.test(e.message),
+  );
+  assert.throws(
+    () => parseCsv('a,b\nc,"d"x\n', 'f.csv'),
+    (e: Error) => e instanceof InputError && /f\.csv line 2: unexpected character "x"/.test(e.message),
+  );
 });
 
 test('readCsv: wrong column count and missing files are InputErrors naming file and line', () => {
   const p = join(tmp, 'cols.csv');
   writeFileSync(p, 'q,A,B,C,D,A\n"q2\nmore",A,B,C,D\n');
-  assert.throws(() => readCsv(p, 6), (e: Error) => e instanceof InputError && e.message === `${p} line 2: expected 6 columns, found 5`);
+  assert.throws(
+    () => readCsv(p, 6),
+    (e: Error) => e instanceof InputError && e.message === `${p} line 2: expected 6 columns, found 5`,
+  );
   writeFileSync(join(tmp, 'empty.csv'), '\n');
-  assert.throws(() => readCsv(join(tmp, 'empty.csv'), 6), (e: Error) => e instanceof InputError && /empty\.csv: CSV file has no rows/.test(e.message));
-  assert.throws(() => readCsv(join(tmp, 'nope.csv'), 6), (e: Error) => e instanceof InputError && /nope\.csv: CSV file not found/.test(e.message));
+  assert.throws(
+    () => readCsv(join(tmp, 'empty.csv'), 6),
+    (e: Error) => e instanceof InputError && /empty\.csv: CSV file has no rows/.test(e.message),
+  );
+  assert.throws(
+    () => readCsv(join(tmp, 'nope.csv'), 6),
+    (e: Error) => e instanceof InputError && /nope\.csv: CSV file not found/.test(e.message),
+  );
 });
 
 test('JSONL: malformed line, non-object line and empty file name the file and line', () => {
   const p = join(tmp, 'bad.jsonl');
   writeFileSync(p, '{"a":1}\n\n{"a":2\n');
-  assert.throws(() => readJsonl(p), (e: Error) => e instanceof InputError && e.message.startsWith(`${p} line 3: malformed JSON`));
+  assert.throws(
+    () => readJsonl(p),
+    (e: Error) => e instanceof InputError && e.message.startsWith(`${p} line 3: malformed JSON`),
+  );
   writeFileSync(p, '{"a":1}\n[1,2]\n');
-  assert.throws(() => readJsonl(p), (e: Error) => e instanceof InputError && e.message === `${p} line 2: expected a JSON object`);
+  assert.throws(
+    () => readJsonl(p),
+    (e: Error) => e instanceof InputError && e.message === `${p} line 2: expected a JSON object`,
+  );
   writeFileSync(p, '\n \n');
-  assert.throws(() => readJsonl(p), (e: Error) => e instanceof InputError && /has no rows/.test(e.message));
+  assert.throws(
+    () => readJsonl(p),
+    (e: Error) => e instanceof InputError && /has no rows/.test(e.message),
+  );
 });
 
 test('JSONL: blank lines skipped, CRLF tolerated, gzip read, bad gzip reported', () => {
@@ -74,5 +98,8 @@ test('JSONL: blank lines skipped, CRLF tolerated, gzip read, bad gzip reported',
   );
   const bad = join(tmp, 'bad.gz');
   writeFileSync(bad, 'not gzip');
-  assert.throws(() => readText(bad), (e: Error) => e instanceof InputError && /not a valid gzip file/.test(e.message));
+  assert.throws(
+    () => readText(bad),
+    (e: Error) => e instanceof InputError && /not a valid gzip file/.test(e.message),
+  );
 });

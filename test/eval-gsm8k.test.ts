@@ -80,12 +80,20 @@ test('prompts: lm-eval gsm8k_cot 8-shot and gsm8k_cot_zeroshot, open-instruct st
         'Q: If there are 3 cars',
     ),
   );
-  assert.ok(p8.prompt.endsWith('A: Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars left. 23 - 15 is 8. The answer is 8.\n\n' + `Q: ${q}\nA:`));
+  assert.ok(
+    p8.prompt.endsWith(
+      'A: Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars left. 23 - 15 is 8. The answer is 8.\n\n' +
+        `Q: ${q}\nA:`,
+    ),
+  );
   assert.equal(p8.prompt.split('\n\n').length, 9);
   assert.deepEqual(p8.stop, ['Q:', '</s>', '<|im_end|>']);
   assert.equal(gsm8kPrompt(q, 0).prompt, `Q: ${q}\nA: Let's think step by step.`);
   assert.equal(gsm8kPrompt(q, 2).prompt.split('\nA: ').length, 3);
-  assert.equal(gsm8kPrompt(q, 0, 'tulu').prompt, `<|user|>\nAnswer the following question.\n\nQuestion: ${q}\n\n<|assistant|>\nAnswer:`);
+  assert.equal(
+    gsm8kPrompt(q, 0, 'tulu').prompt,
+    `<|user|>\nAnswer the following question.\n\nQuestion: ${q}\n\n<|assistant|>\nAnswer:`,
+  );
   const c1 = gsm8kPrompt(q, 1, 'tulu').prompt;
   assert.ok(c1.startsWith('<|user|>\nAnswer the following questions.\n\nQuestion: There are 15 trees'));
   assert.ok(c1.includes('The answer is 6.\n\nQuestion: Janet'));
@@ -94,7 +102,9 @@ test('prompts: lm-eval gsm8k_cot 8-shot and gsm8k_cot_zeroshot, open-instruct st
 
 /** The data's own solution rewritten as a model would write it: calculator marks dropped, "The answer is N." */
 function cot(answer: string): string {
-  const body = answer.replace(/<<[^>]*>>/g, '').replace(/\n#### (.*)$/, (_m, g: string) => ` The answer is ${g}.`);
+  const body = answer
+    .replace(/<<[^>]*>>/g, '')
+    .replace(/\n#### (.*)$/, (_m, g: string) => ` The answer is ${g}.`);
   return ' ' + body.replace(/\n/g, ' ');
 }
 
@@ -127,22 +137,38 @@ test('scoring plumbing: a model that writes the gold solution scores 1 on both f
 
 test('scoring plumbing: strict and flexible differ when the model never says "The answer is"', async () => {
   // answers "... so 18" for the first question only, and "42" everywhere else
-  const lm = new ScriptedLM('half', (r) => (r.prompt.includes(docs[0].question) ? ' 16 - 3 - 4 = 9, 9 * 2 = 18' : ' 42'));
+  const lm = new ScriptedLM('half', (r) =>
+    r.prompt.includes(docs[0].question) ? ' 16 - 3 - 4 = 9, 9 * 2 = 18' : ' 42',
+  );
   const r = await runGsm8k(ctxFor(lm, { limit: 4 }), { path: TEST, shots: 0 });
   const strict = r.metrics.find((m) => m.filter === 'strict-match')!;
   const flex = r.metrics.find((m) => m.filter === 'flexible-extract')!;
   assert.equal(strict.value, 0);
   assert.equal(flex.value, 0.25);
   assert.equal(flex.stderr, 0.25); // sqrt(var 0.25 * 4/3 / 4) = 0.25 for [1,0,0,0]
-  assert.equal(r.samples[1].filtered_resps && (r.samples[1].filtered_resps as Record<string, string>)['strict-match'], '[invalid]');
+  assert.equal(
+    r.samples[1].filtered_resps && (r.samples[1].filtered_resps as Record<string, string>)['strict-match'],
+    '[invalid]',
+  );
 });
 
 test('bad GSM8K files: missing gold marker, missing field, missing file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'eval-gsm-'));
   const p = join(dir, 'g.jsonl');
   writeFileSync(p, '{"question":"q","answer":"x\\n#### 4"}\n{"question":"q","answer":"no gold"}\n');
-  assert.throws(() => loadGsm8k(p), (e: Error) => e instanceof InputError && e.message === `${p} line 2: field "answer" has no "#### <number>" gold answer`);
+  assert.throws(
+    () => loadGsm8k(p),
+    (e: Error) =>
+      e instanceof InputError &&
+      e.message === `${p} line 2: field "answer" has no "#### <number>" gold answer`,
+  );
   writeFileSync(p, '{"question":"q"}\n');
-  assert.throws(() => loadGsm8k(p), (e: Error) => e instanceof InputError && e.message === `${p} line 1: missing field "answer"`);
-  assert.throws(() => loadGsm8k(join(dir, 'none.jsonl')), (e: Error) => e instanceof InputError && /GSM8K file not found/.test(e.message));
+  assert.throws(
+    () => loadGsm8k(p),
+    (e: Error) => e instanceof InputError && e.message === `${p} line 1: missing field "answer"`,
+  );
+  assert.throws(
+    () => loadGsm8k(join(dir, 'none.jsonl')),
+    (e: Error) => e instanceof InputError && /GSM8K file not found/.test(e.message),
+  );
 });

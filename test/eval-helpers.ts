@@ -1,7 +1,14 @@
 /** Shared helpers of the test/eval-*.test.ts files (not a test file itself). */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EvalLM, GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult, RollingRequest, RollingResult } from '../src/eval/lm.js';
+import type {
+  EvalLM,
+  GenerateRequest,
+  LoglikelihoodRequest,
+  LoglikelihoodResult,
+  RollingRequest,
+  RollingResult,
+} from '../src/eval/lm.js';
 import type { TaskContext } from '../src/eval/task.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,7 +26,10 @@ export class ScriptedLM implements EvalLM {
   constructor(
     readonly name: string,
     private readonly gen: (r: GenerateRequest) => string = () => '',
-    private readonly ll: (r: LoglikelihoodRequest) => LoglikelihoodResult = () => ({ logprob: -1, greedy: false }),
+    private readonly ll: (r: LoglikelihoodRequest) => LoglikelihoodResult = () => ({
+      logprob: -1,
+      greedy: false,
+    }),
     rolling?: (r: RollingRequest) => RollingResult,
   ) {
     if (rolling) {

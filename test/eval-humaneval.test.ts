@@ -10,7 +10,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { networkIsolationAvailable, runPythonProgram } from '../src/eval/execute.js';
-import { checkCompletions, humanevalProgram, humanevalPrompt, loadHumanEval, passAtK, runHumanEval } from '../src/eval/tasks/humaneval.js';
+import {
+  checkCompletions,
+  humanevalProgram,
+  humanevalPrompt,
+  loadHumanEval,
+  passAtK,
+  runHumanEval,
+} from '../src/eval/tasks/humaneval.js';
 import { DATA, ScriptedLM, ctxFor } from './eval-helpers.js';
 
 const PATH = join(DATA, 'humaneval', 'HumanEval.jsonl.gz');
@@ -73,17 +80,21 @@ test('HumanEval data: 164 problems; prompts and the executed program', () => {
   assert.ok(prog.startsWith(problems[0].prompt + '    return True\n\n' + problems[0].test));
   assert.ok(prog.endsWith('\ncheck(has_close_elements)\n'));
   const chat = humanevalPrompt(problems[0], 'tulu').prompt;
-  assert.equal(chat, `<|user|>\nComplete the following python function.\n\n\n${problems[0].prompt}\n\n<|assistant|>\nHere is the completed function:\n\n\n${problems[0].prompt}`);
+  assert.equal(
+    chat,
+    `<|user|>\nComplete the following python function.\n\n\n${problems[0].prompt}\n\n<|assistant|>\nHere is the completed function:\n\n\n${problems[0].prompt}`,
+  );
 });
 
 test('all 164 canonical solutions pass through generation + execution: pass@1 = 1.0', async () => {
   const byPrompt = new Map(problems.map((p) => [p.prompt, p.canonical_solution]));
   const lm = new ScriptedLM('canonical', (r) => byPrompt.get(r.prompt)! + '\n\ndef unrelated():\n    pass\n');
   const events: string[] = [];
-  const r = await runHumanEval(
-    ctxFor(lm, { batchSize: 16, progress: (phase) => events.push(phase) }),
-    { path: PATH, allowCodeExecution: true, exec: { concurrency: 2 } },
-  );
+  const r = await runHumanEval(ctxFor(lm, { batchSize: 16, progress: (phase) => events.push(phase) }), {
+    path: PATH,
+    allowCodeExecution: true,
+    exec: { concurrency: 2 },
+  });
   const failed = r.samples.filter((s) => s.passed !== 1).map((s) => (s.doc as { task_id: string }).task_id);
   assert.deepEqual(failed, []);
   assert.deepEqual(
@@ -97,9 +108,18 @@ test('all 164 canonical solutions pass through generation + execution: pass@1 = 
 
 test('a wrong completion fails; pass@k over several samples counts the right ones', async () => {
   const some = problems.slice(0, 3);
-  const completions = some.map((p) => [p.canonical_solution, '    return None\n', '    raise ValueError("no")\n', p.canonical_solution]);
+  const completions = some.map((p) => [
+    p.canonical_solution,
+    '    return None\n',
+    '    raise ValueError("no")\n',
+    p.canonical_solution,
+  ]);
   const res = await checkCompletions(some, completions);
-  for (const row of res) assert.deepEqual(row.map((x) => x.status), ['passed', 'failed', 'failed', 'passed']);
+  for (const row of res)
+    assert.deepEqual(
+      row.map((x) => x.status),
+      ['passed', 'failed', 'failed', 'passed'],
+    );
   assert.match(res[0][1].stderrTail, /AssertionError/);
   close(passAtK(4, 2, 1), 0.5);
 });
@@ -119,12 +139,19 @@ test('limits: an infinite loop and a sleep hit the wall-clock timeout; a busy lo
 });
 
 test('limits: unbounded allocation is stopped by the address-space limit and counted as failed', async () => {
-  const r = await runPythonProgram('x = []\nwhile True:\n    x.append(bytearray(10**7))\n', { memoryBytes: 256 * 1024 * 1024, timeoutMs: 20_000 });
+  const r = await runPythonProgram('x = []\nwhile True:\n    x.append(bytearray(10**7))\n', {
+    memoryBytes: 256 * 1024 * 1024,
+    timeoutMs: 20_000,
+  });
   assert.equal(r.status, 'failed');
   assert.match(r.stderr, /MemoryError/);
   // the same allocation through the HumanEval path counts as a failed sample
   const p = problems[0];
-  const [[c]] = await checkCompletions([p], [['    x = []\n    while True:\n        x.append(bytearray(10**7))\n']], { memoryBytes: 256 * 1024 * 1024 });
+  const [[c]] = await checkCompletions(
+    [p],
+    [['    x = []\n    while True:\n        x.append(bytearray(10**7))\n']],
+    { memoryBytes: 256 * 1024 * 1024 },
+  );
   assert.equal(c.status, 'failed');
 });
 
@@ -139,7 +166,10 @@ test('a forked child does not outlive the program; output beyond the cap is drop
   await new Promise((res) => setTimeout(res, 100));
   assert.equal(alive(child), false, `forked child ${child} still running`);
 
-  const flood = await runPythonProgram('import sys\nfor _ in range(20000):\n    sys.stdout.write("x" * 100)\n', { maxOutputBytes: 1000 });
+  const flood = await runPythonProgram(
+    'import sys\nfor _ in range(20000):\n    sys.stdout.write("x" * 100)\n',
+    { maxOutputBytes: 1000 },
+  );
   assert.equal(flood.status, 'passed');
   assert.equal(flood.stdout.length, 1000);
   assert.equal(flood.truncated, true);
@@ -160,7 +190,8 @@ test('network: cut off with unshare -rn where available (a local listener is unr
     const open = await runPythonProgram(prog, { isolateNetwork: false });
     assert.equal(open.stdout.trim(), 'hello');
     assert.equal(open.network, 'none');
-    if (!networkIsolationAvailable()) return t.skip('unshare -rn is not permitted here; programs run with the network');
+    if (!networkIsolationAvailable())
+      return t.skip('unshare -rn is not permitted here; programs run with the network');
     const cut = await runPythonProgram(prog);
     assert.equal(cut.network, 'unshare');
     assert.equal(cut.status, 'failed');
@@ -172,7 +203,9 @@ test('network: cut off with unshare -rn where available (a local listener is unr
 
 test('a missing interpreter is an error, not 164 failed samples', async () => {
   await assert.rejects(
-    checkCompletions(problems.slice(0, 1), [[problems[0].canonical_solution]], { pythonPath: '/nonexistent/python3' }),
+    checkCompletions(problems.slice(0, 1), [[problems[0].canonical_solution]], {
+      pythonPath: '/nonexistent/python3',
+    }),
     /cannot execute Python programs with \/nonexistent\/python3/,
   );
 });
@@ -196,7 +229,12 @@ test('several samples per problem: seeds differ per sample, pass@k for k <= n', 
     seeds.push(r.seed);
     return r.seed % 2 === 0 ? problems[0].canonical_solution : '    return None\n';
   });
-  const r = await runHumanEval(ctxFor(lm, { limit: 1, seed: 10 }), { path: PATH, samples: 4, ks: [1, 2, 10], allowCodeExecution: true });
+  const r = await runHumanEval(ctxFor(lm, { limit: 1, seed: 10 }), {
+    path: PATH,
+    samples: 4,
+    ks: [1, 2, 10],
+    allowCodeExecution: true,
+  });
   assert.deepEqual(seeds, [10, 11, 12, 13]);
   assert.deepEqual(
     r.metrics.map((m) => [m.name, m.value]),

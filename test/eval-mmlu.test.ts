@@ -13,7 +13,8 @@ const DIR = join(DATA, 'mmlu');
 test('all 14042 MMLU test rows parse (57 subjects), plus 285 dev and 1531 val rows', () => {
   const subjects = mmluSubjects(DIR);
   assert.equal(subjects.length, 57);
-  const count = (split: 'dev' | 'val' | 'test') => subjects.reduce((n, s) => n + loadMmlu(DIR, split, s).length, 0);
+  const count = (split: 'dev' | 'val' | 'test') =>
+    subjects.reduce((n, s) => n + loadMmlu(DIR, split, s).length, 0);
   assert.equal(count('test'), 14042);
   assert.equal(count('dev'), 285);
   assert.equal(count('val'), 1531);
@@ -23,14 +24,20 @@ test('spot values: first/last rows, an embedded newline, quoted commas and doubl
   const aa = loadMmlu(DIR, 'test', 'abstract_algebra');
   assert.equal(aa.length, 100);
   assert.deepEqual(aa[0].choices, ['0', '4', '2', '6']);
-  assert.equal(aa[0].question, 'Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.');
+  assert.equal(
+    aa[0].question,
+    'Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.',
+  );
   assert.equal(aa[0].answer, 'B');
   assert.equal(aa[99].answer, 'C');
   assert.deepEqual(aa[99].choices, ['True, True', 'False, False', 'True, False', 'False, True']);
 
   const bio = loadMmlu(DIR, 'test', 'college_biology');
   assert.equal(bio.length, 144);
-  assert.equal(bio[13].question, 'A cell nucleus contains which of the following?\nI. DNA\nII. Protein\nIII. RNA');
+  assert.equal(
+    bio[13].question,
+    'A cell nucleus contains which of the following?\nI. DNA\nII. Protein\nIII. RNA',
+  );
   assert.deepEqual(bio[13].choices, ['I only', 'II only', 'III only', 'I, II, and III']);
   assert.equal(bio[13].answer, 'D');
   // the quoted question above spans file lines 14-17, so the next record starts on line 18
@@ -38,7 +45,11 @@ test('spot values: first/last rows, an embedded newline, quoted commas and doubl
 
   const law = loadMmlu(DIR, 'test', 'professional_law');
   assert.equal(law.length, 1534);
-  assert.ok(law[1].question.startsWith('A state statute provides: "Whenever a person knows or should know that he (or she) is being arrested'));
+  assert.ok(
+    law[1].question.startsWith(
+      'A state statute provides: "Whenever a person knows or should know that he (or she) is being arrested',
+    ),
+  );
   assert.equal(law[1].answer, 'B');
 });
 
@@ -61,10 +72,17 @@ test('0-shot and 1-shot prompts are the standard format, letters scored after "A
   assert.equal(mmluContext(doc, dev.slice(0, 1)), head + shot + q);
   // underscores become spaces in the subject
   const hs = loadMmlu(DIR, 'test', 'high_school_us_history')[0];
-  assert.ok(mmluContext(hs, []).startsWith('The following are multiple choice questions (with answers) about high school us history.\n\n'));
+  assert.ok(
+    mmluContext(hs, []).startsWith(
+      'The following are multiple choice questions (with answers) about high school us history.\n\n',
+    ),
+  );
   // Tulu chat: the same text as the user turn, the assistant turn opened with "The answer is:"
   assert.equal(mmluContext(doc, [], 'tulu'), `<|user|>\n${head + q}\n\n<|assistant|>\nThe answer is:`);
-  assert.equal(mmluContext(doc, [], (u) => `[INST] ${u} [/INST]`), `[INST] ${head + q} [/INST] The answer is:`);
+  assert.equal(
+    mmluContext(doc, [], (u) => `[INST] ${u} [/INST]`),
+    `[INST] ${head + q} [/INST] The answer is:`,
+  );
 });
 
 test('scoring: per-subject accuracy, micro and macro averages, ties go to A', async () => {
@@ -82,7 +100,11 @@ test('scoring: per-subject accuracy, micro and macro averages, ties go to A', as
     if (d.subject === 'anatomy') return { logprob: -2, greedy: false };
     return { logprob: r.continuation === ` ${d.answer}` ? -0.1 : -3, greedy: false };
   });
-  const res = await runMmlu(ctxFor(lm, { limit, batchSize: 7 }), { dir: DIR, shots: 2, subjects: ['abstract_algebra', 'anatomy'] });
+  const res = await runMmlu(ctxFor(lm, { limit, batchSize: 7 }), {
+    dir: DIR,
+    shots: 2,
+    subjects: ['abstract_algebra', 'anatomy'],
+  });
   const [group, ra, rn] = res;
   assert.deepEqual(
     res.map((r) => r.task),
@@ -96,11 +118,17 @@ test('scoring: per-subject accuracy, micro and macro averages, ties go to A', as
   assert.equal(group.metrics.find((m) => m.name === 'acc_macro')!.value, (1 + anatomyA) / 2);
   // stderr of a 0/1 mean: sqrt(p(1-p) n/(n-1)) / sqrt(n)
   const p = anatomyA;
-  assert.ok(Math.abs((rn.metrics[0].stderr as number) - Math.sqrt((p * (1 - p) * limit) / (limit - 1) / limit)) < 1e-12);
+  assert.ok(
+    Math.abs((rn.metrics[0].stderr as number) - Math.sqrt((p * (1 - p) * limit) / (limit - 1) / limit)) <
+      1e-12,
+  );
   assert.deepEqual(group.nSamples, { original: 100 + 135, effective: 60 });
   assert.equal(group.nShot, 2);
   // 4 continuations per question, batches of at most 7
-  assert.equal(lm.calls.reduce((n, c) => n + c.size, 0), 4 * 2 * limit);
+  assert.equal(
+    lm.calls.reduce((n, c) => n + c.size, 0),
+    4 * 2 * limit,
+  );
   assert.ok(lm.calls.every((c) => c.size <= 7));
   assert.equal(rn.samples[0].filtered_resps, 'A');
 });
@@ -110,15 +138,32 @@ test('bad MMLU input: wrong answer letter, wrong column count, unknown subject, 
   mkdirSync(join(dir, 'test'));
   mkdirSync(join(dir, 'dev'));
   writeFileSync(join(dir, 'test', 'toy_test.csv'), 'q1,a,b,c,d,A\n"q2, long",a,b,c,d,E\n');
-  assert.throws(() => loadMmlu(dir, 'test', 'toy'), (e: Error) => e instanceof InputError && /toy_test\.csv line 2: answer column must be A, B, C or D, got "E"/.test(e.message));
+  assert.throws(
+    () => loadMmlu(dir, 'test', 'toy'),
+    (e: Error) =>
+      e instanceof InputError &&
+      /toy_test\.csv line 2: answer column must be A, B, C or D, got "E"/.test(e.message),
+  );
   writeFileSync(join(dir, 'test', 'toy_test.csv'), 'q1,a,b,c,d,A\nq2,a,b,c,A\n');
-  assert.throws(() => loadMmlu(dir, 'test', 'toy'), (e: Error) => e instanceof InputError && /line 2: expected 6 columns, found 5/.test(e.message));
+  assert.throws(
+    () => loadMmlu(dir, 'test', 'toy'),
+    (e: Error) => e instanceof InputError && /line 2: expected 6 columns, found 5/.test(e.message),
+  );
   writeFileSync(join(dir, 'test', 'toy_test.csv'), 'q1,a,b,c,d,A\n');
   writeFileSync(join(dir, 'dev', 'toy_dev.csv'), 'q1,a,b,c,d,A\n');
   const lm = new ScriptedLM('s');
-  await assert.rejects(runMmlu(ctxFor(lm), { dir, shots: 0, subjects: ['nope'] }), (e: Error) => e instanceof InputError && /no MMLU subject "nope"; known: toy/.test(e.message));
-  await assert.rejects(runMmlu(ctxFor(lm), { dir, shots: 3 }), (e: Error) => e instanceof InputError && /3 shots requested but the dev file has 1 rows/.test(e.message));
+  await assert.rejects(
+    runMmlu(ctxFor(lm), { dir, shots: 0, subjects: ['nope'] }),
+    (e: Error) => e instanceof InputError && /no MMLU subject "nope"; known: toy/.test(e.message),
+  );
+  await assert.rejects(
+    runMmlu(ctxFor(lm), { dir, shots: 3 }),
+    (e: Error) => e instanceof InputError && /3 shots requested but the dev file has 1 rows/.test(e.message),
+  );
   const copy = mkdtempSync(join(tmpdir(), 'eval-mmlu-'));
   cpSync(join(DIR, 'test', 'anatomy_test.csv'), join(copy, 'test', 'anatomy_test.csv'));
-  await assert.rejects(runMmlu(ctxFor(lm), { dir: copy, shots: 1 }), (e: Error) => e instanceof InputError && /anatomy_dev\.csv: MMLU CSV file not found/.test(e.message));
+  await assert.rejects(
+    runMmlu(ctxFor(lm), { dir: copy, shots: 1 }),
+    (e: Error) => e instanceof InputError && /anatomy_dev\.csv: MMLU CSV file not found/.test(e.message),
+  );
 });

@@ -6,14 +6,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { porterStem } from '../src/eval/porter.js';
-import { exactMatch, lcsLength, maxOverReferences, normalizeAnswer, rougeL, rougeTokenize } from '../src/eval/rouge.js';
+import {
+  exactMatch,
+  lcsLength,
+  maxOverReferences,
+  normalizeAnswer,
+  rougeL,
+  rougeTokenize,
+} from '../src/eval/rouge.js';
 import { loadInstructionPairs, runSuperNi } from '../src/eval/tasks/superni.js';
 import { FIXTURES, SHARED_DATA, ScriptedLM, ctxFor } from './eval-helpers.js';
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
 
 test('rouge_score default tokenizer: lowercase, non-[a-z0-9] runs split, non-ASCII letters dropped', () => {
-  assert.deepEqual(rougeTokenize('A quick brown-fox!  It\'s 42.'), ['a', 'quick', 'brown', 'fox', 'it', 's', '42']);
+  assert.deepEqual(rougeTokenize("A quick brown-fox!  It's 42."), [
+    'a',
+    'quick',
+    'brown',
+    'fox',
+    'it',
+    's',
+    '42',
+  ]);
   assert.deepEqual(rougeTokenize('Café naïve'), ['caf', 'na', 've']);
   assert.deepEqual(rougeTokenize(' \n!!! '), []);
 });
@@ -42,7 +57,10 @@ test('ROUGE-L F-measure equals hand-computed values', () => {
   assert.equal(rougeL('', 'the cat').fmeasure, 0);
   assert.equal(rougeL('!!!', '???').fmeasure, 0);
   // several references: the best counts
-  close(maxOverReferences((p, r) => rougeL(p, r).fmeasure, 'good day', ['hello', 'a good day']), 0.8);
+  close(
+    maxOverReferences((p, r) => rougeL(p, r).fmeasure, 'good day', ['hello', 'a good day']),
+    0.8,
+  );
 });
 
 test('Porter stemmer equals NLTK 3.8 PorterStemmer() on 3140 real words (fixture made with NLTK)', () => {
@@ -51,7 +69,9 @@ test('Porter stemmer equals NLTK 3.8 PorterStemmer() on 3140 real words (fixture
     .filter((l) => l !== '' && !l.startsWith('#'))
     .map((l) => l.split('\t'));
   assert.equal(rows.length, 3140);
-  const wrong = rows.filter(([w, s]) => porterStem(w) !== s).map(([w, s]) => `${w}: want ${s}, got ${porterStem(w)}`);
+  const wrong = rows
+    .filter(([w, s]) => porterStem(w) !== s)
+    .map(([w, s]) => `${w}: want ${s}, got ${porterStem(w)}`);
   assert.deepEqual(wrong, []);
   // a few from Porter (1980) and NLTK's extensions, spelled out
   assert.equal(porterStem('caresses'), 'caress');
@@ -123,7 +143,10 @@ test('Super-NI task: {input, references}, string/"output" forms and paper {messa
   );
   // chat mode wraps the input as a Tulu user turn
   const seen: string[] = [];
-  await runSuperNi(ctxFor(new ScriptedLM('s', (r) => (seen.push(r.prompt), 'x')), { chatFormat: 'tulu', limit: 1 }), { path });
+  await runSuperNi(
+    ctxFor(new ScriptedLM('s', (r) => (seen.push(r.prompt), 'x')), { chatFormat: 'tulu', limit: 1 }),
+    { path },
+  );
   assert.deepEqual(seen, ['<|user|>\nTranslate to English: bonjour\n\n<|assistant|>\n']);
 });
 
@@ -131,14 +154,32 @@ test('Super-NI loader errors name file and line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'eval-sni-'));
   const p = join(dir, 's.jsonl');
   writeFileSync(p, '{"input":"a","references":["b"]}\n{"input":"a","references":[]}\n');
-  assert.throws(() => loadInstructionPairs(p), (e: Error) => e instanceof InputError && e.message === `${p} line 2: field "references" must be a string or a non-empty array of strings`);
-  writeFileSync(p, '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}\n');
-  assert.throws(() => loadInstructionPairs(p), (e: Error) => e instanceof InputError && /line 1: expected one user turn then one assistant turn, got roles \[user, assistant, user\]/.test(e.message));
+  assert.throws(
+    () => loadInstructionPairs(p),
+    (e: Error) =>
+      e instanceof InputError &&
+      e.message === `${p} line 2: field "references" must be a string or a non-empty array of strings`,
+  );
+  writeFileSync(
+    p,
+    '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}\n',
+  );
+  assert.throws(
+    () => loadInstructionPairs(p),
+    (e: Error) =>
+      e instanceof InputError &&
+      /line 1: expected one user turn then one assistant turn, got roles \[user, assistant, user\]/.test(
+        e.message,
+      ),
+  );
   writeFileSync(p, '{"prompt":"a"}\n');
-  assert.throws(() => loadInstructionPairs(p), (e: Error) => e instanceof InputError && /line 1: missing string field "input"/.test(e.message));
+  assert.throws(
+    () => loadInstructionPairs(p),
+    (e: Error) => e instanceof InputError && /line 1: missing string field "input"/.test(e.message),
+  );
 });
 
-test('the paper\'s Super-NI rows load (skipped when ../shared/data is absent)', (t) => {
+test("the paper's Super-NI rows load (skipped when ../shared/data is absent)", (t) => {
   const p = join(SHARED_DATA, 'paraknowtransfer', 'super_ni', 'super_ni_data_1000.jsonl');
   if (!existsSync(p)) return t.skip(`${p} not present`);
   const pairs = loadInstructionPairs(p);
@@ -147,6 +188,7 @@ test('the paper\'s Super-NI rows load (skipped when ../shared/data is absent)', 
   // the reference scores perfectly against itself
   for (const q of pairs.slice(0, 50)) {
     assert.equal(exactMatch(q.references[0], q.references[0]), 1);
-    if (rougeTokenize(q.references[0]).length > 0) assert.equal(rougeL(q.references[0], q.references[0]).fmeasure, 1);
+    if (rougeTokenize(q.references[0]).length > 0)
+      assert.equal(rougeL(q.references[0], q.references[0]).fmeasure, 1);
   }
 });

@@ -33,7 +33,8 @@ interface Inputs {
 
 /** PEFT adapter key -> module path and factor. */
 function parsePeftKey(key: string): { module: string; factor: 'A' | 'B' } {
-  const m = /^base_model\.model\.(.+)\.(lora_A\.weight|lora_B\.weight|lora_embedding_A|lora_embedding_B)$/.exec(key);
+  const m =
+    /^base_model\.model\.(.+)\.(lora_A\.weight|lora_B\.weight|lora_embedding_A|lora_embedding_B)$/.exec(key);
   if (!m) throw new Error(`not a PEFT LoRA key: ${key}`);
   return { module: m[1], factor: m[2].includes('A') ? 'A' : 'B' };
 }
@@ -46,7 +47,8 @@ function parsePeftKey(key: string): { module: string; factor: 'A' | 'B' } {
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>, floor: number): { err: number; i: number } {
   let scale = 0;
   for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  let err = 0, at = -1;
+  let err = 0,
+    at = -1;
   for (let i = 0; i < want.length; i++) {
     const e = Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), floor * scale, 1e-30);
     if (!(e <= err)) {
@@ -57,10 +59,19 @@ function relErr(got: ArrayLike<number>, want: ArrayLike<number>, floor: number):
   return { err, i: at };
 }
 
-function check(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number, floor: number): number {
+function check(
+  name: string,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tol: number,
+  floor: number,
+): number {
   assert.equal(got.length, want.length, `${name}: length`);
   const { err, i } = relErr(got, want, floor);
-  assert.ok(err <= tol, `${name}[${i}]: nuggets ${got[i]} vs PyTorch ${want[i]} (relative error ${err.toExponential(2)})`);
+  assert.ok(
+    err <= tol,
+    `${name}[${i}]: nuggets ${got[i]} vs PyTorch ${want[i]} (relative error ${err.toExponential(2)})`,
+  );
   return err;
 }
 
@@ -87,7 +98,10 @@ function runFixture(name: string, tol: number, floor: number): { checked: number
   let adapterKeys: string[] = [];
   if (existsSync(join(folder, 'adapter_model.safetensors'))) {
     const adapter = openSafetensors(join(folder, 'adapter_model.safetensors'));
-    const acfg = JSON.parse(readFileSync(join(folder, 'adapter_config.json'), 'utf8')) as { r: number; lora_alpha: number };
+    const acfg = JSON.parse(readFileSync(join(folder, 'adapter_config.json'), 'utf8')) as {
+      r: number;
+      lora_alpha: number;
+    };
     adapterKeys = adapter.names();
     const byModule = new Map<string, { A?: Float32Array; B?: Float32Array }>();
     for (const key of adapterKeys) {
@@ -96,15 +110,23 @@ function runFixture(name: string, tol: number, floor: number): { checked: number
       e[factor] = adapter.get(key);
       byModule.set(module, e);
     }
-    for (const [module, { A, B }] of byModule) model.attachLora(module, { r: acfg.r, alpha: acfg.lora_alpha, A, B });
+    for (const [module, { A, B }] of byModule)
+      model.attachLora(module, { r: acfg.r, alpha: acfg.lora_alpha, A, B });
     adapter.close();
   }
 
   const { B, T } = inputs;
-  const V = model.config.vocabSize, d = model.config.hiddenSize;
-  const batch: Batch = { ids: Int32Array.from(inputs.ids), B, T, attentionMask: Uint8Array.from(inputs.attention_mask) };
+  const V = model.config.vocabSize,
+    d = model.config.hiddenSize;
+  const batch: Batch = {
+    ids: Int32Array.from(inputs.ids),
+    B,
+    T,
+    attentionMask: Uint8Array.from(inputs.attention_mask),
+  };
   const targets = Int32Array.from(inputs.targets);
-  let worst = 0, checked = 0;
+  let worst = 0,
+    checked = 0;
   const track = (e: number) => {
     worst = Math.max(worst, e);
     checked++;
@@ -114,7 +136,8 @@ function runFixture(name: string, tol: number, floor: number): { checked: number
   const logits = model.forward(batch).slice();
   const wantLogits = expected.get('logits');
   const realRows = inputs.attention_mask.flatMap((m, r) => (m ? [r] : []));
-  const pick = (a: ArrayLike<number>) => realRows.flatMap((r) => Array.from({ length: V }, (_, v) => a[r * V + v]));
+  const pick = (a: ArrayLike<number>) =>
+    realRows.flatMap((r) => Array.from({ length: V }, (_, v) => a[r * V + v]));
   track(check('logits', pick(logits), pick(wantLogits), tol, floor));
 
   model.enableGrads();
@@ -123,7 +146,8 @@ function runFixture(name: string, tol: number, floor: number): { checked: number
   track(check('loss', [loss], expected.get('loss'), tol, 0));
   model.backward();
 
-  for (const p of model.params.unique()) track(check(`grad.${p.name}`, p.grad!, expected.get(`grad.${p.name}`), tol, floor));
+  for (const p of model.params.unique())
+    track(check(`grad.${p.name}`, p.grad!, expected.get(`grad.${p.name}`), tol, floor));
   const loras = model.loras();
   for (const key of adapterKeys) {
     const { module, factor } = parsePeftKey(key);
@@ -141,7 +165,9 @@ function runFixture(name: string, tol: number, floor: number): { checked: number
 for (const name of ['llama-gqa', 'qwen2-lora']) {
   test(`${name}: matches the PyTorch reference to 1e-4 relative (default backend, float32)`, (t) => {
     const { checked, worst } = runFixture(name, 1e-4, 1e-2);
-    t.diagnostic(`${kernels().name} backend: ${checked} tensors, worst relative error ${worst.toExponential(2)}`);
+    t.diagnostic(
+      `${kernels().name} backend: ${checked} tensors, worst relative error ${worst.toExponential(2)}`,
+    );
   });
 
   test(`${name}: matches the PyTorch reference to 1e-9 (TypeScript backend, float64)`, (t) => {

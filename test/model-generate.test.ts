@@ -15,11 +15,25 @@ import { LlamaModel } from '../src/model/model.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 import { GOLDEN_TEXT, STORIES260K } from './model-helpers.js';
 
-const cfg = tinyConfig({ arch: 'qwen2', attentionBias: true, vocabSize: 40, hiddenSize: 24, numHeads: 4, numKvHeads: 2, headDim: 8, numLayers: 2, eosTokenId: [] });
+const cfg = tinyConfig({
+  arch: 'qwen2',
+  attentionBias: true,
+  vocabSize: 40,
+  hiddenSize: 24,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 8,
+  numLayers: 2,
+  eosTokenId: [],
+});
 
 test('cached batched generation equals uncached argmax over the full prefix', () => {
   const model = randomModel(cfg, 5);
-  const prompts = [[1, 7, 3, 9, 12], [1, 4], [1, 30, 22, 5, 6, 7, 8]];
+  const prompts = [
+    [1, 7, 3, 9, 12],
+    [1, 4],
+    [1, 30, 22, 5, 6, 7, 8],
+  ];
   const steps = 10;
   const res = generate(model, prompts, { maxNewTokens: steps });
   prompts.forEach((p, b) => {
@@ -36,9 +50,16 @@ test('cached batched generation equals uncached argmax over the full prefix', ()
 test('cached step logits equal the full forward at every position (left padding, decode steps)', () => {
   const model = randomModel(cfg, 6);
   const V = cfg.vocabSize;
-  const prompts = [[1, 2, 3], [1, 5, 6, 7, 8, 9]];
-  const cont = [[10, 11, 12], [13, 14, 15]];
-  const T0 = 6, cap = T0 + 3;
+  const prompts = [
+    [1, 2, 3],
+    [1, 5, 6, 7, 8, 9],
+  ];
+  const cont = [
+    [10, 11, 12],
+    [13, 14, 15],
+  ];
+  const T0 = 6,
+    cap = T0 + 3;
   const cache = model.newCache(2, cap);
   const ids = Int32Array.from([0, 0, 0, 1, 2, 3, 1, 5, 6, 7, 8, 9]);
   const mask = Uint8Array.from([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
@@ -58,8 +79,12 @@ test('cached step logits equal the full forward at every position (left padding,
     for (let s = 0; s <= 3; s++) {
       const row = prompts[b].length - 1 + s;
       for (let v = 0; v < V; v++) {
-        const want = logits[row * V + v], got = stepLogits[s][b * V + v];
-        assert.ok(Math.abs(got - want) <= 1e-5 * (1 + Math.abs(want)), `seq ${b} step ${s} token ${v}: ${got} vs ${want}`);
+        const want = logits[row * V + v],
+          got = stepLogits[s][b * V + v];
+        assert.ok(
+          Math.abs(got - want) <= 1e-5 * (1 + Math.abs(want)),
+          `seq ${b} step ${s} token ${v}: ${got} vs ${want}`,
+        );
       }
     }
   }
@@ -67,15 +92,24 @@ test('cached step logits equal the full forward at every position (left padding,
 
 test('seeded sampling is reproducible; a vanishing top-p is greedy', () => {
   const model = randomModel(cfg, 7);
-  const prompts = [[1, 3], [1, 4, 5]];
+  const prompts = [
+    [1, 3],
+    [1, 4, 5],
+  ];
   const a = generate(model, prompts, { maxNewTokens: 12, temperature: 1.5, seed: 42 });
   const b = generate(model, prompts, { maxNewTokens: 12, temperature: 1.5, seed: 42 });
   const c = generate(model, prompts, { maxNewTokens: 12, temperature: 1.5, seed: 43 });
   assert.deepEqual(a, b);
-  assert.notDeepEqual(a.map((r) => r.tokens), c.map((r) => r.tokens));
+  assert.notDeepEqual(
+    a.map((r) => r.tokens),
+    c.map((r) => r.tokens),
+  );
   const greedy = generate(model, prompts, { maxNewTokens: 12 });
   const nucleus = generate(model, prompts, { maxNewTokens: 12, temperature: 1, topP: 1e-9, seed: 1 });
-  assert.deepEqual(nucleus.map((r) => r.tokens), greedy.map((r) => r.tokens));
+  assert.deepEqual(
+    nucleus.map((r) => r.tokens),
+    greedy.map((r) => r.tokens),
+  );
 });
 
 test('temperature sampling follows softmax(logits / T); top-p never leaves the nucleus', () => {
@@ -90,7 +124,10 @@ test('temperature sampling follows softmax(logits / T); top-p never leaves the n
   for (let i = 0; i < n; i++) counts[sampleToken(logits, 0, 5, { temperature: T }, rng)]++;
   for (let v = 0; v < 5; v++) {
     const sd = Math.sqrt((probs[v] * (1 - probs[v])) / n);
-    assert.ok(Math.abs(counts[v] / n - probs[v]) < 5 * sd + 1e-9, `token ${v}: ${counts[v] / n} vs ${probs[v]}`);
+    assert.ok(
+      Math.abs(counts[v] / n - probs[v]) < 5 * sd + 1e-9,
+      `token ${v}: ${counts[v] / n} vs ${probs[v]}`,
+    );
   }
   // probs at T=1: 0.563, 0.207, 0.076, 0.028, 0.126; top-p 0.7 keeps tokens 0 and 1 (mass 0.770)
   const seen = new Set<number>();
@@ -100,7 +137,10 @@ test('temperature sampling follows softmax(logits / T); top-p never leaves the n
 
 test('EOS ends a sequence (not included), the others continue; max tokens gives "length"', () => {
   const model = randomModel(cfg, 8);
-  const prompts = [[1, 7, 3], [1, 8]];
+  const prompts = [
+    [1, 7, 3],
+    [1, 8],
+  ];
   const free = generate(model, prompts, { maxNewTokens: 8 });
   const eosTok = free[0].tokens[3];
   const firstAt = free[0].tokens.indexOf(eosTok);
@@ -120,7 +160,12 @@ test('stop strings cut the text; streamed text equals the final text and never s
   const model = LlamaModel.load(readLlama2c(join(STORIES260K, 'checkpoint_legacy.bin')));
   let streamed = '';
   const stop = 'big, red';
-  const [r] = generate(model, [[1]], { maxNewTokens: 200, tokenizer: tok as Tokenizer, stop: [stop, 'never appears'], onToken: (e) => (streamed += e.text) });
+  const [r] = generate(model, [[1]], {
+    maxNewTokens: 200,
+    tokenizer: tok as Tokenizer,
+    stop: [stop, 'never appears'],
+    onToken: (e) => (streamed += e.text),
+  });
   const want = GOLDEN_TEXT.slice(0, GOLDEN_TEXT.indexOf(stop));
   assert.equal(r.finishReason, 'stop');
   assert.equal(r.text, want);

@@ -23,10 +23,15 @@ import { GOLDEN_TEXT, STORIES260K, heldOutStories } from './model-helpers.js';
 const CKPT = join(STORIES260K, 'checkpoint_legacy.bin');
 const tok = Llama2cTokenizer.fromFile(join(STORIES260K, 'tokenizer.bin'), 512);
 
-function greedyFromBos(model: LlamaModel, tokenizer: Tokenizer = tok): { text: string; streamed: string; n: number } {
+function greedyFromBos(
+  model: LlamaModel,
+  tokenizer: Tokenizer = tok,
+): { text: string; streamed: string; n: number } {
   let streamed = '';
   const [r] = generate(model, [[1]], {
-    maxNewTokens: 200, tokenizer, onToken: (e) => (streamed += e.text),
+    maxNewTokens: 200,
+    tokenizer,
+    onToken: (e) => (streamed += e.text),
   });
   return { text: r.text!, streamed, n: r.tokens.length };
 }
@@ -49,7 +54,10 @@ test('stories260K in HF layout (q/k rows permuted, rotate_half RoPE) prints the 
     if (m) data = permuteForHf(data, m[1] === 'q' ? config.numHeads : config.numKvHeads, shape[0], shape[1]);
     tensors.set(name, { shape, data });
   }
-  const hf = LlamaModel.load({ config: { ...config, ropeStyle: 'half' }, weights: new MemoryWeights('hf-layout', tensors) });
+  const hf = LlamaModel.load({
+    config: { ...config, ropeStyle: 'half' },
+    weights: new MemoryWeights('hf-layout', tensors),
+  });
   assert.equal(greedyFromBos(hf).text, GOLDEN_TEXT);
   // and without the permutation the 'half' model is a different function (the permutation matters)
   const wrong = LlamaModel.load({ config: { ...config, ropeStyle: 'half' }, weights });
@@ -77,7 +85,8 @@ test('stories260K mean next-token loss on 40 held-out TinyStories stories is 1.2
   const ctx = 256; // BOS + 255 tokens: 255 predictions per story at most
   const seqs = heldOutStories(40).map((s) => tok.encode(s, { addBos: true }).slice(0, ctx));
   assert.equal(seqs.length, 40);
-  let sum = 0, count = 0;
+  let sum = 0,
+    count = 0;
   // 8 stories per batch, right-padded; every real token but the last predicts its successor
   for (let i = 0; i < seqs.length; i += 8) {
     const group = seqs.slice(i, i + 8);

@@ -26,12 +26,16 @@ const pickRng = new Rng(2024);
 function indicesToCheck(n: number): number[] {
   const all = Array.from({ length: n }, (_, i) => i);
   if (n <= PER_TENSOR) return all;
-  return pickRng.shuffle(all).slice(0, PER_TENSOR).sort((a, b) => a - b);
+  return pickRng
+    .shuffle(all)
+    .slice(0, PER_TENSOR)
+    .sort((a, b) => a - b);
 }
 
 /** Batch: row 0 right-padded, row 1 left-padded, row 2 unpadded. */
 function makeBatch(c: ModelConfig): { batch: Batch; targets: Int32Array } {
-  const B = 3, T = 6;
+  const B = 3,
+    T = 6;
   const rng = new Rng(7);
   const ids = new Int32Array(B * T);
   for (let i = 0; i < ids.length; i++) ids[i] = rng.int(c.vocabSize);
@@ -113,7 +117,8 @@ function runCheck(c: ModelConfig, dropout: number): Checked[] {
   const loraGrads = new Map<string, { dA: Float32Array; dB: Float32Array }>();
   for (const [name, l] of m.loras()) loraGrads.set(name, { dA: l.dA.slice(), dB: l.dB.slice() });
 
-  for (const p of m.params.unique()) checked.push(fdCheck(p.name, p.data, grads.get(p.name)!, () => lossFn()));
+  for (const p of m.params.unique())
+    checked.push(fdCheck(p.name, p.data, grads.get(p.name)!, () => lossFn()));
   for (const [name, l] of m.loras()) {
     const g = loraGrads.get(name)!;
     checked.push(fdCheck(`${name}.lora_A`, l.A, g.dA, () => lossFn()));
@@ -121,7 +126,8 @@ function runCheck(c: ModelConfig, dropout: number): Checked[] {
   }
   // input activations: run from the embedding output itself (inputs_embeds)
   lossFn();
-  const d = c.hiddenSize, N = batch.B * batch.T;
+  const d = c.hiddenSize,
+    N = batch.B * batch.T;
   const emb = new Float64Array(N * d) as unknown as Float32Array;
   // embedding output = E[id] + LoRA delta; take it from the embedding module directly
   m.embed.forward(emb, batch.ids, N);
@@ -133,18 +139,45 @@ function runCheck(c: ModelConfig, dropout: number): Checked[] {
 }
 
 test('gradients of every parameter, LoRA factor and input activation match finite differences (qwen2-style: q/k/v bias, untied, GQA, head_dim != d/H)', () => {
-  const c = tinyConfig({ arch: 'qwen2', attentionBias: true, headDim: 6, numHeads: 4, numKvHeads: 2, hiddenSize: 16, ropeTheta: 1000 });
+  const c = tinyConfig({
+    arch: 'qwen2',
+    attentionBias: true,
+    headDim: 6,
+    numHeads: 4,
+    numKvHeads: 2,
+    hiddenSize: 16,
+    ropeTheta: 1000,
+  });
   const checked = runCheck(c, 0);
   const names = new Set(checked.map((x) => x.name));
   // every tensor of the model was checked, and every module's LoRA
-  for (const n of ['model.embed_tokens.weight', 'lm_head.weight', 'model.norm.weight', 'model.layers.1.self_attn.k_proj.bias',
-    'model.layers.0.mlp.down_proj.weight', 'model.layers.1.post_attention_layernorm.weight', 'model.embed_tokens.lora_A',
-    'lm_head.lora_B', 'model.layers.0.self_attn.v_proj.lora_A', 'inputGrad']) assert.ok(names.has(n), n);
+  for (const n of [
+    'model.embed_tokens.weight',
+    'lm_head.weight',
+    'model.norm.weight',
+    'model.layers.1.self_attn.k_proj.bias',
+    'model.layers.0.mlp.down_proj.weight',
+    'model.layers.1.post_attention_layernorm.weight',
+    'model.embed_tokens.lora_A',
+    'lm_head.lora_B',
+    'model.layers.0.self_attn.v_proj.lora_A',
+    'inputGrad',
+  ])
+    assert.ok(names.has(n), n);
   assert.equal(checked.length, 3 + 2 * 12 + 2 * 16 + 1);
 });
 
 test('gradients with LoRA dropout (training mode), tied embeddings, o/MLP biases and llama2.c pair RoPE', () => {
-  const c = tinyConfig({ tieWordEmbeddings: true, attentionBias: true, oBias: true, mlpBias: true, ropeStyle: 'pairs', numKvHeads: 1, headDim: 4, numLayers: 1 });
+  const c = tinyConfig({
+    tieWordEmbeddings: true,
+    attentionBias: true,
+    oBias: true,
+    mlpBias: true,
+    ropeStyle: 'pairs',
+    numKvHeads: 1,
+    headDim: 4,
+    numLayers: 1,
+  });
   const checked = runCheck(c, 0.3);
   assert.ok(!checked.some((x) => x.name === 'lm_head.weight'), 'tied lm_head shares the embedding gradient');
 });

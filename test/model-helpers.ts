@@ -11,7 +11,7 @@ export const TINYSTORIES_VAL = join(ROOT, 'data', 'tinystories', 'tinystories_va
 export const GOLDEN_TEXT =
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\n' +
   'Lily\'s mom said, "Lily, let\'s go to the park." Lily was sad and didn\'t know what to do. She said, "I want to play with your ball, but I can\'t find it."\n' +
-  'Lily was sad and didn\'t know what to do. She said, "I\'m sorry, Lily. I didn\'t know what to do."\n' +
+  "Lily was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\n" +
   "Lily didn't want to help her mom, so she";
 
 /**
@@ -22,7 +22,10 @@ export const GOLDEN_TEXT =
  */
 export function heldOutStories(n: number): string[] {
   const text = readFileSync(TINYSTORIES_VAL, 'utf8');
-  const paras = text.split('\n\n').map((s) => s.trim()).filter((s) => s.length > 0);
+  const paras = text
+    .split('\n\n')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   const stories: string[] = [];
   let first = true;
   for (const p of paras) {
@@ -37,8 +40,13 @@ export function heldOutStories(n: number): string[] {
 }
 
 /** Max |a-b| / (atol + rtol*|b|) style comparison; returns the worst index and values for messages. */
-export function worstRelErr(a: ArrayLike<number>, b: ArrayLike<number>, floor: number): { err: number; i: number } {
-  let err = 0, at = -1;
+export function worstRelErr(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  floor: number,
+): { err: number; i: number } {
+  let err = 0,
+    at = -1;
   for (let i = 0; i < b.length; i++) {
     const e = Math.abs(a[i] - b[i]) / Math.max(floor, Math.abs(b[i]));
     if (e > err || Number.isNaN(e)) {

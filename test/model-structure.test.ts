@@ -38,15 +38,31 @@ function assertInputError(fn: () => unknown, re: RegExp): void {
 
 test('missing, misshapen and unexplained tensors are refused, naming the source and the tensor', () => {
   assertInputError(
-    () => LlamaModel.load({ config: cfg, weights: editWeights((m) => m.delete('model.layers.2.mlp.up_proj.weight')) }),
+    () =>
+      LlamaModel.load({
+        config: cfg,
+        weights: editWeights((m) => m.delete('model.layers.2.mlp.up_proj.weight')),
+      }),
     /missing tensor model\.layers\.2\.mlp\.up_proj\.weight/,
   );
   assertInputError(
-    () => LlamaModel.load({ config: cfg, weights: editWeights((m) => m.set('model.layers.0.self_attn.k_proj.weight', { shape: [16, 16], data: new Float32Array(256) })) }),
+    () =>
+      LlamaModel.load({
+        config: cfg,
+        weights: editWeights((m) =>
+          m.set('model.layers.0.self_attn.k_proj.weight', { shape: [16, 16], data: new Float32Array(256) }),
+        ),
+      }),
     /model\.layers\.0\.self_attn\.k_proj\.weight has shape \[16, 16\] but the config implies \[12, 16\]/,
   );
   assertInputError(
-    () => LlamaModel.load({ config: cfg, weights: editWeights((m) => m.set('model.layers.3.mlp.up_proj.weight', { shape: [24, 16], data: new Float32Array(384) })) }),
+    () =>
+      LlamaModel.load({
+        config: cfg,
+        weights: editWeights((m) =>
+          m.set('model.layers.3.mlp.up_proj.weight', { shape: [24, 16], data: new Float32Array(384) }),
+        ),
+      }),
     /not explained by the model config: model\.layers\.3\.mlp\.up_proj\.weight/,
   );
   // a tied model whose file still carries lm_head.weight loads (HF ignores it), old inv_freq buffers too
@@ -60,17 +76,29 @@ test('missing, misshapen and unexplained tensors are refused, naming the source 
 
 test('bad token ids and all-ignored targets are clear errors', () => {
   const model = randomModel(cfg, 2);
-  assert.throws(() => model.forward({ ids: Int32Array.from([1, 2, 32]), B: 1, T: 3 }), /token id 32 at position 2 is outside the vocabulary \[0, 32\)/);
+  assert.throws(
+    () => model.forward({ ids: Int32Array.from([1, 2, 32]), B: 1, T: 3 }),
+    /token id 32 at position 2 is outside the vocabulary \[0, 32\)/,
+  );
   assert.throws(() => model.forward({ ids: Int32Array.from([1, 2]), B: 1, T: 3 }), /2 ids for B\*T = 3/);
-  assert.throws(() => model.loss({ ids: Int32Array.from([1, 2, 3]), B: 1, T: 3 }, Int32Array.from([-1, -1, -1])), /every target is ignored/);
-  assert.throws(() => model.loss({ ids: Int32Array.from([1, 2, 3]), B: 1, T: 3 }, Int32Array.from([-1, 40, -1])), /target id 40/);
+  assert.throws(
+    () => model.loss({ ids: Int32Array.from([1, 2, 3]), B: 1, T: 3 }, Int32Array.from([-1, -1, -1])),
+    /every target is ignored/,
+  );
+  assert.throws(
+    () => model.loss({ ids: Int32Array.from([1, 2, 3]), B: 1, T: 3 }, Int32Array.from([-1, 40, -1])),
+    /target id 40/,
+  );
   assert.throws(() => model.backward(), /call loss\(\) first/);
 });
 
 test('layer-by-layer streaming (separately loaded layers, recomputed forward) equals the whole model', () => {
   const weights = randomWeights(cfg, 3);
   const rng = new Rng(5);
-  const seqs = [[1, 5, 9, 3, 7, 2], [4, 8, 1]];
+  const seqs = [
+    [1, 5, 9, 3, 7, 2],
+    [4, 8, 1],
+  ];
   const batch = padBatch(seqs, 'right');
   const targets = new Int32Array(batch.B * batch.T).fill(-1);
   seqs.forEach((s, b) => s.forEach((_, t) => t >= 2 && (targets[b * batch.T + t] = rng.int(cfg.vocabSize))));
@@ -81,7 +109,8 @@ test('layer-by-layer streaming (separately loaded layers, recomputed forward) eq
   whole.backward();
 
   // streaming: outer params once; each layer loaded, run, its output saved, dropped
-  const N = batch.B * batch.T, d = cfg.hiddenSize;
+  const N = batch.B * batch.T,
+    d = cfg.hiddenSize;
   const ctx = seqContext(batch);
   const ws = new Workspace();
   const outer = loadOuterParams(weights, cfg);
@@ -107,7 +136,8 @@ test('layer-by-layer streaming (separately loaded layers, recomputed forward) eq
     layer.backward(dh, dx);
     for (const p of layer.params.unique()) {
       const want = whole.params.get(p.name).grad!;
-      for (let i = 0; i < want.length; i++) assert.ok(Math.abs(p.grad![i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `${p.name}[${i}]`);
+      for (let i = 0; i < want.length; i++)
+        assert.ok(Math.abs(p.grad![i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `${p.name}[${i}]`);
     }
     layer.releaseActivations();
     dh = dx;
@@ -115,8 +145,10 @@ test('layer-by-layer streaming (separately loaded layers, recomputed forward) eq
   for (let i = 0; i < N * d; i++) assert.ok(Math.abs(dh[i] - whole.inputGrad[i]) <= 1e-6, `inputGrad[${i}]`);
   embed.backward(dh, batch.ids, N);
   for (const name of ['model.embed_tokens.weight', 'lm_head.weight', 'model.norm.weight']) {
-    const got = outer.get(name).grad!, want = whole.params.get(name).grad!;
-    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `${name}[${i}]`);
+    const got = outer.get(name).grad!,
+      want = whole.params.get(name).grad!;
+    for (let i = 0; i < want.length; i++)
+      assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `${name}[${i}]`);
   }
 });
 
@@ -131,7 +163,8 @@ test('padding (left or right) leaves the logits of real tokens unchanged', () =>
     const off = side === 'left' ? batch.T - seq.length : 0;
     for (let t = 0; t < seq.length; t++) {
       for (let v = 0; v < V; v++) {
-        const a = logits[(off + t) * V + v], b = alone[t * V + v];
+        const a = logits[(off + t) * V + v],
+          b = alone[t * V + v];
         assert.ok(Math.abs(a - b) <= 1e-5 * (1 + Math.abs(b)), `${side} t=${t} v=${v}: ${a} vs ${b}`);
       }
     }
@@ -148,7 +181,12 @@ test('LoRA at init (B = 0) keeps the function; the subtract trick W - B·A with 
   for (let i = 0; i < base.length; i++) assert.ok(Math.abs(same[i] - base[i]) < 1e-6);
   // q_proj with a non-zero LoRA (B, A) and base W - scale·B·A: same function as the untouched model
   const q = model.layers[1].q;
-  const lora = q.attachLora({ r: 2, alpha: 4, A: rng.fillNormal(new Float32Array(2 * q.inDim)), B: rng.fillNormal(new Float32Array(q.outDim * 2)) });
+  const lora = q.attachLora({
+    r: 2,
+    alpha: 4,
+    A: rng.fillNormal(new Float32Array(2 * q.inDim)),
+    B: rng.fillNormal(new Float32Array(q.outDim * 2)),
+  });
   const W = q.weight.data;
   for (let o = 0; o < q.outDim; o++) {
     for (let i = 0; i < q.inDim; i++) {
@@ -158,7 +196,8 @@ test('LoRA at init (B = 0) keeps the function; the subtract trick W - B·A with 
     }
   }
   const again = model.forward(batch);
-  for (let i = 0; i < base.length; i++) assert.ok(Math.abs(again[i] - base[i]) < 1e-4, `${i}: ${again[i]} vs ${base[i]}`);
+  for (let i = 0; i < base.length; i++)
+    assert.ok(Math.abs(again[i] - base[i]) < 1e-4, `${i}: ${again[i]} vs ${base[i]}`);
   // and a LoRA without the subtraction does change it (the check above is not vacuous)
   q.weight.data.set(randomWeights(cfg, 6).get('model.layers.1.self_attn.q_proj.weight'));
   const changed = model.forward(batch);

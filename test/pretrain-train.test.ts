@@ -12,7 +12,13 @@ import { InputError } from '../src/errors.js';
 import { loadModelSource } from '../src/io/load.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { LlamaModel } from '../src/model/model.js';
-import { heldOutLoss, initialWeights, pretrain, PRETRAIN_DEFAULTS, type PretrainOptions } from '../src/train/pretrain.js';
+import {
+  heldOutLoss,
+  initialWeights,
+  pretrain,
+  PRETRAIN_DEFAULTS,
+  type PretrainOptions,
+} from '../src/train/pretrain.js';
 import { PackedSequences, readCorpus, splitDocuments, tokenStream } from '../src/train/pretrain-data.js';
 import { readTrainerLog } from '../src/train/log.js';
 import { main } from '../src/cli/main.js';
@@ -57,13 +63,24 @@ function tiny(over: Partial<PretrainOptions>): PretrainOptions {
 
 test('pretraining a tiny model lowers the held-out loss and writes a loadable HF folder with its recipe', () => {
   const out = join(tmp, 'tiny-a');
-  const r = pretrain(tiny({ out, loggingSteps: 5, evalSteps: 10 }), { ...quiet, command: 'nuggets pretrain --test' });
+  const r = pretrain(tiny({ out, loggingSteps: 5, evalSteps: 10 }), {
+    ...quiet,
+    command: 'nuggets pretrain --test',
+  });
   assert.equal(r.steps, 25);
   assert.ok(r.initialValLoss !== null && r.valLoss !== null);
   // from ~ln(512) = 6.24 at init; 25 updates at lr 1e-2 learn at least the unigram statistics (~5 nats)
   assert.ok(Math.abs(r.initialValLoss! - Math.log(512)) < 0.1, `initial loss ${r.initialValLoss}`);
   assert.ok(r.valLoss! < r.initialValLoss! - 1.0, `held-out loss ${r.initialValLoss} -> ${r.valLoss}`);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'RECIPE.md', 'trainer_log.jsonl']) {
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+    'RECIPE.md',
+    'trainer_log.jsonl',
+  ]) {
     assert.ok(existsSync(join(out, f)), f);
   }
   // The folder reloads through tokenizer.json (not tokenizer.bin) and gives the same held-out loss:
@@ -82,10 +99,25 @@ test('pretraining a tiny model lowers the held-out loss and writes a loadable HF
   assert.ok(Math.abs(again - r.valLoss!) < 1e-5, `reloaded held-out loss ${again} vs ${r.valLoss}`);
   // trainer_log.jsonl: LLaMA-Factory fields, one line per 5 updates, eval lines at 10, 20, 25
   const log = readTrainerLog(join(out, 'trainer_log.jsonl'));
-  assert.deepEqual(log.map((l) => l.current_steps), [5, 10, 15, 20, 25]);
-  assert.deepEqual(log.filter((l) => l.eval_loss !== undefined).map((l) => l.current_steps), [10, 20, 25]);
+  assert.deepEqual(
+    log.map((l) => l.current_steps),
+    [5, 10, 15, 20, 25],
+  );
+  assert.deepEqual(
+    log.filter((l) => l.eval_loss !== undefined).map((l) => l.current_steps),
+    [10, 20, 25],
+  );
   assert.equal(log.at(-1)!.eval_loss, Math.round(r.valLoss! * 1e4) / 1e4);
-  for (const k of ['total_steps', 'loss', 'learning_rate', 'epoch', 'percentage', 'elapsed_time', 'remaining_time']) assert.ok(k in log[0], k);
+  for (const k of [
+    'total_steps',
+    'loss',
+    'learning_rate',
+    'epoch',
+    'percentage',
+    'elapsed_time',
+    'remaining_time',
+  ])
+    assert.ok(k in log[0], k);
   // RECIPE.md records the command, the seed and the data's sha256
   const recipe = readFileSync(join(out, 'RECIPE.md'), 'utf8');
   assert.match(recipe, /nuggets pretrain --test/);
@@ -97,7 +129,10 @@ test('same options, same model: training is deterministic', () => {
   const a = pretrain(tiny({ out: join(tmp, 'det-a'), maxSteps: 3 }), quiet);
   const b = pretrain(tiny({ out: join(tmp, 'det-b'), maxSteps: 3 }), quiet);
   assert.equal(a.valLoss, b.valLoss);
-  assert.deepEqual(readFileSync(join(tmp, 'det-a', 'model.safetensors')), readFileSync(join(tmp, 'det-b', 'model.safetensors')));
+  assert.deepEqual(
+    readFileSync(join(tmp, 'det-a', 'model.safetensors')),
+    readFileSync(join(tmp, 'det-b', 'model.safetensors')),
+  );
 });
 
 test('continuing the real stories260K starts from its known held-out loss (about 1.27 nats)', () => {
@@ -120,8 +155,14 @@ test('continuing the real stories260K starts from its known held-out loss (about
     },
     quiet,
   );
-  assert.ok(r.initialValLoss! > 1.0 && r.initialValLoss! < 1.6, `stories260K held-out loss ${r.initialValLoss}`);
-  assert.ok(Math.abs(r.valLoss! - r.initialValLoss!) < 0.05, `one tiny step moved the loss ${r.initialValLoss} -> ${r.valLoss}`);
+  assert.ok(
+    r.initialValLoss! > 1.0 && r.initialValLoss! < 1.6,
+    `stories260K held-out loss ${r.initialValLoss}`,
+  );
+  assert.ok(
+    Math.abs(r.valLoss! - r.initialValLoss!) < 0.05,
+    `one tiny step moved the loss ${r.initialValLoss} -> ${r.valLoss}`,
+  );
   const src = loadModelSource(join(tmp, 's260'));
   assert.equal(src.config.hiddenSize, 64);
   assert.equal(src.config.tieWordEmbeddings, true);
@@ -130,10 +171,12 @@ test('continuing the real stories260K starts from its known held-out loss (about
 test('gradient accumulation: micro-batches of 2 give the update of one micro-batch of 8 (to float rounding)', () => {
   const a = pretrain(tiny({ out: join(tmp, 'acc-a'), maxSteps: 2, microBatchSize: 8 }), quiet);
   const b = pretrain(tiny({ out: join(tmp, 'acc-b'), maxSteps: 2, microBatchSize: 2 }), quiet);
-  const wa = loadModelSource(join(tmp, 'acc-a')).weights, wb = loadModelSource(join(tmp, 'acc-b')).weights;
+  const wa = loadModelSource(join(tmp, 'acc-a')).weights,
+    wb = loadModelSource(join(tmp, 'acc-b')).weights;
   let worst = 0;
   for (const name of wa.names()) {
-    const x = wa.get(name), y = wb.get(name);
+    const x = wa.get(name),
+      y = wb.get(name);
     for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
   }
   // two AdamW updates at lr 1e-2 move weights by ~2e-2; accumulation order only changes rounding
@@ -143,29 +186,69 @@ test('gradient accumulation: micro-batches of 2 give the update of one micro-bat
 
 test('the architecture can come from an HF config.json (vocab must match the tokenizer)', () => {
   const cfg = join(tmp, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ model_type: 'llama', vocab_size: 512, hidden_size: 24, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 3, num_key_value_heads: 1, max_position_embeddings: 64, rms_norm_eps: 1e-6 }));
-  const arch = { hiddenSize: undefined, numLayers: undefined, numHeads: undefined, numKvHeads: undefined, intermediateSize: undefined };
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      model_type: 'llama',
+      vocab_size: 512,
+      hidden_size: 24,
+      intermediate_size: 40,
+      num_hidden_layers: 1,
+      num_attention_heads: 3,
+      num_key_value_heads: 1,
+      max_position_embeddings: 64,
+      rms_norm_eps: 1e-6,
+    }),
+  );
+  const arch = {
+    hiddenSize: undefined,
+    numLayers: undefined,
+    numHeads: undefined,
+    numKvHeads: undefined,
+    intermediateSize: undefined,
+  };
   const r = pretrain(tiny({ ...arch, modelConfig: cfg, out: join(tmp, 'from-config'), maxSteps: 1 }), quiet);
   assert.equal(r.config.hiddenSize, 24);
   assert.equal(r.config.headDim, 8);
   assert.equal(r.config.rmsNormEps, 1e-6);
   assert.equal(loadModelSource(join(tmp, 'from-config')).config.maxPositionEmbeddings, 64);
-  writeFileSync(cfg, JSON.stringify({ model_type: 'llama', vocab_size: 600, hidden_size: 24, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 3 }));
-  assert.throws(() => pretrain(tiny({ ...arch, modelConfig: cfg, out: join(tmp, 'from-config-bad') }), quiet), (e: unknown) => e instanceof InputError && e.source === cfg && /vocab_size 600/.test(e.problem));
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      model_type: 'llama',
+      vocab_size: 600,
+      hidden_size: 24,
+      intermediate_size: 40,
+      num_hidden_layers: 1,
+      num_attention_heads: 3,
+    }),
+  );
+  assert.throws(
+    () => pretrain(tiny({ ...arch, modelConfig: cfg, out: join(tmp, 'from-config-bad') }), quiet),
+    (e: unknown) => e instanceof InputError && e.source === cfg && /vocab_size 600/.test(e.problem),
+  );
   assert.throws(() => pretrain(tiny({ modelConfig: cfg }), quiet), /not both/);
 });
 
 test('packing: BOS before each document, llama2.c sequences overlapping by one token', () => {
   const tok = Llama2cTokenizer.fromFile(TOK);
-  const docs = [{ text: 'Hello world.', source: 'a:1' }, { text: 'The cat sat.', source: 'a:2' }];
+  const docs = [
+    { text: 'Hello world.', source: 'a:1' },
+    { text: 'The cat sat.', source: 'a:2' },
+  ];
   const s = tokenStream(docs, tok);
-  const a = tok.encode('Hello world.', { addBos: true }), b = tok.encode('The cat sat.', { addBos: true });
+  const a = tok.encode('Hello world.', { addBos: true }),
+    b = tok.encode('The cat sat.', { addBos: true });
   assert.deepEqual([...s], [...a, ...b]);
   const withEos = tokenStream(docs, tok, { eos: true });
   assert.deepEqual([...withEos], [...a, 2, ...b, 2]);
-  const packed = new PackedSequences(Int32Array.from({ length: 10 }, (_, i) => i), 3);
+  const packed = new PackedSequences(
+    Int32Array.from({ length: 10 }, (_, i) => i),
+    3,
+  );
   assert.equal(packed.count, 3);
-  const ids = new Int32Array(3), tg = new Int32Array(3);
+  const ids = new Int32Array(3),
+    tg = new Int32Array(3);
   packed.fill(2, ids, tg, 0);
   assert.deepEqual([...ids], [6, 7, 8]);
   assert.deepEqual([...tg], [7, 8, 9]);
@@ -175,12 +258,22 @@ test('plain text files split into documents by blank lines, lines, or not at all
   const p = join(tmp, 'plain.txt');
   writeFileSync(p, 'First doc line one.\nline two.\n\n\nSecond doc.\n \nThird.\n');
   const blank = readCorpus(p, 'blank-line').documents;
-  assert.deepEqual(blank.map((d) => d.text), ['First doc line one.\nline two.', 'Second doc.', 'Third.']);
-  assert.deepEqual(blank.map((d) => d.source), [`${p}:1`, `${p}:5`, `${p}:7`]);
-  assert.deepEqual(readCorpus(p, 'line').documents.map((d) => d.source), [`${p}:1`, `${p}:2`, `${p}:5`, `${p}:7`]);
+  assert.deepEqual(
+    blank.map((d) => d.text),
+    ['First doc line one.\nline two.', 'Second doc.', 'Third.'],
+  );
+  assert.deepEqual(
+    blank.map((d) => d.source),
+    [`${p}:1`, `${p}:5`, `${p}:7`],
+  );
+  assert.deepEqual(
+    readCorpus(p, 'line').documents.map((d) => d.source),
+    [`${p}:1`, `${p}:2`, `${p}:5`, `${p}:7`],
+  );
   assert.equal(readCorpus(p, 'none').documents.length, 1);
   const docs = Array.from({ length: 40 }, (_, i) => ({ text: `d${i}`, source: `x:${i}` }));
-  const s1 = splitDocuments(docs, 0.1, 5), s2 = splitDocuments(docs, 0.1, 5);
+  const s1 = splitDocuments(docs, 0.1, 5),
+    s2 = splitDocuments(docs, 0.1, 5);
   assert.equal(s1.val.length, 4);
   assert.equal(s1.train.length, 36);
   assert.deepEqual(s1.val, s2.val);
@@ -189,7 +282,11 @@ test('plain text files split into documents by blank lines, lines, or not at all
 
 test('the random init: norms 1, matrices N(0, std^2), residual projections scaled by 1/sqrt(2L)', () => {
   const c = { ...loadModelSource(join(tmp, 'tiny-a')).config };
-  const w = initialWeights({ ...c, hiddenSize: 64, intermediateSize: 128, numHeads: 4, numKvHeads: 2, headDim: 16 }, 3, 0.02);
+  const w = initialWeights(
+    { ...c, hiddenSize: 64, intermediateSize: 128, numHeads: 4, numKvHeads: 2, headDim: 16 },
+    3,
+    0.02,
+  );
   const std = (a: Float32Array) => Math.sqrt(a.reduce((s, x) => s + x * x, 0) / a.length);
   assert.ok(w.get('model.norm.weight').every((x) => x === 1));
   assert.ok(Math.abs(std(w.get('model.layers.0.mlp.up_proj.weight')) - 0.02) < 0.001);
@@ -199,21 +296,61 @@ test('the random init: norms 1, matrices N(0, std^2), residual projections scale
 test('bad input is refused with the file or option named', () => {
   const bad = join(tmp, 'bad.jsonl');
   writeFileSync(bad, '{"text": "fine"}\n{"prompt": "x", "answer": "y"}\n');
-  assert.throws(() => pretrain(tiny({ data: bad }), quiet), (e: unknown) => e instanceof InputError && e.source === `${bad}:2` && /\{"text"/.test(e.problem));
+  assert.throws(
+    () => pretrain(tiny({ data: bad }), quiet),
+    (e: unknown) => e instanceof InputError && e.source === `${bad}:2` && /\{"text"/.test(e.problem),
+  );
   const small = corpus('small.jsonl', ['Once upon a time.']);
-  assert.throws(() => pretrain(tiny({ data: small }), quiet), (e: unknown) => e instanceof InputError && e.source === small && /fewer than one batch/.test(e.problem));
+  assert.throws(
+    () => pretrain(tiny({ data: small }), quiet),
+    (e: unknown) => e instanceof InputError && e.source === small && /fewer than one batch/.test(e.problem),
+  );
   assert.throws(() => pretrain(tiny({ microBatchSize: 3 }), quiet), /must divide --batch-size/);
   assert.throws(() => pretrain(tiny({ hiddenSize: undefined }), quiet), /--hidden-size/);
   assert.throws(() => pretrain(tiny({ numHeads: 3, numKvHeads: 2 }), quiet), /not a multiple/);
   assert.throws(() => pretrain(tiny({ tokenizer: undefined }), quiet), /--tokenizer is required/);
-  assert.throws(() => pretrain(tiny({ seqLen: 300, maxPositionEmbeddings: 256 }), quiet), /exceeds the model's max_position_embeddings/);
-  assert.throws(() => pretrain(tiny({ data: join(tmp, 'missing.jsonl') }), quiet), (e: unknown) => e instanceof InputError && /cannot read file/.test(e.problem));
+  assert.throws(
+    () => pretrain(tiny({ seqLen: 300, maxPositionEmbeddings: 256 }), quiet),
+    /exceeds the model's max_position_embeddings/,
+  );
+  assert.throws(
+    () => pretrain(tiny({ data: join(tmp, 'missing.jsonl') }), quiet),
+    (e: unknown) => e instanceof InputError && /cannot read file/.test(e.problem),
+  );
 });
 
 test('the CLI: flags build the run; a bad flag exits 2 with one line', async () => {
   const out = join(tmp, 'cli');
-  const args = ['node', 'nuggets', 'pretrain', '--data', TRAIN, '--val-data', VAL, '--tokenizer', TOK, '--hidden-size', '16', '--num-layers', '1', '--num-heads', '2',
-    '--intermediate-size', '16', '--seq-len', '32', '--batch-size', '4', '--micro-batch-size', '4', '--max-steps', '2', '--no-progress', '--out', out];
+  const args = [
+    'node',
+    'nuggets',
+    'pretrain',
+    '--data',
+    TRAIN,
+    '--val-data',
+    VAL,
+    '--tokenizer',
+    TOK,
+    '--hidden-size',
+    '16',
+    '--num-layers',
+    '1',
+    '--num-heads',
+    '2',
+    '--intermediate-size',
+    '16',
+    '--seq-len',
+    '32',
+    '--batch-size',
+    '4',
+    '--micro-batch-size',
+    '4',
+    '--max-steps',
+    '2',
+    '--no-progress',
+    '--out',
+    out,
+  ];
   const writes: string[] = [];
   const orig = process.stderr.write.bind(process.stderr);
   const origOut = process.stdout.write.bind(process.stdout);
@@ -224,7 +361,27 @@ test('the CLI: flags build the run; a bad flag exits 2 with one line', async () 
   let code: number, bad: number;
   try {
     code = await main(args);
-    bad = await main([...args.slice(0, 3), '--data', TRAIN, '--out', join(tmp, 'cli-bad'), '--tokenizer', TOK, '--hidden-size', '16', '--num-layers', '1', '--num-heads', '2', '--intermediate-size', '16', '--batch-size', '4', '--micro-batch-size', '3']);
+    bad = await main([
+      ...args.slice(0, 3),
+      '--data',
+      TRAIN,
+      '--out',
+      join(tmp, 'cli-bad'),
+      '--tokenizer',
+      TOK,
+      '--hidden-size',
+      '16',
+      '--num-layers',
+      '1',
+      '--num-heads',
+      '2',
+      '--intermediate-size',
+      '16',
+      '--batch-size',
+      '4',
+      '--micro-batch-size',
+      '3',
+    ]);
   } finally {
     process.stderr.write = orig;
     process.stdout.write = origOut;
@@ -233,8 +390,16 @@ test('the CLI: flags build the run; a bad flag exits 2 with one line', async () 
   assert.equal(code, 0, writes.join(''));
   assert.ok(existsSync(join(out, 'model.safetensors')));
   const recipe = readFileSync(join(out, 'RECIPE.md'), 'utf8');
-  assert.ok(recipe.includes(`nuggets pretrain --data ${TRAIN} --out ${out} --tokenizer ${TOK} --hidden-size 16 --num-layers 1 --num-heads 2 --intermediate-size 16`), recipe);
+  assert.ok(
+    recipe.includes(
+      `nuggets pretrain --data ${TRAIN} --out ${out} --tokenizer ${TOK} --hidden-size 16 --num-layers 1 --num-heads 2 --intermediate-size 16`,
+    ),
+    recipe,
+  );
   assert.match(recipe, /--max-steps 2 --batch-size 4 --micro-batch-size 4 .*--no-progress/);
   assert.equal(bad, 2);
-  assert.ok(writes.some((w) => /micro-batch-size/.test(w) && /divide/.test(w)), writes.join(''));
+  assert.ok(
+    writes.some((w) => /micro-batch-size/.test(w) && /divide/.test(w)),
+    writes.join(''),
+  );
 });

@@ -96,13 +96,21 @@ test('a model that cannot be loaded is an InputError from start()', async () => 
 
 test('a worker that keeps crashing is given up: its job is a 500, queued and new jobs are 503 naming why', async () => {
   const logs: string[] = [];
-  const s = new Scheduler({ engine: { model: CKPT, name: 'm' }, maxQueue: 2, maxRestarts: 0, log: (l) => logs.push(l) });
+  const s = new Scheduler({
+    engine: { model: CKPT, name: 'm' },
+    maxQueue: 2,
+    maxRestarts: 0,
+    log: (l) => logs.push(l),
+  });
   await s.start();
   try {
     const doomed = s.submit(req('Once upon a time', 400));
     const queued = s.submit(req('Tom had a', 12));
     await (s as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
-    await assert.rejects(doomed.result, (e: ApiError) => e.status === 500 && /stopped unexpectedly/.test(e.message));
+    await assert.rejects(
+      doomed.result,
+      (e: ApiError) => e.status === 500 && /stopped unexpectedly/.test(e.message),
+    );
     const unavailable = (e: ApiError) =>
       e.status === 503 &&
       e.code === 'model_unavailable' &&

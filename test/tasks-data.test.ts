@@ -29,23 +29,46 @@ function load(task: string, part: string): ChatExample[] {
 }
 
 test('the committed task files are byte for byte what src/tasks/build.ts generates', () => {
-  for (const f of ['stories/seeds.jsonl', 'stories/train.jsonl', 'stories/test.jsonl', 'stories/SOURCE.md', 'facts/seeds.jsonl', 'facts/train.jsonl', 'facts/test.jsonl', 'facts/knowledge.json', 'facts/SOURCE.md']) {
-    assert.ok(readFileSync(join('tasks', f)).equals(readFileSync(join(tmp, 'tasks', f))), `tasks/${f} differs from the generator's output: rerun npx tsx src/tasks/build.ts`);
+  for (const f of [
+    'stories/seeds.jsonl',
+    'stories/train.jsonl',
+    'stories/test.jsonl',
+    'stories/SOURCE.md',
+    'facts/seeds.jsonl',
+    'facts/train.jsonl',
+    'facts/test.jsonl',
+    'facts/knowledge.json',
+    'facts/SOURCE.md',
+  ]) {
+    assert.ok(
+      readFileSync(join('tasks', f)).equals(readFileSync(join(tmp, 'tasks', f))),
+      `tasks/${f} differs from the generator's output: rerun npx tsx src/tasks/build.ts`,
+    );
   }
 });
 
 test('sizes: 32 seeds, 1,000 training rows, the held-out rows SOURCE.md states; every row fits the zoo context', () => {
   for (const task of ['stories', 'facts']) {
-    const seeds = load(task, 'seeds'), train = load(task, 'train'), testRows = load(task, 'test');
+    const seeds = load(task, 'seeds'),
+      train = load(task, 'train'),
+      testRows = load(task, 'test');
     assert.equal(seeds.length, N_SEEDS);
     assert.equal(train.length, N_TRAIN);
     const source = readFileSync(`tasks/${task}/SOURCE.md`, 'utf8');
-    assert.match(source, new RegExp(`\\| test\\.jsonl[^\\n]*\\| ${testRows.length} \\|`), `${task}: SOURCE.md does not state ${testRows.length} test rows`);
+    assert.match(
+      source,
+      new RegExp(`\\| test\\.jsonl[^\\n]*\\| ${testRows.length} \\|`),
+      `${task}: SOURCE.md does not state ${testRows.length} test rows`,
+    );
     assert.ok(testRows.length >= 150, `${task}: only ${testRows.length} test rows`);
     for (const part of ['seeds', 'train', 'test']) {
       // the shared encoder refuses any row longer than the limit, listing its line
       const rows = load(task, part);
-      const { report } = encodeExamples(rows, tok, { format: TULU, maxLength: MAX_EXAMPLE_TOKENS, overflow: 'refuse' });
+      const { report } = encodeExamples(rows, tok, {
+        format: TULU,
+        maxLength: MAX_EXAMPLE_TOKENS,
+        overflow: 'refuse',
+      });
       assert.equal(report.kept, rows.length);
     }
     const ids = [...seeds, ...train, ...testRows].map((e) => e.id);
@@ -60,7 +83,8 @@ test('stories: prompts are story text, answers continue it, and the three story 
   assert.ok(stories.every((s) => /^Once/.test(s)));
   const storyOf = (id: string) => Number(/^stories-(\d+)-\d+$/.exec(id)![1]);
   const inRange = (s: number, [a, b]: readonly [number, number]) => s >= a && s < b;
-  for (const e of [...load('stories', 'seeds'), ...load('stories', 'train')]) assert.ok(inRange(storyOf(e.id!), STORY_SPLIT.taskTrain), e.id);
+  for (const e of [...load('stories', 'seeds'), ...load('stories', 'train')])
+    assert.ok(inRange(storyOf(e.id!), STORY_SPLIT.taskTrain), e.id);
   for (const e of load('stories', 'test')) assert.ok(inRange(storyOf(e.id!), STORY_SPLIT.taskTest), e.id);
   assert.equal(STORY_SPLIT.pretrain[1], STORY_SPLIT.taskTrain[0]);
   assert.equal(STORY_SPLIT.taskTrain[1], STORY_SPLIT.taskTest[0]);
@@ -69,10 +93,16 @@ test('stories: prompts are story text, answers continue it, and the three story 
     const story = stories[storyOf(e.id!)].replace(/\s+/g, ' ');
     const prompt = e.messages[0].content.replace(/^Continue the story:\n\n/, '').replace(/\s+/g, ' ');
     const answer = answerOf(e).replace(/\s+/g, ' ');
-    assert.ok(story.includes(`${prompt} ${answer}`), `${e.id}: prompt + answer is not a passage of story ${storyOf(e.id!)}`);
+    assert.ok(
+      story.includes(`${prompt} ${answer}`),
+      `${e.id}: prompt + answer is not a passage of story ${storyOf(e.id!)}`,
+    );
   }
   // the zoo's pretraining corpus holds exactly the pretraining stories
-  const corpus = readFileSync(join(tmp, 'corpus', 'student-tiny.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+  const corpus = readFileSync(join(tmp, 'corpus', 'student-tiny.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { text: string }).text);
   assert.deepEqual(corpus, stories.slice(...STORY_SPLIT.pretrain));
 });
 
@@ -85,7 +115,10 @@ test('windows: sentence splitting keeps the text; windows respect the token budg
   assert.equal(ws.length, 3);
   // the first prompt is the story's opening; the 45-token second sentence of paragraph 2 never starts a
   // continuation, and the windows follow each other through the text
-  assert.equal(ws[0].prompt, "Once upon a time, there was a dinosaur. He was confused. He didn't know what to do or where to go.");
+  assert.equal(
+    ws[0].prompt,
+    "Once upon a time, there was a dinosaur. He was confused. He didn't know what to do or where to go.",
+  );
   assert.equal(ws[0].continuation, 'He decided to go for a walk in the woods.');
   assert.equal(ws[1].continuation, 'He kept walking until he saw something else.');
   assert.equal(ws[2].prompt, 'The dinosaur laughed.\n\nHe kept walking until he saw something else.');
@@ -113,7 +146,8 @@ test('facts: training rows ask only about train animals, test rows only about he
   for (const part of ['seeds', 'train']) {
     for (const e of load('facts', part)) {
       assert.equal(parse(e).split, 'train', `${e.id} in ${part} asks about a held-out animal`);
-      for (const n of heldOutNames) assert.ok(!e.messages.some((m) => m.content.includes(n)), `${e.id} mentions ${n}`);
+      for (const n of heldOutNames)
+        assert.ok(!e.messages.some((m) => m.content.includes(n)), `${e.id} mentions ${n}`);
     }
   }
   const testRows = load('facts', 'test');
@@ -135,7 +169,11 @@ test('pretraining corpora: the teacher reads every fact, the student none', () =
     assert.ok(teacher.includes(`The ${a.name} lives in the ${a.home}.`), `${a.name} home`);
   }
   // the animal names are not TinyStories words (the student cannot know them from its text)
-  const words = new Set(readFileSync('data/tinystories/tinystories_val.txt', 'utf8').toLowerCase().match(/[a-z]+/g));
+  const words = new Set(
+    readFileSync('data/tinystories/tinystories_val.txt', 'utf8')
+      .toLowerCase()
+      .match(/[a-z]+/g),
+  );
   for (const a of kb.animals) assert.ok(!words.has(a.name), a.name);
   assert.equal(built.counts['corpus.stories'], STORY_SPLIT.pretrain[1] - STORY_SPLIT.pretrain[0]);
 });

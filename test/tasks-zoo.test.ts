@@ -27,7 +27,8 @@ test('every zoo folder loads, is under 2 MB, and uses the tok512 tokenizer of st
   const text = 'Once upon a time, the vivup ate honey. "Hi!" said Lily.\n\nThe end.';
   for (const name of ZOO_MODELS) {
     const dir = join('zoo', name);
-    for (const f of readdirSync(dir)) assert.ok(statSync(join(dir, f)).size < 2e6, `${dir}/${f} is 2 MB or more`);
+    for (const f of readdirSync(dir))
+      assert.ok(statSync(join(dir, f)).size < 2e6, `${dir}/${f} is 2 MB or more`);
     const src = open(name);
     assert.equal(src.format, 'hf');
     assert.equal(src.config.vocabSize, 512, name);
@@ -38,8 +39,12 @@ test('every zoo folder loads, is under 2 MB, and uses the tok512 tokenizer of st
 });
 
 test('the student is smaller than stories260K, and transfer-compatible with both teachers', () => {
-  const s = open(STUDENT).config, ref = open('stories260k').config;
-  assert.ok(s.numLayers < ref.numLayers && s.hiddenSize < ref.hiddenSize, 'fewer layers AND a smaller width than stories260K');
+  const s = open(STUDENT).config,
+    ref = open('stories260k').config;
+  assert.ok(
+    s.numLayers < ref.numLayers && s.hiddenSize < ref.hiddenSize,
+    'fewer layers AND a smaller width than stories260K',
+  );
   for (const t of TEACHERS) {
     const c = open(t).config;
     for (const k of ['numLayers', 'hiddenSize', 'intermediateSize', 'numHeads', 'numKvHeads'] as const) {
@@ -48,7 +53,10 @@ test('the student is smaller than stories260K, and transfer-compatible with both
     assert.equal(compatibility(c, s), '', `${t} -> ${STUDENT}`);
   }
   const teacher = open('teacher-facts').config;
-  assert.ok(teacher.hiddenSize > ref.hiddenSize && teacher.numLayers > ref.numLayers, 'teacher-facts is larger than stories260K');
+  assert.ok(
+    teacher.hiddenSize > ref.hiddenSize && teacher.numLayers > ref.numLayers,
+    'teacher-facts is larger than stories260K',
+  );
 });
 
 test('recipes: the exact command, the seed and the sha256 of the pretraining data', () => {
@@ -59,7 +67,8 @@ test('recipes: the exact command, the seed and the sha256 of the pretraining dat
     assert.match(r, /\| seed \| \d+ \|/);
   }
   // the recorded data hashes are those of the corpora the committed generator writes today
-  const sha = (name: string) => /\| sha256 \| `([0-9a-f]{64})` \|/.exec(readFileSync(join('zoo', name, 'RECIPE.md'), 'utf8'))![1];
+  const sha = (name: string) =>
+    /\| sha256 \| `([0-9a-f]{64})` \|/.exec(readFileSync(join('zoo', name, 'RECIPE.md'), 'utf8'))![1];
   const built = buildAll(join(tmp, 'tasks'), join(tmp, 'corpus')).files;
   assert.equal(sha('student-tiny'), built['corpus/student-tiny.jsonl']);
   assert.equal(sha('teacher-facts'), built['corpus/teacher-facts.jsonl']);
@@ -75,9 +84,14 @@ test('the facts teacher knows the held-out facts; the student does not', () => {
   };
   const teacher = acc('teacher-facts');
   const student = acc(STUDENT);
-  console.log(`held-out facts (cloze, greedy): teacher-facts ${teacher.correct}/${teacher.total}, ${STUDENT} ${student.correct}/${student.total}`);
+  console.log(
+    `held-out facts (cloze, greedy): teacher-facts ${teacher.correct}/${teacher.total}, ${STUDENT} ${student.correct}/${student.total}`,
+  );
   assert.equal(teacher.total, 96);
   assert.ok(teacher.accuracy >= 0.5, `teacher-facts answers only ${teacher.correct}/96 held-out facts`);
-  assert.ok(student.accuracy <= 0.15, `the student answers ${student.correct}/96 held-out facts: it should not know them`);
+  assert.ok(
+    student.accuracy <= 0.15,
+    `the student answers ${student.correct}/96 held-out facts: it should not know them`,
+  );
   assert.ok(teacher.accuracy - student.accuracy >= 0.4);
 });

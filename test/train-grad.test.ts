@@ -29,7 +29,13 @@ const rows = randomExamples(5, config.vocabSize, 12, 4, 9);
 
 function setup(dropout: number) {
   const s = setupLora(config, weights, {
-    init: { kind: 'pissa' }, kinds: ALL_KINDS, kindsAreDefault: false, rank: 2, alpha: 3, dropout, seed: 1,
+    init: { kind: 'pissa' },
+    kinds: ALL_KINDS,
+    kindsAreDefault: false,
+    rank: 2,
+    alpha: 3,
+    dropout,
+    seed: 1,
   });
   return { model: s.model, params: LoraParams.gather(s.model) };
 }
@@ -59,17 +65,34 @@ test('a full update gradient on the flat LoRA group matches float64 finite diffe
       params.data[i] = x0;
       const fd = (lp - lm) / (2 * EPS);
       const err = Math.abs(fd - grad[i]) / (1e-6 + Math.abs(fd) + Math.abs(grad[i]));
-      if (Math.abs(fd - grad[i]) > 1e-9 && err > 1e-6) assert.fail(`${seg.module}.lora_${seg.factor}[${i - seg.offset}]: analytic ${grad[i]} vs finite difference ${fd}`);
+      if (Math.abs(fd - grad[i]) > 1e-9 && err > 1e-6)
+        assert.fail(
+          `${seg.module}.lora_${seg.factor}[${i - seg.offset}]: analytic ${grad[i]} vs finite difference ${fd}`,
+        );
       checked++;
     }
     kinds.add(`${seg.module.replace(/^model\.layers\.\d+\.(self_attn|mlp)\./, '')}.${seg.factor}`);
   }
-  for (const k of ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'model.embed_tokens', 'lm_head']) {
+  for (const k of [
+    'q_proj',
+    'k_proj',
+    'v_proj',
+    'o_proj',
+    'gate_proj',
+    'up_proj',
+    'down_proj',
+    'model.embed_tokens',
+    'lm_head',
+  ]) {
     assert.ok(kinds.has(`${k}.A`) && kinds.has(`${k}.B`), `checked ${k}`);
   }
   assert.equal(checked, params.segments.length * 6);
   // the gradient is not trivially zero anywhere: every segment has a non-zero entry
-  for (const seg of params.segments) assert.ok(grad.subarray(seg.offset, seg.offset + seg.length).some((g) => g !== 0), seg.module);
+  for (const seg of params.segments)
+    assert.ok(
+      grad.subarray(seg.offset, seg.offset + seg.length).some((g) => g !== 0),
+      seg.module,
+    );
 });
 
 test('the update loss is the token mean over the whole effective batch, whatever the micro-batch split', () => {
@@ -93,6 +116,10 @@ test('the update loss is the token mean over the whole effective batch, whatever
     assert.ok(worst < 1e-12, `micro ${micro}: gradient differs by ${worst}`);
   }
   // a per-micro-batch mean (older HF) would differ here: the micro-batches hold unequal token counts
-  const counts = [collate(rows.slice(0, 2)).nTargets, collate(rows.slice(2, 4)).nTargets, collate(rows.slice(4)).nTargets];
+  const counts = [
+    collate(rows.slice(0, 2)).nTargets,
+    collate(rows.slice(2, 4)).nTargets,
+    collate(rows.slice(4)).nTargets,
+  ];
   assert.ok(new Set(counts).size > 1, `unequal micro-batch token counts ${counts}`);
 });

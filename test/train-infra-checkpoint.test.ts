@@ -23,7 +23,10 @@ const options = { learningRate: 3e-4, epochs: 3, modules: ['q_proj', 'v_proj'], 
 function tensors(seed: number) {
   const r = new Rng(seed);
   return {
-    'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': { shape: [4, 8], data: r.fillNormal(new Float32Array(32)) },
+    'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': {
+      shape: [4, 8],
+      data: r.fillNormal(new Float32Array(32)),
+    },
     'optimizer.exp_avg.0': { shape: [4, 8], data: r.fillNormal(new Float32Array(32)) },
     'optimizer.exp_avg_sq.0': { shape: [32], data: r.fillUniform(new Float32Array(32)) },
     empty: { shape: [0], data: new Float32Array(0) },
@@ -68,13 +71,17 @@ test('save then load gives back every tensor bitwise, the state, and RNG streams
   }
   assert.throws(() => restoreRng(new Rng(0), ck, 'nope'), InputError);
   assert.equal(checkpointTensor(ck, 'optimizer.exp_avg_sq.0', [32]).length, 32);
-  assert.throws(() => checkpointTensor(ck, 'optimizer.exp_avg_sq.0', [4, 8]), /has shape \[32\], expected \[4, 8\]/);
+  assert.throws(
+    () => checkpointTensor(ck, 'optimizer.exp_avg_sq.0', [4, 8]),
+    /has shape \[32\], expected \[4, 8\]/,
+  );
   assert.throws(() => checkpointTensor(ck, 'missing', [1]), /no tensor "missing"/);
 });
 
 test('keep N: only the newest N checkpoints stay; re-saving a step replaces it; no temp folders remain', () => {
   const dir = root();
-  for (const step of [2, 4, 6, 8]) saveCheckpoint(dir, { step, epoch: 0, options, tensors: tensors(step) }, { keep: 2 });
+  for (const step of [2, 4, 6, 8])
+    saveCheckpoint(dir, { step, epoch: 0, options, tensors: tensors(step) }, { keep: 2 });
   assert.deepEqual(
     listCheckpoints(dir).map((c) => c.step),
     [6, 8],
@@ -91,17 +98,27 @@ test('keep N: only the newest N checkpoints stay; re-saving a step replaces it; 
 
 test('a failure while writing leaves no checkpoint folder and no temp folder; extra files are included', () => {
   const dir = root();
-  assert.throws(() =>
-    saveCheckpoint(dir, { step: 3, epoch: 0, options, tensors: tensors(3) }, {
-      writeExtra: () => {
-        throw new Error('disk full');
-      },
-    }),
-  /disk full/);
+  assert.throws(
+    () =>
+      saveCheckpoint(
+        dir,
+        { step: 3, epoch: 0, options, tensors: tensors(3) },
+        {
+          writeExtra: () => {
+            throw new Error('disk full');
+          },
+        },
+      ),
+    /disk full/,
+  );
   assert.deepEqual(readdirSync(dir), []);
-  const p = saveCheckpoint(dir, { step: 3, epoch: 0, options, tensors: tensors(3) }, {
-    writeExtra: (d) => writeFileSync(join(d, 'adapter_config.json'), '{}'),
-  });
+  const p = saveCheckpoint(
+    dir,
+    { step: 3, epoch: 0, options, tensors: tensors(3) },
+    {
+      writeExtra: (d) => writeFileSync(join(d, 'adapter_config.json'), '{}'),
+    },
+  );
   assert.equal(readFileSync(join(p, 'adapter_config.json'), 'utf8'), '{}');
   // A stale temp folder from a crashed process is not a checkpoint and is cleaned on the next save.
   mkdirSync(join(dir, '.checkpoint-5.tmp-999999-abcdef'));
@@ -114,12 +131,17 @@ test('resume refuses different options, listing each difference; cadence/verbosi
   const dir = root();
   const ck = loadCheckpoint(saveCheckpoint(dir, { step: 1, epoch: 0, options, tensors: tensors(1) }));
   assert.doesNotThrow(() => assertResumable(ck, { ...options, progress: false, saveSteps: 5 }));
-  assert.doesNotThrow(() => assertResumable(ck, { seed: 42, modules: ['q_proj', 'v_proj'], epochs: 3, learningRate: 3e-4 }));
-  assert.deepEqual(diffOptions(options, { ...options, learningRate: 1e-4, modules: ['q_proj'], dropout: 0.1 }), [
-    'dropout: (unset) in the checkpoint, 0.1 now',
-    'learningRate: 0.0003 in the checkpoint, 0.0001 now',
-    'modules: ["q_proj","v_proj"] in the checkpoint, ["q_proj"] now',
-  ]);
+  assert.doesNotThrow(() =>
+    assertResumable(ck, { seed: 42, modules: ['q_proj', 'v_proj'], epochs: 3, learningRate: 3e-4 }),
+  );
+  assert.deepEqual(
+    diffOptions(options, { ...options, learningRate: 1e-4, modules: ['q_proj'], dropout: 0.1 }),
+    [
+      'dropout: (unset) in the checkpoint, 0.1 now',
+      'learningRate: 0.0003 in the checkpoint, 0.0001 now',
+      'modules: ["q_proj","v_proj"] in the checkpoint, ["q_proj"] now',
+    ],
+  );
   assert.throws(
     () => assertResumable(ck, { ...options, epochs: 4, seed: 1 }),
     (e: unknown) =>
@@ -135,9 +157,15 @@ test('broken checkpoints are InputErrors naming the file', () => {
   const p = saveCheckpoint(dir, { step: 1, epoch: 0, options, tensors: tensors(1) });
   assert.throws(() => loadCheckpoint(join(dir, 'checkpoint-99')), /no such checkpoint folder/);
   writeFileSync(join(p, STATE_FILE), '{"format": "other"}');
-  assert.throws(() => loadCheckpoint(p), (e: unknown) => e instanceof InputError && /not a nuggets training checkpoint/.test(e.problem));
+  assert.throws(
+    () => loadCheckpoint(p),
+    (e: unknown) => e instanceof InputError && /not a nuggets training checkpoint/.test(e.problem),
+  );
   writeFileSync(join(p, STATE_FILE), '{oops');
-  assert.throws(() => loadCheckpoint(p), (e: unknown) => e instanceof InputError && e.source === join(p, STATE_FILE));
+  assert.throws(
+    () => loadCheckpoint(p),
+    (e: unknown) => e instanceof InputError && e.source === join(p, STATE_FILE),
+  );
   const q = saveCheckpoint(dir, { step: 2, epoch: 0, options, tensors: tensors(2) });
   const st = JSON.parse(readFileSync(join(q, STATE_FILE), 'utf8'));
   st.tensors.push('ghost');

@@ -23,19 +23,49 @@ test('each log call appends one line with the LLaMA-Factory field names and valu
   t += 10;
   log.log({ step: 2, loss: 1.5, learningRate: 1.5e-4, epoch: 0.04166, gradNorm: 0.7 });
   t += 30;
-  log.log({ step: 4, loss: 1.25, learningRate: 3e-4, epoch: 1 / 12, evalLoss: 1.4, extra: { tokens_per_second: 123.5 } });
+  log.log({
+    step: 4,
+    loss: 1.25,
+    learningRate: 3e-4,
+    epoch: 1 / 12,
+    evalLoss: 1.4,
+    extra: { tokens_per_second: 123.5 },
+  });
   const lines = readFileSync(p, 'utf8').trimEnd().split('\n');
   assert.equal(lines.length, 2);
   assert.deepEqual(Object.keys(JSON.parse(lines[0])), [
-    'current_steps', 'total_steps', 'loss', 'learning_rate', 'epoch', 'percentage', 'elapsed_time', 'remaining_time', 'grad_norm',
+    'current_steps',
+    'total_steps',
+    'loss',
+    'learning_rate',
+    'epoch',
+    'percentage',
+    'elapsed_time',
+    'remaining_time',
+    'grad_norm',
   ]);
   assert.deepEqual(JSON.parse(lines[0]), {
-    current_steps: 2, total_steps: 48, loss: 1.5, learning_rate: 1.5e-4, epoch: 0.04, percentage: 4.17,
-    elapsed_time: '0:00:10', remaining_time: '0:03:50', grad_norm: 0.7, // 5 s/step x 46 steps
+    current_steps: 2,
+    total_steps: 48,
+    loss: 1.5,
+    learning_rate: 1.5e-4,
+    epoch: 0.04,
+    percentage: 4.17,
+    elapsed_time: '0:00:10',
+    remaining_time: '0:03:50',
+    grad_norm: 0.7, // 5 s/step x 46 steps
   });
   assert.deepEqual(JSON.parse(lines[1]), {
-    current_steps: 4, total_steps: 48, loss: 1.25, learning_rate: 3e-4, epoch: 0.08, percentage: 8.33,
-    elapsed_time: '0:00:40', remaining_time: '0:07:20', eval_loss: 1.4, tokens_per_second: 123.5, // 10 s/step x 44
+    current_steps: 4,
+    total_steps: 48,
+    loss: 1.25,
+    learning_rate: 3e-4,
+    epoch: 0.08,
+    percentage: 8.33,
+    elapsed_time: '0:00:40',
+    remaining_time: '0:07:20',
+    eval_loss: 1.4,
+    tokens_per_second: 123.5, // 10 s/step x 44
   });
 });
 

@@ -36,14 +36,23 @@ test('cosine: half a cosine after warmup (hand values, total 10, warmup 2)', () 
 
 test('constant with warmup, and no warmup at all', () => {
   const c = new LrSchedule({ kind: 'constant', baseLr: 3e-4, totalSteps: 5, warmupSteps: 4 });
-  assert.deepEqual([0, 1, 2, 3, 4, 5].map((k) => c.lrAt(k) / 3e-4), [0, 0.25, 0.5, 0.75, 1, 1]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((k) => c.lrAt(k) / 3e-4),
+    [0, 0.25, 0.5, 0.75, 1, 1],
+  );
   const l = LrSchedule.fromRatio('linear', 1, 4, 0);
-  assert.deepEqual([0, 1, 2, 3].map((k) => l.lrAt(k)), [1, 0.75, 0.5, 0.25]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((k) => l.lrAt(k)),
+    [1, 0.75, 0.5, 0.25],
+  );
 });
 
 test('bad schedule parameters are refused', () => {
   assert.throws(() => LrSchedule.fromRatio('linear', 1, 10, 1.5), InputError);
   assert.throws(() => LrSchedule.fromRatio('linear', -1, 10, 0.1), InputError);
   assert.throws(() => LrSchedule.fromRatio('linear', 1, 0, 0.1), InputError);
-  assert.throws(() => new LrSchedule({ kind: 'step' as 'linear', baseLr: 1, totalSteps: 1, warmupSteps: 0 }), /unknown schedule/);
+  assert.throws(
+    () => new LrSchedule({ kind: 'step' as 'linear', baseLr: 1, totalSteps: 1, warmupSteps: 0 }),
+    /unknown schedule/,
+  );
 });

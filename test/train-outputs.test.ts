@@ -68,7 +68,9 @@ function studentWith(adapterDir: string | null): LlamaModel {
   const src = loadModelSource(STUDENT);
   try {
     const m = LlamaModel.load(src);
-    if (adapterDir) for (const mod of readAdapter(adapterDir, src.config).modules) m.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B });
+    if (adapterDir)
+      for (const mod of readAdapter(adapterDir, src.config).modules)
+        m.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B });
     return m;
   } finally {
     src.weights.close();
@@ -82,21 +84,45 @@ function makeInit(): string {
   writeFileSync(seeds, '{"prompt": "Tell me a story.", "answer": "Once upon a time."}\n');
   const sensPath = join(dir, 'sens.safetensors');
   const rng = new Rng(5);
-  writeSafetensors(sensPath, src.weights.names().map((name) => {
-    const shape = src.weights.info(name).shape;
-    const data = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
-    for (let i = 0; i < data.length; i++) data[i] = Math.abs(data[i]);
-    return { name, shape, data };
-  }));
-  writeFileSync(summaryPathFor(sensPath), JSON.stringify({ teacher: { path: STUDENT }, seeds: { path: seeds, sha256: sha256File(seeds).sha256, used: 1 } }));
+  writeSafetensors(
+    sensPath,
+    src.weights.names().map((name) => {
+      const shape = src.weights.info(name).shape;
+      const data = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
+      for (let i = 0; i < data.length; i++) data[i] = Math.abs(data[i]);
+      return { name, shape, data };
+    }),
+  );
+  writeFileSync(
+    summaryPathFor(sensPath),
+    JSON.stringify({
+      teacher: { path: STUDENT },
+      seeds: { path: seeds, sha256: sha256File(seeds).sha256, used: 1 },
+    }),
+  );
   const sens = openSafetensors(sensPath);
   const initDir = join(dir, 'init');
   try {
     extractToFolder(
-      { teacher: src.weights, teacherConfig: src.config, student: src.weights, studentConfig: src.config, sensitivity: sens },
       {
-        init: 'teacher', modules: 'all', rank: 4, alpha: 8, dropout: 0.05, structure: 'block', layers: 'sensitivity',
-        svd: { method: 'exact' }, seed: 1, teacherName: STUDENT, studentName: STUDENT,
+        teacher: src.weights,
+        teacherConfig: src.config,
+        student: src.weights,
+        studentConfig: src.config,
+        sensitivity: sens,
+      },
+      {
+        init: 'teacher',
+        modules: 'all',
+        rank: 4,
+        alpha: 8,
+        dropout: 0.05,
+        structure: 'block',
+        layers: 'sensitivity',
+        svd: { method: 'exact' },
+        seed: 1,
+        teacherName: STUDENT,
+        studentName: STUDENT,
         inputPaths: { teacher: STUDENT, student: STUDENT, sensitivity: sensPath },
       },
       initDir,
@@ -112,13 +138,45 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
   const initDir = makeInit();
   const stories = heldOutStories(17);
   const data = join(dir, 'train.jsonl');
-  writeFileSync(data, stories.slice(0, 16).map((s) => JSON.stringify({ prompt: 'Write a story.', answer: s })).join('\n') + '\n');
+  writeFileSync(
+    data,
+    stories
+      .slice(0, 16)
+      .map((s) => JSON.stringify({ prompt: 'Write a story.', answer: s }))
+      .join('\n') + '\n',
+  );
   const out = join(dir, 'run');
   const opts = resolveOptions('train', {
-    student: STUDENT, data, out, init: initDir, rank: 4, alpha: 8, epochs: 1, batchSize: 8, microBatchSize: 4,
-    learningRate: 2e-3, warmupRatio: 0, maxLength: 40, progress: false, seed: 3, loggingSteps: 1,
+    student: STUDENT,
+    data,
+    out,
+    init: initDir,
+    rank: 4,
+    alpha: 8,
+    epochs: 1,
+    batchSize: 8,
+    microBatchSize: 4,
+    learningRate: 2e-3,
+    warmupRatio: 0,
+    maxLength: 40,
+    progress: false,
+    seed: 3,
+    loggingSteps: 1,
   });
-  const argv = ['train', STUDENT, '--data', data, '--out', out, '--init', initDir, '--rank', '4', '--alpha', '8'];
+  const argv = [
+    'train',
+    STUDENT,
+    '--data',
+    data,
+    '--out',
+    out,
+    '--init',
+    initDir,
+    '--rank',
+    '4',
+    '--alpha',
+    '8',
+  ];
   const r = runTrain(opts, { argv });
   assert.equal(r.subtract, true);
   assert.equal(r.result.steps, 2);
@@ -131,32 +189,78 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
   src.weights.close();
   assertAdapterFolder(out, cfg);
   assertAdapterFolder(r.trainedAdapterDir!, cfg);
-  const top = readAdapterConfig(out), trained = readAdapterConfig(r.trainedAdapterDir!);
+  const top = readAdapterConfig(out),
+    trained = readAdapterConfig(r.trainedAdapterDir!);
   assert.equal(top.r, 8);
   assert.equal(top.lora_alpha, 16);
   assert.equal(trained.r, 4);
   assert.equal(trained.lora_alpha, 8);
-  assert.deepEqual(top.target_modules, ['embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head']);
-  for (const f of ['training.json', 'init_manifest.json', 'trainer_log.jsonl', 'checkpoint-2/adapter_model.safetensors']) assert.ok(existsSync(join(out, f)), f);
+  assert.deepEqual(top.target_modules, [
+    'embed_tokens',
+    'q_proj',
+    'k_proj',
+    'v_proj',
+    'o_proj',
+    'gate_proj',
+    'up_proj',
+    'down_proj',
+    'lm_head',
+  ]);
+  for (const f of [
+    'training.json',
+    'init_manifest.json',
+    'trainer_log.jsonl',
+    'checkpoint-2/adapter_model.safetensors',
+  ])
+    assert.ok(existsSync(join(out, f)), f);
   const log = readTrainerLog(join(out, 'trainer_log.jsonl'));
-  assert.deepEqual(Object.keys(log[0]).slice(0, 8), ['current_steps', 'total_steps', 'loss', 'learning_rate', 'epoch', 'percentage', 'elapsed_time', 'remaining_time']);
-  assert.deepEqual(log.map((l) => l.current_steps), [1, 2]);
+  assert.deepEqual(Object.keys(log[0]).slice(0, 8), [
+    'current_steps',
+    'total_steps',
+    'loss',
+    'learning_rate',
+    'epoch',
+    'percentage',
+    'elapsed_time',
+    'remaining_time',
+  ]);
+  assert.deepEqual(
+    log.map((l) => l.current_steps),
+    [1, 2],
+  );
   assert.equal(log[1].percentage, 100);
 
   // The trained model vs the untouched student + the plain adapter.
   const trainedLogits = logits(r.model);
   const plainLogits = logits(studentWith(out));
   const d = relDiff(plainLogits, trainedLogits);
-  assert.ok(d <= 1e-5, `plain rank-2r adapter on the untouched student: max |logit diff| / max |logit| = ${d}`);
+  assert.ok(
+    d <= 1e-5,
+    `plain rank-2r adapter on the untouched student: max |logit diff| / max |logit| = ${d}`,
+  );
   // not a vacuous comparison: training moved the model, and the trained factors alone are a different model
   assert.ok(maxDiff(logits(studentWith(null)), trainedLogits) > 1e-3, 'training changed the logits');
-  assert.ok(maxDiff(logits(studentWith(r.trainedAdapterDir!)), trainedLogits) > 1e-2, 'the trained factors alone do not give the trained model');
+  assert.ok(
+    maxDiff(logits(studentWith(r.trainedAdapterDir!)), trainedLogits) > 1e-2,
+    'the trained factors alone do not give the trained model',
+  );
 
   // Merge into an HF folder and reload it.
   const merged = join(dir, 'merged');
-  const mr = runMerge({ student: STUDENT, adapter: out, out: merged, dtype: 'f32' }, { argv: ['merge', '--student', STUDENT, '--adapter', out, '--out', merged] });
+  const mr = runMerge(
+    { student: STUDENT, adapter: out, out: merged, dtype: 'f32' },
+    { argv: ['merge', '--student', STUDENT, '--adapter', out, '--out', merged] },
+  );
   assert.equal(mr.untied, true);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'README.md']) assert.ok(mr.files.includes(f), f);
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+    'README.md',
+  ])
+    assert.ok(mr.files.includes(f), f);
   const msrc = loadModelSource(merged);
   assert.equal(msrc.format, 'hf');
   assert.equal(msrc.config.tieWordEmbeddings, false);
@@ -168,7 +272,13 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
 
   // `nuggets generate` on the merged folder decodes what student + adapter decodes.
   const gen = (model: string, adapter?: string) => {
-    const o = resolveOptions('generate', { model, ...(adapter ? { adapter } : {}), prompt: 'Once upon a time', maxNewTokens: 30, stream: false });
+    const o = resolveOptions('generate', {
+      model,
+      ...(adapter ? { adapter } : {}),
+      prompt: 'Once upon a time',
+      maxNewTokens: 30,
+      stream: false,
+    });
     let text = '';
     runGenerate({ ...o, stop: [], chat: false }, (t) => (text += t));
     return text;
@@ -184,7 +294,10 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
   assert.ok(card.includes(`| teacher | ${STUDENT} |`), 'teacher');
   assert.ok(card.includes(seedsHash), "seeds' hash");
   assert.ok(card.includes(sha256File(STUDENT).sha256), 'student hash');
-  assert.match(card, /Selection: sensitivity\. Teacher layer -> student layer:\n\n0 -> 0, 1 -> 1, 2 -> 2, 3 -> 3, 4 -> 4/);
+  assert.match(
+    card,
+    /Selection: sensitivity\. Teacher layer -> student layer:\n\n0 -> 0, 1 -> 1, 2 -> 2, 3 -> 3, 4 -> 4/,
+  );
   assert.match(card, /\| learning rate \| 0\.002 \|/);
   assert.ok(card.includes(`nuggets train ${STUDENT} --data ${data}`), 'train command line');
   assert.ok(card.includes(`nuggets merge --student ${STUDENT}`), 'merge command line');
@@ -192,7 +305,8 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
 
   // The trained factors cannot be merged onto the untouched student by mistake.
   assert.throws(
-    () => runMerge({ student: STUDENT, adapter: r.trainedAdapterDir!, out: join(dir, 'wrong'), dtype: 'f32' }),
+    () =>
+      runMerge({ student: STUDENT, adapter: r.trainedAdapterDir!, out: join(dir, 'wrong'), dtype: 'f32' }),
     (e: unknown) => e instanceof InputError && /merge the adapter in the parent folder/.test(e.message),
   );
 });
@@ -201,19 +315,37 @@ test('HF student (converted stories260K), PEFT default init on attention: merge 
   const hf = join(dir, 'hf-student');
   convertLlama2cToHf(STUDENT, join(STORIES260K, 'tokenizer.bin'), hf);
   const data = join(dir, 'hf-train.jsonl');
-  writeFileSync(data, heldOutStories(4).map((s) => JSON.stringify({ text: s })).join('\n') + '\n');
+  writeFileSync(
+    data,
+    heldOutStories(4)
+      .map((s) => JSON.stringify({ text: s }))
+      .join('\n') + '\n',
+  );
   const out = join(dir, 'hf-run');
-  const r = runTrain(resolveOptions('train', {
-    student: hf, data, out, modules: ['attention'], epochs: 1, batchSize: 4, microBatchSize: 2, learningRate: 5e-3,
-    warmupRatio: 0, maxLength: 32, progress: false, dropout: 0,
-  }));
+  const r = runTrain(
+    resolveOptions('train', {
+      student: hf,
+      data,
+      out,
+      modules: ['attention'],
+      epochs: 1,
+      batchSize: 4,
+      microBatchSize: 2,
+      learningRate: 5e-3,
+      warmupRatio: 0,
+      maxLength: 32,
+      progress: false,
+      dropout: 0,
+    }),
+  );
   assert.equal(r.subtract, false);
   assert.equal(r.trainedAdapterDir, null);
   assert.deepEqual(readAdapterConfig(out).target_modules, ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
   const src = loadModelSource(hf);
   const withAdapter = LlamaModel.load(src);
   src.weights.close();
-  for (const mod of readAdapter(out, src.config).modules) withAdapter.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B });
+  for (const mod of readAdapter(out, src.config).modules)
+    withAdapter.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B });
   const trained = logits(r.model);
   assert.ok(relDiff(logits(withAdapter), trained) <= 1e-6, 'the adapter is the trained one');
   const merged = join(dir, 'hf-merged');

@@ -25,7 +25,13 @@ const heldOut = randomExamples(4, config.vocabSize, 4);
 /** A fresh student with PiSSA LoRA on every module kind (non-zero A and B everywhere, tied head untied). */
 function student() {
   return setupLora(config, weights, {
-    init: { kind: 'pissa' }, kinds: ALL_KINDS, kindsAreDefault: false, rank: 2, alpha: 4, dropout: 0.1, seed: 9,
+    init: { kind: 'pissa' },
+    kinds: ALL_KINDS,
+    kindsAreDefault: false,
+    rank: 2,
+    alpha: 4,
+    dropout: 0.1,
+    seed: 9,
   }).model;
 }
 
@@ -38,7 +44,9 @@ function bitsEqual(a: Float32Array, b: Float32Array, what: string): void {
 
 /** Log lines without the wall-clock fields. */
 function logValues(dir: string) {
-  return readTrainerLog(join(dir, 'trainer_log.jsonl')).map(({ elapsed_time: _e, remaining_time: _r, ...rest }) => rest);
+  return readTrainerLog(join(dir, 'trainer_log.jsonl')).map(
+    ({ elapsed_time: _e, remaining_time: _r, ...rest }) => rest,
+  );
 }
 
 function resumeCase(h: TrainHyper, stopAt: number): void {
@@ -46,17 +54,43 @@ function resumeCase(h: TrainHyper, stopAt: number): void {
   const full = tempDir('full');
   const split = tempDir('split');
   try {
-    const a = train({ model: student(), train: examples, heldOut, hyper: h, outDir: full, options, progress: 'off' });
+    const a = train({
+      model: student(),
+      train: examples,
+      heldOut,
+      hyper: h,
+      outDir: full,
+      options,
+      progress: 'off',
+    });
     assert.equal(a.steps, 4);
     assert.equal(a.totalSteps, 4);
     assert.equal(a.stopped, false);
 
-    const b1 = train({ model: student(), train: examples, heldOut, hyper: h, outDir: split, options, progress: 'off', shouldStop: (s) => s === stopAt });
+    const b1 = train({
+      model: student(),
+      train: examples,
+      heldOut,
+      hyper: h,
+      outDir: split,
+      options,
+      progress: 'off',
+      shouldStop: (s) => s === stopAt,
+    });
     assert.equal(b1.stopped, true);
     assert.equal(b1.steps, stopAt);
     const ckDir = latestCheckpoint(split)!;
     assert.match(ckDir, new RegExp(`checkpoint-${stopAt}$`));
-    const b2 = train({ model: student(), train: examples, heldOut, hyper: h, outDir: split, options, progress: 'off', resume: loadCheckpoint(ckDir) });
+    const b2 = train({
+      model: student(),
+      train: examples,
+      heldOut,
+      hyper: h,
+      outDir: split,
+      options,
+      progress: 'off',
+      resume: loadCheckpoint(ckDir),
+    });
     assert.equal(b2.steps, 4);
     assert.equal(b2.stopped, false);
 
@@ -69,8 +103,10 @@ function resumeCase(h: TrainHyper, stopAt: number): void {
     // the log of the interrupted run reads as one uninterrupted run
     assert.deepEqual(logValues(split), logValues(full));
     // the final checkpoints agree too
-    const ca = loadCheckpoint(latestCheckpoint(full)!), cb = loadCheckpoint(latestCheckpoint(split)!);
-    for (const name of ['lora', 'exp_avg', 'exp_avg_sq']) bitsEqual(cb.tensors.get(name)!.data, ca.tensors.get(name)!.data, `checkpoint ${name}`);
+    const ca = loadCheckpoint(latestCheckpoint(full)!),
+      cb = loadCheckpoint(latestCheckpoint(split)!);
+    for (const name of ['lora', 'exp_avg', 'exp_avg_sq'])
+      bitsEqual(cb.tensors.get(name)!.data, ca.tensors.get(name)!.data, `checkpoint ${name}`);
     // training moved the factors (the comparison is not between two untouched copies)
     const init = student();
     const before = [...init.loras().values()][0].A;
@@ -96,7 +132,10 @@ test('checkpoints every N updates and at each epoch end; keep prunes the oldest'
     const h = hyper({ epochs: 2, batchSize: 4, microBatchSize: 4, saveSteps: 3, keepCheckpoints: 3 });
     train({ model: student(), train: examples, hyper: h, outDir: dir, options: { ...h }, progress: 'off' });
     // 4 updates per epoch: saves at 3, 4 (epoch end), 6, 8 (epoch end); keep the newest 3
-    assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [4, 6, 8]);
+    assert.deepEqual(
+      listCheckpoints(dir).map((c) => c.step),
+      [4, 6, 8],
+    );
     const ck = loadCheckpoint(join(dir, 'checkpoint-4'));
     assert.equal(ck.state.epoch, 1);
     assert.equal(ck.state.scheduler!.totalSteps, 8);
@@ -110,11 +149,28 @@ test('resuming from a checkpoint made with different options is refused, listing
   const dir = tempDir('differ');
   try {
     const h = hyper({ epochs: 1, batchSize: 4, microBatchSize: 2 });
-    train({ model: student(), train: examples, hyper: h, outDir: dir, options: { ...h, data: 'a.jsonl' }, progress: 'off', shouldStop: (s) => s === 1 });
+    train({
+      model: student(),
+      train: examples,
+      hyper: h,
+      outDir: dir,
+      options: { ...h, data: 'a.jsonl' },
+      progress: 'off',
+      shouldStop: (s) => s === 1,
+    });
     const ck = loadCheckpoint(latestCheckpoint(dir)!);
     const h2 = { ...h, learningRate: 5e-3 };
     assert.throws(
-      () => train({ model: student(), train: examples, hyper: h2, outDir: dir, options: { ...h2, data: 'b.jsonl', progress: false }, progress: 'off', resume: ck }),
+      () =>
+        train({
+          model: student(),
+          train: examples,
+          hyper: h2,
+          outDir: dir,
+          options: { ...h2, data: 'b.jsonl', progress: false },
+          progress: 'off',
+          resume: ck,
+        }),
       (e: unknown) => {
         assert.ok(e instanceof InputError);
         assert.match(e.message, /checkpoint-1/);

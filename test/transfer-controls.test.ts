@@ -16,7 +16,9 @@ function meanVar(x: ArrayLike<number>): [number, number] {
 }
 
 test('LoRA default, Linear: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming a=sqrt(5)), B = 0', () => {
-  const n = 50, m = 400, r = 16;
+  const n = 50,
+    m = 400,
+    r = 16;
   const f = loraDefaultInit(n, m, r, false, new Rng(1));
   assert.equal(f.A.length, r * m);
   assert.equal(f.B.length, n * r);
@@ -25,11 +27,13 @@ test('LoRA default, Linear: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming a=sqrt(5)), 
   assert.ok(f.A.every((x) => Math.abs(x) <= bound));
   const [mean, v] = meanVar(f.A);
   assert.ok(Math.abs(mean) < 0.02 * bound);
-  assert.ok(Math.abs(v / (bound * bound / 3) - 1) < 0.05, `variance ratio ${v / (bound * bound / 3)}`);
+  assert.ok(Math.abs(v / ((bound * bound) / 3) - 1) < 0.05, `variance ratio ${v / ((bound * bound) / 3)}`);
 });
 
 test('LoRA default, Embedding: A = 0, B ~ N(0, 1)', () => {
-  const d = 400, V = 30, r = 16;
+  const d = 400,
+    V = 30,
+    r = 16;
   const f = loraDefaultInit(d, V, r, true, new Rng(2));
   assert.ok(f.A.every((x) => x === 0));
   const [mean, v] = meanVar(f.B);
@@ -38,13 +42,22 @@ test('LoRA default, Embedding: A = 0, B ~ N(0, 1)', () => {
 });
 
 test('PiSSA: scale·B·A is the rank-r approximation, split sqrt(s/scale) on both sides', () => {
-  const n = 12, m = 9, r = 3, scale = 2;
+  const n = 12,
+    m = 9,
+    r = 3,
+    scale = 2;
   const s = [10, 7, 5, 3, 2, 1];
   const { X, rankR } = knownSpectrum(n, m, s, new Rng(3));
   const f = pissaInit(X, n, m, r, scale, { method: 'exact' });
-  assert.ok(maxAbsDiff(matmul64(f.B, f.A, n, r, m).map((x) => x * scale), rankR(r)) < 1e-5);
+  assert.ok(
+    maxAbsDiff(
+      matmul64(f.B, f.A, n, r, m).map((x) => x * scale),
+      rankR(r),
+    ) < 1e-5,
+  );
   for (let c = 0; c < r; c++) {
-    let bn = 0, an = 0;
+    let bn = 0,
+      an = 0;
     for (let i = 0; i < n; i++) bn += f.B[i * r + c] ** 2;
     for (let j = 0; j < m; j++) an += f.A[c * m + j] ** 2;
     assert.ok(Math.abs(bn - s[c] / scale) < 1e-4, `||B col ${c}||^2 = s/scale`);
@@ -54,7 +67,9 @@ test('PiSSA: scale·B·A is the rank-r approximation, split sqrt(s/scale) on bot
 
 test('productNorm equals ||B·A||_F computed explicitly', () => {
   const rng = new Rng(4);
-  const n = 13, m = 7, r = 4;
+  const n = 13,
+    m = 7,
+    r = 4;
   const B = rng.fillNormal(new Float32Array(n * r));
   const A = rng.fillNormal(new Float32Array(r * m));
   const BA = matmul64(B, A, n, r, m);
@@ -63,7 +78,9 @@ test('productNorm equals ||B·A||_F computed explicitly', () => {
 });
 
 test('random-matched: same shapes, ||B·A||_F equal to the teacher-derived one, seeded', () => {
-  const n = 20, m = 15, r = 4;
+  const n = 20,
+    m = 15,
+    r = 4;
   const X = new Rng(5).fillNormal(new Float32Array(n * m));
   const teacher = factorize(X, n, m, r, 1, { method: 'exact' });
   const a = randomMatched(teacher, new Rng(6));
@@ -71,11 +88,13 @@ test('random-matched: same shapes, ||B·A||_F equal to the teacher-derived one, 
   assert.deepEqual(a.B, b.B);
   assert.equal(a.B.length, teacher.B.length);
   assert.equal(a.A.length, teacher.A.length);
-  const norm = (f: { B: Float32Array; A: Float32Array }) => Math.sqrt(matmul64(f.B, f.A, n, r, m).reduce((s, x) => s + x * x, 0));
+  const norm = (f: { B: Float32Array; A: Float32Array }) =>
+    Math.sqrt(matmul64(f.B, f.A, n, r, m).reduce((s, x) => s + x * x, 0));
   const want = norm(teacher);
   assert.ok(Math.abs(norm(a) - want) / want < 1e-5);
   // Not the teacher's direction: random factors are nearly orthogonal to it.
-  const T = matmul64(teacher.B, teacher.A, n, r, m), R = matmul64(a.B, a.A, n, r, m);
+  const T = matmul64(teacher.B, teacher.A, n, r, m),
+    R = matmul64(a.B, a.A, n, r, m);
   let dot = 0;
   for (let i = 0; i < T.length; i++) dot += T[i] * R[i];
   assert.ok(Math.abs(dot) / (want * want) < 0.5);

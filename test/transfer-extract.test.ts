@@ -39,8 +39,18 @@ function sensitivity(cfg: ModelConfig, seed: number): MemoryWeights {
 const sens = sensitivity(tcfg, 13);
 
 const opts = (o: Partial<ExtractOptions> = {}): ExtractOptions => ({
-  init: 'teacher', modules: 'all', rank: 3, alpha: 6, dropout: 0.05, structure: 'block', layers: 'sensitivity',
-  svd: { method: 'exact' }, seed: 1, teacherName: 'teacher', studentName: 'student', ...o,
+  init: 'teacher',
+  modules: 'all',
+  rank: 3,
+  alpha: 6,
+  dropout: 0.05,
+  structure: 'block',
+  layers: 'sensitivity',
+  svd: { method: 'exact' },
+  seed: 1,
+  teacherName: 'teacher',
+  studentName: 'student',
+  ...o,
 });
 
 const IDS = Int32Array.from([1, 5, 9, 30, 2, 7, 3, 3, 14, 0]);
@@ -54,7 +64,14 @@ function injected(modules: AdapterModule[]): LlamaModel {
   for (const mod of modules) {
     const p = model.params.get(weightName(mod.ref, scfg));
     const [n, m] = mod.ref.kind === 'embed_tokens' ? [p.shape[1], p.shape[0]] : [p.shape[0], p.shape[1]];
-    p.data.set(subtractInit(p.data, { B: mod.B, A: mod.A, n, m, r: mod.r }, mod.alpha / mod.r, mod.ref.kind === 'embed_tokens'));
+    p.data.set(
+      subtractInit(
+        p.data,
+        { B: mod.B, A: mod.A, n, m, r: mod.r },
+        mod.alpha / mod.r,
+        mod.ref.kind === 'embed_tokens',
+      ),
+    );
     model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
   }
   return model;
@@ -65,8 +82,11 @@ test('teacher init: layers by score, windows, rank-r products of the teacher blo
   try {
     const seeds = join(dir, 'seeds.jsonl');
     writeFileSync(seeds, '{"messages": []}\n');
-    const res = extractToFolder({ teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens },
-      opts({ inputPaths: { seeds } }), join(dir, 'init'));
+    const res = extractToFolder(
+      { teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens },
+      opts({ inputPaths: { seeds } }),
+      join(dir, 'init'),
+    );
     assertAdapterFolder(join(dir, 'init'), scfg);
     const man = readManifest(join(dir, 'init'));
     assert.deepEqual(man.layers!.teacherLayers, [1, 3]);
@@ -75,24 +95,47 @@ test('teacher init: layers by score, windows, rank-r products of the teacher blo
     assert.deepEqual(man.lora, { r: 3, alpha: 6, scale: 2, dropout: 0.05 });
     assert.equal(man.subtract, true);
     assert.equal(man.matrices.length, 2 + 7 * 2);
-    assert.equal(man.inputs.seeds.files[0].sha256, createHash('sha256').update('{"messages": []}\n').digest('hex'));
-    assert.deepEqual(man.options.modules, ['embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head']);
+    assert.equal(
+      man.inputs.seeds.files[0].sha256,
+      createHash('sha256').update('{"messages": []}\n').digest('hex'),
+    );
+    assert.deepEqual(man.options.modules, [
+      'embed_tokens',
+      'q_proj',
+      'k_proj',
+      'v_proj',
+      'o_proj',
+      'gate_proj',
+      'up_proj',
+      'down_proj',
+      'lm_head',
+    ]);
 
     // One matrix checked by hand: student layer 1 up_proj comes from teacher layer 3.
     const rec = man.matrices.find((m) => m.module === 'model.layers.1.mlp.up_proj')!;
     assert.equal(rec.teacherLayer, 3);
     assert.equal(rec.teacherTensor, 'model.layers.3.mlp.up_proj.weight');
-    const S = sens.get(rec.teacherTensor!), W = teacher.get(rec.teacherTensor!);
+    const S = sens.get(rec.teacherTensor!),
+      W = teacher.get(rec.teacherTensor!);
     const win = kernels().maxWindow(S, 40, 24, 24, 16);
     assert.deepEqual(rec.offset, [win.i, win.j]);
     assert.ok(Math.abs(rec.share! - win.sum / win.total) < 1e-12);
     const block = new Float32Array(24 * 16);
-    for (let a = 0; a < 24; a++) for (let b = 0; b < 16; b++) block[a * 16 + b] = W[(win.i + a) * 24 + win.j + b];
+    for (let a = 0; a < 24; a++)
+      for (let b = 0; b < 16; b++) block[a * 16 + b] = W[(win.i + a) * 24 + win.j + b];
     const full = kernels().svd(block, 24, 16);
     const best = new Float64Array(24 * 16);
-    for (let a = 0; a < 24; a++) for (let b = 0; b < 16; b++) for (let c = 0; c < 3; c++) best[a * 16 + b] += full.U[a * full.k + c] * full.S[c] * full.Vt[c * 16 + b];
+    for (let a = 0; a < 24; a++)
+      for (let b = 0; b < 16; b++)
+        for (let c = 0; c < 3; c++)
+          best[a * 16 + b] += full.U[a * full.k + c] * full.S[c] * full.Vt[c * 16 + b];
     const mod = res.modules.find((m) => modulePath(m.ref) === rec.module)!;
-    assert.ok(maxAbsDiff(matmul64(mod.B, mod.A, 24, 3, 16).map((x) => 2 * x), best) < 1e-5);
+    assert.ok(
+      maxAbsDiff(
+        matmul64(mod.B, mod.A, 24, 3, 16).map((x) => 2 * x),
+        best,
+      ) < 1e-5,
+    );
     assert.ok(maxAbsDiff(rec.singularValues, Array.from(full.S.subarray(0, 3))) < 1e-5);
     // The embedding window slides along d only and is reported in the [d, V] layout.
     const emb = man.matrices[0];
@@ -101,7 +144,10 @@ test('teacher init: layers by score, windows, rank-r products of the teacher blo
     assert.deepEqual(emb.shape, [16, 32]);
     // The folder reads back to the same factors.
     const back = readAdapter(join(dir, 'init'), scfg);
-    assert.deepEqual(back.modules.map((m) => m.B), res.modules.map((m) => m.B));
+    assert.deepEqual(
+      back.modules.map((m) => m.B),
+      res.modules.map((m) => m.B),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -110,15 +156,25 @@ test('teacher init: layers by score, windows, rank-r products of the teacher blo
 test('acceptance: with the subtract trick the student gives the untouched logits (1e-5), for every init', () => {
   const want = logits(LlamaModel.load({ config: scfg, weights: student }));
   for (const init of ['teacher', 'pissa', 'random-matched', 'lora'] as const) {
-    for (const structure of init === 'teacher' ? (['block', 'heads', 'rowcol', 'elements', 'random'] as const) : (['block'] as const)) {
-      const res = extract({ teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens }, opts({ init, structure }));
+    for (const structure of init === 'teacher'
+      ? (['block', 'heads', 'rowcol', 'elements', 'random'] as const)
+      : (['block'] as const)) {
+      const res = extract(
+        { teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens },
+        opts({ init, structure }),
+      );
       const got = logits(injected(res.modules));
       const err = maxAbsDiff(got, want);
       assert.ok(err < 1e-5, `${init}/${structure}: max |logit diff| ${err}`);
-      if (init !== 'lora') assert.ok(res.manifest.matrices.every((m) => m.deltaNorm > 0.01), `${init}: the factors are not trivial`);
+      if (init !== 'lora')
+        assert.ok(
+          res.manifest.matrices.every((m) => m.deltaNorm > 0.01),
+          `${init}: the factors are not trivial`,
+        );
       if (structure === 'heads') {
         for (const m of res.manifest.matrices) {
-          if (['q_proj', 'k_proj', 'v_proj'].includes(m.kind)) assert.equal(m.offset![0] % scfg.headDim, 0, m.module);
+          if (['q_proj', 'k_proj', 'v_proj'].includes(m.kind))
+            assert.equal(m.offset![0] % scfg.headDim, 0, m.module);
           if (m.kind === 'o_proj') assert.equal(m.offset![1] % scfg.headDim, 0, m.module);
         }
       }
@@ -127,20 +183,25 @@ test('acceptance: with the subtract trick the student gives the untouched logits
 });
 
 test('without the subtract trick the same factors change the logits (the test above can fail)', () => {
-  const res = extract({ teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens }, opts());
+  const res = extract(
+    { teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens },
+    opts(),
+  );
   const model = LlamaModel.load({ config: scfg, weights: student });
-  for (const mod of res.modules) model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
+  for (const mod of res.modules)
+    model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
   const want = logits(LlamaModel.load({ config: scfg, weights: student }));
   assert.ok(maxAbsDiff(logits(model), want) > 1e-2);
 });
 
-test('random-matched has the teacher init\'s delta norms; seeds reproduce; lora init has zero deltas', () => {
+test("random-matched has the teacher init's delta norms; seeds reproduce; lora init has zero deltas", () => {
   const src = { teacher, teacherConfig: tcfg, student, studentConfig: scfg, sensitivity: sens };
   const t = extract(src, opts());
   const r1 = extract(src, opts({ init: 'random-matched' }));
   const r2 = extract(src, opts({ init: 'random-matched' }));
   for (let i = 0; i < t.manifest.matrices.length; i++) {
-    const a = t.manifest.matrices[i].deltaNorm, b = r1.manifest.matrices[i].deltaNorm;
+    const a = t.manifest.matrices[i].deltaNorm,
+      b = r1.manifest.matrices[i].deltaNorm;
     assert.ok(Math.abs(a - b) <= 1e-5 * a, `${t.manifest.matrices[i].module}: ${a} vs ${b}`);
   }
   assert.deepEqual(r1.modules[3].B, r2.modules[3].B);
@@ -153,7 +214,10 @@ test('random-matched has the teacher init\'s delta norms; seeds reproduce; lora 
 
 test('self-teacher: teacher = student cuts the whole matrix (share 1) and keeps layer order', () => {
   const self = sensitivity(scfg, 3);
-  const res = extract({ teacher: student, teacherConfig: scfg, student, studentConfig: scfg, sensitivity: self }, opts());
+  const res = extract(
+    { teacher: student, teacherConfig: scfg, student, studentConfig: scfg, sensitivity: self },
+    opts(),
+  );
   assert.deepEqual(res.manifest.layers!.teacherLayers, [0, 1]);
   for (const m of res.manifest.matrices) {
     assert.deepEqual(m.offset, [0, 0]);
@@ -167,11 +231,26 @@ test('module subsets, other layer methods, a tied student; refusals happen befor
   assert.deepEqual(ffn.manifest.layers!.teacherLayers, [2, 3]);
   assert.ok(ffn.modules.every((m) => ['gate_proj', 'up_proj', 'down_proj'].includes(m.ref.kind)));
   const tiedCfg = tinyConfig({ tieWordEmbeddings: true });
-  const tied = extract({ ...src, student: randomWeights(tiedCfg, 4), studentConfig: tiedCfg }, opts({ modules: 'embedding' }));
+  const tied = extract(
+    { ...src, student: randomWeights(tiedCfg, 4), studentConfig: tiedCfg },
+    opts({ modules: 'embedding' }),
+  );
   assert.equal(tied.manifest.untieStudentHead, true);
   let reads = 0;
-  const counting = { ...sens, names: () => sens.names(), has: (n: string) => sens.has(n), info: (n: string) => sens.info(n), get: (n: string) => { reads++; return sens.get(n); } };
-  assert.throws(() => extract({ ...src, sensitivity: counting, studentConfig: tinyConfig({ vocabSize: 40 }) }, opts()), /vocabularies differ/);
+  const counting = {
+    ...sens,
+    names: () => sens.names(),
+    has: (n: string) => sens.has(n),
+    info: (n: string) => sens.info(n),
+    get: (n: string) => {
+      reads++;
+      return sens.get(n);
+    },
+  };
+  assert.throws(
+    () => extract({ ...src, sensitivity: counting, studentConfig: tinyConfig({ vocabSize: 40 }) }, opts()),
+    /vocabularies differ/,
+  );
   assert.equal(reads, 0);
   assert.throws(() => extract({ student, studentConfig: scfg }, opts()), /needs a teacher/);
   assert.throws(() => extract(src, opts({ alpha: 0 })), /lora_alpha/);

@@ -8,16 +8,36 @@ import { orthonormal } from './helpers/linalg.js';
 /** A tiny LLaMA config; override any field. */
 export function tinyConfig(o: Partial<ModelConfig> = {}): ModelConfig {
   return {
-    arch: 'llama', vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2,
-    headDim: 4, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, ropeStyle: 'half', maxPositionEmbeddings: 64,
-    tieWordEmbeddings: false, attentionBias: false, oBias: false, mlpBias: false, bosTokenId: 1, eosTokenId: [2],
-    padTokenId: null, torchDtype: 'float32',
+    arch: 'llama',
+    vocabSize: 32,
+    hiddenSize: 16,
+    intermediateSize: 24,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 4,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    ropeStyle: 'half',
+    maxPositionEmbeddings: 64,
+    tieWordEmbeddings: false,
+    attentionBias: false,
+    oBias: false,
+    mlpBias: false,
+    bosTokenId: 1,
+    eosTokenId: [2],
+    padTokenId: null,
+    torchDtype: 'float32',
     ...o,
   };
 }
 
 /** Every tensor of `cfg` filled by `fill(name, n)`. */
-export function modelTensors(cfg: ModelConfig, fill: (name: string, n: number) => Float32Array): MemoryWeights {
+export function modelTensors(
+  cfg: ModelConfig,
+  fill: (name: string, n: number) => Float32Array,
+): MemoryWeights {
   const m = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const name of expectedTensorNames(cfg)) {
     const shape = expectedShape(cfg, name);
@@ -40,7 +60,13 @@ export function randomModel(cfg: ModelConfig, seed: number): { weights: MemoryWe
 }
 
 /** C = A[n,k]·B[k,m] in float64 (independent of the kernels). */
-export function matmul64(A: ArrayLike<number>, B: ArrayLike<number>, n: number, k: number, m: number): Float64Array {
+export function matmul64(
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  n: number,
+  k: number,
+  m: number,
+): Float64Array {
   const C = new Float64Array(n * m);
   for (let i = 0; i < n; i++) {
     for (let p = 0; p < k; p++) {

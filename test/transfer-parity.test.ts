@@ -17,10 +17,24 @@ import { LlamaModel } from '../src/model/model.js';
 
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'transfer');
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
-  rank: number; alpha: number; losses: number[]; layer_scores: number[]; selected_layers: number[];
-  modules: Array<{ module: string; offset: [number, number]; shape: [number, number]; singular_values: number[]; energy_kept: number; share: number }>;
+  rank: number;
+  alpha: number;
+  losses: number[];
+  layer_scores: number[];
+  selected_layers: number[];
+  modules: Array<{
+    module: string;
+    offset: [number, number];
+    shape: [number, number];
+    singular_values: number[];
+    energy_kept: number;
+    share: number;
+  }>;
 };
-const seedRows = JSON.parse(readFileSync(join(DIR, 'seeds.json'), 'utf8')) as Array<{ ids: number[]; answer_mask: number[] }>;
+const seedRows = JSON.parse(readFileSync(join(DIR, 'seeds.json'), 'utf8')) as Array<{
+  ids: number[];
+  answer_mask: number[];
+}>;
 const seeds = seedRows.map((s, i) => fromIds(i, s.ids, s.answer_mask, `seeds.json[${i}]`));
 const ref = openSafetensors(join(DIR, 'expected.safetensors'));
 const teacher = openHfModel(join(DIR, 'teacher'));
@@ -31,36 +45,66 @@ const run = runSense({ config: teacher.config, weights: teacher.weights }, seeds
 
 test('step 1: per-example |theta * grad| sums and seed losses match PyTorch (float64 truth) for every tensor', async () => {
   const r = await run;
-  r.losses.forEach((l, j) => assert.ok(Math.abs(l.loss - expected.losses[j]) < 1e-5, `seed ${j}: ${l.loss} vs ${expected.losses[j]}`));
+  r.losses.forEach((l, j) =>
+    assert.ok(Math.abs(l.loss - expected.losses[j]) < 1e-5, `seed ${j}: ${l.loss} vs ${expected.losses[j]}`),
+  );
   const names = teacher.weights.names().sort();
   assert.deepEqual(sens.names().sort(), names);
   for (const name of names) {
-    const want = ref.get(`sens.${name}`), got = sens.get(name);
+    const want = ref.get(`sens.${name}`),
+      got = sens.get(name);
     let scale = 0;
     for (const v of want) scale = Math.max(scale, Math.abs(v));
     for (let i = 0; i < want.length; i++) {
-      assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.abs(want[i]) + 1e-6 * scale, `${name}[${i}]: ${got[i]} vs ${want[i]}`);
+      assert.ok(
+        Math.abs(got[i] - want[i]) <= 1e-4 * Math.abs(want[i]) + 1e-6 * scale,
+        `${name}[${i}]: ${got[i]} vs ${want[i]}`,
+      );
     }
   }
 });
 
 test('steps 2-4: layer selection and window offsets exactly, products scale*B*A to 1e-4; the subtract trick keeps the logits (1e-5)', async () => {
   await run;
-  const r = expected.rank, alpha = expected.alpha;
+  const r = expected.rank,
+    alpha = expected.alpha;
   const res = extract(
-    { teacher: teacher.weights, teacherConfig: teacher.config, student: student.weights, studentConfig: student.config, sensitivity: sens },
-    { init: 'teacher', modules: 'all', rank: r, alpha, dropout: 0.05, structure: 'block', layers: 'sensitivity', svd: { method: 'exact' }, seed: 1 },
+    {
+      teacher: teacher.weights,
+      teacherConfig: teacher.config,
+      student: student.weights,
+      studentConfig: student.config,
+      sensitivity: sens,
+    },
+    {
+      init: 'teacher',
+      modules: 'all',
+      rank: r,
+      alpha,
+      dropout: 0.05,
+      structure: 'block',
+      layers: 'sensitivity',
+      svd: { method: 'exact' },
+      seed: 1,
+    },
   );
   const man = res.manifest;
   assert.deepEqual(man.layers!.teacherLayers, expected.selected_layers);
-  man.layers!.scores.forEach((s, l) => assert.ok(Math.abs(s - expected.layer_scores[l]) < 1e-5 * expected.layer_scores[l], `layer ${l}`));
+  man.layers!.scores.forEach((s, l) =>
+    assert.ok(Math.abs(s - expected.layer_scores[l]) < 1e-5 * expected.layer_scores[l], `layer ${l}`),
+  );
   assert.equal(man.matrices.length, expected.modules.length);
   for (const want of expected.modules) {
     const rec = man.matrices.find((m) => m.module === want.module);
     assert.ok(rec, want.module);
     assert.deepEqual(rec.offset, want.offset, `${want.module} offset`);
     assert.deepEqual(rec.shape, want.shape);
-    rec.singularValues.forEach((s, i) => assert.ok(Math.abs(s - want.singular_values[i]) < 1e-4 * want.singular_values[0], `${want.module} s${i}`));
+    rec.singularValues.forEach((s, i) =>
+      assert.ok(
+        Math.abs(s - want.singular_values[i]) < 1e-4 * want.singular_values[0],
+        `${want.module} s${i}`,
+      ),
+    );
     assert.ok(Math.abs(rec.energyKept! - want.energy_kept) < 1e-5);
     assert.ok(Math.abs(rec.share! - want.share) < 1e-5);
     // scale * B * A against the reference product (factor layout)
@@ -69,7 +113,8 @@ test('steps 2-4: layer selection and window offsets exactly, products scale*B*A 
     const P = new Float32Array(n * m);
     addDelta(P, { B: mod.B, A: mod.A, n, m, r }, alpha / r, false);
     const product = ref.get(`product.${want.module}`);
-    for (let i = 0; i < n * m; i++) assert.ok(Math.abs(P[i] - product[i]) < 1e-4, `${want.module}[${i}]: ${P[i]} vs ${product[i]}`);
+    for (let i = 0; i < n * m; i++)
+      assert.ok(Math.abs(P[i] - product[i]) < 1e-4, `${want.module}[${i}]: ${P[i]} vs ${product[i]}`);
   }
 
   // METHOD.md step 5: W_s - scale*B*A + LoRA(B, A) is the student itself

@@ -7,9 +7,23 @@ import { parseModules } from '../src/transfer/modules.js';
 import { InputError } from '../src/errors.js';
 import { randomModel, tinyConfig } from './transfer-helpers.js';
 
-const teacher = tinyConfig({ hiddenSize: 24, intermediateSize: 40, numLayers: 4, numHeads: 6, numKvHeads: 3 });
+const teacher = tinyConfig({
+  hiddenSize: 24,
+  intermediateSize: 40,
+  numLayers: 4,
+  numHeads: 6,
+  numKvHeads: 3,
+});
 const student = tinyConfig(); // d 16, f 24, 2 layers, 4 heads / 2 KV heads, head_dim 4
-const base: PlanOptions = { init: 'teacher', kinds: parseModules('all'), rank: 2, structure: 'block', layers: 'sensitivity', teacherName: 'T', studentName: 'S' };
+const base: PlanOptions = {
+  init: 'teacher',
+  kinds: parseModules('all'),
+  rank: 2,
+  structure: 'block',
+  layers: 'sensitivity',
+  teacherName: 'T',
+  studentName: 'S',
+};
 
 function refusal(fn: () => unknown, ...res: RegExp[]) {
   assert.throws(fn, (e: unknown) => {
@@ -48,21 +62,57 @@ test('self-teacher (teacher = student) is allowed', () => {
 });
 
 test('refusals name the field and the numbers', () => {
-  refusal(() => planTransfer(teacher, tinyConfig({ vocabSize: 33 }), base), /T -> S/, /vocabularies differ: teacher vocab_size 32, student 33/);
-  refusal(() => planTransfer(tinyConfig({ numLayers: 1 }), student, base), /student has 2 layers but the teacher only 1/);
-  refusal(() => planTransfer(teacher, tinyConfig({ intermediateSize: 48 }), base),
-    /gate_proj: the student's intermediate_size is 48 but the teacher's is 40/, /down_proj: the student's intermediate_size is 48/);
-  refusal(() => planTransfer(teacher, tinyConfig({ hiddenSize: 32 }), base), /q_proj: the student's hidden_size is 32 but the teacher's is 24/, /embed_tokens/);
-  refusal(() => planTransfer(teacher, tinyConfig({ numKvHeads: 4 }), { ...base, kinds: parseModules('k_proj') }),
-    /k_proj: the student's num_key_value_heads\*head_dim is 16 but the teacher's is 12/);
-  refusal(() => planTransfer(teacher, tinyConfig({ headDim: 2, numHeads: 8, numKvHeads: 4 }), { ...base, structure: 'heads' }), /heads structure needs equal head_dim/);
-  refusal(() => planTransfer(teacher, student, { ...base, rank: 9 }), /k_proj: rank 9 exceeds the smaller side of the student's \[8, 16\]/);
+  refusal(
+    () => planTransfer(teacher, tinyConfig({ vocabSize: 33 }), base),
+    /T -> S/,
+    /vocabularies differ: teacher vocab_size 32, student 33/,
+  );
+  refusal(
+    () => planTransfer(tinyConfig({ numLayers: 1 }), student, base),
+    /student has 2 layers but the teacher only 1/,
+  );
+  refusal(
+    () => planTransfer(teacher, tinyConfig({ intermediateSize: 48 }), base),
+    /gate_proj: the student's intermediate_size is 48 but the teacher's is 40/,
+    /down_proj: the student's intermediate_size is 48/,
+  );
+  refusal(
+    () => planTransfer(teacher, tinyConfig({ hiddenSize: 32 }), base),
+    /q_proj: the student's hidden_size is 32 but the teacher's is 24/,
+    /embed_tokens/,
+  );
+  refusal(
+    () => planTransfer(teacher, tinyConfig({ numKvHeads: 4 }), { ...base, kinds: parseModules('k_proj') }),
+    /k_proj: the student's num_key_value_heads\*head_dim is 16 but the teacher's is 12/,
+  );
+  refusal(
+    () =>
+      planTransfer(teacher, tinyConfig({ headDim: 2, numHeads: 8, numKvHeads: 4 }), {
+        ...base,
+        structure: 'heads',
+      }),
+    /heads structure needs equal head_dim/,
+  );
+  refusal(
+    () => planTransfer(teacher, student, { ...base, rank: 9 }),
+    /k_proj: rank 9 exceeds the smaller side of the student's \[8, 16\]/,
+  );
   refusal(() => planTransfer(null, student, base), /needs a teacher/);
   refusal(() => planTransfer(teacher, student, { ...base, kinds: [] }), /no modules selected/);
-  refusal(() => planTransfer(teacher, student, { ...base, structure: 'diagonal' as never }), /structure "diagonal"/);
+  refusal(
+    () => planTransfer(teacher, student, { ...base, structure: 'diagonal' as never }),
+    /structure "diagonal"/,
+  );
   // Several problems at once are all reported.
-  refusal(() => planTransfer(tinyConfig({ numLayers: 1, vocabSize: 7 }), student, base), /vocabularies differ/, /layers but the teacher only 1/);
-  assert.throws(() => parseModules('attention,ffm'), (e: unknown) => e instanceof InputError && /unknown module "ffm"/.test(e.message));
+  refusal(
+    () => planTransfer(tinyConfig({ numLayers: 1, vocabSize: 7 }), student, base),
+    /vocabularies differ/,
+    /layers but the teacher only 1/,
+  );
+  assert.throws(
+    () => parseModules('attention,ffm'),
+    (e: unknown) => e instanceof InputError && /unknown module "ffm"/.test(e.message),
+  );
 });
 
 test('controls: lora needs no teacher and no subtraction; pissa needs no teacher but subtracts', () => {
@@ -79,8 +129,14 @@ test('controls: lora needs no teacher and no subtraction; pissa needs no teacher
 test('a tied student touching embed_tokens or lm_head must be untied before subtracting', () => {
   const tied = tinyConfig({ tieWordEmbeddings: true });
   assert.equal(planTransfer(teacher, tied, base).untieStudentHead, true);
-  assert.equal(planTransfer(teacher, tied, { ...base, kinds: parseModules('lm_head') }).untieStudentHead, true);
-  assert.equal(planTransfer(teacher, tied, { ...base, kinds: parseModules('attention,mlp') }).untieStudentHead, false);
+  assert.equal(
+    planTransfer(teacher, tied, { ...base, kinds: parseModules('lm_head') }).untieStudentHead,
+    true,
+  );
+  assert.equal(
+    planTransfer(teacher, tied, { ...base, kinds: parseModules('attention,mlp') }).untieStudentHead,
+    false,
+  );
   assert.equal(planTransfer(teacher, tied, { ...base, init: 'lora' }).untieStudentHead, false);
   // A tied teacher's lm_head is read from its embedding.
   const tt = tinyConfig({ ...teacher, tieWordEmbeddings: true });
@@ -89,15 +145,48 @@ test('a tied student touching embed_tokens or lm_head must be untied before subt
 });
 
 test('the files are checked against the configs: missing tensors and wrong shapes, by name', () => {
-  const t = randomModel(teacher, 1), s = randomModel(student, 2);
-  assert.doesNotThrow(() => planTransfer(teacher, student, base, { teacher: t.weights, student: s.weights, sensitivity: t.sens }));
-  const without = (src: typeof t.sens, drop: string) => ({ has: (n: string) => n !== drop && src.has(n), info: (n: string) => src.info(n) });
-  refusal(() => planTransfer(teacher, student, base, { sensitivity: without(t.sens, 'model.layers.3.mlp.down_proj.weight') }),
-    /sensitivity has no tensor model\.layers\.3\.mlp\.down_proj\.weight/);
-  refusal(() => planTransfer(teacher, student, base, { sensitivity: without(t.sens, 'model.layers.2.input_layernorm.weight') }),
-    /needed for the layer scores/);
-  assert.doesNotThrow(() => planTransfer(teacher, student, { ...base, layers: 'first' }, { sensitivity: without(t.sens, 'model.layers.2.input_layernorm.weight') }));
-  refusal(() => planTransfer(teacher, student, base, { teacher: without(t.weights, 'lm_head.weight') }), /T has no tensor lm_head\.weight/);
-  const wrong = { has: (n: string) => s.weights.has(n), info: (n: string) => (n === 'model.layers.0.self_attn.v_proj.weight' ? { shape: [16, 16] } : s.weights.info(n)) };
-  refusal(() => planTransfer(teacher, student, base, { student: wrong }), /S tensor model\.layers\.0\.self_attn\.v_proj\.weight has shape \[16, 16\], its config says \[8, 16\]/);
+  const t = randomModel(teacher, 1),
+    s = randomModel(student, 2);
+  assert.doesNotThrow(() =>
+    planTransfer(teacher, student, base, { teacher: t.weights, student: s.weights, sensitivity: t.sens }),
+  );
+  const without = (src: typeof t.sens, drop: string) => ({
+    has: (n: string) => n !== drop && src.has(n),
+    info: (n: string) => src.info(n),
+  });
+  refusal(
+    () =>
+      planTransfer(teacher, student, base, {
+        sensitivity: without(t.sens, 'model.layers.3.mlp.down_proj.weight'),
+      }),
+    /sensitivity has no tensor model\.layers\.3\.mlp\.down_proj\.weight/,
+  );
+  refusal(
+    () =>
+      planTransfer(teacher, student, base, {
+        sensitivity: without(t.sens, 'model.layers.2.input_layernorm.weight'),
+      }),
+    /needed for the layer scores/,
+  );
+  assert.doesNotThrow(() =>
+    planTransfer(
+      teacher,
+      student,
+      { ...base, layers: 'first' },
+      { sensitivity: without(t.sens, 'model.layers.2.input_layernorm.weight') },
+    ),
+  );
+  refusal(
+    () => planTransfer(teacher, student, base, { teacher: without(t.weights, 'lm_head.weight') }),
+    /T has no tensor lm_head\.weight/,
+  );
+  const wrong = {
+    has: (n: string) => s.weights.has(n),
+    info: (n: string) =>
+      n === 'model.layers.0.self_attn.v_proj.weight' ? { shape: [16, 16] } : s.weights.info(n),
+  };
+  refusal(
+    () => planTransfer(teacher, student, base, { student: wrong }),
+    /S tensor model\.layers\.0\.self_attn\.v_proj\.weight has shape \[16, 16\], its config says \[8, 16\]/,
+  );
 });

@@ -11,7 +11,13 @@ import { expectedTensorNames, type ModelConfig } from '../src/model/config.js';
 import { MemoryWeights } from '../src/model/weights.js';
 import { Rng } from '../src/engine/rng.js';
 import {
-  DiskSink, MemorySink, NonFiniteGradient, SenseAborted, fromIds, runSense, type SenseExample,
+  DiskSink,
+  MemorySink,
+  NonFiniteGradient,
+  SenseAborted,
+  fromIds,
+  runSense,
+  type SenseExample,
 } from '../src/transfer/sensitivity.js';
 import { LlamaModel } from '../src/model/model.js';
 
@@ -39,13 +45,17 @@ function assertSame(mem: MemorySink, str: MemorySink, c: ModelConfig, rel = 2e-5
   assert.deepEqual(str.names().sort(), expectedTensorNames(c).sort());
   assert.deepEqual(mem.names().sort(), expectedTensorNames(c).sort());
   for (const name of expectedTensorNames(c)) {
-    const x = mem.get(name), y = str.get(name);
+    const x = mem.get(name),
+      y = str.get(name);
     assert.equal(x.length, y.length, name);
     let scale = 0;
     for (const v of x) scale = Math.max(scale, Math.abs(v));
     assert.ok(scale > 0, `${name}: sensitivity is all zero`);
     for (let i = 0; i < x.length; i++) {
-      assert.ok(Math.abs(x[i] - y[i]) <= rel * (Math.abs(x[i]) + 1e-3 * scale), `${name}[${i}]: in-memory ${x[i]} vs streaming ${y[i]}`);
+      assert.ok(
+        Math.abs(x[i] - y[i]) <= rel * (Math.abs(x[i]) + 1e-3 * scale),
+        `${name}[${i}]: in-memory ${x[i]} vs streaming ${y[i]}`,
+      );
     }
     assert.ok(Math.abs(mem.sum(name) - str.sum(name)) <= 1e-5 * Math.abs(mem.sum(name)), name);
   }
@@ -83,7 +93,9 @@ test('streaming equals the in-memory path: tied embeddings (both gradient contri
   // independent check of the tied rule on one element: the per-example gradient of the tied
   // parameter is d(loss)/d(E[v, x]) with E used twice; finite differences on the loss, float64.
   const model = LlamaModel.load({ config: c, weights: w });
-  const v = ex[0].ids[2], x = 3, d = c.hiddenSize;
+  const v = ex[0].ids[2],
+    x = 3,
+    d = c.hiddenSize;
   const E = model.params.get('model.embed_tokens.weight').data;
   const theta = E[v * d + x];
   let want = 0;
@@ -98,11 +110,21 @@ test('streaming equals the in-memory path: tied embeddings (both gradient contri
     want += Math.abs(theta * g);
   }
   const got = str.get('model.embed_tokens.weight')[v * d + x];
-  assert.ok(Math.abs(got - want) <= 2e-3 * Math.abs(want) + 1e-6, `tied S ${got} vs finite differences ${want}`);
+  assert.ok(
+    Math.abs(got - want) <= 2e-3 * Math.abs(want) + 1e-6,
+    `tied S ${got} vs finite differences ${want}`,
+  );
 });
 
 test('streaming equals the in-memory path: Qwen2-style q/k/v biases and o/MLP biases get sensitivities too', async () => {
-  const c = tinyConfig({ arch: 'qwen2', attentionBias: true, oBias: true, mlpBias: true, numKvHeads: 1, numLayers: 2 });
+  const c = tinyConfig({
+    arch: 'qwen2',
+    attentionBias: true,
+    oBias: true,
+    mlpBias: true,
+    numKvHeads: 1,
+    numLayers: 2,
+  });
   const ex = seeds(c, 3, [9, 4]);
   const { mem, str } = await both(c, 23, ex);
   assertSame(mem, str, c);
@@ -125,28 +147,55 @@ test('NaN/Inf stops the run naming the seed and the tensor', async () => {
     fromIds(1, [1, 6, 8, 10, 31], [0, 0, 1, 1, 1], 'seeds:2', 2),
   ];
   for (const streaming of [true, false]) {
-    await assert.rejects(runSense({ config: c, weights: bad }, ex, new MemorySink(), { streaming }), (e: unknown) => {
-      assert.ok(e instanceof NonFiniteGradient, String(e));
-      assert.match((e as Error).message, /^seeds:2: seed 1 \(line 2\): the gradient of (lm_head|model\.(norm|embed_tokens))\.weight holds NaN at element \d+; sensitivity stopped$/);
-      return true;
-    });
+    await assert.rejects(
+      runSense({ config: c, weights: bad }, ex, new MemorySink(), { streaming }),
+      (e: unknown) => {
+        assert.ok(e instanceof NonFiniteGradient, String(e));
+        assert.match(
+          (e as Error).message,
+          /^seeds:2: seed 1 \(line 2\): the gradient of (lm_head|model\.(norm|embed_tokens))\.weight holds NaN at element \d+; sensitivity stopped$/,
+        );
+        return true;
+      },
+    );
   }
   // a forward pass that overflows is stopped at the loss, naming the seed
   const huge = new Map(tensors);
-  huge.set('model.embed_tokens.weight', { shape: [c.vocabSize, d], data: w.get('model.embed_tokens.weight') });
+  huge.set('model.embed_tokens.weight', {
+    shape: [c.vocabSize, d],
+    data: w.get('model.embed_tokens.weight'),
+  });
   const norm = w.get('model.layers.1.post_attention_layernorm.weight').map((x) => x * 1e25);
   huge.set('model.layers.1.post_attention_layernorm.weight', { shape: [d], data: norm });
-  await assert.rejects(runSense({ config: c, weights: new MemoryWeights('huge', huge) }, ex, new MemorySink()), /^NonFiniteGradient: seeds:1: seed 0 \(line 1\): the gradient of the loss is NaN/);
+  await assert.rejects(
+    runSense({ config: c, weights: new MemoryWeights('huge', huge) }, ex, new MemorySink()),
+    /^NonFiniteGradient: seeds:1: seed 0 \(line 1\): the gradient of the loss is NaN/,
+  );
 });
 
 test('token ids outside the vocabulary and sequences past the context are refused, naming the seed', async () => {
   const c = tinyConfig({ maxPositionEmbeddings: 8 });
   const w = randomWeights(c, 25);
   const bad = fromIds(3, [1, 2, 40, 4], [0, 0, 1, 1], 'seeds.jsonl:7', 7);
-  await assert.rejects(runSense({ config: c, weights: w }, [bad], new MemorySink()), /seeds\.jsonl:7: seed 3: token id 40 at position 2 is outside the vocabulary \[0, 32\)/);
-  const long = fromIds(0, Array.from({ length: 9 }, () => 3), Array.from({ length: 9 }, (_, t) => (t > 4 ? 1 : 0)), 'seeds.jsonl:1', 1);
-  await assert.rejects(runSense({ config: c, weights: w }, [long], new MemorySink()), /seed 0 has 9 tokens, more than the model's context of 8/);
-  assert.throws(() => fromIds(0, [1, 2, 3], [0, 0, 0], 'seeds.jsonl:2', 2), /seeds\.jsonl:2: no answer token/);
+  await assert.rejects(
+    runSense({ config: c, weights: w }, [bad], new MemorySink()),
+    /seeds\.jsonl:7: seed 3: token id 40 at position 2 is outside the vocabulary \[0, 32\)/,
+  );
+  const long = fromIds(
+    0,
+    Array.from({ length: 9 }, () => 3),
+    Array.from({ length: 9 }, (_, t) => (t > 4 ? 1 : 0)),
+    'seeds.jsonl:1',
+    1,
+  );
+  await assert.rejects(
+    runSense({ config: c, weights: w }, [long], new MemorySink()),
+    /seed 0 has 9 tokens, more than the model's context of 8/,
+  );
+  assert.throws(
+    () => fromIds(0, [1, 2, 3], [0, 0, 0], 'seeds.jsonl:2', 2),
+    /seeds\.jsonl:2: no answer token/,
+  );
 });
 
 test('an aborted run stops with SenseAborted and the disk sink leaves nothing behind', async () => {

@@ -22,11 +22,19 @@ const MODEL_FILES = /^(config\.json|tokenizer\.json|model.*\.safetensors(\.index
 export function convertCommand(input: string, opts: ConvertOptions): string[] {
   if (!existsSync(input)) throw new InputError(input, 'no such file');
   if (statSync(input).isDirectory()) {
-    throw new InputError(input, 'is a folder; convert reads a llama2.c checkpoint file (an HF folder needs no conversion)');
+    throw new InputError(
+      input,
+      'is a folder; convert reads a llama2.c checkpoint file (an HF folder needs no conversion)',
+    );
   }
   const tok = opts.tokenizer ?? join(dirname(input), 'tokenizer.bin');
   if (!existsSync(tok)) {
-    throw new InputError(tok, opts.tokenizer ? 'no such tokenizer file' : 'no tokenizer.bin beside the checkpoint (give one with --tokenizer)');
+    throw new InputError(
+      tok,
+      opts.tokenizer
+        ? 'no such tokenizer file'
+        : 'no tokenizer.bin beside the checkpoint (give one with --tokenizer)',
+    );
   }
   if (!tok.endsWith('.bin') || statSync(tok).isDirectory()) {
     throw new InputError(tok, 'convert needs the llama2.c tokenizer.bin of the checkpoint');
@@ -36,7 +44,10 @@ export function convertCommand(input: string, opts: ConvertOptions): string[] {
     if (!statSync(out).isDirectory()) throw new InputError(out, 'exists and is not a folder');
     const clash = readdirSync(out).filter((f) => MODEL_FILES.test(f));
     if (clash.length > 0 && !opts.force) {
-      throw new InputError(out, `already holds ${clash.join(', ')}; choose another folder or pass --force to overwrite`);
+      throw new InputError(
+        out,
+        `already holds ${clash.join(', ')}; choose another folder or pass --force to overwrite`,
+      );
     }
   } else {
     mkdirSync(out, { recursive: true });

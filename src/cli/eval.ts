@@ -238,7 +238,13 @@ export function registerEval(program: Command): void {
     .addOption(new Option('--output <path>', 'same as --out'))
     .action(async (model: string | undefined, flags: Record<string, unknown>) => {
       const { output, ...rest } = flags as { output?: string } & Record<string, unknown>;
-      foldAlias(rest, 'model', model, 'eval', () => `two models given: ${model} and --model ${String(rest.model)}`);
+      foldAlias(
+        rest,
+        'model',
+        model,
+        'eval',
+        () => `two models given: ${model} and --model ${String(rest.model)}`,
+      );
       foldAlias(rest, 'out', output, 'eval', () => 'give --out or --output, not both');
       await runEvalCommand(resolveOptions('eval', rest));
     });

@@ -35,19 +35,30 @@ const LORA_DROPOUT = 0.05;
 /** The submatrix structure from --structure and --heads. */
 export function structureOf(o: Pick<ExtractCliOptions, 'structure' | 'heads'>): Structure {
   if (!o.heads) return o.structure;
-  if (o.structure !== 'block') throw new InputError('--heads', `applies to the block structure (windows on head boundaries), not to --structure ${o.structure}`);
+  if (o.structure !== 'block')
+    throw new InputError(
+      '--heads',
+      `applies to the block structure (windows on head boundaries), not to --structure ${o.structure}`,
+    );
   return 'heads';
 }
 
 /** Refuses tokenizers that differ (same size, same token strings): the method needs one vocabulary. */
 export function checkSameTokenizer(t: Tokenizer, s: Tokenizer, tName: string, sName: string): void {
   if (t.vocabSize !== s.vocabSize) {
-    throw new InputError(`${tName} -> ${sName}`, `tokenizers differ: the teacher's has ${t.vocabSize} tokens, the student's ${s.vocabSize}`);
+    throw new InputError(
+      `${tName} -> ${sName}`,
+      `tokenizers differ: the teacher's has ${t.vocabSize} tokens, the student's ${s.vocabSize}`,
+    );
   }
   for (let id = 0; id < t.vocabSize; id++) {
-    const a = t.tokenText(id), b = s.tokenText(id);
+    const a = t.tokenText(id),
+      b = s.tokenText(id);
     if (a !== b) {
-      throw new InputError(`${tName} -> ${sName}`, `tokenizers differ at token ${id}: ${JSON.stringify(a)} (teacher) vs ${JSON.stringify(b)} (student); teacher and student must share the tokenizer`);
+      throw new InputError(
+        `${tName} -> ${sName}`,
+        `tokenizers differ at token ${id}: ${JSON.stringify(a)} (teacher) vs ${JSON.stringify(b)} (student); teacher and student must share the tokenizer`,
+      );
     }
   }
 }
@@ -56,23 +67,35 @@ export function checkSameTokenizer(t: Tokenizer, s: Tokenizer, tName: string, sN
 function prepareOut(out: string, force: boolean): void {
   if (existsSync(out)) {
     if (!statSync(out).isDirectory()) throw new InputError(out, 'exists and is not a folder');
-    const clash = readdirSync(out).filter((f) => f === ADAPTER_CONFIG || f === ADAPTER_WEIGHTS || f === MANIFEST_FILE);
-    if (clash.length > 0 && !force) throw new InputError(out, `already holds ${clash.join(', ')}; choose another folder or pass --force to overwrite`);
+    const clash = readdirSync(out).filter(
+      (f) => f === ADAPTER_CONFIG || f === ADAPTER_WEIGHTS || f === MANIFEST_FILE,
+    );
+    if (clash.length > 0 && !force)
+      throw new InputError(
+        out,
+        `already holds ${clash.join(', ')}; choose another folder or pass --force to overwrite`,
+      );
   }
 }
 
 export function extractCommand(
-  o: ExtractCliOptions, io: { log?: (s: string) => void; progressMode?: ProgressMode } = {},
+  o: ExtractCliOptions,
+  io: { log?: (s: string) => void; progressMode?: ProgressMode } = {},
 ): ExtractResult {
   const log = io.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const structure = structureOf(o);
   const init = o.init as InitKind;
   const needsTeacher = init === 'teacher' || init === 'random-matched';
   if (needsTeacher && !o.sensitivity) {
-    throw new InputError('--sensitivity', `the ${init} init needs the teacher's sensitivity file (from "nuggets sense")`);
+    throw new InputError(
+      '--sensitivity',
+      `the ${init} init needs the teacher's sensitivity file (from "nuggets sense")`,
+    );
   }
-  if (!needsTeacher && o.sensitivity) log(`extract: --init ${init} reads neither the teacher nor --sensitivity; they are ignored`);
-  if (o.sensitivity && !existsSync(o.sensitivity)) throw new InputError(o.sensitivity, 'no such sensitivity file');
+  if (!needsTeacher && o.sensitivity)
+    log(`extract: --init ${init} reads neither the teacher nor --sensitivity; they are ignored`);
+  if (o.sensitivity && !existsSync(o.sensitivity))
+    throw new InputError(o.sensitivity, 'no such sensitivity file');
   prepareOut(o.out, o.force ?? false);
 
   const self = o.teacher === 'self';
@@ -98,12 +121,25 @@ export function extractCommand(
     try {
       res = extract(
         {
-          teacher: teacher?.weights, teacherConfig: teacher?.config, student: student.weights, studentConfig: student.config,
+          teacher: teacher?.weights,
+          teacherConfig: teacher?.config,
+          student: student.weights,
+          studentConfig: student.config,
           sensitivity: sens ?? undefined,
         },
         {
-          init, modules: o.modules, rank: o.rank, alpha: o.alpha, dropout: LORA_DROPOUT, structure, layers: o.layers,
-          svd: { method: o.svd }, seed: o.seed, baseModel: o.student, teacherName, studentName: o.student,
+          init,
+          modules: o.modules,
+          rank: o.rank,
+          alpha: o.alpha,
+          dropout: LORA_DROPOUT,
+          structure,
+          layers: o.layers,
+          svd: { method: o.svd },
+          seed: o.seed,
+          baseModel: o.student,
+          teacherName,
+          studentName: o.student,
           inputPaths: {
             student: o.student,
             ...(needsTeacher && !self ? { teacher: o.teacher } : {}),
@@ -121,10 +157,18 @@ export function extractCommand(
     }
     mkdirSync(o.out, { recursive: true });
     const dtype = o.dtype === 'bf16' ? 'BF16' : o.dtype === 'f16' ? 'F16' : 'F32';
-    writeAdapter(o.out, res.modules, student.config, { baseModel: o.student, loraDropout: LORA_DROPOUT, dtype });
+    writeAdapter(o.out, res.modules, student.config, {
+      baseModel: o.student,
+      loraDropout: LORA_DROPOUT,
+      dtype,
+    });
     writeManifest(o.out, res.manifest);
-    const layers = res.manifest.layers ? `teacher layers [${res.manifest.layers.teacherLayers.join(', ')}] (${res.manifest.layers.method})` : 'no teacher';
-    log(`extract: wrote ${o.out}: ${res.modules.length} modules, init ${init}, rank ${o.rank}, alpha ${o.alpha}, ${layers}`);
+    const layers = res.manifest.layers
+      ? `teacher layers [${res.manifest.layers.teacherLayers.join(', ')}] (${res.manifest.layers.method})`
+      : 'no teacher';
+    log(
+      `extract: wrote ${o.out}: ${res.modules.length} modules, init ${init}, rank ${o.rank}, alpha ${o.alpha}, ${layers}`,
+    );
     for (const n of res.manifest.notes) log(`extract: note: ${n}`);
     return res;
   } finally {
@@ -136,16 +180,23 @@ export function extractCommand(
 export function registerExtract(program: Command): void {
   const cmd = program
     .command('extract')
-    .description('teacher + student + sensitivity -> LoRA initialisation folder (PEFT adapter + manifest.json; METHOD.md steps 2-4)');
+    .description(
+      'teacher + student + sensitivity -> LoRA initialisation folder (PEFT adapter + manifest.json; METHOD.md steps 2-4)',
+    );
   addSchemaOptions(cmd, 'extract');
   cmd
     .addOption(new Option('-o <folder>', 'same as --out'))
     .addOption(new Option('--force', 'overwrite an initialisation already in the output folder'))
     .addOption(new Option('--no-progress', 'no progress bar'))
     .action((flags: Record<string, unknown>) => {
-      const { o, force, progress, ...rest } = flags as { o?: string; force?: boolean; progress?: boolean } & Record<string, unknown>;
+      const { o, force, progress, ...rest } = flags as {
+        o?: string;
+        force?: boolean;
+        progress?: boolean;
+      } & Record<string, unknown>;
       if (o !== undefined) {
-        if (rest.out !== undefined && rest.out !== o) throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
+        if (rest.out !== undefined && rest.out !== o)
+          throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
         rest.out = o;
       }
       const opts = resolveOptions('extract', rest);

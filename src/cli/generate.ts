@@ -33,14 +33,25 @@ export function unescapeStop(s: string): string {
 }
 
 /** Prompt ids: plain text after BOS (just BOS when empty), or one user turn in a chat format. */
-export function promptIds(tok: Tokenizer, prompt: string, format: GenerateOpts['chatFormat'], tokSource: string): number[] {
+export function promptIds(
+  tok: Tokenizer,
+  prompt: string,
+  format: GenerateOpts['chatFormat'],
+  tokSource: string,
+): number[] {
   if (format === 'plain') {
     if (prompt !== '') return tok.encode(prompt, { addBos: true });
-    if (tok.bosId === null) throw new InputError(tokSource, 'the tokenizer has no BOS token, so generation needs a non-empty --prompt');
+    if (tok.bosId === null)
+      throw new InputError(
+        tokSource,
+        'the tokenizer has no BOS token, so generation needs a non-empty --prompt',
+      );
     return [tok.bosId];
   }
-  if (format === 'tulu') return tokenizePieces(renderPrompt([{ role: 'user', content: prompt }], TULU), tok, { addBos: true }).ids;
-  if (!tok.chatTemplate) throw new InputError(tokSource, 'the tokenizer has no chat template; use --chat-format tulu');
+  if (format === 'tulu')
+    return tokenizePieces(renderPrompt([{ role: 'user', content: prompt }], TULU), tok, { addBos: true }).ids;
+  if (!tok.chatTemplate)
+    throw new InputError(tokSource, 'the tokenizer has no chat template; use --chat-format tulu');
   return applyChatTemplate(tok, [{ role: 'user', content: prompt }], { add_generation_prompt: true }).ids;
 }
 
@@ -62,12 +73,16 @@ export function runGenerate(
   const { model, tokenizer: tok } = lm;
   const c = model.config;
   // where the tokenizer came from (src/io/load.ts): given, or beside the model
-  const tokSource = o.tokenizer ?? (info.format === 'llama2c' ? join(dirname(o.model), 'tokenizer.bin') : o.model);
+  const tokSource =
+    o.tokenizer ?? (info.format === 'llama2c' ? join(dirname(o.model), 'tokenizer.bin') : o.model);
   const format = o.chat ? (tok.chatTemplate ? 'template' : 'tulu') : o.chatFormat;
   const ids = promptIds(tok, o.prompt, format, tokSource);
   if (ids.length === 0) throw new InputError('--prompt', 'encodes to no tokens');
   if (ids.length > c.maxPositionEmbeddings) {
-    throw new InputError('--prompt', `is ${ids.length} tokens, longer than the model's context of ${c.maxPositionEmbeddings} (${o.model})`);
+    throw new InputError(
+      '--prompt',
+      `is ${ids.length} tokens, longer than the model's context of ${c.maxPositionEmbeddings} (${o.model})`,
+    );
   }
   const t0 = performance.now();
   let text = '';
@@ -87,38 +102,73 @@ export function runGenerate(
     },
   });
   if (!o.stream) write(text);
-  return { text, tokens: r.tokens.length, promptTokens: ids.length, finishReason: r.finishReason, seconds: (performance.now() - t0) / 1000 };
+  return {
+    text,
+    tokens: r.tokens.length,
+    promptTokens: ids.length,
+    finishReason: r.finishReason,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
-    .description('generate text from a model (HF folder or llama2.c checkpoint), optionally with a LoRA adapter')
+    .description(
+      'generate text from a model (HF folder or llama2.c checkpoint), optionally with a LoRA adapter',
+    )
     .argument('[model]', 'HF model folder or llama2.c checkpoint (or --model, or model: in --config)');
   addSchemaOptions(cmd, 'generate');
   cmd
-    .addOption(new Option('--max-tokens <integer>', 'same as --max-new-tokens').argParser((v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer.');
-      return n;
-    }))
     .addOption(
-      new Option('--stop <text>', 'stop before this text (repeat for several; \\n and \\t are newline and tab)').argParser(
-        (v: string, prev: string[] | undefined) => [...(prev ?? []), unescapeStop(v)],
+      new Option('--max-tokens <integer>', 'same as --max-new-tokens').argParser((v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer.');
+        return n;
+      }),
+    )
+    .addOption(
+      new Option(
+        '--stop <text>',
+        'stop before this text (repeat for several; \\n and \\t are newline and tab)',
+      ).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), unescapeStop(v)]),
+    )
+    .addOption(
+      new Option(
+        '--chat',
+        "wrap the prompt as a user turn: the tokenizer's chat template, or tulu when it has none",
       ),
     )
-    .addOption(new Option('--chat', "wrap the prompt as a user turn: the tokenizer's chat template, or tulu when it has none"))
     .action((model: string | undefined, flags: Record<string, unknown>) => {
-      const { maxTokens, stop, chat, ...rest } = flags as { maxTokens?: number; stop?: string[]; chat?: boolean } & Record<string, unknown>;
-      foldAlias(rest, 'model', model, 'generate', () => `two models given: ${model} and --model ${String(rest.model)}`);
-      foldAlias(rest, 'maxNewTokens', maxTokens, 'generate', () => 'give --max-tokens or --max-new-tokens, not both');
-      if (chat && rest.chatFormat !== undefined) throw new InputError('generate', 'give --chat or --chat-format, not both');
+      const { maxTokens, stop, chat, ...rest } = flags as {
+        maxTokens?: number;
+        stop?: string[];
+        chat?: boolean;
+      } & Record<string, unknown>;
+      foldAlias(
+        rest,
+        'model',
+        model,
+        'generate',
+        () => `two models given: ${model} and --model ${String(rest.model)}`,
+      );
+      foldAlias(
+        rest,
+        'maxNewTokens',
+        maxTokens,
+        'generate',
+        () => 'give --max-tokens or --max-new-tokens, not both',
+      );
+      if (chat && rest.chatFormat !== undefined)
+        throw new InputError('generate', 'give --chat or --chat-format, not both');
       const o = resolveOptions('generate', rest);
       const r = runGenerate({ ...o, stop: stop ?? [], chat: chat ?? false }, (t) => process.stdout.write(t));
       process.stdout.write('\n');
       if (process.stderr.isTTY) {
         const rate = r.seconds > 0 ? (r.tokens / r.seconds).toFixed(1) : 'inf';
-        process.stderr.write(`[${r.promptTokens} prompt tokens, ${r.tokens} generated (${r.finishReason}), ${rate} tokens/s]\n`);
+        process.stderr.write(
+          `[${r.promptTokens} prompt tokens, ${r.tokens} generated (${r.finishReason}), ${rate} tokens/s]\n`,
+        );
       }
     });
 }

@@ -48,7 +48,13 @@ export interface Inspection {
     /** What the weights take in memory as fp32 (nuggets computes in fp32). */
     asFp32: number;
   };
-  tokenizer: { path: string; vocabSize: number; bosId: number | null; eosId: number | null; chatTemplate: boolean } | null;
+  tokenizer: {
+    path: string;
+    vocabSize: number;
+    bosId: number | null;
+    eosId: number | null;
+    chatTemplate: boolean;
+  } | null;
 }
 
 /** Module kind of an HF tensor name (`q_proj`, `input_layernorm`, `embed_tokens`, ...). */
@@ -61,8 +67,18 @@ export function moduleKind(name: string): string {
 }
 
 const KIND_ORDER = [
-  'embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj',
-  'input_layernorm', 'post_attention_layernorm', 'norm', 'lm_head',
+  'embed_tokens',
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'o_proj',
+  'gate_proj',
+  'up_proj',
+  'down_proj',
+  'input_layernorm',
+  'post_attention_layernorm',
+  'norm',
+  'lm_head',
 ];
 
 function numel(shape: readonly number[]): number {
@@ -99,10 +115,15 @@ export function architectureOf(c: ModelConfig): Record<string, unknown> {
 }
 
 /** Counts parameters and bytes of a weight source under a config. */
-export function countParameters(c: ModelConfig, w: WeightSource): Pick<Inspection, 'parameters' | 'dtypes'> & { tensorData: number } {
+export function countParameters(
+  c: ModelConfig,
+  w: WeightSource,
+): Pick<Inspection, 'parameters' | 'dtypes'> & { tensorData: number } {
   const byKind = new Map<string, ModuleCount>();
   const dtypes: Record<string, ModuleCount & { bytes: number }> = {};
-  let total = 0, perLayer = 0, tensorData = 0;
+  let total = 0,
+    perLayer = 0,
+    tensorData = 0;
   for (const name of w.names()) {
     const { dtype, shape } = w.info(name);
     const n = numel(shape);
@@ -141,7 +162,11 @@ function hfWeightFiles(folder: string): string[] {
 function resolveModelPath(path: string): { target: string; format: 'hf' | 'llama2c' } {
   if (!existsSync(path)) throw new InputError(path, 'no such file or folder');
   let target = path;
-  if (statSync(path).isFile() && /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))) target = dirname(path);
+  if (
+    statSync(path).isFile() &&
+    /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))
+  )
+    target = dirname(path);
   return { target, format: statSync(target).isDirectory() ? 'hf' : 'llama2c' };
 }
 
@@ -180,7 +205,13 @@ export function inspectModel(path: string, opts: { tokenizer?: string } = {}): I
   let tokenizer: Inspection['tokenizer'] = null;
   if (tokPath !== null) {
     const tok: Tokenizer = loadTokenizer(tokPath, config.vocabSize);
-    tokenizer = { path: tokPath, vocabSize: tok.vocabSize, bosId: tok.bosId, eosId: tok.eosId, chatTemplate: tok.chatTemplate !== null };
+    tokenizer = {
+      path: tokPath,
+      vocabSize: tok.vocabSize,
+      bosId: tok.bosId,
+      eosId: tok.eosId,
+      chatTemplate: tok.chatTemplate !== null,
+    };
   }
   return {
     source: target,
@@ -203,7 +234,8 @@ const int = (n: number) => n.toLocaleString('en-US');
 /** Bytes as "1,234,567 (1.2 MiB)". */
 function bytesText(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n, u = 0;
+  let v = n,
+    u = 0;
   while (v >= 1024 && u < units.length - 1) {
     v /= 1024;
     u++;
@@ -213,7 +245,14 @@ function bytesText(n: number): string {
 
 function table(rows: string[][], right: number[]): string[] {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => '  ' + r.map((c, i) => (right.includes(i) ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd());
+  return rows.map(
+    (r) =>
+      '  ' +
+      r
+        .map((c, i) => (right.includes(i) ? c.padStart(w[i]) : c.padEnd(w[i])))
+        .join('  ')
+        .trimEnd(),
+  );
 }
 
 export function formatInspection(x: Inspection): string {
@@ -225,7 +264,16 @@ export function formatInspection(x: Inspection): string {
   out.push('', 'architecture');
   out.push(
     ...table(
-      Object.entries(a).map(([k, v]) => [k, k === 'rope_style' ? `${v} (${style})` : v === null ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v)]),
+      Object.entries(a).map(([k, v]) => [
+        k,
+        k === 'rope_style'
+          ? `${v} (${style})`
+          : v === null
+            ? 'null'
+            : typeof v === 'object'
+              ? JSON.stringify(v)
+              : String(v),
+      ]),
       [],
     ),
   );
@@ -234,16 +282,45 @@ export function formatInspection(x: Inspection): string {
   const rows = [['module', 'tensors', 'parameters', 'share']];
   for (const [k, c] of Object.entries(x.parameters.byModule)) {
     const tied = k === 'lm_head' && c.tensors === 0 && a.tie_word_embeddings === true;
-    rows.push([tied ? 'lm_head (tied to embed_tokens)' : k, String(c.tensors), int(c.parameters), total > 0 ? `${((100 * c.parameters) / total).toFixed(1)}%` : '']);
+    rows.push([
+      tied ? 'lm_head (tied to embed_tokens)' : k,
+      String(c.tensors),
+      int(c.parameters),
+      total > 0 ? `${((100 * c.parameters) / total).toFixed(1)}%` : '',
+    ]);
   }
-  rows.push(['per decoder layer', '', int(x.parameters.perLayer), total > 0 ? `${((100 * x.parameters.perLayer) / total).toFixed(1)}%` : '']);
-  rows.push(['total', String(Object.values(x.parameters.byModule).reduce((s, c) => s + c.tensors, 0)), int(total), '100.0%']);
+  rows.push([
+    'per decoder layer',
+    '',
+    int(x.parameters.perLayer),
+    total > 0 ? `${((100 * x.parameters.perLayer) / total).toFixed(1)}%` : '',
+  ]);
+  rows.push([
+    'total',
+    String(Object.values(x.parameters.byModule).reduce((s, c) => s + c.tensors, 0)),
+    int(total),
+    '100.0%',
+  ]);
   out.push(...table(rows, [1, 2, 3]));
   out.push('', 'dtypes');
-  out.push(...table(Object.entries(x.dtypes).map(([d, c]) => [d, `${c.tensors} tensors`, `${int(c.parameters)} parameters`, bytesText(c.bytes)]), [1, 2]));
+  out.push(
+    ...table(
+      Object.entries(x.dtypes).map(([d, c]) => [
+        d,
+        `${c.tensors} tensors`,
+        `${int(c.parameters)} parameters`,
+        bytesText(c.bytes),
+      ]),
+      [1, 2],
+    ),
+  );
   out.push('', 'bytes');
   const byteRows = Object.entries(x.bytes.files).map(([f, n]) => [f, bytesText(n)]);
-  byteRows.push(['on disk (weight files)', bytesText(x.bytes.onDisk)], ['tensor data', bytesText(x.bytes.tensorData)], ['as fp32 in memory', bytesText(x.bytes.asFp32)]);
+  byteRows.push(
+    ['on disk (weight files)', bytesText(x.bytes.onDisk)],
+    ['tensor data', bytesText(x.bytes.tensorData)],
+    ['as fp32 in memory', bytesText(x.bytes.asFp32)],
+  );
   out.push(...table(byteRows, []));
   out.push('');
   const t = x.tokenizer;
@@ -258,7 +335,9 @@ export function formatInspection(x: Inspection): string {
 export function registerInspect(program: Command): void {
   program
     .command('inspect')
-    .description('show a model: architecture, parameters per module, dtypes, bytes (HF folder or llama2.c checkpoint)')
+    .description(
+      'show a model: architecture, parameters per module, dtypes, bytes (HF folder or llama2.c checkpoint)',
+    )
     .argument('<model>', 'HF model folder or llama2.c checkpoint file')
     .option('--tokenizer <path>', 'tokenizer file or folder to report (default: the one beside the model)')
     .option('--json', 'print JSON')

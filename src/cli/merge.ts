@@ -10,11 +10,16 @@ import { runMerge } from '../train/merge.js';
 export function registerMerge(program: Command): void {
   const cmd = program
     .command('merge')
-    .description('merge a trained LoRA adapter into the student and write a Hugging Face model folder with a model card');
+    .description(
+      'merge a trained LoRA adapter into the student and write a Hugging Face model folder with a model card',
+    );
   addSchemaOptions(cmd, 'merge');
   cmd.action((flags: Record<string, unknown>) => {
     const opts = resolveOptions('merge', flags);
-    const r = runMerge(opts, { argv: process.argv.slice(2), flags: toFlags('merge', opts as unknown as Record<string, unknown>) });
+    const r = runMerge(opts, {
+      argv: process.argv.slice(2),
+      flags: toFlags('merge', opts as unknown as Record<string, unknown>),
+    });
     process.stdout.write(
       `merged ${r.modules} adapted matrices into ${r.out}${r.untied ? ' (lm_head untied from the embedding)' : ''}: ${r.files.join(', ')}\n`,
     );

@@ -20,7 +20,9 @@ export function shellLine(argv: readonly string[]): string {
 export function registerPretrain(program: Command): void {
   const cmd = program
     .command('pretrain')
-    .description('train a LLaMA-family model on text from scratch (or continue one): the bundled zoo is built with it');
+    .description(
+      'train a LLaMA-family model on text from scratch (or continue one): the bundled zoo is built with it',
+    );
   addSchemaOptions(cmd, 'pretrain');
   cmd.action((flags: Record<string, unknown>) => {
     const o = resolveOptions('pretrain', flags);

@@ -23,10 +23,28 @@ import { describeReport, encodeExamples } from '../data/encode.js';
 import { kernels } from '../engine/backend.js';
 import { sha256File } from '../transfer/manifest.js';
 import {
-  DiskSink, MemorySink, SENS_FORMAT, SENS_VERSION, SenseAborted, TIED_NOTE, runSense, summaryPathFor, tensorSums,
-  toSenseExamples, writeSensitivityFile, type SensSink, type SensSummary,
+  DiskSink,
+  MemorySink,
+  SENS_FORMAT,
+  SENS_VERSION,
+  SenseAborted,
+  TIED_NOTE,
+  runSense,
+  summaryPathFor,
+  tensorSums,
+  toSenseExamples,
+  writeSensitivityFile,
+  type SensSink,
+  type SensSummary,
 } from '../transfer/sensitivity.js';
-import { mergeSensitivity, parseShard, shardFromEnv, shardPath, shardRange, type ShardSpec } from '../transfer/shard.js';
+import {
+  mergeSensitivity,
+  parseShard,
+  shardFromEnv,
+  shardPath,
+  shardRange,
+  type ShardSpec,
+} from '../transfer/shard.js';
 import { Progress, type ProgressMode } from '../train/progress.js';
 
 export type SenseCliOptions = OptionsOf<'sense'> & { shardFromEnv?: boolean; shardCount?: number };
@@ -40,27 +58,40 @@ export interface SenseIo {
 }
 
 /** The shard this run processes: --shard, or the scheduler's environment, or none. */
-export function resolveShard(o: SenseCliOptions, env: NodeJS.ProcessEnv): (ShardSpec & { from: string }) | null {
-  if (o.shard !== undefined && o.shardFromEnv) throw new InputError('sense', 'give --shard or --shard-from-env, not both');
+export function resolveShard(
+  o: SenseCliOptions,
+  env: NodeJS.ProcessEnv,
+): (ShardSpec & { from: string }) | null {
+  if (o.shard !== undefined && o.shardFromEnv)
+    throw new InputError('sense', 'give --shard or --shard-from-env, not both');
   if (o.shard !== undefined) {
     const s = parseShard(o.shard);
-    if (o.shardCount !== undefined && o.shardCount !== s.count) throw new InputError('--shard-count', `${o.shardCount} disagrees with --shard ${o.shard}`);
+    if (o.shardCount !== undefined && o.shardCount !== s.count)
+      throw new InputError('--shard-count', `${o.shardCount} disagrees with --shard ${o.shard}`);
     return { ...s, from: '--shard' };
   }
   if (o.shardFromEnv) return shardFromEnv(env, o.shardCount);
-  if (o.shardCount !== undefined) throw new InputError('--shard-count', 'only means something with --shard-from-env');
+  if (o.shardCount !== undefined)
+    throw new InputError('--shard-count', 'only means something with --shard-from-env');
   return null;
 }
 
 /** Runs `sense` end to end; returns the output path and its summary. */
-export async function senseCommand(o: SenseCliOptions, io: SenseIo = {}): Promise<{ out: string; summary: SensSummary }> {
+export async function senseCommand(
+  o: SenseCliOptions,
+  io: SenseIo = {},
+): Promise<{ out: string; summary: SensSummary }> {
   const log = io.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const shard = resolveShard(o, io.env ?? process.env);
   if (shard && shard.from !== '--shard' && !o.out.includes('{i}')) {
-    throw new InputError('--out', `"${o.out}" has no {i}: with --shard-from-env every shard runs the same command, so name the output per shard, e.g. sens-{i}-of-{n}.safetensors`);
+    throw new InputError(
+      '--out',
+      `"${o.out}" has no {i}: with --shard-from-env every shard runs the same command, so name the output per shard, e.g. sens-{i}-of-{n}.safetensors`,
+    );
   }
   const out = shardPath(o.out, shard);
-  if (existsSync(out) && statSync(out).isDirectory()) throw new InputError(out, 'is a folder; --out names the sensitivity file to write');
+  if (existsSync(out) && statSync(out).isDirectory())
+    throw new InputError(out, 'is a folder; --out names the sensitivity file to write');
   if (!existsSync(o.seeds)) throw new InputError(o.seeds, 'no such seed file');
 
   const src = loadModelSource(o.teacher, { tokenizer: o.tokenizer });
@@ -69,12 +100,24 @@ export async function senseCommand(o: SenseCliOptions, io: SenseIo = {}): Promis
     const c = src.config;
     // Seeds: the first k rows (malformed lines and empty answers are refused with their line).
     const examples = readExamples(o.seeds, { limit: o.numSeeds });
-    if (examples.length < o.numSeeds) log(`sense: ${o.seeds} has ${examples.length} examples (fewer than --num-seeds ${o.numSeeds}); using all of them`);
-    const format: ChatFormat = o.chatFormat === 'template' ? templateFormat(src.tokenizer, o.tokenizer ?? o.teacher) : TULU;
+    if (examples.length < o.numSeeds)
+      log(
+        `sense: ${o.seeds} has ${examples.length} examples (fewer than --num-seeds ${o.numSeeds}); using all of them`,
+      );
+    const format: ChatFormat =
+      o.chatFormat === 'template' ? templateFormat(src.tokenizer, o.tokenizer ?? o.teacher) : TULU;
     const maxLength = Math.min(o.maxLength, c.maxPositionEmbeddings);
-    const lengthNote = maxLength < o.maxLength ? `max length ${o.maxLength} lowered to the teacher's context of ${maxLength} tokens` : null;
+    const lengthNote =
+      maxLength < o.maxLength
+        ? `max length ${o.maxLength} lowered to the teacher's context of ${maxLength} tokens`
+        : null;
     if (lengthNote) log(`sense: ${lengthNote}`);
-    const { examples: encoded, report } = encodeExamples(examples, src.tokenizer, { format, maxLength, overflow: o.overflow }, o.seeds);
+    const { examples: encoded, report } = encodeExamples(
+      examples,
+      src.tokenizer,
+      { format, maxLength, overflow: o.overflow },
+      o.seeds,
+    );
     log(`sense: ${o.seeds}: ${describeReport(report, maxLength)}`);
 
     // Global seed index = position among the k examples read (stable across shards).
@@ -83,13 +126,27 @@ export async function senseCommand(o: SenseCliOptions, io: SenseIo = {}): Promis
     if (shard) {
       const { start, end } = shardRange(examples.length, shard);
       seeds = seeds.filter((s) => s.index >= start && s.index < end);
-      if (end <= start) throw new InputError('--shard', `shard ${shard.index}/${shard.count} of ${examples.length} seeds is empty; use at most ${examples.length} shards`);
-      if (seeds.length === 0) throw new InputError('--shard', `every seed of shard ${shard.index}/${shard.count} (seeds ${start}..${end - 1}) was skipped`);
-      log(`sense: shard ${shard.index}/${shard.count} (from ${shard.from}): seeds ${start}..${end - 1} of ${examples.length}`);
+      if (end <= start)
+        throw new InputError(
+          '--shard',
+          `shard ${shard.index}/${shard.count} of ${examples.length} seeds is empty; use at most ${examples.length} shards`,
+        );
+      if (seeds.length === 0)
+        throw new InputError(
+          '--shard',
+          `every seed of shard ${shard.index}/${shard.count} (seeds ${start}..${end - 1}) was skipped`,
+        );
+      log(
+        `sense: shard ${shard.index}/${shard.count} (from ${shard.from}): seeds ${start}..${end - 1} of ${examples.length}`,
+      );
     }
 
     sink = o.streaming ? new DiskSink(out) : new MemorySink();
-    const progress = new Progress({ label: 'sense', total: 1000, mode: o.progress ? (io.progressMode ?? 'auto') : 'off' });
+    const progress = new Progress({
+      label: 'sense',
+      total: 1000,
+      mode: o.progress ? (io.progressMode ?? 'auto') : 'off',
+    });
     let run;
     try {
       run = await runSense({ config: c, weights: src.weights }, seeds, sink, {
@@ -109,26 +166,45 @@ export async function senseCommand(o: SenseCliOptions, io: SenseIo = {}): Promis
       created: new Date().toISOString(),
       teacher: { path: o.teacher, config: c },
       seeds: {
-        path: o.seeds, sha256: sha256File(o.seeds).sha256, used: examples.length,
-        indices: perSeed.map((s) => s.index), shard: shard ? { index: shard.index, count: shard.count } : null,
+        path: o.seeds,
+        sha256: sha256File(o.seeds).sha256,
+        used: examples.length,
+        indices: perSeed.map((s) => s.index),
+        shard: shard ? { index: shard.index, count: shard.count } : null,
       },
       options: {
-        numSeeds: o.numSeeds, chatFormat: o.chatFormat, maxLength: o.maxLength, effectiveMaxLength: maxLength,
-        overflow: o.overflow, dtype: o.dtype, streaming: o.streaming,
+        numSeeds: o.numSeeds,
+        chatFormat: o.chatFormat,
+        maxLength: o.maxLength,
+        effectiveMaxLength: maxLength,
+        overflow: o.overflow,
+        dtype: o.dtype,
+        streaming: o.streaming,
       },
-      encode: { truncatedLines: report.truncatedLines, skippedLines: report.skippedLines, maxLength, note: lengthNote },
+      encode: {
+        truncatedLines: report.truncatedLines,
+        skippedLines: report.skippedLines,
+        maxLength,
+        note: lengthNote,
+      },
       loss: { mean: perSeed.reduce((a, s) => a + s.loss, 0) / perSeed.length, perSeed },
       tiedEmbeddings: c.tieWordEmbeddings ? TIED_NOTE : null,
       ...sums,
       compute: {
-        backend: kernels().name, streaming: run.streaming, seconds: run.seconds, tokens: run.tokens, answerTokens: run.answerTokens,
+        backend: kernels().name,
+        streaming: run.streaming,
+        seconds: run.seconds,
+        tokens: run.tokens,
+        answerTokens: run.answerTokens,
         tokensPerSecond: run.seconds > 0 ? run.tokens / run.seconds : 0,
       },
     };
     if (io.signal?.aborted) throw new SenseAborted();
     writeSensitivityFile(out, sink, c, o.dtype, summary);
-    log(`sense: wrote ${out} and ${summaryPathFor(out)}: ${perSeed.length} seeds, mean answer loss ${summary.loss.mean.toFixed(4)}, ` +
-      `${run.tokens} tokens in ${run.seconds.toFixed(1)} s (${summary.compute!.tokensPerSecond.toFixed(1)} tokens/s)`);
+    log(
+      `sense: wrote ${out} and ${summaryPathFor(out)}: ${perSeed.length} seeds, mean answer loss ${summary.loss.mean.toFixed(4)}, ` +
+        `${run.tokens} tokens in ${run.seconds.toFixed(1)} s (${summary.compute!.tokensPerSecond.toFixed(1)} tokens/s)`,
+    );
     return { out, summary };
   } finally {
     sink?.close();
@@ -159,17 +235,36 @@ async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promis
 export function registerSense(program: Command): void {
   const cmd = program
     .command('sense')
-    .description("teacher sensitivity |theta * grad| per parameter over seed examples (METHOD.md step 1); 'sense merge' sums shards");
+    .description(
+      "teacher sensitivity |theta * grad| per parameter over seed examples (METHOD.md step 1); 'sense merge' sums shards",
+    );
   addSchemaOptions(cmd, 'sense');
   cmd
     .addOption(new Option('-o <path>', 'same as --out'))
-    .addOption(new Option('--shard-from-env', 'take the shard index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array); --out must hold {i}'))
-    .addOption(new Option('--shard-count <integer>', 'number of shards with --shard-from-env (Kubernetes: the Job\'s completions; Slurm: default SLURM_ARRAY_TASK_COUNT)').argParser(positiveInt))
+    .addOption(
+      new Option(
+        '--shard-from-env',
+        'take the shard index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array); --out must hold {i}',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--shard-count <integer>',
+        "number of shards with --shard-from-env (Kubernetes: the Job's completions; Slurm: default SLURM_ARRAY_TASK_COUNT)",
+      ).argParser(positiveInt),
+    )
     .action(async (flags: Record<string, unknown>) => {
-      const { o, shardFromEnv: fromEnv, shardCount, ...rest } = flags as { o?: string; shardFromEnv?: boolean; shardCount?: number } & Record<string, unknown>;
+      const {
+        o,
+        shardFromEnv: fromEnv,
+        shardCount,
+        ...rest
+      } = flags as { o?: string; shardFromEnv?: boolean; shardCount?: number } & Record<string, unknown>;
       applyShortOut(rest, o);
       const opts = resolveOptions('sense', rest);
-      await interruptible((signal) => senseCommand({ ...opts, shardFromEnv: fromEnv, shardCount }, { signal }));
+      await interruptible((signal) =>
+        senseCommand({ ...opts, shardFromEnv: fromEnv, shardCount }, { signal }),
+      );
     });
 
   const merge = cmd
@@ -177,25 +272,36 @@ export function registerSense(program: Command): void {
     .description('sum shard sensitivity files written by "sense --shard i/n" into one file')
     .argument('[shards...]', 'shard files (or --inputs)');
   addSchemaOptions(merge, 'sense-merge');
-  merge.addOption(new Option('-o <path>', 'same as --out')).action((shards: string[], own: Record<string, unknown>, self: Command) => {
-    // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
-    // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
-    const parent = self.parent!.opts() as Record<string, unknown>;
-    const foreign = Object.keys(parent).filter((key) => parent[key] !== undefined && !['o', 'out', 'dtype', 'config'].includes(key));
-    if (foreign.length > 0) throw new InputError('sense merge', `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`);
-    const flags = { ...parent, ...own };
-    const { o, ...rest } = flags as { o?: string } & Record<string, unknown>;
-    applyShortOut(rest, o);
-    if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
-    const opts = resolveOptions('sense-merge', rest);
-    const s = mergeSensitivity(opts.inputs, opts.out, opts.dtype);
-    console.error(`sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`);
-  });
+  merge
+    .addOption(new Option('-o <path>', 'same as --out'))
+    .action((shards: string[], own: Record<string, unknown>, self: Command) => {
+      // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
+      // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
+      const parent = self.parent!.opts() as Record<string, unknown>;
+      const foreign = Object.keys(parent).filter(
+        (key) => parent[key] !== undefined && !['o', 'out', 'dtype', 'config'].includes(key),
+      );
+      if (foreign.length > 0)
+        throw new InputError(
+          'sense merge',
+          `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`,
+        );
+      const flags = { ...parent, ...own };
+      const { o, ...rest } = flags as { o?: string } & Record<string, unknown>;
+      applyShortOut(rest, o);
+      if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
+      const opts = resolveOptions('sense-merge', rest);
+      const s = mergeSensitivity(opts.inputs, opts.out, opts.dtype);
+      console.error(
+        `sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`,
+      );
+    });
 }
 
 function applyShortOut(rest: Record<string, unknown>, o: string | undefined): void {
   if (o === undefined) return;
-  if (rest.out !== undefined && rest.out !== o) throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
+  if (rest.out !== undefined && rest.out !== o)
+    throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
   rest.out = o;
 }
 

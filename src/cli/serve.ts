@@ -98,7 +98,13 @@ export function registerServe(program: Command): void {
   addSchemaOptions(cmd, 'serve');
   cmd.action(async (model: string | undefined, flags: Record<string, unknown>) => {
     const rest = { ...flags };
-    foldAlias(rest, 'model', model, 'serve', () => `two models given: ${model} and --model ${String(rest.model)}`);
+    foldAlias(
+      rest,
+      'model',
+      model,
+      'serve',
+      () => `two models given: ${model} and --model ${String(rest.model)}`,
+    );
     const o = resolveOptions('serve', rest);
     const h = await startServe(o);
     const info = h.scheduler.info!;

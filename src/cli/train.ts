@@ -12,11 +12,19 @@ import { runTrain } from '../train/run.js';
 export function registerTrain(program: Command): void {
   const cmd = program
     .command('train')
-    .description('LoRA fine-tuning of a student, from an extract folder (subtract trick), the PEFT default init or PiSSA')
+    .description(
+      'LoRA fine-tuning of a student, from an extract folder (subtract trick), the PEFT default init or PiSSA',
+    )
     .argument('[student]', 'student model (or --student, or student: in --config)');
   addSchemaOptions(cmd, 'train');
   cmd.action((student: string | undefined, flags: Record<string, unknown>) => {
-    foldAlias(flags, 'student', student, 'train', () => `two students given: ${student} and --student ${String(flags.student)}`);
+    foldAlias(
+      flags,
+      'student',
+      student,
+      'train',
+      () => `two students given: ${student} and --student ${String(flags.student)}`,
+    );
     const opts = resolveOptions('train', flags);
     const argv = process.argv.slice(2);
     const r = runTrain(opts, { argv, say: (line) => process.stderr.write(line + '\n') });

@@ -43,7 +43,9 @@ function parseItem(f: FieldInfo, raw: string): unknown {
     case 'enum':
       if (!f.choices!.includes(raw)) {
         const hint = closestValue(raw, f.choices!);
-        throw new InvalidArgumentError(`"${raw}" is not one of ${f.choices!.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}.`);
+        throw new InvalidArgumentError(
+          `"${raw}" is not one of ${f.choices!.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}.`,
+        );
       }
       return raw;
     default:
@@ -51,10 +53,20 @@ function parseItem(f: FieldInfo, raw: string): unknown {
   }
 }
 
-const VALUE_NAME: Record<string, string> = { path: 'path', string: 'text', number: 'number', integer: 'integer', enum: 'choice' };
+const VALUE_NAME: Record<string, string> = {
+  path: 'path',
+  string: 'text',
+  number: 'number',
+  integer: 'integer',
+  enum: 'choice',
+};
 
 /** Adds one option per schema field (and `--config <file>`) to a commander command. */
-export function addSchemaOptions(cmd: Command, command: CommandName, opts: { config?: boolean } = {}): Command {
+export function addSchemaOptions(
+  cmd: Command,
+  command: CommandName,
+  opts: { config?: boolean } = {},
+): Command {
   for (const f of fieldsOf(COMMAND_SCHEMAS[command])) {
     const suffix = f.required ? ' (required)' : f.hasDefault ? ` (default: ${showDefault(f.default)})` : '';
     if (f.kind === 'boolean') {
@@ -69,7 +81,10 @@ export function addSchemaOptions(cmd: Command, command: CommandName, opts: { con
       continue;
     }
     if (f.kind === 'list') {
-      const o = new Option(`${f.flag} <${f.item === 'enum' ? 'names' : `${VALUE_NAME[f.item!]}s`}>`, f.description + suffix);
+      const o = new Option(
+        `${f.flag} <${f.item === 'enum' ? 'names' : `${VALUE_NAME[f.item!]}s`}>`,
+        f.description + suffix,
+      );
       o.argParser((raw: string, prev: unknown[] | undefined) => {
         const items = raw
           .split(',')
@@ -83,10 +98,12 @@ export function addSchemaOptions(cmd: Command, command: CommandName, opts: { con
     }
     const o = new Option(`${f.flag} <${VALUE_NAME[f.kind]}>`, f.description + suffix);
     if (f.kind === 'enum') o.choices(f.choices!);
-    else if (f.kind === 'number' || f.kind === 'integer') o.argParser((raw: string) => parseNumber(raw, f.kind === 'integer'));
+    else if (f.kind === 'number' || f.kind === 'integer')
+      o.argParser((raw: string) => parseNumber(raw, f.kind === 'integer'));
     cmd.addOption(o);
   }
-  if (opts.config ?? true) cmd.addOption(new Option('--config <file>', 'YAML file with options (flags override it)'));
+  if (opts.config ?? true)
+    cmd.addOption(new Option('--config <file>', 'YAML file with options (flags override it)'));
   return cmd;
 }
 
@@ -94,7 +111,10 @@ export function addSchemaOptions(cmd: Command, command: CommandName, opts: { con
  * The validated options of a command: schema defaults, overridden by the config file (`flags.config`),
  * overridden by the flags given. Errors are InputErrors naming the file or the flag at fault.
  */
-export function resolveOptions<C extends CommandName>(command: C, flags: Record<string, unknown>): OptionsOf<C> {
+export function resolveOptions<C extends CommandName>(
+  command: C,
+  flags: Record<string, unknown>,
+): OptionsOf<C> {
   const schema = COMMAND_SCHEMAS[command];
   const { config, ...given } = flags;
   const origins: Origins = {};
@@ -109,7 +129,8 @@ export function resolveOptions<C extends CommandName>(command: C, flags: Record<
     origins[k] = 'flag';
   }
   const parsed = schema.safeParse(merged);
-  if (!parsed.success) throw schemaError(parsed.error.issues, schema, merged, origins, command.replace('-', ' '));
+  if (!parsed.success)
+    throw schemaError(parsed.error.issues, schema, merged, origins, command.replace('-', ' '));
   return parsed.data as OptionsOf<C>;
 }
 
@@ -118,7 +139,13 @@ export function resolveOptions<C extends CommandName>(command: C, flags: Record<
  * alias flag such as --output for --out) into the flags before resolveOptions: undefined leaves them
  * alone; a different value given both ways is an InputError(command, conflict).
  */
-export function foldAlias(flags: Record<string, unknown>, key: string, value: unknown, command: string, conflict: () => string): void {
+export function foldAlias(
+  flags: Record<string, unknown>,
+  key: string,
+  value: unknown,
+  command: string,
+  conflict: () => string,
+): void {
   if (value === undefined) return;
   if (flags[key] !== undefined && flags[key] !== value) throw new InputError(command, conflict());
   flags[key] = value;

@@ -59,7 +59,13 @@ export interface FieldInfo {
   keep?: readonly string[];
 }
 
-type Def = { type: string; innerType?: z.ZodType; defaultValue?: unknown; element?: z.ZodType; entries?: Record<string, string> };
+type Def = {
+  type: string;
+  innerType?: z.ZodType;
+  defaultValue?: unknown;
+  element?: z.ZodType;
+  entries?: Record<string, string>;
+};
 const defOf = (s: z.ZodType): Def => (s as unknown as { def: Def }).def;
 
 export function camelToKebab(key: string): string {
@@ -71,7 +77,10 @@ export function toCamel(key: string): string {
   return key.replace(/[-_]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-function baseKind(s: z.ZodType, key: string): { kind: Exclude<FieldKind, 'list'>; choices?: readonly string[]; keep?: readonly string[] } {
+function baseKind(
+  s: z.ZodType,
+  key: string,
+): { kind: Exclude<FieldKind, 'list'>; choices?: readonly string[]; keep?: readonly string[] } {
   const d = defOf(s);
   switch (d.type) {
     case 'string':

@@ -74,7 +74,8 @@ function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 37) + '...' : v)}`;
+  if (typeof v === 'string')
+    return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 37) + '...' : v)}`;
   return `${typeof v} ${String(v)}`;
 }
 
@@ -93,7 +94,10 @@ function expected(f: FieldInfo): string {
     case 'enum':
       return `one of ${f.choices!.join(', ')}`;
     case 'list': {
-      const item = f.item === 'enum' ? `values from ${f.choices!.join(', ')}` : `${f.item === 'integer' ? 'integer' : f.item}s`;
+      const item =
+        f.item === 'enum'
+          ? `values from ${f.choices!.join(', ')}`
+          : `${f.item === 'integer' ? 'integer' : f.item}s`;
       return `a list of ${item}`;
     }
   }
@@ -152,16 +156,28 @@ function sectionValues(
   if (sections.length > 0) {
     if (sections.length !== keys.length) {
       const stray = keys.filter((k) => !commands.includes(k));
-      throw new InputError(file, `mixes command sections (${sections.join(', ')}) with top-level options (${stray.join(', ')}); put every option in a section`);
+      throw new InputError(
+        file,
+        `mixes command sections (${sections.join(', ')}) with top-level options (${stray.join(', ')}); put every option in a section`,
+      );
     }
     for (const s of sections) {
       const v = raw[s];
-      if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new InputError(file, `section "${s}" must be a mapping of option: value`);
+      if (v !== null && (typeof v !== 'object' || Array.isArray(v)))
+        throw new InputError(file, `section "${s}" must be a mapping of option: value`);
     }
     // Every section is checked now, so a typo in a later step's section surfaces before hours of work.
     const label = (s: string) => `${file} (section ${s})`;
     for (const s of sections) {
-      if (s !== command) sectionValues(file, label(s), (raw[s] ?? {}) as Record<string, unknown>, s as CommandName, baseDir, false);
+      if (s !== command)
+        sectionValues(
+          file,
+          label(s),
+          (raw[s] ?? {}) as Record<string, unknown>,
+          s as CommandName,
+          baseDir,
+          false,
+        );
     }
     values = (raw[command] ?? {}) as Record<string, unknown>;
     where = label(command);
@@ -174,9 +190,13 @@ function sectionValues(
     const f = fields.get(key);
     if (!f) {
       const hint = closestKey(given, [...fields.keys()]);
-      throw new InputError(where, `unknown option "${given}"${hint ? `; did you mean "${hint}"?` : ''} (see nuggets ${command.replace('-', ' ')} --help)`);
+      throw new InputError(
+        where,
+        `unknown option "${given}"${hint ? `; did you mean "${hint}"?` : ''} (see nuggets ${command.replace('-', ' ')} --help)`,
+      );
     }
-    if (key in spelled) throw new InputError(where, `option "${given}" is given twice (also as "${spelled[key]}")`);
+    if (key in spelled)
+      throw new InputError(where, `option "${given}" is given twice (also as "${spelled[key]}")`);
     spelled[key] = given;
     out[key] = checkValue(where, given, f, v, baseDir);
   }
@@ -191,7 +211,10 @@ function resolvePath(f: FieldInfo, v: string, baseDir: string): string {
 function checkValue(where: string, given: string, f: FieldInfo, v: unknown, baseDir: string): unknown {
   const bad = (x: unknown = v) => {
     const hint = f.choices && typeof x === 'string' ? closestValue(x, f.choices) : null;
-    return new InputError(where, `option "${given}": expected ${expected(f)}, got ${typeName(x)}${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    return new InputError(
+      where,
+      `option "${given}": expected ${expected(f)}, got ${typeName(x)}${hint ? ` (did you mean "${hint}"?)` : ''}`,
+    );
   };
   const one = (kind: FieldInfo['kind'], x: unknown): unknown => {
     switch (kind) {
@@ -219,7 +242,14 @@ function checkValue(where: string, given: string, f: FieldInfo, v: unknown, base
   };
   if (f.kind === 'list') {
     // A single value is accepted as a one-element list (`modules: all`), as a comma list would be on the CLI.
-    const xs = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : [v];
+    const xs = Array.isArray(v)
+      ? v
+      : typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        : [v];
     return xs.map((x) => one(f.item!, x));
   }
   return one(f.kind, v);
@@ -249,7 +279,9 @@ export function schemaError(
     } else if (issue.code === 'unrecognized_keys') {
       lines.push(`unknown option(s) ${issue.keys.join(', ')}`);
     } else {
-      lines.push(`${name}: ${issue.message.replace(/^Too (big|small): expected number to be /, 'must be ').replace(/^Invalid input: /, '')}`);
+      lines.push(
+        `${name}: ${issue.message.replace(/^Too (big|small): expected number to be /, 'must be ').replace(/^Invalid input: /, '')}`,
+      );
     }
   }
   return new InputError(source, lines.join('; '));

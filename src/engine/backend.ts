@@ -17,10 +17,13 @@ export function selectBackend(name?: string): Kernels {
   }
   const native = loadNative();
   if (native.kernels) return native.kernels;
-  if (want === 'native') throw new Error(`NUGGETS_BACKEND=native but the native addon cannot load: ${native.error}`);
+  if (want === 'native')
+    throw new Error(`NUGGETS_BACKEND=native but the native addon cannot load: ${native.error}`);
   if (!warned) {
     warned = true;
-    process.emitWarning(`nuggets: native addon unavailable (${native.error}); using the slower TypeScript backend`);
+    process.emitWarning(
+      `nuggets: native addon unavailable (${native.error}); using the slower TypeScript backend`,
+    );
   }
   return tsKernels;
 }

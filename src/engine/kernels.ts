@@ -47,24 +47,56 @@ export interface Kernels {
    * beta = 0 means C is overwritten (its old contents, even NaN, are ignored).
    */
   gemm(
-    transA: boolean, transB: boolean, M: number, N: number, K: number,
-    alpha: number, A: F32, lda: number, B: F32, ldb: number,
-    beta: number, C: F32, ldc: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: F32,
+    lda: number,
+    B: F32,
+    ldb: number,
+    beta: number,
+    C: F32,
+    ldc: number,
   ): void;
 
   /** `batch` independent GEMMs; matrix b of A starts at A[b * strideA], likewise B and C. */
   gemmStridedBatched(
-    transA: boolean, transB: boolean, M: number, N: number, K: number,
-    alpha: number, A: F32, lda: number, strideA: number,
-    B: F32, ldb: number, strideB: number,
-    beta: number, C: F32, ldc: number, strideC: number, batch: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: F32,
+    lda: number,
+    strideA: number,
+    B: F32,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    C: F32,
+    ldc: number,
+    strideC: number,
+    batch: number,
   ): void;
 
   // ---------------------------------------------------------------- RMSNorm
   /** out[r] = x[r] * rstd[r] * w, rstd[r] = 1/sqrt(mean(x[r]^2) + eps). Writes out [rows,dim], rstd [rows]. */
   rmsnormForward(out: F32, rstd: F32, x: F32, w: F32, rows: number, dim: number, eps: number): void;
   /** dx overwritten; dw accumulated (may be null when the weight is frozen). */
-  rmsnormBackward(dx: F32, dw: F32 | null, dout: F32, x: F32, w: F32, rstd: F32, rows: number, dim: number): void;
+  rmsnormBackward(
+    dx: F32,
+    dw: F32 | null,
+    dout: F32,
+    x: F32,
+    w: F32,
+    rstd: F32,
+    rows: number,
+    dim: number,
+  ): void;
 
   // ---------------------------------------------------------------- RoPE
   /**
@@ -72,8 +104,16 @@ export interface Kernels {
    * invFreq has headDim/2 entries (theta^(-2i/headDim), or a scaled version for rope_scaling).
    * angle = pos * invFreq[i] computed in float32 like HF. `inverse` rotates by -angle (the backward).
    */
-  rope(x: F32, pos: Int32Array, rows: number, nHeads: number, headDim: number,
-    invFreq: F32, style: RopeStyle, inverse: boolean): void;
+  rope(
+    x: F32,
+    pos: Int32Array,
+    rows: number,
+    nHeads: number,
+    headDim: number,
+    invFreq: F32,
+    style: RopeStyle,
+    inverse: boolean,
+  ): void;
 
   // ---------------------------------------------------------------- attention
   /**
@@ -84,11 +124,39 @@ export interface Kernels {
    * = all valid). This covers training (Tq = Tk), KV-cache decoding (Tq < Tk) and left or right
    * padding. A query row with no admissible key gets probs 0 and out 0.
    */
-  attentionForward(out: F32, probs: F32, q: F32, k: F32, v: F32, keyMask: Uint8Array | null,
-    B: number, Tq: number, Tk: number, Hq: number, Hkv: number, hd: number, scale: number): void;
+  attentionForward(
+    out: F32,
+    probs: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    keyMask: Uint8Array | null,
+    B: number,
+    Tq: number,
+    Tk: number,
+    Hq: number,
+    Hkv: number,
+    hd: number,
+    scale: number,
+  ): void;
   /** dq, dk, dv overwritten. */
-  attentionBackward(dq: F32, dk: F32, dv: F32, dout: F32, q: F32, k: F32, v: F32, probs: F32,
-    B: number, Tq: number, Tk: number, Hq: number, Hkv: number, hd: number, scale: number): void;
+  attentionBackward(
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    dout: F32,
+    q: F32,
+    k: F32,
+    v: F32,
+    probs: F32,
+    B: number,
+    Tq: number,
+    Tk: number,
+    Hq: number,
+    Hkv: number,
+    hd: number,
+    scale: number,
+  ): void;
 
   // ---------------------------------------------------------------- SiLU-gated MLP product
   /** out = silu(gate) * up, elementwise over n. */
@@ -109,8 +177,15 @@ export interface Kernels {
    * row's loss (0 for ignored rows). If dlogits is given (may alias logits) it receives
    * dscale * (softmax - onehot) for valid rows and 0 for ignored rows; pass dscale = 1/count for a mean.
    */
-  crossEntropy(logits: F32, targets: Int32Array, rows: number, V: number,
-    dlogits: F32 | null, dscale: number, rowLoss: F32 | null): number;
+  crossEntropy(
+    logits: F32,
+    targets: Int32Array,
+    rows: number,
+    V: number,
+    dlogits: F32 | null,
+    dscale: number,
+    rowLoss: F32 | null,
+  ): number;
 
   // ---------------------------------------------------------------- optimiser
   /**
@@ -118,8 +193,19 @@ export interface Kernels {
    *   p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
    *   denom = sqrt(v)/sqrt(1-b2^t) + eps; p -= (lr/(1-b1^t)) * m/denom.   t = step, 1-based.
    */
-  adamw(param: F32, grad: F32, m: F32, v: F32, n: number, lr: number, beta1: number, beta2: number,
-    eps: number, weightDecay: number, step: number): void;
+  adamw(
+    param: F32,
+    grad: F32,
+    m: F32,
+    v: F32,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
 
   // ---------------------------------------------------------------- sensitivity (METHOD step 1-3)
   /** S += |theta * grad| elementwise. */

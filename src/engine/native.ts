@@ -10,7 +10,8 @@ export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error('nuggets: cannot find the package root above ' + fileURLToPath(import.meta.url));
+    if (up === dir)
+      throw new Error('nuggets: cannot find the package root above ' + fileURLToPath(import.meta.url));
     dir = up;
   }
   return dir;
@@ -21,9 +22,13 @@ let cached: { kernels: Kernels | null; error: string } | null = null;
 export function loadNative(): { kernels: Kernels | null; error: string } {
   if (cached) return cached;
   // NUGGETS_NATIVE_PATH points at another build of the addon (and lets tests simulate a missing one).
-  const path = process.env.NUGGETS_NATIVE_PATH || join(packageRoot(), 'build', 'Release', 'nuggets_native.node');
+  const path =
+    process.env.NUGGETS_NATIVE_PATH || join(packageRoot(), 'build', 'Release', 'nuggets_native.node');
   if (!existsSync(path)) {
-    cached = { kernels: null, error: `${path} was not built (run "npm rebuild" with libopenblas-dev installed)` };
+    cached = {
+      kernels: null,
+      error: `${path} was not built (run "npm rebuild" with libopenblas-dev installed)`,
+    };
     return cached;
   }
   // libgomp reads this when the addon loads. Spinning worker threads cost several times the CPU on a

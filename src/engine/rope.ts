@@ -14,12 +14,16 @@ const f = Math.fround;
  * @param source names where the settings came from (the config file) for error messages.
  */
 export function ropeInvFreq(
-  headDim: number, theta: number, scaling: RopeScaling | null, source = 'rope_scaling',
+  headDim: number,
+  theta: number,
+  scaling: RopeScaling | null,
+  source = 'rope_scaling',
 ): Float32Array {
   if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) {
     throw new InputError(source, `RoPE needs an even head dimension >= 2, got ${headDim}`);
   }
-  if (!(theta > 0) || !Number.isFinite(theta)) throw new InputError(source, `rope_theta must be a positive number, got ${theta}`);
+  if (!(theta > 0) || !Number.isFinite(theta))
+    throw new InputError(source, `rope_theta must be a positive number, got ${theta}`);
   const half = headDim / 2;
   const inv = new Float32Array(half);
   // torch: arange(0, dim, 2, int64).float() / dim  -> float32; base ** t -> float32; 1.0 / that -> float32.
@@ -46,14 +50,19 @@ export function ropeInvFreq(
 /** HF _compute_llama3_parameters: long wavelengths divided by factor, short kept, a smooth blend between. */
 function llama3(inv: Float32Array, s: RopeScaling, source: string): Float32Array {
   const need = (v: number | undefined, name: string): number => {
-    if (v === undefined || !Number.isFinite(v)) throw new InputError(source, `rope_scaling "llama3" needs "${name}"`);
+    if (v === undefined || !Number.isFinite(v))
+      throw new InputError(source, `rope_scaling "llama3" needs "${name}"`);
     return v;
   };
   const factor = s.factor;
   const low = need(s.lowFreqFactor, 'low_freq_factor');
   const high = need(s.highFreqFactor, 'high_freq_factor');
   const oldCtx = need(s.originalMaxPositionEmbeddings, 'original_max_position_embeddings');
-  if (!(high > low)) throw new InputError(source, `rope_scaling "llama3" needs high_freq_factor > low_freq_factor (got ${high} and ${low})`);
+  if (!(high > low))
+    throw new InputError(
+      source,
+      `rope_scaling "llama3" needs high_freq_factor > low_freq_factor (got ${high} and ${low})`,
+    );
   // Python floats (scalars), as HF computes them.
   const lowWavelen = oldCtx / low;
   const highWavelen = oldCtx / high;

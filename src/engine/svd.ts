@@ -38,7 +38,14 @@ function like(A: ArrayLike<number>, n: number): F32 {
 }
 
 /** The top-r singular triplets of A [m, n] (A is not modified). */
-export function svdTopR(k: Kernels, A: F32, m: number, n: number, r: number, opts: SvdTopROptions = {}): TruncatedSvd {
+export function svdTopR(
+  k: Kernels,
+  A: F32,
+  m: number,
+  n: number,
+  r: number,
+  opts: SvdTopROptions = {},
+): TruncatedSvd {
   const method = opts.method ?? 'exact';
   const oversample = opts.oversample ?? 10;
   const powerIters = opts.powerIters ?? 2;
@@ -46,20 +53,31 @@ export function svdTopR(k: Kernels, A: F32, m: number, n: number, r: number, opt
   if (!Number.isInteger(m) || m < 1 || !Number.isInteger(n) || n < 1) {
     throw new RangeError(`svdTopR: shape [${m}, ${n}] must be positive integers`);
   }
-  if (A.length < m * n) throw new RangeError(`svdTopR: A has ${A.length} elements, [${m}, ${n}] needs ${m * n}`);
+  if (A.length < m * n)
+    throw new RangeError(`svdTopR: A has ${A.length} elements, [${m}, ${n}] needs ${m * n}`);
   if (!Number.isInteger(r) || r < 1 || r > Math.min(m, n)) {
     throw new RangeError(`svdTopR: rank r=${r} must be an integer in [1, min(m, n) = ${Math.min(m, n)}]`);
   }
-  if (!Number.isInteger(oversample) || oversample < 0) throw new RangeError(`svdTopR: oversample=${oversample} must be an integer >= 0`);
-  if (!Number.isInteger(powerIters) || powerIters < 0) throw new RangeError(`svdTopR: powerIters=${powerIters} must be an integer >= 0`);
+  if (!Number.isInteger(oversample) || oversample < 0)
+    throw new RangeError(`svdTopR: oversample=${oversample} must be an integer >= 0`);
+  if (!Number.isInteger(powerIters) || powerIters < 0)
+    throw new RangeError(`svdTopR: powerIters=${powerIters} must be an integer >= 0`);
   if (method === 'exact') return truncate(A, k.svd(A, m, n), m, n, r);
-  if (method !== 'randomized') throw new RangeError(`svdTopR: method "${String(method)}" is not "exact" or "randomized"`);
+  if (method !== 'randomized')
+    throw new RangeError(`svdTopR: method "${String(method)}" is not "exact" or "randomized"`);
   return randomized(k, A, m, n, r, oversample, powerIters, seed);
 }
 
 /** First r columns of U, r values of S, r rows of Vt of a thin SVD with k = min(m, n). */
-function truncate(A: F32, full: { U: F32; S: F32; Vt: F32; k: number }, m: number, n: number, r: number): TruncatedSvd {
-  const U = like(A, m * r), S = like(A, r);
+function truncate(
+  A: F32,
+  full: { U: F32; S: F32; Vt: F32; k: number },
+  m: number,
+  n: number,
+  r: number,
+): TruncatedSvd {
+  const U = like(A, m * r),
+    S = like(A, r);
   const kk = full.k;
   for (let i = 0; i < m; i++) for (let q = 0; q < r; q++) U[i * r + q] = full.U[i * kk + q];
   for (let q = 0; q < r; q++) S[q] = full.S[q];
@@ -68,8 +86,16 @@ function truncate(A: F32, full: { U: F32; S: F32; Vt: F32; k: number }, m: numbe
   return { U, S, Vt, r };
 }
 
-function randomized(k: Kernels, A: F32, m: number, n: number, r: number,
-  oversample: number, powerIters: number, seed: number): TruncatedSvd {
+function randomized(
+  k: Kernels,
+  A: F32,
+  m: number,
+  n: number,
+  r: number,
+  oversample: number,
+  powerIters: number,
+  seed: number,
+): TruncatedSvd {
   const l = Math.min(r + oversample, m, n);
   // Omega [n, l], standard normal.
   const omega = like(A, n * l);

@@ -74,7 +74,8 @@ export class Tensor {
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid dimension ${d} in shape [${shape.join(', ')}]`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`invalid dimension ${d} in shape [${shape.join(', ')}]`);
     n *= d;
   }
   return n;

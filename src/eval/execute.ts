@@ -140,7 +140,8 @@ export async function runPythonProgram(program: string, opts: ExecOptions = {}):
   const limits: ExecLimits = {
     timeoutMs: opts.timeoutMs ?? DEFAULT_EXEC_LIMITS.timeoutMs,
     memoryBytes: opts.memoryBytes ?? DEFAULT_EXEC_LIMITS.memoryBytes,
-    cpuSeconds: opts.cpuSeconds ?? Math.max(1, Math.ceil((opts.timeoutMs ?? DEFAULT_EXEC_LIMITS.timeoutMs) / 1000)),
+    cpuSeconds:
+      opts.cpuSeconds ?? Math.max(1, Math.ceil((opts.timeoutMs ?? DEFAULT_EXEC_LIMITS.timeoutMs) / 1000)),
     fileSizeBytes: opts.fileSizeBytes ?? DEFAULT_EXEC_LIMITS.fileSizeBytes,
     maxOutputBytes: opts.maxOutputBytes ?? DEFAULT_EXEC_LIMITS.maxOutputBytes,
   };
@@ -208,7 +209,10 @@ export async function runPythonProgram(program: string, opts: ExecOptions = {}):
  * interpreter or limits that cannot be applied fail loudly instead of marking every sample failed.
  */
 export async function checkExecutionWorks(opts: ExecOptions = {}): Promise<void> {
-  const r = await runPythonProgram('print("nuggets-exec-ok")\n', { ...opts, timeoutMs: Math.max(opts.timeoutMs ?? 0, 30_000) });
+  const r = await runPythonProgram('print("nuggets-exec-ok")\n', {
+    ...opts,
+    timeoutMs: Math.max(opts.timeoutMs ?? 0, 30_000),
+  });
   if (r.status !== 'passed' || r.stdout.trim() !== 'nuggets-exec-ok') {
     throw new Error(
       `cannot execute Python programs with ${opts.pythonPath ?? '/usr/bin/python3'} (status ${r.status}, exit ${r.exitCode}, signal ${r.signal}): ${r.stderr.slice(-500)}`,
@@ -217,7 +221,12 @@ export async function checkExecutionWorks(opts: ExecOptions = {}): Promise<void>
 }
 
 /** Maps `fn` over `items` with at most `concurrency` calls in flight; results in input order. */
-export async function mapPool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>, onDone?: (done: number) => void): Promise<R[]> {
+export async function mapPool<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<R>,
+  onDone?: (done: number) => void,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   let done = 0;

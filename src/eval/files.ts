@@ -118,11 +118,15 @@ export function parseCsv(text: string, source: string): CsvRecord[] {
         }
         const after = text[i];
         if (i < n && after !== ',' && after !== '\n' && !(after === '\r' && text[i + 1] === '\n')) {
-          throw new InputError(`${source} line ${line}`, `unexpected character ${JSON.stringify(after)} after a closing quote`);
+          throw new InputError(
+            `${source} line ${line}`,
+            `unexpected character ${JSON.stringify(after)} after a closing quote`,
+          );
         }
       } else {
         const start = i;
-        while (i < n && text[i] !== ',' && text[i] !== '\n' && !(text[i] === '\r' && text[i + 1] === '\n')) i++;
+        while (i < n && text[i] !== ',' && text[i] !== '\n' && !(text[i] === '\r' && text[i + 1] === '\n'))
+          i++;
         field = text.slice(start, i);
       }
       fields.push(field);

@@ -114,7 +114,8 @@ export function chatCompletionsUrl(url: string): string {
   } catch {
     throw new InputError('judge URL', `${JSON.stringify(url)} is not a valid URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InputError('judge URL', `${url}: only http and https are supported`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new InputError('judge URL', `${url}: only http and https are supported`);
   const path = u.pathname.replace(/\/+$/, '');
   u.pathname = path.endsWith('/chat/completions') ? path : `${path}/chat/completions`;
   return u.toString();
@@ -133,7 +134,10 @@ export class OpenAIJudge implements Judge {
     if (opts.apiKeyEnv !== undefined) {
       const key = process.env[opts.apiKeyEnv];
       if (key === undefined || key === '') {
-        throw new InputError(`environment variable ${opts.apiKeyEnv}`, 'is not set; it must hold the judge API key');
+        throw new InputError(
+          `environment variable ${opts.apiKeyEnv}`,
+          'is not set; it must hold the judge API key',
+        );
       }
       this.apiKey = key;
     } else {
@@ -199,8 +203,12 @@ export class OpenAIJudge implements Judge {
       } catch {
         throw new Error(`judge ${this.endpoint}: response is not JSON: ${text.slice(0, 200)}`);
       }
-      const content = (json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
-      if (typeof content !== 'string') throw new Error(`judge ${this.endpoint}: response has no choices[0].message.content: ${text.slice(0, 200)}`);
+      const content = (json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message
+        ?.content;
+      if (typeof content !== 'string')
+        throw new Error(
+          `judge ${this.endpoint}: response has no choices[0].message.content: ${text.slice(0, 200)}`,
+        );
       return content;
     }
     throw new Error(`judge ${this.endpoint}: failed after ${retries + 1} attempts: ${lastError}`);

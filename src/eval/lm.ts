@@ -106,7 +106,8 @@ export async function generateAll(
 ): Promise<string[]> {
   const outs = await inBatches(lm.name, 'generate', reqs, batchSize, (b) => lm.generate(b), onDone);
   return outs.map((o, i) => {
-    if (typeof o !== 'string') throw new Error(`model "${lm.name}": generate returned a ${typeof o}, not a string`);
+    if (typeof o !== 'string')
+      throw new Error(`model "${lm.name}": generate returned a ${typeof o}, not a string`);
     return truncateAtStop(o, reqs[i].stop);
   });
 }
@@ -121,7 +122,9 @@ export async function loglikelihoodAll(
   const outs = await inBatches(lm.name, 'loglikelihood', reqs, batchSize, (b) => lm.loglikelihood(b), onDone);
   for (const o of outs) {
     if (!o || typeof o.logprob !== 'number' || Number.isNaN(o.logprob) || o.logprob > 1e-9) {
-      throw new Error(`model "${lm.name}": loglikelihood returned an invalid log-probability ${JSON.stringify(o)}`);
+      throw new Error(
+        `model "${lm.name}": loglikelihood returned an invalid log-probability ${JSON.stringify(o)}`,
+      );
     }
   }
   return outs;

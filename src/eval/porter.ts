@@ -54,7 +54,14 @@ function endsDouble(w: string): boolean {
 /** *o: ends consonant-vowel-consonant with the last not w, x or y (NLTK: or is a two-letter vowel-consonant word). */
 function endsCvc(w: string): boolean {
   const n = w.length;
-  if (n >= 3 && isConsonant(w, n - 3) && !isConsonant(w, n - 2) && isConsonant(w, n - 1) && !'wxy'.includes(w[n - 1])) return true;
+  if (
+    n >= 3 &&
+    isConsonant(w, n - 3) &&
+    !isConsonant(w, n - 2) &&
+    isConsonant(w, n - 1) &&
+    !'wxy'.includes(w[n - 1])
+  )
+    return true;
   return n === 2 && !isConsonant(w, 0) && isConsonant(w, 1);
 }
 

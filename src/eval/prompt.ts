@@ -35,7 +35,9 @@ export function chatPrompt(format: ChatFormat, user: string, assistantPrefix: st
   const wrapped = chatWrapOf(format)(user);
   if (assistantPrefix === '') return wrapped;
   const last = wrapped.at(-1);
-  return last === undefined || last === '\n' || last === ' ' ? wrapped + assistantPrefix : `${wrapped} ${assistantPrefix}`;
+  return last === undefined || last === '\n' || last === ' '
+    ? wrapped + assistantPrefix
+    : `${wrapped} ${assistantPrefix}`;
 }
 
 /** A short name for the results config. */
@@ -64,5 +66,6 @@ export function instructionStop(format: ChatFormat): string[] {
  * user message, rendered with add_generation_prompt so the prompt ends where the reply begins.
  */
 export function chatTemplateWrap(tok: Tokenizer, template?: string): ChatWrap {
-  return (user) => applyChatTemplate(tok, [{ role: 'user', content: user }], { add_generation_prompt: true, template }).text;
+  return (user) =>
+    applyChatTemplate(tok, [{ role: 'user', content: user }], { add_generation_prompt: true, template }).text;
 }

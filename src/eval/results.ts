@@ -55,7 +55,10 @@ function nuggetsVersion(): string {
   if (cachedVersion !== null) return cachedVersion;
   for (const rel of ['../../package.json', '../../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'nuggets' && typeof pkg.version === 'string') return (cachedVersion = pkg.version);
     } catch {
       /* try the next location (source tree vs dist/) */
@@ -69,7 +72,11 @@ function stderrValue(s: number | null): number | string {
   return s === null || !Number.isFinite(s) ? 'N/A' : s;
 }
 
-export function buildResults(tasks: readonly TaskResult[], runConfig: Record<string, unknown>, date = new Date()): ResultsJson {
+export function buildResults(
+  tasks: readonly TaskResult[],
+  runConfig: Record<string, unknown>,
+  date = new Date(),
+): ResultsJson {
   const out: ResultsJson = {
     results: {},
     group_subtasks: {},
@@ -121,7 +128,12 @@ export function samplesFileName(task: string): string {
 }
 
 /** Writes results.json and samples_<task>.jsonl (tasks with samples only) under `dir`; returns the paths. */
-export function writeEvalOutputs(dir: string, results: ResultsJson, tasks: readonly TaskResult[], logSamples = true): string[] {
+export function writeEvalOutputs(
+  dir: string,
+  results: ResultsJson,
+  tasks: readonly TaskResult[],
+  logSamples = true,
+): string[] {
   const paths: string[] = [];
   if (logSamples) {
     for (const t of tasks) {

@@ -16,7 +16,10 @@
 import { porterStem } from './porter.js';
 
 export function rougeTokenize(text: string, stem = false): string[] {
-  let tokens = text.toLowerCase().replace(/[^a-z0-9]+/g, ' ').split(/\s+/);
+  let tokens = text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, ' ')
+    .split(/\s+/);
   if (stem) tokens = tokens.map((t) => (t.length > 3 ? porterStem(t) : t));
   return tokens.filter((t) => /^[a-z0-9]+$/.test(t));
 }
@@ -66,7 +69,10 @@ export function normalizeAnswer(s: string): string {
   let t = s.toLowerCase();
   t = [...t].filter((ch) => !PUNCTUATION.has(ch)).join('');
   t = t.replace(ARTICLES, ' ');
-  return t.split(/\s+/).filter((w) => w !== '').join(' ');
+  return t
+    .split(/\s+/)
+    .filter((w) => w !== '')
+    .join(' ');
 }
 
 export function exactMatch(prediction: string, reference: string): number {
@@ -74,7 +80,11 @@ export function exactMatch(prediction: string, reference: string): number {
 }
 
 /** Best score of `prediction` over several references. */
-export function maxOverReferences(metric: (pred: string, ref: string) => number, prediction: string, references: readonly string[]): number {
+export function maxOverReferences(
+  metric: (pred: string, ref: string) => number,
+  prediction: string,
+  references: readonly string[],
+): number {
   let best = 0;
   for (const r of references) best = Math.max(best, metric(prediction, r));
   return best;

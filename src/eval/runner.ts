@@ -29,12 +29,39 @@ import { mmluSubjects, runMmlu } from './tasks/mmlu.js';
 import { runPerplexity } from './tasks/perplexity.js';
 import { runSuperNi } from './tasks/superni.js';
 
-export const KNOWN_TASKS = ['gsm8k', 'mmlu', 'mmlu_<subject>', 'super_ni', 'alpaca_eval_proxy', 'humaneval', 'perplexity'] as const;
+export const KNOWN_TASKS = [
+  'gsm8k',
+  'mmlu',
+  'mmlu_<subject>',
+  'super_ni',
+  'alpaca_eval_proxy',
+  'humaneval',
+  'perplexity',
+] as const;
 type BaseTask = 'gsm8k' | 'mmlu' | 'super_ni' | 'alpaca_eval_proxy' | 'humaneval' | 'perplexity';
 
-const ALIASES: Record<string, BaseTask> = { alpaca_eval: 'alpaca_eval_proxy', alpacaeval: 'alpaca_eval_proxy', gsm8k_cot: 'gsm8k', superni: 'super_ni' };
-const DEFAULT_SHOTS: Record<BaseTask, number> = { gsm8k: 8, mmlu: 0, super_ni: 0, alpaca_eval_proxy: 0, humaneval: 0, perplexity: 0 };
-const MAX_SHOTS: Record<BaseTask, number> = { gsm8k: GSM8K_MAX_SHOTS, mmlu: 5, super_ni: 0, alpaca_eval_proxy: 0, humaneval: 0, perplexity: 0 };
+const ALIASES: Record<string, BaseTask> = {
+  alpaca_eval: 'alpaca_eval_proxy',
+  alpacaeval: 'alpaca_eval_proxy',
+  gsm8k_cot: 'gsm8k',
+  superni: 'super_ni',
+};
+const DEFAULT_SHOTS: Record<BaseTask, number> = {
+  gsm8k: 8,
+  mmlu: 0,
+  super_ni: 0,
+  alpaca_eval_proxy: 0,
+  humaneval: 0,
+  perplexity: 0,
+};
+const MAX_SHOTS: Record<BaseTask, number> = {
+  gsm8k: GSM8K_MAX_SHOTS,
+  mmlu: 5,
+  super_ni: 0,
+  alpaca_eval_proxy: 0,
+  humaneval: 0,
+  perplexity: 0,
+};
 
 export interface EvalOptions {
   tasks: string[];
@@ -53,7 +80,12 @@ export interface EvalOptions {
   judge?: Judge;
   /** Run model-written HumanEval code (see execute.ts: not a security sandbox). */
   allowCodeExecution?: boolean;
-  humaneval?: { samples?: number; temperature?: number; ks?: number[]; exec?: ExecOptions & { concurrency?: number } };
+  humaneval?: {
+    samples?: number;
+    temperature?: number;
+    ks?: number[];
+    exec?: ExecOptions & { concurrency?: number };
+  };
   /** Porter-stem ROUGE-L tokens in super_ni and alpaca_eval_proxy (the Super-NI script does; default off). */
   rougeStemmer?: boolean;
   /** Document separator for the perplexity task (default: the whole file is one document). */
@@ -102,14 +134,19 @@ export function parseTaskSpec(spec: string, dataDir: string, files: Record<strin
   const file = colon >= 0 ? spec.slice(colon + 1).trim() : undefined;
   if (colon >= 0 && !file) throw new InputError('tasks', `"${spec}": empty file after ":"`);
   const name = ALIASES[rawName] ?? rawName;
-  const base = (['gsm8k', 'mmlu', 'super_ni', 'alpaca_eval_proxy', 'humaneval', 'perplexity'] as const).find((t) => t === name);
+  const base = (['gsm8k', 'mmlu', 'super_ni', 'alpaca_eval_proxy', 'humaneval', 'perplexity'] as const).find(
+    (t) => t === name,
+  );
   if (base) return { base, name: base, file: file ?? files[base] ?? files[rawName] };
   if (name.startsWith('mmlu_')) {
     const subject = name.slice(5);
     const dir = file ?? files.mmlu ?? join(dataDir, 'mmlu');
     const subjects = mmluSubjects(dir);
     if (!subjects.includes(subject)) {
-      throw new InputError('tasks', `unknown MMLU subject "${subject}" in "${spec}"; subjects in ${dir}: ${subjects.join(', ')}`);
+      throw new InputError(
+        'tasks',
+        `unknown MMLU subject "${subject}" in "${spec}"; subjects in ${dir}: ${subjects.join(', ')}`,
+      );
     }
     return { base: 'mmlu', subject, name, file: dir };
   }
@@ -133,20 +170,31 @@ function shotsFor(spec: TaskSpec, shots: EvalOptions['shots']): number[] {
 function tokensFor(spec: TaskSpec, m: EvalOptions['maxNewTokens']): number | undefined {
   if (m === undefined) return undefined;
   const v = typeof m === 'number' ? m : (m[spec.name] ?? m[spec.base]);
-  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new InputError('max new tokens', `must be a positive integer, got ${v}`);
+  if (v !== undefined && (!Number.isInteger(v) || v < 1))
+    throw new InputError('max new tokens', `must be a positive integer, got ${v}`);
   return v;
 }
 
 function requireFile(path: string | undefined, spec: TaskSpec, hint: string): string {
-  if (path === undefined) throw new InputError('tasks', `task ${spec.name} needs a data file: write "${spec.name}:<path>" (${hint})`);
+  if (path === undefined)
+    throw new InputError(
+      'tasks',
+      `task ${spec.name} needs a data file: write "${spec.name}:<path>" (${hint})`,
+    );
   if (!existsSync(path)) throw new InputError(path, `data file for task ${spec.name} not found (${hint})`);
   return path;
 }
 
-export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: ProgressEvent) => void): Promise<EvalRun> {
-  if (!opts.tasks || opts.tasks.length === 0) throw new InputError('tasks', `no tasks given; known tasks: ${knownList()}`);
+export async function runEval(
+  lm: EvalLM,
+  opts: EvalOptions,
+  onProgress?: (e: ProgressEvent) => void,
+): Promise<EvalRun> {
+  if (!opts.tasks || opts.tasks.length === 0)
+    throw new InputError('tasks', `no tasks given; known tasks: ${knownList()}`);
   const batchSize = opts.batchSize ?? 8;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('batch size', `must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new InputError('batch size', `must be a positive integer, got ${batchSize}`);
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
     throw new InputError('limit', `must be a positive integer, got ${opts.limit}`);
   }
@@ -160,16 +208,20 @@ export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: Pr
   for (const s of opts.tasks) {
     const spec = parseTaskSpec(s, dataDir, files);
     const shotList = shotsFor(spec, opts.shots);
-    for (const n of shotList) plan.push({ spec, shots: n, key: shotList.length > 1 ? `${spec.name}_${n}shot` : spec.name });
+    for (const n of shotList)
+      plan.push({ spec, shots: n, key: shotList.length > 1 ? `${spec.name}_${n}shot` : spec.name });
   }
   // every result key, MMLU subjects included, must be unique (e.g. "mmlu" already holds "mmlu_anatomy")
   const keys = plan.flatMap((p) =>
-    p.spec.base === 'mmlu' && !p.spec.subject ? [p.key, ...mmluSubjects(p.spec.file ?? join(dataDir, 'mmlu')).map((s) => `${p.key}_${s}`)] : [p.key],
+    p.spec.base === 'mmlu' && !p.spec.subject
+      ? [p.key, ...mmluSubjects(p.spec.file ?? join(dataDir, 'mmlu')).map((s) => `${p.key}_${s}`)]
+      : [p.key],
   );
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup) throw new InputError('tasks', `task ${dup} is listed twice`);
   for (const { spec } of plan) {
-    if (spec.base === 'super_ni') requireFile(spec.file, spec, 'a JSONL of {input, references} or {messages} rows');
+    if (spec.base === 'super_ni')
+      requireFile(spec.file, spec, 'a JSONL of {input, references} or {messages} rows');
     if (spec.base === 'perplexity') requireFile(spec.file, spec, 'a text file');
     if (spec.base === 'alpaca_eval_proxy') {
       spec.file = requireFile(
@@ -193,23 +245,42 @@ export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: Pr
     const maxTokens = tokensFor(spec, opts.maxNewTokens);
     switch (spec.base) {
       case 'gsm8k':
-        out.push(await runGsm8k(ctx, { path: spec.file ?? join(dataDir, 'gsm8k', 'test.jsonl'), shots, maxTokens, task: key }));
+        out.push(
+          await runGsm8k(ctx, {
+            path: spec.file ?? join(dataDir, 'gsm8k', 'test.jsonl'),
+            shots,
+            maxTokens,
+            task: key,
+          }),
+        );
         break;
       case 'mmlu':
         out.push(
-          ...(await runMmlu(ctx, {
-            dir: spec.file ?? join(dataDir, 'mmlu'),
-            shots,
-            subjects: spec.subject ? [spec.subject] : undefined,
-            task: spec.subject ? key.replace(`_${spec.subject}`, '') : key,
-          })).filter((r) => !spec.subject || r.subtasks === undefined),
+          ...(
+            await runMmlu(ctx, {
+              dir: spec.file ?? join(dataDir, 'mmlu'),
+              shots,
+              subjects: spec.subject ? [spec.subject] : undefined,
+              task: spec.subject ? key.replace(`_${spec.subject}`, '') : key,
+            })
+          ).filter((r) => !spec.subject || r.subtasks === undefined),
         );
         break;
       case 'super_ni':
-        out.push(await runSuperNi(ctx, { path: spec.file!, maxTokens, task: key, rougeStemmer: opts.rougeStemmer }));
+        out.push(
+          await runSuperNi(ctx, { path: spec.file!, maxTokens, task: key, rougeStemmer: opts.rougeStemmer }),
+        );
         break;
       case 'alpaca_eval_proxy':
-        out.push(await runAlpacaEval(ctx, { path: spec.file!, judge: opts.judge, maxTokens, task: key, rougeStemmer: opts.rougeStemmer }));
+        out.push(
+          await runAlpacaEval(ctx, {
+            path: spec.file!,
+            judge: opts.judge,
+            maxTokens,
+            task: key,
+            rougeStemmer: opts.rougeStemmer,
+          }),
+        );
         break;
       case 'humaneval':
         out.push(
@@ -226,7 +297,9 @@ export async function runEval(lm: EvalLM, opts: EvalOptions, onProgress?: (e: Pr
         );
         break;
       case 'perplexity':
-        out.push(await runPerplexity(ctx, { path: spec.file!, separator: opts.perplexitySeparator, task: key }));
+        out.push(
+          await runPerplexity(ctx, { path: spec.file!, separator: opts.perplexitySeparator, task: key }),
+        );
         break;
     }
   }

@@ -16,6 +16,7 @@ export interface TaskContext {
 /** First `limit` items (all when limit is undefined). */
 export function applyLimit<T>(items: readonly T[], limit: number | undefined): T[] {
   if (limit === undefined) return [...items];
-  if (!Number.isInteger(limit) || limit < 1) throw new Error(`limit must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new Error(`limit must be a positive integer, got ${limit}`);
   return items.slice(0, limit);
 }

@@ -6,7 +6,10 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, mkdirSyn
 import { dirname, basename, join } from 'node:path';
 
 export function tempNameFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  return join(
+    dirname(path),
+    `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+  );
 }
 
 /** Writes chunks (strings or byte views) to `path` atomically. */

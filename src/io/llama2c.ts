@@ -276,8 +276,10 @@ export function toHfLayout(m: Llama2cModel): Llama2cModel {
   for (const name of weights.names()) {
     const shape = weights.info(name).shape;
     let data = weights.get(name);
-    if (name.endsWith('self_attn.q_proj.weight')) data = permuteForHf(data, config.numHeads, shape[0], shape[1]);
-    if (name.endsWith('self_attn.k_proj.weight')) data = permuteForHf(data, config.numKvHeads, shape[0], shape[1]);
+    if (name.endsWith('self_attn.q_proj.weight'))
+      data = permuteForHf(data, config.numHeads, shape[0], shape[1]);
+    if (name.endsWith('self_attn.k_proj.weight'))
+      data = permuteForHf(data, config.numKvHeads, shape[0], shape[1]);
     out.set(name, { shape, data });
   }
   return { config: { ...config, ropeStyle: 'half' }, weights: new MemoryWeights(weights.source, out) };

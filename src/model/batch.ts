@@ -23,7 +23,12 @@ export interface Batch {
  * Position of every token: the number of real tokens before it in its sequence. Padded places get
  * position 0 (they are masked as keys; their outputs are never used).
  */
-export function positionsFromMask(mask: Uint8Array | undefined, B: number, T: number, out: Int32Array = new Int32Array(B * T)): Int32Array {
+export function positionsFromMask(
+  mask: Uint8Array | undefined,
+  B: number,
+  T: number,
+  out: Int32Array = new Int32Array(B * T),
+): Int32Array {
   for (let b = 0; b < B; b++) {
     let n = 0;
     for (let t = 0; t < T; t++) {
@@ -40,7 +45,8 @@ export function seqContext(batch: Batch): SeqContext {
   checkBatch(batch);
   const N = batch.B * batch.T;
   return {
-    B: batch.B, T: batch.T,
+    B: batch.B,
+    T: batch.T,
     positions: positionsFromMask(batch.attentionMask, batch.B, batch.T),
     keyMask: batch.attentionMask ? batch.attentionMask.subarray(0, N) : null,
   };
@@ -48,16 +54,22 @@ export function seqContext(batch: Batch): SeqContext {
 
 export function checkBatch(batch: Batch): void {
   const { ids, B, T, attentionMask } = batch;
-  if (!(Number.isInteger(B) && B > 0 && Number.isInteger(T) && T > 0)) throw new RangeError(`batch: B=${B}, T=${T} must be positive integers`);
+  if (!(Number.isInteger(B) && B > 0 && Number.isInteger(T) && T > 0))
+    throw new RangeError(`batch: B=${B}, T=${T} must be positive integers`);
   if (ids.length < B * T) throw new RangeError(`batch: ${ids.length} ids for B*T = ${B * T}`);
-  if (attentionMask && attentionMask.length < B * T) throw new RangeError(`batch: attention mask has ${attentionMask.length} entries for B*T = ${B * T}`);
+  if (attentionMask && attentionMask.length < B * T)
+    throw new RangeError(`batch: attention mask has ${attentionMask.length} entries for B*T = ${B * T}`);
 }
 
 /**
  * Builds a padded batch from token lists. Left padding is what generation needs (the last token of
  * every sequence sits at column T-1); right padding is the usual choice for training.
  */
-export function padBatch(seqs: readonly (readonly number[])[], side: 'left' | 'right', padId = 0): Batch & { attentionMask: Uint8Array } {
+export function padBatch(
+  seqs: readonly (readonly number[])[],
+  side: 'left' | 'right',
+  padId = 0,
+): Batch & { attentionMask: Uint8Array } {
   const B = seqs.length;
   if (B === 0) throw new RangeError('padBatch: no sequences');
   const T = Math.max(...seqs.map((s) => s.length));

@@ -49,7 +49,15 @@ export interface SeqContext {
   cache?: { layer: LayerCache; start: number; capacity: number };
 }
 
-export const LINEAR_NAMES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export const LINEAR_NAMES = [
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'o_proj',
+  'gate_proj',
+  'up_proj',
+  'down_proj',
+] as const;
 export type LinearName = (typeof LINEAR_NAMES)[number];
 
 export class DecoderLayer {
@@ -73,9 +81,20 @@ export class DecoderLayer {
   private rows = 0;
   private ctx: SeqContext | null = null;
   private readonly bufs = {
-    xn1: new Growable(), rstd1: new Growable(), q: new Growable(), k: new Growable(), v: new Growable(),
-    att: new Growable(), probs: new Growable(), x1: new Growable(), xn2: new Growable(), rstd2: new Growable(),
-    g: new Growable(), u: new Growable(), a: new Growable(), out: new Growable(),
+    xn1: new Growable(),
+    rstd1: new Growable(),
+    q: new Growable(),
+    k: new Growable(),
+    v: new Growable(),
+    att: new Growable(),
+    probs: new Growable(),
+    x1: new Growable(),
+    xn2: new Growable(),
+    rstd2: new Growable(),
+    g: new Growable(),
+    u: new Growable(),
+    a: new Growable(),
+    out: new Growable(),
   };
 
   constructor(
@@ -90,12 +109,21 @@ export class DecoderLayer {
     this.f = c.intermediateSize;
     this.qd = c.numHeads * c.headDim;
     this.kvd = c.numKvHeads * c.headDim;
-    if (c.numHeads % c.numKvHeads !== 0) throw new Error(`num_attention_heads ${c.numHeads} is not a multiple of num_key_value_heads ${c.numKvHeads}`);
+    if (c.numHeads % c.numKvHeads !== 0)
+      throw new Error(
+        `num_attention_heads ${c.numHeads} is not a multiple of num_key_value_heads ${c.numKvHeads}`,
+      );
     if (c.headDim % 2 !== 0) throw new Error(`head_dim ${c.headDim} is odd (RoPE needs pairs)`);
     const p = `model.layers.${index}`;
     const lin = (sub: string, hasBias: boolean) => {
       const name = `${p}.${sub}`;
-      return new Linear(name, params.get(`${name}.weight`), hasBias ? params.get(`${name}.bias`) : null, ws, mode);
+      return new Linear(
+        name,
+        params.get(`${name}.weight`),
+        hasBias ? params.get(`${name}.bias`) : null,
+        ws,
+        mode,
+      );
     };
     this.q = lin('self_attn.q_proj', c.attentionBias);
     this.k = lin('self_attn.k_proj', c.attentionBias);
@@ -110,7 +138,13 @@ export class DecoderLayer {
   }
 
   /** Builds layer i alone from a WeightSource (shapes checked against the config). */
-  static load(ws: WeightSource, config: ModelConfig, i: number, workspace?: Workspace, mode?: RunMode): DecoderLayer {
+  static load(
+    ws: WeightSource,
+    config: ModelConfig,
+    i: number,
+    workspace?: Workspace,
+    mode?: RunMode,
+  ): DecoderLayer {
     return new DecoderLayer(config, i, loadLayerParams(ws, config, i), workspace, mode);
   }
 
@@ -129,14 +163,19 @@ export class DecoderLayer {
     const N = ctx.B * ctx.T;
     const b = this.bufs;
     const eps = c.rmsNormEps;
-    const H = c.numHeads, Hkv = c.numKvHeads, hd = c.headDim;
+    const H = c.numHeads,
+      Hkv = c.numKvHeads,
+      hd = c.headDim;
     this.x = x;
     this.rows = N;
     this.ctx = ctx;
 
-    const xn1 = b.xn1.view(N * d), rstd1 = b.rstd1.view(N);
+    const xn1 = b.xn1.view(N * d),
+      rstd1 = b.rstd1.view(N);
     kk.rmsnormForward(xn1, rstd1, x, this.norm1.data, N, d, eps);
-    const q = b.q.view(N * qd), k = b.k.view(N * kvd), v = b.v.view(N * kvd);
+    const q = b.q.view(N * qd),
+      k = b.k.view(N * kvd),
+      v = b.v.view(N * kvd);
     this.q.forward(q, xn1, N);
     this.k.forward(k, xn1, N);
     this.v.forward(v, xn1, N);
@@ -156,9 +195,12 @@ export class DecoderLayer {
     this.o.forward(x1, att, N);
     addInPlace(x1, x, N * d);
 
-    const xn2 = b.xn2.view(N * d), rstd2 = b.rstd2.view(N);
+    const xn2 = b.xn2.view(N * d),
+      rstd2 = b.rstd2.view(N);
     kk.rmsnormForward(xn2, rstd2, x1, this.norm2.data, N, d, eps);
-    const g = b.g.view(N * f), u = b.u.view(N * f), a = b.a.view(N * f);
+    const g = b.g.view(N * f),
+      u = b.u.view(N * f),
+      a = b.a.view(N * f);
     this.gate.forward(g, xn2, N);
     this.up.forward(u, xn2, N);
     kk.swigluForward(a, g, u, N * f);
@@ -184,10 +226,19 @@ export class DecoderLayer {
       layer.v.set(v.subarray(bi * T * kvd, (bi + 1) * T * kvd), base + start * kvd);
       const mask = ctx.keyMask ? ctx.keyMask.subarray(bi * capacity, bi * capacity + Tk) : null;
       kk.attentionForward(
-        att.subarray(bi * T * qd, (bi + 1) * T * qd), probs,
+        att.subarray(bi * T * qd, (bi + 1) * T * qd),
+        probs,
         q.subarray(bi * T * qd, (bi + 1) * T * qd),
-        layer.k.subarray(base, base + Tk * kvd), layer.v.subarray(base, base + Tk * kvd),
-        mask, 1, T, Tk, c.numHeads, c.numKvHeads, c.headDim, scale,
+        layer.k.subarray(base, base + Tk * kvd),
+        layer.v.subarray(base, base + Tk * kvd),
+        mask,
+        1,
+        T,
+        Tk,
+        c.numHeads,
+        c.numKvHeads,
+        c.headDim,
+        scale,
       );
     }
   }
@@ -198,7 +249,8 @@ export class DecoderLayer {
    * the attached adapters. dout is read only; dx must not alias it.
    */
   backward(dout: F32, dx: F32): void {
-    const x = this.x, ctx = this.ctx;
+    const x = this.x,
+      ctx = this.ctx;
     if (!x || !ctx) throw new Error(`layer ${this.index}: backward without a forward`);
     if (ctx.cache) throw new Error(`layer ${this.index}: backward after a KV-cache forward`);
     const kk = kernels();
@@ -207,15 +259,23 @@ export class DecoderLayer {
     const N = this.rows;
     const b = this.bufs;
     const ws = this.ws;
-    const H = c.numHeads, Hkv = c.numKvHeads, hd = c.headDim;
-    const xn1 = b.xn1.view(N * d), rstd1 = b.rstd1.view(N);
-    const x1 = b.x1.view(N * d), xn2 = b.xn2.view(N * d), rstd2 = b.rstd2.view(N);
-    const g = b.g.view(N * f), u = b.u.view(N * f), a = b.a.view(N * f);
+    const H = c.numHeads,
+      Hkv = c.numKvHeads,
+      hd = c.headDim;
+    const xn1 = b.xn1.view(N * d),
+      rstd1 = b.rstd1.view(N);
+    const x1 = b.x1.view(N * d),
+      xn2 = b.xn2.view(N * d),
+      rstd2 = b.rstd2.view(N);
+    const g = b.g.view(N * f),
+      u = b.u.view(N * f),
+      a = b.a.view(N * f);
 
     // MLP branch: out = x1 + down(silu(g) * u)
     const da = ws.view('blk.da', N * f);
     this.down.backward(da, dout, a, N);
-    const dg = ws.view('blk.dg', N * f), du = ws.view('blk.du', N * f);
+    const dg = ws.view('blk.dg', N * f),
+      du = ws.view('blk.du', N * f);
     kk.swigluBackward(dg, du, da, g, u, N * f);
     const dxn2 = ws.view('blk.dxn2', N * d);
     this.gate.backward(dxn2, dg, xn2, N);
@@ -227,10 +287,30 @@ export class DecoderLayer {
     // attention branch: x1 = x + o(att)
     const datt = ws.view('blk.datt', N * qd);
     this.o.backward(datt, dx1, b.att.view(N * qd), N);
-    const dq = ws.view('blk.dq', N * qd), dk = ws.view('blk.dk', N * kvd), dv = ws.view('blk.dv', N * kvd);
-    const q = b.q.view(N * qd), k = b.k.view(N * kvd), v = b.v.view(N * kvd);
+    const dq = ws.view('blk.dq', N * qd),
+      dk = ws.view('blk.dk', N * kvd),
+      dv = ws.view('blk.dv', N * kvd);
+    const q = b.q.view(N * qd),
+      k = b.k.view(N * kvd),
+      v = b.v.view(N * kvd);
     const probs = b.probs.view(ctx.B * H * ctx.T * ctx.T);
-    kk.attentionBackward(dq, dk, dv, datt, q, k, v, probs, ctx.B, ctx.T, ctx.T, H, Hkv, hd, 1 / Math.sqrt(hd));
+    kk.attentionBackward(
+      dq,
+      dk,
+      dv,
+      datt,
+      q,
+      k,
+      v,
+      probs,
+      ctx.B,
+      ctx.T,
+      ctx.T,
+      H,
+      Hkv,
+      hd,
+      1 / Math.sqrt(hd),
+    );
     // RoPE is a rotation: its backward is the inverse rotation of the gradient.
     kk.rope(dq, ctx.positions, N, H, hd, this.invFreq, c.ropeStyle, true);
     kk.rope(dk, ctx.positions, N, Hkv, hd, this.invFreq, c.ropeStyle, true);

@@ -64,15 +64,24 @@ export function expectedTensorNames(c: ModelConfig): string[] {
 
 /** The shape each tensor must have under config c. */
 export function expectedShape(c: ModelConfig, name: string): number[] {
-  const d = c.hiddenSize, f = c.intermediateSize, V = c.vocabSize;
-  const qd = c.numHeads * c.headDim, kvd = c.numKvHeads * c.headDim;
+  const d = c.hiddenSize,
+    f = c.intermediateSize,
+    V = c.vocabSize;
+  const qd = c.numHeads * c.headDim,
+    kvd = c.numKvHeads * c.headDim;
   if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') return [V, d];
   if (name === 'model.norm.weight' || name.endsWith('layernorm.weight')) return [d];
   const m = /\.(self_attn|mlp)\.(\w+)_proj\.(weight|bias)$/.exec(name);
   if (!m) throw new Error(`not a LLaMA-family tensor name: ${name}`);
   const [, , proj, kind] = m;
   const shapes: Record<string, [number, number]> = {
-    q: [qd, d], k: [kvd, d], v: [kvd, d], o: [d, qd], gate: [f, d], up: [f, d], down: [d, f],
+    q: [qd, d],
+    k: [kvd, d],
+    v: [kvd, d],
+    o: [d, qd],
+    gate: [f, d],
+    up: [f, d],
+    down: [d, f],
   };
   const s = shapes[proj];
   if (!s) throw new Error(`not a LLaMA-family tensor name: ${name}`);

@@ -52,6 +52,8 @@ export class ContinuationTokenizer implements Tokenizer {
   decode(ids: number[]): string {
     const full = this.base.decode([...this.tail, ...ids], { skipSpecial: true });
     // when the new tokens change the tail's own text (e.g. complete a byte-fallback character), decode them alone
-    return full.startsWith(this.before) ? full.slice(this.before.length) : this.base.decode(ids, { skipSpecial: true });
+    return full.startsWith(this.before)
+      ? full.slice(this.before.length)
+      : this.base.decode(ids, { skipSpecial: true });
   }
 }

@@ -39,7 +39,8 @@ export class Embedding {
     const V = this.vocab;
     for (let i = 0; i < n; i++) {
       const t = ids[i];
-      if (!(t >= 0 && t < V)) throw new RangeError(`token id ${t} at position ${i} is outside the vocabulary [0, ${V})`);
+      if (!(t >= 0 && t < V))
+        throw new RangeError(`token id ${t} at position ${i} is outside the vocabulary [0, ${V})`);
     }
   }
 
@@ -49,7 +50,9 @@ export class Embedding {
     k.embeddingForward(y, ids, this.weight.data, n, this.dim);
     const lora = this.lora;
     if (!lora) return;
-    const r = lora.r, V = this.vocab, A = lora.A;
+    const r = lora.r,
+      V = this.vocab,
+      A = lora.A;
     // h[i, j] = A[j, ids[i]]: a gather of r values per token (r is small; the GEMM below dominates).
     const h = this.hBuf.view(n * r);
     for (let i = 0; i < n; i++) {
@@ -66,7 +69,8 @@ export class Embedding {
     if (this.weight.grad) k.embeddingBackward(this.weight.grad, dy, ids, n, d);
     const lora = this.lora;
     if (!lora) return;
-    const r = lora.r, V = this.vocab;
+    const r = lora.r,
+      V = this.vocab;
     const h = this.hBuf.view(n * r);
     k.gemm(true, false, d, r, n, lora.scale, dy, d, h, r, 1, lora.dB, r);
     const dh = this.ws.view('emb.dh', n * r);

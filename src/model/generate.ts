@@ -98,36 +98,51 @@ class TextTracker {
   }
 }
 
-export function generate(model: LlamaModel, prompts: readonly (readonly number[])[], opts: GenerateOptions): GenerateResult[] {
+export function generate(
+  model: LlamaModel,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateOptions,
+): GenerateResult[] {
   checkSampling(opts);
   const c = model.config;
   const B = prompts.length;
   if (B === 0) return [];
   prompts.forEach((p, i) => {
-    if (p.length === 0) throw new RangeError(`prompt ${i} is empty: generation needs at least one token (e.g. BOS)`);
-    if (p.length > c.maxPositionEmbeddings) throw new RangeError(`prompt ${i} has ${p.length} tokens, more than the model's context of ${c.maxPositionEmbeddings}`);
+    if (p.length === 0)
+      throw new RangeError(`prompt ${i} is empty: generation needs at least one token (e.g. BOS)`);
+    if (p.length > c.maxPositionEmbeddings)
+      throw new RangeError(
+        `prompt ${i} has ${p.length} tokens, more than the model's context of ${c.maxPositionEmbeddings}`,
+      );
   });
   const maxNew = opts.maxNewTokens;
-  if (!(Number.isInteger(maxNew) && maxNew >= 0)) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
+  if (!(Number.isInteger(maxNew) && maxNew >= 0))
+    throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
   const stops = (opts.stop ?? []).filter((s) => s.length > 0);
   if (stops.length > 0 && !opts.tokenizer) throw new Error('stop strings need a tokenizer');
   const eos = new Set(opts.eosIds ?? c.eosTokenId);
   const padId = opts.padId ?? c.padTokenId ?? 0;
   const rng = new Rng(opts.seed ?? 0);
-  if (opts.seeds && opts.seeds.length !== B) throw new RangeError(`seeds has ${opts.seeds.length} entries for ${B} prompts`);
+  if (opts.seeds && opts.seeds.length !== B)
+    throw new RangeError(`seeds has ${opts.seeds.length} entries for ${B} prompts`);
   const rngs = opts.seeds ? opts.seeds.map((s) => new Rng(s)) : null;
   const V = c.vocabSize;
 
   const batch = padBatch(prompts, 'left', padId);
   const T0 = batch.T;
   const capacity = T0 + maxNew;
-  const results: GenerateResult[] = prompts.map(() => ({ tokens: [], text: null, finishReason: 'length' as FinishReason }));
+  const results: GenerateResult[] = prompts.map(() => ({
+    tokens: [],
+    text: null,
+    finishReason: 'length' as FinishReason,
+  }));
   const trackers = opts.tokenizer ? prompts.map(() => new TextTracker(opts.tokenizer!, stops)) : null;
   if (maxNew === 0) return finish(results, trackers);
 
   const cache = model.newCache(B, capacity);
   cache.mask.fill(0);
-  for (let b = 0; b < B; b++) cache.mask.set(batch.attentionMask.subarray(b * T0, (b + 1) * T0), b * capacity);
+  for (let b = 0; b < B; b++)
+    cache.mask.set(batch.attentionMask.subarray(b * T0, (b + 1) * T0), b * capacity);
   const nextPos = Int32Array.from(prompts, (p) => p.length);
   const done = new Uint8Array(B);
   let active = B;

@@ -59,12 +59,14 @@ export class Head {
    * accumulated batch passes 1/(tokens in the batch) instead.
    */
   loss(targets: Int32Array, rowLoss: F32 | null = null, gradScale?: number): { loss: number; count: number } {
-    const rows = this.rows, V = this.V;
+    const rows = this.rows,
+      V = this.V;
     let count = 0;
     for (let i = 0; i < rows; i++) {
       const t = targets[i];
       if (t >= 0) {
-        if (t >= V) throw new RangeError(`target id ${t} at position ${i} is outside the vocabulary [0, ${V})`);
+        if (t >= V)
+          throw new RangeError(`target id ${t} at position ${i} is outside the vocabulary [0, ${V})`);
         count++;
       }
     }

@@ -34,7 +34,8 @@ export class Linear {
     readonly mode: RunMode,
   ) {
     [this.outDim, this.inDim] = weight.shape as [number, number];
-    if (bias && bias.data.length !== this.outDim) throw new Error(`${name}: bias length ${bias.data.length} != ${this.outDim}`);
+    if (bias && bias.data.length !== this.outDim)
+      throw new Error(`${name}: bias length ${bias.data.length} != ${this.outDim}`);
   }
 
   attachLora(opts: LoraOptions): Lora {
@@ -97,7 +98,8 @@ export class Linear {
     const { inDim: n, outDim: m } = this;
     const W = this.weight;
     if (W.grad) k.gemm(true, false, m, n, rows, 1, dy, m, x, n, 1, W.grad, n);
-    if (this.bias?.grad) k.gemm(true, false, m, 1, rows, 1, dy, m, this.ws.ones(rows), 1, 1, this.bias.grad, 1);
+    if (this.bias?.grad)
+      k.gemm(true, false, m, 1, rows, 1, dy, m, this.ws.ones(rows), 1, 1, this.bias.grad, 1);
     if (dx) k.gemm(false, false, rows, n, m, 1, dy, m, W.data, n, accumulate ? 1 : 0, dx, n);
     const lora = this.lora;
     if (!lora) return;

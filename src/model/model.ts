@@ -49,7 +49,8 @@ export class LlamaModel {
   ) {
     this.embed = new Embedding('model.embed_tokens', params.get('model.embed_tokens.weight'), this.ws);
     this.layers = [];
-    for (let i = 0; i < config.numLayers; i++) this.layers.push(new DecoderLayer(config, i, params, this.ws, this.mode));
+    for (let i = 0; i < config.numLayers; i++)
+      this.layers.push(new DecoderLayer(config, i, params, this.ws, this.mode));
     this.head = new Head(config, params, this.ws, this.mode);
   }
 
@@ -112,14 +113,18 @@ export class LlamaModel {
   hidden(batch: Batch): F32 {
     checkBatch(batch);
     const { B, T } = batch;
-    const N = B * T, d = this.config.hiddenSize;
+    const N = B * T,
+      d = this.config.hiddenSize;
     const ctx: SeqContext = {
-      B, T, positions: this.positions(batch),
+      B,
+      T,
+      positions: this.positions(batch),
       keyMask: batch.attentionMask ? batch.attentionMask.subarray(0, N) : null,
     };
     let h: F32;
     if (batch.inputEmbeds) {
-      if (batch.inputEmbeds.length < N * d) throw new RangeError(`inputEmbeds has ${batch.inputEmbeds.length} values for B*T*d = ${N * d}`);
+      if (batch.inputEmbeds.length < N * d)
+        throw new RangeError(`inputEmbeds has ${batch.inputEmbeds.length} values for B*T*d = ${N * d}`);
       h = batch.inputEmbeds.subarray(0, N * d);
     } else {
       this.embed.checkIds(batch.ids, N);
@@ -147,7 +152,8 @@ export class LlamaModel {
    */
   loss(batch: Batch, targets: Int32Array, opts: { rowLoss?: F32; gradScale?: number } = {}): number {
     this.forward(batch);
-    if (targets.length < batch.B * batch.T) throw new RangeError(`loss: ${targets.length} targets for B*T = ${batch.B * batch.T}`);
+    if (targets.length < batch.B * batch.T)
+      throw new RangeError(`loss: ${targets.length} targets for B*T = ${batch.B * batch.T}`);
     const { loss } = this.head.loss(targets, opts.rowLoss ?? null, opts.gradScale);
     this.lossPending = true;
     return loss;
@@ -193,14 +199,18 @@ export class LlamaModel {
    * places (1 real, 0 padding).
    */
   step(ids: Int32Array, B: number, T: number, positions: Int32Array, cache: KvCache): F32 {
-    const N = B * T, d = this.config.hiddenSize;
+    const N = B * T,
+      d = this.config.hiddenSize;
     if (B !== cache.B) throw new Error(`step: ${B} sequences but the cache holds ${cache.B}`);
     this.embed.checkIds(ids, N);
     let h = this.embOut.view(N * d);
     this.embed.forward(h, ids, N);
     for (let l = 0; l < this.layers.length; l++) {
       const ctx: SeqContext = {
-        B, T, positions, keyMask: cache.mask,
+        B,
+        T,
+        positions,
+        keyMask: cache.mask,
         cache: { layer: cache.layers[l], start: cache.length, capacity: cache.capacity },
       };
       h = this.layers[l].forward(h, ctx);

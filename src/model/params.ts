@@ -41,7 +41,8 @@ export class ParamStore {
   add(name: string, shape: readonly number[], data: F32): Param {
     let n = 1;
     for (const s of shape) n *= s;
-    if (data.length !== n) throw new Error(`param ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (data.length !== n)
+      throw new Error(`param ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
     const p: Param = { name, shape: [...shape], data, grad: null };
     this.map.set(name, p);
     return p;
@@ -126,7 +127,8 @@ export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 
   const data = ws.get(name);
   let n = 1;
   for (const s of want) n *= s;
-  if (data.length !== n) throw new InputError(ws.source, `tensor ${name} holds ${data.length} values, expected ${n}`);
+  if (data.length !== n)
+    throw new InputError(ws.source, `tensor ${name} holds ${data.length} values, expected ${n}`);
   return toCompute(data);
 }
 

@@ -16,7 +16,8 @@ export interface SamplingOptions {
 
 /** Index of the largest value; ties go to the lowest index (torch.argmax, llama2.c). NaN is never chosen. */
 export function argmax(x: ArrayLike<number>, off: number, n: number): number {
-  let best = -1, bv = -Infinity;
+  let best = -1,
+    bv = -Infinity;
   for (let i = 0; i < n; i++) {
     const v = x[off + i];
     if (v === v && (best < 0 || v > bv)) {
@@ -28,15 +29,23 @@ export function argmax(x: ArrayLike<number>, off: number, n: number): number {
 }
 
 export function checkSampling(o: SamplingOptions): void {
-  const t = o.temperature ?? 0, p = o.topP ?? 1;
-  if (!(t >= 0 && Number.isFinite(t))) throw new RangeError(`temperature must be a finite number >= 0, got ${t}`);
+  const t = o.temperature ?? 0,
+    p = o.topP ?? 1;
+  if (!(t >= 0 && Number.isFinite(t)))
+    throw new RangeError(`temperature must be a finite number >= 0, got ${t}`);
   if (!(p > 0 && p <= 1)) throw new RangeError(`top_p must be in (0, 1], got ${p}`);
   const k = o.topK ?? 0;
   if (!(Number.isInteger(k) && k >= 0)) throw new RangeError(`top_k must be an integer >= 0, got ${k}`);
 }
 
 /** Chooses a token from logits[off .. off + V). */
-export function sampleToken(logits: ArrayLike<number>, off: number, V: number, o: SamplingOptions, rng: Rng): number {
+export function sampleToken(
+  logits: ArrayLike<number>,
+  off: number,
+  V: number,
+  o: SamplingOptions,
+  rng: Rng,
+): number {
   const t = o.temperature ?? 0;
   if (t === 0) return argmax(logits, off, V);
   const topP = o.topP ?? 1;
@@ -64,7 +73,8 @@ export function sampleToken(logits: ArrayLike<number>, off: number, V: number, o
   if (topP < 1) {
     // Keep the smallest set of most probable tokens whose mass reaches top_p (at least one token).
     const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
-    let cum = 0, kept = 0;
+    let cum = 0,
+      kept = 0;
     while (kept < V && (kept === 0 || cum < topP)) cum += p[order[kept++]];
     const u = rng.uniform() * cum;
     let acc = 0;

@@ -10,7 +10,7 @@ import { alloc, getPrecision } from '../engine/alloc.js';
 type F32 = Float32Array;
 
 function matchesPrecision(buf: F32): boolean {
-  return (getPrecision() === 'f64') === ((buf as unknown) instanceof Float64Array);
+  return (getPrecision() === 'f64') === (buf as unknown) instanceof Float64Array;
 }
 
 /** One growable buffer. `view(n)` returns its first n elements (contents are NOT cleared). */

@@ -213,7 +213,9 @@ export class Scheduler {
   private giveUp(reason: string): void {
     this.dead = reason;
     for (const j of this.queue.splice(0))
-      j.reject(new ApiError(503, `the model is unavailable: ${reason}`, 'server_error', null, 'model_unavailable'));
+      j.reject(
+        new ApiError(503, `the model is unavailable: ${reason}`, 'server_error', null, 'model_unavailable'),
+      );
   }
 
   private onCrash(reason: string): void {

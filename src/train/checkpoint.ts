@@ -13,7 +13,17 @@
  * Resuming compares the saved options with the current ones and refuses, listing every difference,
  * unless the key is one that may change between sessions (output verbosity, checkpoint cadence...).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { readJsonFile } from '../io/json.js';
@@ -91,7 +101,8 @@ export function listCheckpoints(root: string): Array<{ step: number; dir: string
     const m = NAME.exec(name);
     if (!m) continue;
     const dir = join(root, name);
-    if (statSync(dir).isDirectory() && existsSync(join(dir, STATE_FILE))) out.push({ step: Number(m[1]), dir });
+    if (statSync(dir).isDirectory() && existsSync(join(dir, STATE_FILE)))
+      out.push({ step: Number(m[1]), dir });
   }
   return out.sort((a, b) => a.step - b.step);
 }
@@ -133,8 +144,13 @@ function removeStaleTemps(root: string): void {
 }
 
 /** Writes `<root>/checkpoint-<step>` atomically and prunes old ones; returns its path. */
-export function saveCheckpoint(root: string, ck: SaveCheckpointInput, opts: SaveCheckpointOptions = {}): string {
-  if (!(Number.isInteger(ck.step) && ck.step >= 0)) throw new Error(`saveCheckpoint: step must be an integer >= 0, got ${ck.step}`);
+export function saveCheckpoint(
+  root: string,
+  ck: SaveCheckpointInput,
+  opts: SaveCheckpointOptions = {},
+): string {
+  if (!(Number.isInteger(ck.step) && ck.step >= 0))
+    throw new Error(`saveCheckpoint: step must be an integer >= 0, got ${ck.step}`);
   mkdirSync(root, { recursive: true });
   removeStaleTemps(root);
   const final = checkpointDir(root, ck.step);
@@ -191,7 +207,8 @@ export function saveCheckpoint(root: string, ck: SaveCheckpointInput, opts: Save
 
 /** Deletes all but the newest `keep` checkpoints (never `protect`). */
 export function pruneCheckpoints(root: string, keep: number, protect?: string): string[] {
-  if (!(Number.isInteger(keep) && keep >= 1)) throw new Error(`pruneCheckpoints: keep must be an integer >= 1, got ${keep}`);
+  if (!(Number.isInteger(keep) && keep >= 1))
+    throw new Error(`pruneCheckpoints: keep must be an integer >= 1, got ${keep}`);
   const all = listCheckpoints(root);
   const removed: string[] = [];
   for (const c of all.slice(0, Math.max(0, all.length - keep))) {
@@ -208,12 +225,20 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (!existsSync(dir)) throw new InputError(dir, 'no such checkpoint folder');
   if (!existsSync(statePath)) throw new InputError(dir, `not a complete checkpoint (no ${STATE_FILE})`);
   const s = readJsonFile(statePath) as Partial<CheckpointState>;
-  if (s === null || typeof s !== 'object' || s.format !== FORMAT) throw new InputError(statePath, `not a nuggets training checkpoint (format "${String(s?.format)}")`);
-  if (s.version !== VERSION) throw new InputError(statePath, `checkpoint version ${String(s.version)} is not supported (expected ${VERSION})`);
-  if (!(Number.isInteger(s.step) && (s.step as number) >= 0)) throw new InputError(statePath, `"step" must be an integer >= 0`);
+  if (s === null || typeof s !== 'object' || s.format !== FORMAT)
+    throw new InputError(statePath, `not a nuggets training checkpoint (format "${String(s?.format)}")`);
+  if (s.version !== VERSION)
+    throw new InputError(
+      statePath,
+      `checkpoint version ${String(s.version)} is not supported (expected ${VERSION})`,
+    );
+  if (!(Number.isInteger(s.step) && (s.step as number) >= 0))
+    throw new InputError(statePath, `"step" must be an integer >= 0`);
   if (typeof s.epoch !== 'number') throw new InputError(statePath, `"epoch" must be a number`);
-  if (!Array.isArray(s.tensors) || !s.tensors.every((n) => typeof n === 'string')) throw new InputError(statePath, `"tensors" must list tensor names`);
-  if (s.options === null || typeof s.options !== 'object') throw new InputError(statePath, `"options" must be an object`);
+  if (!Array.isArray(s.tensors) || !s.tensors.every((n) => typeof n === 'string'))
+    throw new InputError(statePath, `"tensors" must list tensor names`);
+  if (s.options === null || typeof s.options !== 'object')
+    throw new InputError(statePath, `"options" must be an object`);
   const rng: Record<string, number[]> = {};
   for (const [k, v] of Object.entries(s.rng ?? {})) rng[k] = decodeRng(v, dir, k);
   const state: CheckpointState = {
@@ -235,10 +260,15 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   try {
     const present = new Set(reader.names());
     const missing = state.tensors.filter((n) => !present.has(n));
-    if (missing.length) throw new InputError(file, `missing tensors listed in ${STATE_FILE}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
+    if (missing.length)
+      throw new InputError(
+        file,
+        `missing tensors listed in ${STATE_FILE}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+      );
     for (const name of state.tensors) {
       const info = reader.info(name);
-      if (info.dtype !== 'F32') throw new InputError(file, `tensor "${name}" is ${info.dtype}; checkpoints hold F32`);
+      if (info.dtype !== 'F32')
+        throw new InputError(file, `tensor "${name}" is ${info.dtype}; checkpoints hold F32`);
       tensors.set(name, { shape: info.shape, data: reader.get(name) });
     }
   } finally {
@@ -252,7 +282,10 @@ export function checkpointTensor(ck: LoadedCheckpoint, name: string, shape: numb
   const t = ck.tensors.get(name);
   if (!t) throw new InputError(ck.dir, `checkpoint has no tensor "${name}"`);
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw new InputError(ck.dir, `tensor "${name}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    throw new InputError(
+      ck.dir,
+      `tensor "${name}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`,
+    );
   }
   return t.data;
 }
@@ -261,7 +294,8 @@ export function checkpointTensor(ck: LoadedCheckpoint, name: string, shape: numb
 export function restoreRng(rng: Rng, ck: LoadedCheckpoint, name: string): void {
   const s = ck.state.rng[name];
   if (!s) throw new InputError(join(ck.dir, STATE_FILE), `no RNG state "${name}"`);
-  if (s.length !== 5) throw new InputError(join(ck.dir, STATE_FILE), `RNG state "${name}" has ${s.length} numbers, expected 5`);
+  if (s.length !== 5)
+    throw new InputError(join(ck.dir, STATE_FILE), `RNG state "${name}" has ${s.length} numbers, expected 5`);
   rng.setState(s);
 }
 
@@ -301,18 +335,27 @@ function show(v: unknown): string {
 }
 
 /** Lines "key: <saved> in the checkpoint, <now> now" for every option that differs. */
-export function diffOptions(saved: Record<string, unknown>, current: Record<string, unknown>, mayChange: readonly string[] = RESUME_MAY_CHANGE): string[] {
+export function diffOptions(
+  saved: Record<string, unknown>,
+  current: Record<string, unknown>,
+  mayChange: readonly string[] = RESUME_MAY_CHANGE,
+): string[] {
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(current)])].sort();
   const out: string[] = [];
   for (const k of keys) {
     if (mayChange.includes(k)) continue;
-    if (!same(saved[k], current[k])) out.push(`${k}: ${show(saved[k])} in the checkpoint, ${show(current[k])} now`);
+    if (!same(saved[k], current[k]))
+      out.push(`${k}: ${show(saved[k])} in the checkpoint, ${show(current[k])} now`);
   }
   return out;
 }
 
 /** Refuses to resume from a checkpoint made with different options, listing every difference. */
-export function assertResumable(ck: LoadedCheckpoint, current: Record<string, unknown>, mayChange: readonly string[] = RESUME_MAY_CHANGE): void {
+export function assertResumable(
+  ck: LoadedCheckpoint,
+  current: Record<string, unknown>,
+  mayChange: readonly string[] = RESUME_MAY_CHANGE,
+): void {
   const diffs = diffOptions(ck.state.options, current, mayChange);
   if (diffs.length > 0) {
     throw new InputError(

@@ -47,12 +47,17 @@ export function trainedModules(params: LoraParams, refs: readonly ModuleRef[]): 
  * The plain adapter of METHOD.md step 7 for each module: rank 2r, alpha 2·alpha (same scale), from
  * the trained factors and the initial ones.
  */
-export function plainModules(trained: readonly AdapterModule[], init: readonly AdapterModule[], config: ModelConfig): AdapterModule[] {
+export function plainModules(
+  trained: readonly AdapterModule[],
+  init: readonly AdapterModule[],
+  config: ModelConfig,
+): AdapterModule[] {
   const byPath = new Map(init.map((m) => [modulePath(m.ref), m]));
   return trained.map((t) => {
     const i = byPath.get(modulePath(t.ref));
     if (!i) throw new Error(`no initial factors for ${modulePath(t.ref)}`);
-    if (i.alpha / i.r !== t.alpha / t.r) throw new Error(`${modulePath(t.ref)}: initial and trained scales differ`);
+    if (i.alpha / i.r !== t.alpha / t.r)
+      throw new Error(`${modulePath(t.ref)}: initial and trained scales differ`);
     const [n, m] = factorShape(t.ref.kind, config);
     const f = plainAdapterFactors({ B: t.B, A: t.A, n, m, r: t.r }, { B: i.B, A: i.A, n, m, r: i.r });
     return { ref: t.ref, r: f.r, alpha: 2 * t.alpha, A: f.A, B: f.B };
@@ -61,7 +66,10 @@ export function plainModules(trained: readonly AdapterModule[], init: readonly A
 
 /** The modules of the adapter that loads on the untouched student. */
 export function studentAdapterModules(
-  params: LoraParams, refs: readonly ModuleRef[], init: readonly AdapterModule[] | null, config: ModelConfig,
+  params: LoraParams,
+  refs: readonly ModuleRef[],
+  init: readonly AdapterModule[] | null,
+  config: ModelConfig,
 ): AdapterModule[] {
   const trained = trainedModules(params, refs);
   return init ? plainModules(trained, init, config) : trained;
@@ -69,7 +77,11 @@ export function studentAdapterModules(
 
 /** Writes the adapter(s) described in the file comment into `dir`. Returns the folders written. */
 export function writeTrainedAdapters(
-  dir: string, params: LoraParams, refs: readonly ModuleRef[], init: readonly AdapterModule[] | null, o: AdapterExportOptions,
+  dir: string,
+  params: LoraParams,
+  refs: readonly ModuleRef[],
+  init: readonly AdapterModule[] | null,
+  o: AdapterExportOptions,
 ): { student: string; trained: string | null } {
   const wopts = { baseModel: o.baseModel, loraDropout: o.loraDropout, dtype: o.dtype, inferenceMode: true };
   const trained = trainedModules(params, refs);
@@ -82,7 +94,8 @@ export function writeTrainedAdapters(
   writeAdapter(tdir, trained, o.config, wopts);
   writeJsonAtomic(join(tdir, ADAPTER_MARKER), {
     base: 'student-minus-init',
-    note: 'These are the trained factors (B1, A1). They apply to the student with W - scale*B0*A0 (the subtract trick), ' +
+    note:
+      'These are the trained factors (B1, A1). They apply to the student with W - scale*B0*A0 (the subtract trick), ' +
       'NOT to the untouched student; the adapter in the parent folder ([B1 | B0], [A1 ; -A0]) loads on the untouched student.',
   });
   writeFileAtomic(join(tdir, 'README.md'), [

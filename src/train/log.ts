@@ -95,7 +95,10 @@ export class TrainerLog {
             return false; // a torn last line from a crash
           }
         });
-      writeFileAtomic(path, kept.map((l) => l + '\n'));
+      writeFileAtomic(
+        path,
+        kept.map((l) => l + '\n'),
+      );
     }
   }
 

@@ -25,13 +25,16 @@ import { loraDefaultInit, pissaInit } from '../transfer/controls.js';
 import { addDelta } from '../transfer/inject.js';
 import type { Factors } from '../transfer/factorize.js';
 import {
-  ALL_KINDS, factorShape, isTransposed, modulePath, moduleRefs, type ModuleKind, type ModuleRef,
+  ALL_KINDS,
+  factorShape,
+  isTransposed,
+  modulePath,
+  moduleRefs,
+  type ModuleKind,
+  type ModuleRef,
 } from '../transfer/modules.js';
 
-export type LoraInitSpec =
-  | { kind: 'folder'; dir: string }
-  | { kind: 'default' }
-  | { kind: 'pissa' };
+export type LoraInitSpec = { kind: 'folder'; dir: string } | { kind: 'default' } | { kind: 'pissa' };
 
 export interface LoraSetupOptions {
   init: LoraInitSpec;
@@ -81,9 +84,11 @@ function transposeOf(x: ArrayLike<number>, rows: number, cols: number): Float32A
 /** Loads the student and attaches LoRA adapters as `opts.init` says. */
 export function setupLora(config: ModelConfig, weights: WeightSource, opts: LoraSetupOptions): LoraSetup {
   const studentName = opts.studentName ?? weights.source;
-  if (!(Number.isInteger(opts.rank) && opts.rank >= 1)) throw new InputError('--rank', `must be a positive integer, got ${opts.rank}`);
+  if (!(Number.isInteger(opts.rank) && opts.rank >= 1))
+    throw new InputError('--rank', `must be a positive integer, got ${opts.rank}`);
   if (!(opts.alpha > 0)) throw new InputError('--alpha', `must be positive, got ${opts.alpha}`);
-  if (!(opts.dropout >= 0 && opts.dropout < 1)) throw new InputError('--dropout', `must be in [0, 1), got ${opts.dropout}`);
+  if (!(opts.dropout >= 0 && opts.dropout < 1))
+    throw new InputError('--dropout', `must be in [0, 1), got ${opts.dropout}`);
 
   // Which modules get which initial factors.
   let manifest: Manifest | null = null;
@@ -96,14 +101,23 @@ export function setupLora(config: ModelConfig, weights: WeightSource, opts: Lora
     factors = adapter.modules;
     const kinds = ALL_KINDS.filter((k) => factors.some((f) => f.ref.kind === k));
     if (!opts.kindsAreDefault && !sameKinds(kinds, opts.kinds)) {
-      throw new InputError(dir, `initialises ${kinds.join(', ')} but --modules asks for ${opts.kinds.join(', ')}; leave --modules out to train the folder's modules`);
+      throw new InputError(
+        dir,
+        `initialises ${kinds.join(', ')} but --modules asks for ${opts.kinds.join(', ')}; leave --modules out to train the folder's modules`,
+      );
     }
     for (const f of factors) {
       if (f.r !== opts.rank) {
-        throw new InputError(dir, `${modulePath(f.ref)} has rank ${f.r} but --rank is ${opts.rank}; give --rank ${f.r} (the rank is fixed by the init folder)`);
+        throw new InputError(
+          dir,
+          `${modulePath(f.ref)} has rank ${f.r} but --rank is ${opts.rank}; give --rank ${f.r} (the rank is fixed by the init folder)`,
+        );
       }
       if (f.alpha !== opts.alpha) {
-        throw new InputError(dir, `${modulePath(f.ref)} has lora_alpha ${f.alpha} but --alpha is ${opts.alpha}; give --alpha ${f.alpha} (the scale is fixed by the init folder)`);
+        throw new InputError(
+          dir,
+          `${modulePath(f.ref)} has lora_alpha ${f.alpha} but --alpha is ${opts.alpha}; give --alpha ${f.alpha} (the scale is fixed by the init folder)`,
+        );
       }
     }
     subtract = manifest.subtract;
@@ -123,10 +137,21 @@ export function setupLora(config: ModelConfig, weights: WeightSource, opts: Lora
       // PiSSA on the student's own weights (read once per module, in the factor layout).
       factors = refs.map((ref) => {
         const [n, m] = factorShape(ref.kind, config);
-        const name = ref.kind === 'lm_head' && config.tieWordEmbeddings ? 'model.embed_tokens.weight' : `${modulePath(ref)}.weight`;
+        const name =
+          ref.kind === 'lm_head' && config.tieWordEmbeddings
+            ? 'model.embed_tokens.weight'
+            : `${modulePath(ref)}.weight`;
         const w = weights.get(name);
         const Ws = isTransposed(ref.kind) ? transposeOf(w, m, n) : w;
-        const f = pissaInit(Ws, n, m, opts.rank, scale, { method: 'exact' }, `${studentName}: ${name} (pissa)`);
+        const f = pissaInit(
+          Ws,
+          n,
+          m,
+          opts.rank,
+          scale,
+          { method: 'exact' },
+          `${studentName}: ${name} (pissa)`,
+        );
         return { ref, r: opts.rank, alpha: opts.alpha, A: f.A, B: f.B };
       });
       subtract = true;
@@ -159,8 +184,14 @@ export function setupLora(config: ModelConfig, weights: WeightSource, opts: Lora
     model.attachLora(path, { r: f.r, alpha: f.alpha, dropout, A: f.A, B: f.B });
   }
   return {
-    model, refs,
-    initFactors: subtract ? factors.map((f) => ({ ...f, A: Float32Array.from(f.A), B: Float32Array.from(f.B) })) : null,
-    subtract, untied, manifest, init: opts.init.kind,
+    model,
+    refs,
+    initFactors: subtract
+      ? factors.map((f) => ({ ...f, A: Float32Array.from(f.A), B: Float32Array.from(f.B) }))
+      : null,
+    subtract,
+    untied,
+    manifest,
+    init: opts.init.kind,
   };
 }

@@ -108,7 +108,8 @@ export class LoraParams {
     const inMine = new Set(mineKeys);
     for (const k of savedKeys) if (!inMine.has(k)) out.push(`${k} is in the checkpoint but not in this run`);
     for (const k of mineKeys) if (!inSaved.has(k)) out.push(`${k} is in this run but not in the checkpoint`);
-    if (out.length === 0 && savedKeys.some((k, i) => k !== mineKeys[i])) out.push('the factors are in a different order');
+    if (out.length === 0 && savedKeys.some((k, i) => k !== mineKeys[i]))
+      out.push('the factors are in a different order');
     return out;
   }
 }

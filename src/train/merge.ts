@@ -77,7 +77,8 @@ export class MergedWeights implements WeightSource {
   get(name: string): Float32Array {
     if (!this.has(name)) throw new InputError(this.source, `no tensor named ${name}`);
     // A tied student's lm_head starts as its embedding.
-    const baseName = name === 'lm_head.weight' && this.baseConfig.tieWordEmbeddings ? 'model.embed_tokens.weight' : name;
+    const baseName =
+      name === 'lm_head.weight' && this.baseConfig.tieWordEmbeddings ? 'model.embed_tokens.weight' : name;
     const w = this.base.get(baseName);
     for (const m of this.byTensor.get(name) ?? []) {
       const [n, mm] = factorShape(m.ref.kind, this.baseConfig);
@@ -92,7 +93,10 @@ export class MergedWeights implements WeightSource {
 }
 
 /** The merged model (config + lazy weights) of a student and adapter modules that load on it. */
-export function mergeModel(src: Pick<ModelSource, 'config' | 'weights' | 'format'>, modules: readonly AdapterModule[]): MergedWeights {
+export function mergeModel(
+  src: Pick<ModelSource, 'config' | 'weights' | 'format'>,
+  modules: readonly AdapterModule[],
+): MergedWeights {
   const c = src.config;
   const touchesTied = modules.some((m) => m.ref.kind === 'embed_tokens' || m.ref.kind === 'lm_head');
   const config: ModelConfig = {
@@ -100,7 +104,8 @@ export function mergeModel(src: Pick<ModelSource, 'config' | 'weights' | 'format
     tieWordEmbeddings: c.tieWordEmbeddings && !touchesTied,
     ropeStyle: 'half',
   };
-  if (c.ropeStyle !== 'half') throw new Error('mergeModel: the student must be in the HF layout (rotate_half RoPE)');
+  if (c.ropeStyle !== 'half')
+    throw new Error('mergeModel: the student must be in the HF layout (rotate_half RoPE)');
   return new MergedWeights(src.weights, c, config, modules);
 }
 
@@ -121,8 +126,15 @@ export interface MergeContext {
 
 /** HF tokenizer files copied as they are when present. */
 const TOKENIZER_FILES = [
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json',
-  'vocab.json', 'merges.txt', 'chat_template.jinja', 'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'chat_template.jinja',
+  'generation_config.json',
 ];
 
 function copyFile(from: string, to: string): void {
@@ -149,15 +161,25 @@ function writeTokenizerFiles(out: string, src: ModelSource, o: MergeOptions): st
   } else if (src.tokenizer instanceof Llama2cTokenizer) {
     // as `nuggets convert` does for a llama2.c tokenizer.bin
     writeJsonAtomic(join(out, 'tokenizer.json'), buildTokenizerJson(src.tokenizer));
-    writeJsonAtomic(join(out, 'tokenizer_config.json'), buildTokenizerConfig(src.config.maxPositionEmbeddings));
+    writeJsonAtomic(
+      join(out, 'tokenizer_config.json'),
+      buildTokenizerConfig(src.config.maxPositionEmbeddings),
+    );
     written.push('tokenizer.json', 'tokenizer_config.json');
   } else {
-    throw new InputError(o.tokenizer ?? o.student, 'no tokenizer files to copy into the merged folder (give --tokenizer with a tokenizer.json folder)');
+    throw new InputError(
+      o.tokenizer ?? o.student,
+      'no tokenizer files to copy into the merged folder (give --tokenizer with a tokenizer.json folder)',
+    );
   }
   if (!written.includes('generation_config.json')) {
     const c = src.config;
     const eos = c.eosTokenId.length === 1 ? c.eosTokenId[0] : c.eosTokenId.length === 0 ? null : c.eosTokenId;
-    writeJsonAtomic(join(out, 'generation_config.json'), { _from_model_config: true, bos_token_id: c.bosTokenId, eos_token_id: eos });
+    writeJsonAtomic(join(out, 'generation_config.json'), {
+      _from_model_config: true,
+      bos_token_id: c.bosTokenId,
+      eos_token_id: eos,
+    });
     written.push('generation_config.json');
   }
   return written;
@@ -185,11 +207,16 @@ export interface Provenance {
 function seedsOf(manifest: Manifest | null): SeedsRecord | null {
   const sens = manifest?.inputs.sensitivity?.path;
   if (!sens) return null;
-  const summary = readJsonIf<{ seeds?: { path?: unknown; sha256?: unknown; used?: unknown }; teacher?: { path?: unknown } }>(summaryPathFor(sens));
+  const summary = readJsonIf<{
+    seeds?: { path?: unknown; sha256?: unknown; used?: unknown };
+    teacher?: { path?: unknown };
+  }>(summaryPathFor(sens));
   const s = summary?.seeds;
   if (!s || typeof s.path !== 'string' || typeof s.sha256 !== 'string') return null;
   return {
-    path: s.path, sha256: s.sha256, used: typeof s.used === 'number' ? s.used : null,
+    path: s.path,
+    sha256: s.sha256,
+    used: typeof s.used === 'number' ? s.used : null,
     teacher: typeof summary?.teacher?.path === 'string' ? summary.teacher.path : null,
   };
 }
@@ -199,13 +226,18 @@ export function provenance(adapterDir: string): Provenance {
   const rec = readJsonIf<TrainingRecord>(join(adapterDir, TRAINING_RECORD));
   const training = rec && rec.format === TRAINING_RECORD_FORMAT ? rec : null;
   let manifest: Manifest | null = null;
-  if (existsSync(join(adapterDir, INIT_MANIFEST_COPY))) manifest = readJsonIf<Manifest>(join(adapterDir, INIT_MANIFEST_COPY));
-  else if (training?.init.folder && existsSync(join(training.init.folder, MANIFEST_FILE))) manifest = readManifest(training.init.folder);
+  if (existsSync(join(adapterDir, INIT_MANIFEST_COPY)))
+    manifest = readJsonIf<Manifest>(join(adapterDir, INIT_MANIFEST_COPY));
+  else if (training?.init.folder && existsSync(join(training.init.folder, MANIFEST_FILE)))
+    manifest = readManifest(training.init.folder);
   return { training, manifest, seeds: seedsOf(manifest) };
 }
 
 /** Runs `nuggets merge`: returns the files written. */
-export function runMerge(o: MergeOptions, ctx: MergeContext = {}): { out: string; files: string[]; untied: boolean; modules: number } {
+export function runMerge(
+  o: MergeOptions,
+  ctx: MergeContext = {},
+): { out: string; files: string[]; untied: boolean; modules: number } {
   const marker = readJsonIf<{ base?: string }>(join(o.adapter, ADAPTER_MARKER));
   if (marker?.base === 'student-minus-init') {
     throw new InputError(
@@ -222,17 +254,37 @@ export function runMerge(o: MergeOptions, ctx: MergeContext = {}): { out: string
     const adapter = readAdapter(o.adapter, src.config);
     const merged = mergeModel(src, adapter.modules);
     const dtype = o.dtype.toUpperCase() as 'F32' | 'F16' | 'BF16';
-    const outConfig: ModelConfig = { ...merged.config, torchDtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype] };
+    const outConfig: ModelConfig = {
+      ...merged.config,
+      torchDtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype],
+    };
     writeHfModel(o.out, outConfig, merged, { dtype });
     writeTokenizerFiles(o.out, src, o);
     const { training, manifest, seeds } = provenance(o.adapter);
     writeFileAtomic(join(o.out, 'README.md'), [
       modelCard({
-        out: o.out, student: o.student, adapter: o.adapter, config: outConfig, studentFormat: src.format,
-        modules: adapter.modules, training, manifest, seeds, mergeArgv: ctx.argv ?? null, mergeFlags: ctx.flags ?? [], dtype: o.dtype,
+        out: o.out,
+        student: o.student,
+        adapter: o.adapter,
+        config: outConfig,
+        studentFormat: src.format,
+        modules: adapter.modules,
+        training,
+        manifest,
+        seeds,
+        mergeArgv: ctx.argv ?? null,
+        mergeFlags: ctx.flags ?? [],
+        dtype: o.dtype,
       }),
     ]);
-    return { out: o.out, files: readdirSync(o.out).filter((f) => !f.startsWith('.')).sort(), untied: src.config.tieWordEmbeddings && !outConfig.tieWordEmbeddings, modules: adapter.modules.length };
+    return {
+      out: o.out,
+      files: readdirSync(o.out)
+        .filter((f) => !f.startsWith('.'))
+        .sort(),
+      untied: src.config.tieWordEmbeddings && !outConfig.tieWordEmbeddings,
+      modules: adapter.modules.length,
+    };
   } finally {
     src.weights.close();
   }

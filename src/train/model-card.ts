@@ -48,7 +48,11 @@ function commandLine(argv: string[] | null, command: string, flags: string[]): s
 }
 
 function table(rows: Array<[string, unknown]>): string[] {
-  return ['| | |', '| --- | --- |', ...rows.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `| ${k} | ${cell(v)} |`)];
+  return [
+    '| | |',
+    '| --- | --- |',
+    ...rows.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `| ${k} | ${cell(v)} |`),
+  ];
 }
 
 function fmtLoss(v: number | null | undefined): string {
@@ -80,17 +84,40 @@ export function modelCard(c: ModelCardInput): string {
   lines.push('');
   lines.push('## Provenance');
   lines.push('');
-  lines.push(...table([
-    ['student', c.student + (c.studentFormat === 'llama2c' ? ' (llama2.c checkpoint; q/k rows permuted to the HF layout)' : '')],
-    ['teacher', teacher ?? (m ? `none (${m.init} init)` : 'unknown (no init manifest)')],
-    ['initialisation', m ? `${m.init}${m.subtract ? ' (subtract trick: W - scale·B0·A0, LoRA starts at B0, A0)' : ''}` : t ? t.init.kind : 'unknown'],
-    ['init folder', t?.init.folder ?? undefined],
-    ['seeds', c.seeds ? `${c.seeds.path}${c.seeds.used !== null ? ` (${c.seeds.used} used)` : ''}, sha256 \`${c.seeds.sha256}\`` : m && m.init === 'teacher' ? 'not found (no sensitivity summary beside the sensitivity file)' : undefined],
-    ['adapter merged', c.adapter],
-    ['training data', t ? `${t.data.train.path} (sha256 ${t.data.train.files[0]?.sha256})` : undefined],
-    ['held-out data', t?.data.eval ? `${t.data.eval.path} (sha256 ${t.data.eval.files[0]?.sha256})` : undefined],
-    ['storage dtype', c.dtype],
-  ]));
+  lines.push(
+    ...table([
+      [
+        'student',
+        c.student +
+          (c.studentFormat === 'llama2c' ? ' (llama2.c checkpoint; q/k rows permuted to the HF layout)' : ''),
+      ],
+      ['teacher', teacher ?? (m ? `none (${m.init} init)` : 'unknown (no init manifest)')],
+      [
+        'initialisation',
+        m
+          ? `${m.init}${m.subtract ? ' (subtract trick: W - scale·B0·A0, LoRA starts at B0, A0)' : ''}`
+          : t
+            ? t.init.kind
+            : 'unknown',
+      ],
+      ['init folder', t?.init.folder ?? undefined],
+      [
+        'seeds',
+        c.seeds
+          ? `${c.seeds.path}${c.seeds.used !== null ? ` (${c.seeds.used} used)` : ''}, sha256 \`${c.seeds.sha256}\``
+          : m && m.init === 'teacher'
+            ? 'not found (no sensitivity summary beside the sensitivity file)'
+            : undefined,
+      ],
+      ['adapter merged', c.adapter],
+      ['training data', t ? `${t.data.train.path} (sha256 ${t.data.train.files[0]?.sha256})` : undefined],
+      [
+        'held-out data',
+        t?.data.eval ? `${t.data.eval.path} (sha256 ${t.data.eval.files[0]?.sha256})` : undefined,
+      ],
+      ['storage dtype', c.dtype],
+    ]),
+  );
   lines.push('');
   if (m && Object.keys(m.inputs).length > 0) {
     lines.push('### Input hashes (from the init manifest)');
@@ -98,7 +125,8 @@ export function modelCard(c: ModelCardInput): string {
     lines.push('| input | path | file | bytes | sha256 |');
     lines.push('| --- | --- | --- | --- | --- |');
     for (const [key, h] of Object.entries(m.inputs)) {
-      for (const f of h.files) lines.push(`| ${cell(key)} | ${cell(h.path)} | ${cell(f.name)} | ${f.bytes} | \`${f.sha256}\` |`);
+      for (const f of h.files)
+        lines.push(`| ${cell(key)} | ${cell(h.path)} | ${cell(f.name)} | ${f.bytes} | \`${f.sha256}\` |`);
     }
     lines.push('');
   }
@@ -115,36 +143,62 @@ export function modelCard(c: ModelCardInput): string {
   lines.push('');
   const kinds = [...new Set(c.modules.map((x) => x.ref.kind))];
   const r0 = c.modules[0];
-  lines.push(...table([
-    ['modules', kinds.join(', ')],
-    ['adapted matrices', c.modules.length],
-    ['rank (merged adapter)', r0 ? r0.r : undefined],
-    ['lora_alpha (merged adapter)', r0 ? r0.alpha : undefined],
-    ['trained rank / alpha', t ? `${t.lora.r} / ${t.lora.alpha}` : m ? `${m.lora.r} / ${m.lora.alpha}` : undefined],
-    ['dropout', t ? t.lora.dropout : m?.lora.dropout],
-  ]));
+  lines.push(
+    ...table([
+      ['modules', kinds.join(', ')],
+      ['adapted matrices', c.modules.length],
+      ['rank (merged adapter)', r0 ? r0.r : undefined],
+      ['lora_alpha (merged adapter)', r0 ? r0.alpha : undefined],
+      [
+        'trained rank / alpha',
+        t ? `${t.lora.r} / ${t.lora.alpha}` : m ? `${m.lora.r} / ${m.lora.alpha}` : undefined,
+      ],
+      ['dropout', t ? t.lora.dropout : m?.lora.dropout],
+    ]),
+  );
   lines.push('');
   if (t) {
     lines.push('## Training');
     lines.push('');
     const o = t.options;
-    lines.push(...table([
-      ['epochs', o.epochs], ['learning rate', o.learningRate], ['scheduler', `${o.scheduler}, warmup ratio ${o.warmupRatio}`],
-      ['effective batch / micro-batch', `${o.batchSize} / ${o.microBatchSize}`], ['AdamW', `betas (${o.adamBeta1}, ${o.adamBeta2}), eps ${o.adamEpsilon}, weight decay ${o.weightDecay}`],
-      ['max grad norm', o.maxGradNorm], ['max length', t.data.maxLength], ['prompt format', o.chatFormat], ['seed', o.seed],
-      ['examples', `${t.data.trainReport.kept} of ${t.data.trainReport.total} (${t.data.trainReport.skippedLines.length} skipped with no answer token left, ${t.data.trainReport.truncatedLines.length} truncated)`],
-      ['updates', `${t.results.steps} of ${t.results.totalSteps}`],
-      ['final train loss', fmtLoss(t.results.trainLoss)],
-      ['held-out loss', t.results.evalLosses.length ? `${fmtLoss(t.results.initialEvalLoss)} before, then ${t.results.evalLosses.map(fmtLoss).join(', ')} after each epoch` : undefined],
-      ['loss', 'answer tokens only; token mean over each effective batch'],
-    ]));
+    lines.push(
+      ...table([
+        ['epochs', o.epochs],
+        ['learning rate', o.learningRate],
+        ['scheduler', `${o.scheduler}, warmup ratio ${o.warmupRatio}`],
+        ['effective batch / micro-batch', `${o.batchSize} / ${o.microBatchSize}`],
+        [
+          'AdamW',
+          `betas (${o.adamBeta1}, ${o.adamBeta2}), eps ${o.adamEpsilon}, weight decay ${o.weightDecay}`,
+        ],
+        ['max grad norm', o.maxGradNorm],
+        ['max length', t.data.maxLength],
+        ['prompt format', o.chatFormat],
+        ['seed', o.seed],
+        [
+          'examples',
+          `${t.data.trainReport.kept} of ${t.data.trainReport.total} (${t.data.trainReport.skippedLines.length} skipped with no answer token left, ${t.data.trainReport.truncatedLines.length} truncated)`,
+        ],
+        ['updates', `${t.results.steps} of ${t.results.totalSteps}`],
+        ['final train loss', fmtLoss(t.results.trainLoss)],
+        [
+          'held-out loss',
+          t.results.evalLosses.length
+            ? `${fmtLoss(t.results.initialEvalLoss)} before, then ${t.results.evalLosses.map(fmtLoss).join(', ')} after each epoch`
+            : undefined,
+        ],
+        ['loss', 'answer tokens only; token mean over each effective batch'],
+      ]),
+    );
     lines.push('');
   }
   if (m) {
     lines.push('## Extraction options');
     lines.push('');
     lines.push('```json');
-    lines.push(JSON.stringify({ init: m.init, lora: m.lora, subtract: m.subtract, options: m.options }, null, 2));
+    lines.push(
+      JSON.stringify({ init: m.init, lora: m.lora, subtract: m.subtract, options: m.options }, null, 2),
+    );
     lines.push('```');
     lines.push('');
     if (m.notes?.length) {

@@ -43,7 +43,9 @@ export class AdamW {
   /** One update of `param` from `grad` at learning rate `lr`. */
   update(param: F32, grad: F32, lr: number): void {
     if (param.length !== this.size || grad.length !== this.size) {
-      throw new RangeError(`AdamW: group has ${this.size} values, got param ${param.length} and grad ${grad.length}`);
+      throw new RangeError(
+        `AdamW: group has ${this.size} values, got param ${param.length} and grad ${grad.length}`,
+      );
     }
     this.step++;
     const { beta1, beta2, eps, weightDecay } = this.config;
@@ -53,9 +55,12 @@ export class AdamW {
   /** Puts saved moments and the update count back (resume). */
   restore(m: ArrayLike<number>, v: ArrayLike<number>, step: number): void {
     if (m.length !== this.size || v.length !== this.size) {
-      throw new RangeError(`AdamW.restore: saved moments have ${m.length} and ${v.length} values, the group ${this.size}`);
+      throw new RangeError(
+        `AdamW.restore: saved moments have ${m.length} and ${v.length} values, the group ${this.size}`,
+      );
     }
-    if (!(Number.isInteger(step) && step >= 0)) throw new RangeError(`AdamW.restore: step must be an integer >= 0, got ${step}`);
+    if (!(Number.isInteger(step) && step >= 0))
+      throw new RangeError(`AdamW.restore: step must be an integer >= 0, got ${step}`);
     this.m.set(m);
     this.v.set(v);
     this.step = step;

@@ -68,14 +68,24 @@ export function readCorpus(path: string, split: DocSplit = 'blank-line'): Corpus
       const row = rec.value as Record<string, unknown>;
       const where = `${path}:${rec.line}`;
       if (typeof row.text !== 'string') {
-        const keys = Object.keys(row).map((k) => `"${k}"`).join(', ') || '(none)';
-        throw new InputError(where, `pretraining rows must be {"text": "..."}; this row has ${'text' in row ? `"text" of type ${row.text === null ? 'null' : typeof row.text}` : `keys ${keys}`}`);
+        const keys =
+          Object.keys(row)
+            .map((k) => `"${k}"`)
+            .join(', ') || '(none)';
+        throw new InputError(
+          where,
+          `pretraining rows must be {"text": "..."}; this row has ${'text' in row ? `"text" of type ${row.text === null ? 'null' : typeof row.text}` : `keys ${keys}`}`,
+        );
       }
       if (row.text.trim() === '') throw new InputError(where, '"text" is empty');
       documents.push({ text: row.text, source: where });
     }
   } else {
-    if (text.includes('\u0000')) throw new InputError(path, 'looks like a binary file, not text (it contains NUL bytes); give a .txt or .jsonl file');
+    if (text.includes('\u0000'))
+      throw new InputError(
+        path,
+        'looks like a binary file, not text (it contains NUL bytes); give a .txt or .jsonl file',
+      );
     const normalised = text.replace(/\r\n/g, '\n');
     if (split === 'none') {
       if (normalised.trim() !== '') documents.push({ text: normalised.trim(), source: `${path}:1` });
@@ -105,11 +115,20 @@ export function readCorpus(path: string, split: DocSplit = 'blank-line'): Corpus
  * Splits documents into training and held-out sets: `fraction` of them (at least one when > 0),
  * chosen by a seeded shuffle so that the held-out set is spread over the file.
  */
-export function splitDocuments(docs: Document[], fraction: number, seed: number): { train: Document[]; val: Document[] } {
-  if (!(fraction >= 0 && fraction < 1)) throw new InputError('--val-fraction', `must be in [0, 1), got ${fraction}`);
+export function splitDocuments(
+  docs: Document[],
+  fraction: number,
+  seed: number,
+): { train: Document[]; val: Document[] } {
+  if (!(fraction >= 0 && fraction < 1))
+    throw new InputError('--val-fraction', `must be in [0, 1), got ${fraction}`);
   if (fraction === 0) return { train: docs, val: [] };
   const nVal = Math.max(1, Math.round(docs.length * fraction));
-  if (nVal >= docs.length) throw new InputError('--val-fraction', `${fraction} of ${docs.length} document(s) leaves nothing to train on`);
+  if (nVal >= docs.length)
+    throw new InputError(
+      '--val-fraction',
+      `${fraction} of ${docs.length} document(s) leaves nothing to train on`,
+    );
   const order = new Rng(seed ^ 0x5eed).shuffle(Array.from({ length: docs.length }, (_, i) => i));
   const held = new Set(order.slice(0, nVal));
   return { train: docs.filter((_, i) => !held.has(i)), val: docs.filter((_, i) => held.has(i)) };
@@ -117,7 +136,8 @@ export function splitDocuments(docs: Document[], fraction: number, seed: number)
 
 /** The token stream: BOS + tokens of each document (+ EOS when asked), in order. */
 export function tokenStream(docs: Document[], tok: Tokenizer, opts: { eos?: boolean } = {}): Int32Array {
-  if (tok.bosId === null) throw new InputError('tokenizer', 'has no BOS token; pretraining marks each document with BOS');
+  if (tok.bosId === null)
+    throw new InputError('tokenizer', 'has no BOS token; pretraining marks each document with BOS');
   if (opts.eos && tok.eosId === null) throw new InputError('tokenizer', 'has no EOS token (--eos)');
   const parts: number[][] = [];
   let n = 0;

@@ -33,11 +33,26 @@ import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
 import { LlamaModel } from '../model/model.js';
 import { MemoryWeights } from '../model/weights.js';
-import { assertResumable, checkpointTensor, latestCheckpoint, loadCheckpoint, RESUME_MAY_CHANGE, saveCheckpoint, type CheckpointTensor } from './checkpoint.js';
+import {
+  assertResumable,
+  checkpointTensor,
+  latestCheckpoint,
+  loadCheckpoint,
+  RESUME_MAY_CHANGE,
+  saveCheckpoint,
+  type CheckpointTensor,
+} from './checkpoint.js';
 import { TrainerLog } from './log.js';
 import { Progress, type ProgressMode } from './progress.js';
 import { LrSchedule, type ScheduleKind } from './schedule.js';
-import { PackedSequences, readCorpus, sha256Hex, splitDocuments, tokenStream, type DocSplit } from './pretrain-data.js';
+import {
+  PackedSequences,
+  readCorpus,
+  sha256Hex,
+  splitDocuments,
+  tokenStream,
+  type DocSplit,
+} from './pretrain-data.js';
 
 export interface PretrainOptions {
   /** Training text: .jsonl(.gz) rows {"text"} or a plain text file. */
@@ -166,26 +181,58 @@ function fail(problem: string): InputError {
 
 /** The model config from flags (vocab = the tokenizer's) or from a config.json. */
 export function resolveArchitecture(o: PretrainOptions, tok: Tokenizer): ModelConfig {
-  const flags = ['hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize', 'headDim', 'maxPositionEmbeddings', 'ropeTheta', 'rmsNormEps', 'tieWordEmbeddings'] as const;
+  const flags = [
+    'hiddenSize',
+    'numLayers',
+    'numHeads',
+    'numKvHeads',
+    'intermediateSize',
+    'headDim',
+    'maxPositionEmbeddings',
+    'ropeTheta',
+    'rmsNormEps',
+    'tieWordEmbeddings',
+  ] as const;
   const given = flags.filter((k) => o[k] !== undefined);
   if (o.modelConfig) {
-    if (given.length) throw fail(`give the architecture either as --model-config or as flags, not both (also given: ${given.join(', ')})`);
+    if (given.length)
+      throw fail(
+        `give the architecture either as --model-config or as flags, not both (also given: ${given.join(', ')})`,
+      );
     const c = parseHfConfig(readJsonFile(o.modelConfig), o.modelConfig);
-    if (c.vocabSize !== tok.vocabSize) throw new InputError(o.modelConfig, `vocab_size ${c.vocabSize} differs from the tokenizer's ${tok.vocabSize} tokens`);
-    if (c.attentionBias || c.mlpBias) throw new InputError(o.modelConfig, 'biases are not supported by pretrain (LLaMA without biases)');
+    if (c.vocabSize !== tok.vocabSize)
+      throw new InputError(
+        o.modelConfig,
+        `vocab_size ${c.vocabSize} differs from the tokenizer's ${tok.vocabSize} tokens`,
+      );
+    if (c.attentionBias || c.mlpBias)
+      throw new InputError(o.modelConfig, 'biases are not supported by pretrain (LLaMA without biases)');
     return { ...c, ropeStyle: 'half', torchDtype: 'float32' };
   }
   const need = ['hiddenSize', 'numLayers', 'numHeads', 'intermediateSize'] as const;
   const missing = need.filter((k) => o[k] === undefined);
-  if (missing.length) throw fail(`the architecture needs ${missing.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')} (or --model-config, or --init to continue a model)`);
-  const d = o.hiddenSize!, H = o.numHeads!, Hkv = o.numKvHeads ?? H;
-  for (const [k, v] of [['--hidden-size', d], ['--num-layers', o.numLayers!], ['--num-heads', H], ['--num-kv-heads', Hkv], ['--intermediate-size', o.intermediateSize!]] as const) {
+  if (missing.length)
+    throw fail(
+      `the architecture needs ${missing.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')} (or --model-config, or --init to continue a model)`,
+    );
+  const d = o.hiddenSize!,
+    H = o.numHeads!,
+    Hkv = o.numKvHeads ?? H;
+  for (const [k, v] of [
+    ['--hidden-size', d],
+    ['--num-layers', o.numLayers!],
+    ['--num-heads', H],
+    ['--num-kv-heads', Hkv],
+    ['--intermediate-size', o.intermediateSize!],
+  ] as const) {
     if (!(Number.isInteger(v) && v >= 1)) throw fail(`${k} must be a positive integer, got ${v}`);
   }
   if (H % Hkv !== 0) throw fail(`--num-heads ${H} is not a multiple of --num-kv-heads ${Hkv}`);
-  if (o.headDim === undefined && d % H !== 0) throw fail(`--hidden-size ${d} is not divisible by --num-heads ${H} (or give --head-dim)`);
+  if (o.headDim === undefined && d % H !== 0)
+    throw fail(`--hidden-size ${d} is not divisible by --num-heads ${H} (or give --head-dim)`);
   const headDim = o.headDim ?? d / H;
-  if (!(Number.isInteger(headDim) && headDim >= 2 && headDim % 2 === 0)) throw fail(`head dim ${headDim} must be an even integer (RoPE rotates pairs)`);
+  if (!(Number.isInteger(headDim) && headDim >= 2 && headDim % 2 === 0))
+    throw fail(`head dim ${headDim} must be an even integer (RoPE rotates pairs)`);
   return {
     arch: 'llama',
     vocabSize: tok.vocabSize,
@@ -223,7 +270,8 @@ export function initialWeights(c: ModelConfig, seed: number, std: number): Memor
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (name.endsWith('norm.weight')) data.fill(1);
     else if (name.endsWith('.bias')) data.fill(0);
-    else if (/\.(o_proj|down_proj)\.weight$/.test(name)) rng.fillNormal(data, 0, std / Math.sqrt(2 * c.numLayers));
+    else if (/\.(o_proj|down_proj)\.weight$/.test(name))
+      rng.fillNormal(data, 0, std / Math.sqrt(2 * c.numLayers));
     else rng.fillNormal(data, 0, std);
     tensors.set(name, { shape, data });
   }
@@ -244,13 +292,21 @@ function tokenizerPath(o: PretrainOptions): string {
 
 function isLlama2cTokenizerPath(p: string): boolean {
   if (p.endsWith('.bin')) return true;
-  return existsSync(p) && statSync(p).isDirectory() && !existsSync(join(p, 'tokenizer.json')) && existsSync(join(p, 'tokenizer.bin'));
+  return (
+    existsSync(p) &&
+    statSync(p).isDirectory() &&
+    !existsSync(join(p, 'tokenizer.json')) &&
+    existsSync(join(p, 'tokenizer.bin'))
+  );
 }
 
 /** Writes tokenizer.json + tokenizer_config.json (+ generation_config.json) into the output folder. */
 function writeTokenizerFiles(out: string, tokPath: string, tok: Tokenizer, c: ModelConfig): string[] {
   if (tok instanceof Llama2cTokenizer || isLlama2cTokenizerPath(tokPath)) {
-    const t = tok instanceof Llama2cTokenizer ? tok : Llama2cTokenizer.fromFile(tokPath.endsWith('.bin') ? tokPath : join(tokPath, 'tokenizer.bin'));
+    const t =
+      tok instanceof Llama2cTokenizer
+        ? tok
+        : Llama2cTokenizer.fromFile(tokPath.endsWith('.bin') ? tokPath : join(tokPath, 'tokenizer.bin'));
     writeJsonAtomic(join(out, 'tokenizer.json'), buildTokenizerJson(t));
     writeJsonAtomic(join(out, 'tokenizer_config.json'), buildTokenizerConfig(c.maxPositionEmbeddings));
   } else {
@@ -275,7 +331,8 @@ export function heldOutLoss(model: LlamaModel, seqs: PackedSequences, microBatch
   let n = 0;
   for (let i = 0; i < seqs.count; i += microBatch) {
     const B = Math.min(microBatch, seqs.count - i);
-    const ids = new Int32Array(B * T), targets = new Int32Array(B * T);
+    const ids = new Int32Array(B * T),
+      targets = new Int32Array(B * T);
     for (let b = 0; b < B; b++) seqs.fill(i + b, ids, targets, b * T);
     sum += model.loss({ ids, B, T }, targets) * B;
     n += B;
@@ -298,7 +355,10 @@ function clipGradients(grads: Float32Array[], maxNorm: number): number {
 function checkOptions(o: PretrainOptions): void {
   const posInt = (k: keyof PretrainOptions, min = 1) => {
     const v = o[k] as number;
-    if (!(Number.isInteger(v) && v >= min)) throw fail(`--${String(k).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be an integer >= ${min}, got ${v}`);
+    if (!(Number.isInteger(v) && v >= min))
+      throw fail(
+        `--${String(k).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be an integer >= ${min}, got ${v}`,
+      );
   };
   posInt('seqLen', 2);
   posInt('epochs');
@@ -310,13 +370,21 @@ function checkOptions(o: PretrainOptions): void {
   posInt('loggingSteps');
   posInt('saveSteps', 0);
   posInt('keepCheckpoints');
-  if (o.batchSize % o.microBatchSize !== 0) throw fail(`--micro-batch-size ${o.microBatchSize} must divide --batch-size ${o.batchSize} (every micro-batch has the same number of tokens)`);
-  if (!(o.learningRate > 0 && Number.isFinite(o.learningRate))) throw fail(`--learning-rate must be a positive number, got ${o.learningRate}`);
+  if (o.batchSize % o.microBatchSize !== 0)
+    throw fail(
+      `--micro-batch-size ${o.microBatchSize} must divide --batch-size ${o.batchSize} (every micro-batch has the same number of tokens)`,
+    );
+  if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
+    throw fail(`--learning-rate must be a positive number, got ${o.learningRate}`);
   if (!(o.initStd > 0)) throw fail(`--init-std must be positive, got ${o.initStd}`);
 }
 
 /** The options as recorded in checkpoints (compared on resume) and RECIPE.md. */
-function recordedOptions(o: PretrainOptions, dataSha: string, valSha: string | null): Record<string, unknown> {
+function recordedOptions(
+  o: PretrainOptions,
+  dataSha: string,
+  valSha: string | null,
+): Record<string, unknown> {
   const rec: Record<string, unknown> = { ...o, dataSha256: dataSha };
   if (valSha) rec.valDataSha256 = valSha;
   return rec;
@@ -345,9 +413,22 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   let config: ModelConfig;
   let initWeights: MemoryWeights | null = null;
   if (o.init) {
-    const flags = ['modelConfig', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize', 'headDim', 'maxPositionEmbeddings', 'ropeTheta', 'rmsNormEps', 'tieWordEmbeddings'] as const;
+    const flags = [
+      'modelConfig',
+      'hiddenSize',
+      'numLayers',
+      'numHeads',
+      'numKvHeads',
+      'intermediateSize',
+      'headDim',
+      'maxPositionEmbeddings',
+      'ropeTheta',
+      'rmsNormEps',
+      'tieWordEmbeddings',
+    ] as const;
     const given = flags.filter((k) => o[k] !== undefined);
-    if (given.length) throw fail(`--init takes the architecture from the model; do not also give ${given.join(', ')}`);
+    if (given.length)
+      throw fail(`--init takes the architecture from the model; do not also give ${given.join(', ')}`);
     const src = loadModelSource(o.init, o.tokenizer ? { tokenizer: o.tokenizer } : {});
     tok = src.tokenizer;
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -355,19 +436,25 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
       const shape = src.weights.info(name).shape;
       let data = src.weights.get(name);
       // llama2.c rows are in 'pairs' RoPE order; training and the output are HF layout.
-      if (src.config.ropeStyle === 'pairs' && name.endsWith('q_proj.weight')) data = permuteForHf(data, src.config.numHeads, shape[0], shape[1]);
-      if (src.config.ropeStyle === 'pairs' && name.endsWith('k_proj.weight')) data = permuteForHf(data, src.config.numKvHeads, shape[0], shape[1]);
+      if (src.config.ropeStyle === 'pairs' && name.endsWith('q_proj.weight'))
+        data = permuteForHf(data, src.config.numHeads, shape[0], shape[1]);
+      if (src.config.ropeStyle === 'pairs' && name.endsWith('k_proj.weight'))
+        data = permuteForHf(data, src.config.numKvHeads, shape[0], shape[1]);
       tensors.set(name, { shape, data });
     }
     src.weights.close();
     config = { ...src.config, ropeStyle: 'half', torchDtype: 'float32' };
-    if (config.attentionBias || config.mlpBias) throw new InputError(o.init, 'models with biases are not supported by pretrain');
+    if (config.attentionBias || config.mlpBias)
+      throw new InputError(o.init, 'models with biases are not supported by pretrain');
     initWeights = new MemoryWeights(o.init, tensors);
   } else {
     tok = loadTokenizer(tokPath);
     config = resolveArchitecture(o, tok);
   }
-  if (o.seqLen > config.maxPositionEmbeddings) throw fail(`--seq-len ${o.seqLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
+  if (o.seqLen > config.maxPositionEmbeddings)
+    throw fail(
+      `--seq-len ${o.seqLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`,
+    );
 
   // Data.
   const corpus = readCorpus(o.data, o.docSplit);
@@ -382,14 +469,22 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
     ({ train: trainDocs, val: valDocs } = splitDocuments(trainDocs, o.valFraction, o.seed));
   }
   const train = new PackedSequences(tokenStream(trainDocs, tok, { eos: o.eos }), o.seqLen);
-  const val = valDocs.length ? new PackedSequences(tokenStream(valDocs, tok, { eos: o.eos }), o.seqLen) : null;
-  if (val && val.count === 0) say(`pretrain: the held-out text has fewer than ${o.seqLen + 1} tokens; no held-out loss`);
+  const val = valDocs.length
+    ? new PackedSequences(tokenStream(valDocs, tok, { eos: o.eos }), o.seqLen)
+    : null;
+  if (val && val.count === 0)
+    say(`pretrain: the held-out text has fewer than ${o.seqLen + 1} tokens; no held-out loss`);
   const perEpoch = Math.floor(train.count / o.batchSize);
   if (perEpoch === 0) {
-    throw new InputError(o.data, `${train.stream.length} training tokens make ${train.count} sequence(s) of ${o.seqLen}, fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
+    throw new InputError(
+      o.data,
+      `${train.stream.length} training tokens make ${train.count} sequence(s) of ${o.seqLen}, fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`,
+    );
   }
   const totalSteps = o.maxSteps > 0 ? o.maxSteps : perEpoch * o.epochs;
-  const T = o.seqLen, mb = o.microBatchSize, nMicro = o.batchSize / mb;
+  const T = o.seqLen,
+    mb = o.microBatchSize,
+    nMicro = o.batchSize / mb;
   say(
     `pretrain: ${trainDocs.length} documents, ${train.stream.length} tokens -> ${train.count} sequences of ${T}` +
       (val && val.count ? `; held out ${valDocs.length} documents (${val.count} sequences)` : '') +
@@ -403,7 +498,8 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   let elapsedBefore = 0;
   let weights: MemoryWeights = initWeights ?? initialWeights(config, o.seed, o.initStd);
   const resumeDir = o.resumeFrom ?? (o.resume ? latestCheckpoint(ckRoot) : null);
-  if (o.resume && !o.resumeFrom && !resumeDir) say(`pretrain: no checkpoint under ${ckRoot}; starting from step 0`);
+  if (o.resume && !o.resumeFrom && !resumeDir)
+    say(`pretrain: no checkpoint under ${ckRoot}; starting from step 0`);
   let ck: ReturnType<typeof loadCheckpoint> | null = null;
   if (resumeDir) {
     ck = loadCheckpoint(resumeDir);
@@ -422,7 +518,10 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   model.enableGrads();
   const params = model.params.unique();
   const names = params.map((p) => p.name);
-  const moments = params.map((p) => ({ m: new Float32Array(p.data.length), v: new Float32Array(p.data.length) }));
+  const moments = params.map((p) => ({
+    m: new Float32Array(p.data.length),
+    v: new Float32Array(p.data.length),
+  }));
   if (ck) {
     params.forEach((p, i) => {
       moments[i].m.set(checkpointTensor(ck!, `adam_m/${names[i]}`, [...p.shape]));
@@ -431,7 +530,12 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   }
   // Weight decay on matrices (embedding and lm_head included), none on norm weights (llama2.c).
   const decays = params.map((p) => (p.shape.length >= 2 ? o.weightDecay : 0));
-  const schedule = new LrSchedule({ kind: o.scheduler, baseLr: o.learningRate, totalSteps, warmupSteps: Math.min(o.warmupSteps, totalSteps) });
+  const schedule = new LrSchedule({
+    kind: o.scheduler,
+    baseLr: o.learningRate,
+    totalSteps,
+    warmupSteps: Math.min(o.warmupSteps, totalSteps),
+  });
 
   const log = new TrainerLog(join(o.out, 'trainer_log.jsonl'), { totalSteps, startStep, elapsedBefore });
   const mode: ProgressMode = o.progress === true ? 'auto' : o.progress === false ? 'off' : o.progress;
@@ -457,12 +561,16 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
     );
 
   const initialValLoss = val && val.count && startStep === 0 ? heldOutLoss(model, val, mb) : null;
-  if (initialValLoss !== null) progress.log(`pretrain: held-out loss before training ${initialValLoss.toFixed(4)}`);
+  if (initialValLoss !== null)
+    progress.log(`pretrain: held-out loss before training ${initialValLoss.toFixed(4)}`);
 
-  const ids = new Int32Array(mb * T), targets = new Int32Array(mb * T);
+  const ids = new Int32Array(mb * T),
+    targets = new Int32Array(mb * T);
   let order: number[] = [];
   let orderEpoch = -1;
-  let windowLoss = 0, windowCount = 0, lastTrainLoss = NaN;
+  let windowLoss = 0,
+    windowCount = 0,
+    lastTrainLoss = NaN;
   let valLoss: number | null = null;
   let step = startStep;
   let interrupted = false;
@@ -470,7 +578,9 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
     while (step < totalSteps) {
       const epoch = Math.floor(step / perEpoch);
       if (epoch !== orderEpoch) {
-        order = new Rng((o.seed ^ Math.imul(epoch + 1, 0x9e3779b9)) >>> 0).shuffle(Array.from({ length: train.count }, (_, i) => i));
+        order = new Rng((o.seed ^ Math.imul(epoch + 1, 0x9e3779b9)) >>> 0).shuffle(
+          Array.from({ length: train.count }, (_, i) => i),
+        );
         orderEpoch = epoch;
       }
       const first = (step % perEpoch) * o.batchSize;
@@ -482,7 +592,8 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
         model.backward();
       }
       stepLoss /= nMicro;
-      if (!Number.isFinite(stepLoss)) throw new Error(`pretrain: the loss became ${stepLoss} at update ${step + 1}; lower --learning-rate`);
+      if (!Number.isFinite(stepLoss))
+        throw new Error(`pretrain: the loss became ${stepLoss} at update ${step + 1}; lower --learning-rate`);
       const grads = params.map((p) => p.grad!);
       if (nMicro > 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] /= nMicro;
       const gradNorm = clipGradients(grads, o.maxGradNorm);
@@ -490,12 +601,27 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
       const K = kernels();
       for (let i = 0; i < params.length; i++) {
         const p = params[i];
-        K.adamw(p.data, grads[i], moments[i].m, moments[i].v, p.data.length, lr, o.adamBeta1, o.adamBeta2, o.adamEpsilon, decays[i], step + 1);
+        K.adamw(
+          p.data,
+          grads[i],
+          moments[i].m,
+          moments[i].v,
+          p.data.length,
+          lr,
+          o.adamBeta1,
+          o.adamBeta2,
+          o.adamEpsilon,
+          decays[i],
+          step + 1,
+        );
       }
       step++;
       windowLoss += stepLoss;
       windowCount++;
-      const evalNow = val !== null && val.count > 0 && ((o.evalSteps > 0 && step % o.evalSteps === 0) || step === totalSteps);
+      const evalNow =
+        val !== null &&
+        val.count > 0 &&
+        ((o.evalSteps > 0 && step % o.evalSteps === 0) || step === totalSteps);
       if (evalNow) valLoss = heldOutLoss(model, val!, mb);
       if (step % o.loggingSteps === 0 || step === totalSteps || evalNow) {
         lastTrainLoss = windowLoss / windowCount;
@@ -523,8 +649,16 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
   if (windowCount > 0) lastTrainLoss = windowLoss / windowCount;
   const seconds = (performance.now() - t0) / 1000;
   const result: PretrainResult = {
-    out: o.out, config, steps: step, totalSteps, trainLoss: lastTrainLoss, valLoss, initialValLoss,
-    tokensPerStep: o.batchSize * T, seconds, interrupted,
+    out: o.out,
+    config,
+    steps: step,
+    totalSteps,
+    trainLoss: lastTrainLoss,
+    valLoss,
+    initialValLoss,
+    tokensPerStep: o.batchSize * T,
+    seconds,
+    interrupted,
   };
   if (interrupted) return result;
   if (o.saveSteps > 0) save(step);
@@ -559,7 +693,12 @@ export function pretrain(o: PretrainOptions, io: PretrainIo = {}): PretrainResul
 }
 
 function tokenizerDigest(p: string): string {
-  const file = p.endsWith('.bin') || p.endsWith('.json') ? p : existsSync(join(p, 'tokenizer.json')) ? join(p, 'tokenizer.json') : join(p, 'tokenizer.bin');
+  const file =
+    p.endsWith('.bin') || p.endsWith('.json')
+      ? p
+      : existsSync(join(p, 'tokenizer.json'))
+        ? join(p, 'tokenizer.json')
+        : join(p, 'tokenizer.bin');
   try {
     return sha256Hex(readFileSync(file));
   } catch {
@@ -594,7 +733,9 @@ function writeRecipe(o: PretrainOptions, command: string | undefined, r: RecipeI
   const lines = [
     `# ${basename(o.out)}`,
     '',
-    'Trained from ' + (o.init ? `\`${o.init}\` (continued)` : 'scratch') + ' by `nuggets pretrain` (full-parameter language-model training).',
+    'Trained from ' +
+      (o.init ? `\`${o.init}\` (continued)` : 'scratch') +
+      ' by `nuggets pretrain` (full-parameter language-model training).',
     '',
     '## Command',
     '',
@@ -608,7 +749,9 @@ function writeRecipe(o: PretrainOptions, command: string | undefined, r: RecipeI
     '| --- | --- |',
     `| training file | \`${o.data}\` |`,
     `| sha256 | \`${r.dataSha256}\` |`,
-    ...(o.valData ? [`| held-out file | \`${o.valData}\` |`, `| held-out sha256 | \`${r.valSha256}\` |`] : [`| held-out | ${r.valDocs} of the documents (seeded split, --val-fraction ${o.valFraction}) |`]),
+    ...(o.valData
+      ? [`| held-out file | \`${o.valData}\` |`, `| held-out sha256 | \`${r.valSha256}\` |`]
+      : [`| held-out | ${r.valDocs} of the documents (seeded split, --val-fraction ${o.valFraction}) |`]),
     `| tokenizer sha256 | \`${r.tokenizerSha256}\` |`,
     `| documents (train / held out) | ${r.trainDocs} / ${r.valDocs} |`,
     `| training tokens (one pass) | ${r.trainTokens} |`,

@@ -118,7 +118,8 @@ export class Progress {
     } else if (this.mode === 'lines') {
       const t = this.now();
       const first = this.lastLineValue < 0;
-      if (first || t - this.lastLineAt >= (this.opts.intervalS ?? 30) || value >= this.opts.total) this.printLine(t);
+      if (first || t - this.lastLineAt >= (this.opts.intervalS ?? 30) || value >= this.opts.total)
+        this.printLine(t);
     }
   }
 

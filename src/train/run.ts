@@ -68,10 +68,23 @@ export interface TrainingRecord {
   /** As typed, and as flags that reproduce the options (defaults omitted). */
   commandLine: { argv: string[] | null; flags: string[] };
   options: TrainOptions;
-  student: { path: string; format: 'hf' | 'llama2c'; arch: string; layers: number; hidden: number; vocab: number };
+  student: {
+    path: string;
+    format: 'hf' | 'llama2c';
+    arch: string;
+    layers: number;
+    hidden: number;
+    vocab: number;
+  };
   init: { kind: LoraInitSpec['kind']; folder: string | null; subtract: boolean; untiedLmHead: boolean };
   lora: { r: number; alpha: number; dropout: number; modules: string[] };
-  data: { train: InputHash; eval: InputHash | null; maxLength: number; trainReport: EncodeReport; heldOutReport: EncodeReport | null };
+  data: {
+    train: InputHash;
+    eval: InputHash | null;
+    maxLength: number;
+    trainReport: EncodeReport;
+    heldOutReport: EncodeReport | null;
+  };
   results: {
     steps: number;
     totalSteps: number;
@@ -85,10 +98,19 @@ export interface TrainingRecord {
 }
 
 function formatFor(opts: TrainOptions, src: ModelSource): ChatFormat {
-  return opts.chatFormat === 'template' ? templateFormat(src.tokenizer, opts.tokenizer ?? opts.student) : TULU;
+  return opts.chatFormat === 'template'
+    ? templateFormat(src.tokenizer, opts.tokenizer ?? opts.student)
+    : TULU;
 }
 
-function encode(examples: Example[], src: ModelSource, fmt: ChatFormat, opts: TrainOptions, maxLength: number, file: string) {
+function encode(
+  examples: Example[],
+  src: ModelSource,
+  fmt: ChatFormat,
+  opts: TrainOptions,
+  maxLength: number,
+  file: string,
+) {
   return encodeExamples(examples, src.tokenizer, { format: fmt, maxLength, overflow: opts.overflow }, file);
 }
 
@@ -104,8 +126,10 @@ function resumePoint(opts: TrainOptions): LoadedCheckpoint | null {
   if (earlier.length > 0) {
     throw new InputError(
       opts.out,
-      `holds checkpoints of an earlier run (${earlier.map((c) => `checkpoint-${c.step}`).slice(-3).join(', ')}): ` +
-        'give --resume to continue it, or choose another --out',
+      `holds checkpoints of an earlier run (${earlier
+        .map((c) => `checkpoint-${c.step}`)
+        .slice(-3)
+        .join(', ')}): ` + 'give --resume to continue it, or choose another --out',
     );
   }
   return null;
@@ -121,7 +145,9 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
     const fmt = formatFor(opts, src);
     let maxLength = opts.maxLength;
     if (maxLength > c.maxPositionEmbeddings) {
-      say(`note: --max-length ${maxLength} exceeds the student's context of ${c.maxPositionEmbeddings} tokens; using ${c.maxPositionEmbeddings}`);
+      say(
+        `note: --max-length ${maxLength} exceeds the student's context of ${c.maxPositionEmbeddings} tokens; using ${c.maxPositionEmbeddings}`,
+      );
       maxLength = c.maxPositionEmbeddings;
     }
 
@@ -147,14 +173,30 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
 
     // The student with its adapters.
     const kinds = parseModules(opts.modules);
-    const init: LoraInitSpec = opts.init ? { kind: 'folder', dir: opts.init } : opts.loraInit === 'pissa' ? { kind: 'pissa' } : { kind: 'default' };
+    const init: LoraInitSpec = opts.init
+      ? { kind: 'folder', dir: opts.init }
+      : opts.loraInit === 'pissa'
+        ? { kind: 'pissa' }
+        : { kind: 'default' };
     const setup = setupLora(c, src.weights, {
-      init, kinds, kindsAreDefault: opts.modules.length === 1 && opts.modules[0] === 'all',
-      rank: opts.rank, alpha: opts.alpha, dropout: opts.dropout, seed: opts.seed, studentName: opts.student,
+      init,
+      kinds,
+      kindsAreDefault: opts.modules.length === 1 && opts.modules[0] === 'all',
+      rank: opts.rank,
+      alpha: opts.alpha,
+      dropout: opts.dropout,
+      seed: opts.seed,
+      studentName: opts.student,
     });
-    if (setup.untied) say('note: the student ties lm_head to the embedding; lm_head was untied for the subtract trick');
+    if (setup.untied)
+      say('note: the student ties lm_head to the embedding; lm_head was untied for the subtract trick');
     mkdirSync(opts.out, { recursive: true });
-    const adapterOpts = { config: c, baseModel: opts.student, loraDropout: opts.dropout, dtype: opts.dtype.toUpperCase() as 'F32' | 'F16' | 'BF16' };
+    const adapterOpts = {
+      config: c,
+      baseModel: opts.student,
+      loraDropout: opts.dropout,
+      dtype: opts.dtype.toUpperCase() as 'F32' | 'F16' | 'BF16',
+    };
 
     const result = train({
       model: setup.model,
@@ -170,49 +212,106 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
       shouldStop: ctx.shouldStop,
       // every checkpoint folder is itself an adapter folder that loads on the untouched student
       checkpointExtra: (dir, params) =>
-        writeAdapter(dir, studentAdapterModules(params, setup.refs, setup.initFactors, c), c, { ...adapterOpts, inferenceMode: true }),
+        writeAdapter(dir, studentAdapterModules(params, setup.refs, setup.initFactors, c), c, {
+          ...adapterOpts,
+          inferenceMode: true,
+        }),
     });
 
     const lora0 = result.params.loras.values().next().value!;
     const tps = result.seconds > 0 ? result.tokens / result.seconds : 0;
     if (result.stopped) {
       const summary = `stopped after update ${result.steps}/${result.totalSteps}; checkpoint ${result.lastCheckpoint}; continue with --resume`;
-      return { result, model: setup.model, adapterDir: opts.out, trainedAdapterDir: null, subtract: setup.subtract, trainReport: tr.report, heldOutReport: held?.report ?? null, summary };
+      return {
+        result,
+        model: setup.model,
+        adapterDir: opts.out,
+        trainedAdapterDir: null,
+        subtract: setup.subtract,
+        trainReport: tr.report,
+        heldOutReport: held?.report ?? null,
+        summary,
+      };
     }
     const written = writeTrainedAdapters(opts.out, result.params, setup.refs, setup.initFactors, adapterOpts);
-    if (opts.init && existsSync(join(opts.init, MANIFEST_FILE))) copyFileSync(join(opts.init, MANIFEST_FILE), join(opts.out, INIT_MANIFEST_COPY));
+    if (opts.init && existsSync(join(opts.init, MANIFEST_FILE)))
+      copyFileSync(join(opts.init, MANIFEST_FILE), join(opts.out, INIT_MANIFEST_COPY));
     const record: TrainingRecord = {
       format: TRAINING_RECORD_FORMAT,
       version: 1,
       created: new Date().toISOString(),
-      commandLine: { argv: ctx.argv ?? null, flags: toFlags('train', opts as unknown as Record<string, unknown>) },
+      commandLine: {
+        argv: ctx.argv ?? null,
+        flags: toFlags('train', opts as unknown as Record<string, unknown>),
+      },
       options: opts,
-      student: { path: opts.student, format: src.format, arch: c.arch, layers: c.numLayers, hidden: c.hiddenSize, vocab: c.vocabSize },
-      init: { kind: setup.init, folder: opts.init ?? null, subtract: setup.subtract, untiedLmHead: setup.untied },
-      lora: { r: lora0.r, alpha: lora0.alpha, dropout: opts.dropout, modules: [...new Set(setup.refs.map((x) => x.kind))] },
+      student: {
+        path: opts.student,
+        format: src.format,
+        arch: c.arch,
+        layers: c.numLayers,
+        hidden: c.hiddenSize,
+        vocab: c.vocabSize,
+      },
+      init: {
+        kind: setup.init,
+        folder: opts.init ?? null,
+        subtract: setup.subtract,
+        untiedLmHead: setup.untied,
+      },
+      lora: {
+        r: lora0.r,
+        alpha: lora0.alpha,
+        dropout: opts.dropout,
+        modules: [...new Set(setup.refs.map((x) => x.kind))],
+      },
       data: {
-        train: hashInput(opts.data), eval: opts.evalData ? hashInput(opts.evalData) : null, maxLength,
-        trainReport: tr.report, heldOutReport: held?.report ?? null,
+        train: hashInput(opts.data),
+        eval: opts.evalData ? hashInput(opts.evalData) : null,
+        maxLength,
+        trainReport: tr.report,
+        heldOutReport: held?.report ?? null,
       },
       results: {
-        steps: result.steps, totalSteps: result.totalSteps, epochs: result.epochsDone, trainLoss: result.trainLoss,
-        initialEvalLoss: result.initialEvalLoss, evalLosses: result.evalLosses, tokensPerSecond: tps,
+        steps: result.steps,
+        totalSteps: result.totalSteps,
+        epochs: result.epochsDone,
+        trainLoss: result.trainLoss,
+        initialEvalLoss: result.initialEvalLoss,
+        evalLosses: result.evalLosses,
+        tokensPerSecond: tps,
       },
-      outputs: { adapter: written.student, trainedAdapter: written.trained, plainRank: setup.initFactors ? 2 * lora0.r : null },
+      outputs: {
+        adapter: written.student,
+        trainedAdapter: written.trained,
+        plainRank: setup.initFactors ? 2 * lora0.r : null,
+      },
     };
     writeJsonAtomic(join(opts.out, TRAINING_RECORD), record);
 
-    const parts = [`trained ${result.steps} updates (${result.epochsDone} epochs) in ${formatDuration(result.seconds)}, ${tps.toFixed(0)} tokens/s`];
+    const parts = [
+      `trained ${result.steps} updates (${result.epochsDone} epochs) in ${formatDuration(result.seconds)}, ${tps.toFixed(0)} tokens/s`,
+    ];
     if (result.trainLoss !== null) parts.push(`train loss ${result.trainLoss.toFixed(4)}`);
     if (result.evalLosses.length > 0) {
       const first = result.initialEvalLoss !== null ? `${result.initialEvalLoss.toFixed(4)} -> ` : '';
       parts.push(`held-out loss ${first}${result.evalLosses.map((v) => v.toFixed(4)).join(' -> ')}`);
     }
-    parts.push(setup.initFactors ? `adapter (plain rank ${2 * lora0.r}, loads on the untouched student): ${written.student}; trained factors: ${written.trained}` : `adapter: ${written.student}`);
+    parts.push(
+      setup.initFactors
+        ? `adapter (plain rank ${2 * lora0.r}, loads on the untouched student): ${written.student}; trained factors: ${written.trained}`
+        : `adapter: ${written.student}`,
+    );
     parts.push(`log: ${join(opts.out, TRAINER_LOG)}`);
     return {
-      result, model: setup.model, adapterDir: written.student, trainedAdapterDir: written.trained, subtract: setup.subtract,
-      trainReport: tr.report, heldOutReport: held?.report ?? null, summary: parts.join('; '),
+      result,
+      model: setup.model,
+      adapterDir: written.student,
+      trainedAdapterDir: written.trained,
+      subtract: setup.subtract,
+      trainReport: tr.report,
+      heldOutReport: held?.report ?? null,
+      summary: parts.join('; '),
     };
   } finally {
     src.weights.close();

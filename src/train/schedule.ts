@@ -45,16 +45,21 @@ export class LrSchedule {
 
   constructor(state: ScheduleState) {
     const { kind, baseLr, totalSteps, warmupSteps } = state;
-    if (!['linear', 'cosine', 'constant'].includes(kind)) throw new InputError('scheduler', `unknown schedule "${kind}" (linear, cosine, constant)`);
-    if (!(baseLr >= 0 && Number.isFinite(baseLr))) throw new InputError('learning rate', `must be a finite number >= 0, got ${baseLr}`);
-    if (!(Number.isInteger(totalSteps) && totalSteps >= 1)) throw new InputError('scheduler', `total steps must be a positive integer, got ${totalSteps}`);
-    if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0)) throw new InputError('scheduler', `warmup steps must be an integer >= 0, got ${warmupSteps}`);
+    if (!['linear', 'cosine', 'constant'].includes(kind))
+      throw new InputError('scheduler', `unknown schedule "${kind}" (linear, cosine, constant)`);
+    if (!(baseLr >= 0 && Number.isFinite(baseLr)))
+      throw new InputError('learning rate', `must be a finite number >= 0, got ${baseLr}`);
+    if (!(Number.isInteger(totalSteps) && totalSteps >= 1))
+      throw new InputError('scheduler', `total steps must be a positive integer, got ${totalSteps}`);
+    if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0))
+      throw new InputError('scheduler', `warmup steps must be an integer >= 0, got ${warmupSteps}`);
     this.state = { ...state };
   }
 
   /** The schedule HF Trainer builds from (total, warmup_ratio). */
   static fromRatio(kind: ScheduleKind, baseLr: number, totalSteps: number, warmupRatio: number): LrSchedule {
-    if (!(warmupRatio >= 0 && warmupRatio <= 1)) throw new InputError('warmup ratio', `must be in [0, 1], got ${warmupRatio}`);
+    if (!(warmupRatio >= 0 && warmupRatio <= 1))
+      throw new InputError('warmup ratio', `must be in [0, 1], got ${warmupRatio}`);
     return new LrSchedule({ kind, baseLr, totalSteps, warmupSteps: warmupStepsFor(totalSteps, warmupRatio) });
   }
 

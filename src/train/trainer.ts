@@ -31,7 +31,11 @@ import { LrSchedule, totalTrainingSteps, type ScheduleKind } from './schedule.js
 import { TrainerLog, type TrainerLogRecord } from './log.js';
 import { Progress, type ProgressMode, type ProgressStream } from './progress.js';
 import {
-  assertResumable, checkpointTensor, restoreRng, saveCheckpoint, type LoadedCheckpoint,
+  assertResumable,
+  checkpointTensor,
+  restoreRng,
+  saveCheckpoint,
+  type LoadedCheckpoint,
 } from './checkpoint.js';
 import { LoraParams } from './lora-params.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
@@ -118,20 +122,29 @@ function checkHyper(h: TrainHyper): void {
   positiveInt(h.microBatchSize, '--micro-batch-size');
   positiveInt(h.loggingSteps, '--logging-steps');
   positiveInt(h.keepCheckpoints, '--keep-checkpoints');
-  if (h.microBatchSize > h.batchSize) throw new InputError('--micro-batch-size', `${h.microBatchSize} exceeds --batch-size ${h.batchSize}`);
-  if (!(Number.isInteger(h.saveSteps) && h.saveSteps >= 0)) throw new InputError('--save-steps', `must be an integer >= 0, got ${h.saveSteps}`);
-  if (!(h.learningRate >= 0 && Number.isFinite(h.learningRate))) throw new InputError('--learning-rate', `must be a finite number >= 0, got ${h.learningRate}`);
+  if (h.microBatchSize > h.batchSize)
+    throw new InputError('--micro-batch-size', `${h.microBatchSize} exceeds --batch-size ${h.batchSize}`);
+  if (!(Number.isInteger(h.saveSteps) && h.saveSteps >= 0))
+    throw new InputError('--save-steps', `must be an integer >= 0, got ${h.saveSteps}`);
+  if (!(h.learningRate >= 0 && Number.isFinite(h.learningRate)))
+    throw new InputError('--learning-rate', `must be a finite number >= 0, got ${h.learningRate}`);
 }
 
 /**
  * Mean answer-token loss of `examples` under the model in evaluation mode (no dropout), in batches of
  * `batchSize`: sum of token losses / number of answer tokens (float64 accumulation).
  */
-export function heldOutLoss(model: LlamaModel, examples: EncodedExample[], batchSize: number, padId = 0): number {
+export function heldOutLoss(
+  model: LlamaModel,
+  examples: EncodedExample[],
+  batchSize: number,
+  padId = 0,
+): number {
   if (examples.length === 0) throw new Error('heldOutLoss: no examples');
   const wasTraining = model.mode.training;
   model.setTraining(false);
-  let sum = 0, count = 0;
+  let sum = 0,
+    count = 0;
   try {
     for (let i = 0; i < examples.length; i += batchSize) {
       const b = collate(examples.slice(i, i + batchSize), { padId });
@@ -152,16 +165,23 @@ export function heldOutLoss(model: LlamaModel, examples: EncodedExample[], batch
  * Returns that loss, the answer-token count and the non-padding tokens processed.
  */
 export function batchGradient(
-  model: LlamaModel, params: LoraParams, rows: EncodedExample[], microBatchSize: number, padId = 0,
+  model: LlamaModel,
+  params: LoraParams,
+  rows: EncodedExample[],
+  microBatchSize: number,
+  padId = 0,
 ): { loss: number; nTargets: number; tokens: number } {
   let nTargets = 0;
   for (const r of rows) nTargets += r.nTargets;
   if (nTargets === 0) throw new Error('batchGradient: no answer tokens in the batch');
   params.zeroGrad();
-  let lossSum = 0, tokens = 0;
+  let lossSum = 0,
+    tokens = 0;
   for (let i = 0; i < rows.length; i += microBatchSize) {
     const mb = collate(rows.slice(i, i + microBatchSize), { padId });
-    const mean = model.loss({ ids: mb.ids, B: mb.B, T: mb.T, attentionMask: mb.attentionMask }, mb.targets, { gradScale: 1 / nTargets });
+    const mean = model.loss({ ids: mb.ids, B: mb.B, T: mb.T, attentionMask: mb.attentionMask }, mb.targets, {
+      gradScale: 1 / nTargets,
+    });
     model.backward();
     lossSum += mean * mb.nTargets;
     for (let j = 0; j < mb.attentionMask.length; j++) tokens += mb.attentionMask[j];
@@ -170,7 +190,12 @@ export function batchGradient(
 }
 
 /** The examples of update `b` of an epoch with the given order. */
-function batchRows(examples: EncodedExample[], order: number[], b: number, batchSize: number): EncodedExample[] {
+function batchRows(
+  examples: EncodedExample[],
+  order: number[],
+  b: number,
+  batchSize: number,
+): EncodedExample[] {
   return order.slice(b * batchSize, Math.min((b + 1) * batchSize, order.length)).map((k) => examples[k]);
 }
 
@@ -194,7 +219,12 @@ export function train(input: TrainerInput): TrainResult {
   const heldOut = input.heldOut ?? [];
   const padId = input.padId ?? 0;
   const params = LoraParams.gather(model);
-  const opt = new AdamW(params.size, { beta1: h.adamBeta1, beta2: h.adamBeta2, eps: h.adamEpsilon, weightDecay: h.weightDecay });
+  const opt = new AdamW(params.size, {
+    beta1: h.adamBeta1,
+    beta2: h.adamBeta2,
+    eps: h.adamEpsilon,
+    weightDecay: h.weightDecay,
+  });
   const perEpoch = Math.ceil(examples.length / h.batchSize);
   const total = totalTrainingSteps(examples.length, h.batchSize, h.epochs);
   const schedule = LrSchedule.fromRatio(h.scheduler, h.learningRate, total, h.warmupRatio);
@@ -203,15 +233,31 @@ export function train(input: TrainerInput): TrainResult {
 
   let step = 0;
   let elapsedBefore = 0;
-  const acc: Accumulators = { logLossSum: 0, logSteps: 0, epochLossSum: 0, epochSteps: 0, evalLosses: [], initialEvalLoss: null };
+  const acc: Accumulators = {
+    logLossSum: 0,
+    logSteps: 0,
+    epochLossSum: 0,
+    epochSteps: 0,
+    evalLosses: [],
+    initialEvalLoss: null,
+  };
   const ck = input.resume ?? null;
   if (ck) {
     assertResumable(ck, input.options);
     const diff = params.layoutDiff(ck.state.extra.layout);
-    if (diff.length > 0) throw new InputError(ck.dir, `holds LoRA factors for a different set of modules:\n  ${diff.slice(0, 10).join('\n  ')}`);
-    if (ck.state.step > total) throw new InputError(ck.dir, `is at step ${ck.state.step}, past this run's ${total} updates`);
+    if (diff.length > 0)
+      throw new InputError(
+        ck.dir,
+        `holds LoRA factors for a different set of modules:\n  ${diff.slice(0, 10).join('\n  ')}`,
+      );
+    if (ck.state.step > total)
+      throw new InputError(ck.dir, `is at step ${ck.state.step}, past this run's ${total} updates`);
     params.data.set(checkpointTensor(ck, 'lora', [params.size]));
-    opt.restore(checkpointTensor(ck, 'exp_avg', [params.size]), checkpointTensor(ck, 'exp_avg_sq', [params.size]), ck.state.step);
+    opt.restore(
+      checkpointTensor(ck, 'exp_avg', [params.size]),
+      checkpointTensor(ck, 'exp_avg_sq', [params.size]),
+      ck.state.step,
+    );
     restoreRng(model.mode.rng, ck, 'dropout');
     step = ck.state.step;
     elapsedBefore = ck.state.elapsedS;
@@ -220,17 +266,32 @@ export function train(input: TrainerInput): TrainResult {
     acc.logSteps = typeof x.logSteps === 'number' ? x.logSteps : 0;
     acc.epochLossSum = typeof x.epochLossSum === 'number' ? x.epochLossSum : 0;
     acc.epochSteps = typeof x.epochSteps === 'number' ? x.epochSteps : 0;
-    acc.evalLosses = Array.isArray(x.evalLosses) ? x.evalLosses.map((v) => (typeof v === 'number' ? v : null)) : [];
+    acc.evalLosses = Array.isArray(x.evalLosses)
+      ? x.evalLosses.map((v) => (typeof v === 'number' ? v : null))
+      : [];
     acc.initialEvalLoss = typeof x.initialEvalLoss === 'number' ? x.initialEvalLoss : null;
   }
 
-  const log = new TrainerLog(join(input.outDir, TRAINER_LOG), { totalSteps: total, startStep: step, elapsedBefore, now: input.now });
+  const log = new TrainerLog(join(input.outDir, TRAINER_LOG), {
+    totalSteps: total,
+    startStep: step,
+    elapsedBefore,
+    now: input.now,
+  });
   const written: TrainerLogRecord[] = [];
-  const progress = new Progress({ label: 'train', total, initial: step, mode: input.progress ?? 'auto', stream: input.progressStream });
+  const progress = new Progress({
+    label: 'train',
+    total,
+    initial: step,
+    mode: input.progress ?? 'auto',
+    stream: input.progressStream,
+  });
   const evalBatch = h.microBatchSize;
   if (heldOut.length > 0 && !ck) {
     acc.initialEvalLoss = heldOutLoss(model, heldOut, evalBatch, padId);
-    progress.log(`held-out loss before training: ${acc.initialEvalLoss.toFixed(4)} (${heldOut.length} examples)`);
+    progress.log(
+      `held-out loss before training: ${acc.initialEvalLoss.toFixed(4)} (${heldOut.length} examples)`,
+    );
   }
 
   let lastCheckpoint: string | null = null;
@@ -253,7 +314,10 @@ export function train(input: TrainerInput): TrainResult {
           exp_avg_sq: { shape: [opt.size], data: opt.v },
         },
       },
-      { keep: h.keepCheckpoints, writeExtra: input.checkpointExtra ? (dir) => input.checkpointExtra!(dir, params) : undefined },
+      {
+        keep: h.keepCheckpoints,
+        writeExtra: input.checkpointExtra ? (dir) => input.checkpointExtra!(dir, params) : undefined,
+      },
     );
     lastSavedStep = step;
     return lastCheckpoint;
@@ -263,11 +327,17 @@ export function train(input: TrainerInput): TrainResult {
     if (heldOut.length > 0) {
       const ev = heldOutLoss(model, heldOut, evalBatch, padId);
       acc.evalLosses.push(ev);
-      written.push(log.log({ step, loss: null, learningRate: schedule.lrAt(step), epoch: epoch + 1, evalLoss: ev }));
-      progress.log(`epoch ${epoch + 1}/${h.epochs}: train loss ${fmt(acc.epochSteps ? acc.epochLossSum / acc.epochSteps : NaN)}, held-out loss ${ev.toFixed(4)}`);
+      written.push(
+        log.log({ step, loss: null, learningRate: schedule.lrAt(step), epoch: epoch + 1, evalLoss: ev }),
+      );
+      progress.log(
+        `epoch ${epoch + 1}/${h.epochs}: train loss ${fmt(acc.epochSteps ? acc.epochLossSum / acc.epochSteps : NaN)}, held-out loss ${ev.toFixed(4)}`,
+      );
     } else {
       acc.evalLosses.push(null);
-      progress.log(`epoch ${epoch + 1}/${h.epochs}: train loss ${fmt(acc.epochSteps ? acc.epochLossSum / acc.epochSteps : NaN)}`);
+      progress.log(
+        `epoch ${epoch + 1}/${h.epochs}: train loss ${fmt(acc.epochSteps ? acc.epochLossSum / acc.epochSteps : NaN)}`,
+      );
     }
     lastEpochLoss = acc.epochSteps ? acc.epochLossSum / acc.epochSteps : null;
     acc.epochLossSum = 0;
@@ -292,10 +362,13 @@ export function train(input: TrainerInput): TrainResult {
         tokens += g.tokens;
         const loss = g.loss;
         if (!Number.isFinite(loss)) {
-          throw new Error(`training loss is ${loss} at update ${step + 1} (lines ${rows.map((r) => r.line).join(', ')}); lower the learning rate`);
+          throw new Error(
+            `training loss is ${loss} at update ${step + 1} (lines ${rows.map((r) => r.line).join(', ')}); lower the learning rate`,
+          );
         }
         const norm = clipGradNorm(params.grad, h.maxGradNorm);
-        if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm} at update ${step + 1}; lower the learning rate`);
+        if (!Number.isFinite(norm))
+          throw new Error(`gradient norm is ${norm} at update ${step + 1}; lower the learning rate`);
         opt.update(params.data, params.grad, schedule.lrAt(step));
         step++;
         acc.logLossSum += loss;
@@ -304,7 +377,15 @@ export function train(input: TrainerInput): TrainResult {
         acc.epochSteps++;
         const lrNext = schedule.lrAt(step);
         if (step % h.loggingSteps === 0 || step === total) {
-          written.push(log.log({ step, loss: acc.logLossSum / acc.logSteps, learningRate: lrNext, epoch: step / perEpoch, gradNorm: norm }));
+          written.push(
+            log.log({
+              step,
+              loss: acc.logLossSum / acc.logSteps,
+              learningRate: lrNext,
+              epoch: step / perEpoch,
+              gradNorm: norm,
+            }),
+          );
           acc.logLossSum = 0;
           acc.logSteps = 0;
         }
@@ -326,10 +407,19 @@ export function train(input: TrainerInput): TrainResult {
     progress.stop();
   }
   return {
-    params, optimizer: opt, steps: step, totalSteps: total, epochsDone: acc.evalLosses.length, stopped,
-    trainLoss: lastEpochLoss, initialEvalLoss: acc.initialEvalLoss,
+    params,
+    optimizer: opt,
+    steps: step,
+    totalSteps: total,
+    epochsDone: acc.evalLosses.length,
+    stopped,
+    trainLoss: lastEpochLoss,
+    initialEvalLoss: acc.initialEvalLoss,
     evalLosses: acc.evalLosses.filter((v): v is number => v !== null),
-    tokens, seconds: (performance.now() - t0) / 1000, lastCheckpoint, log: written,
+    tokens,
+    seconds: (performance.now() - t0) / 1000,
+    lastCheckpoint,
+    log: written,
   };
 }
 

@@ -19,7 +19,8 @@ import { topSvd, type Factorization, type Factors, type SvdOptions } from './fac
  * Either way B·A = 0, so the subtract trick leaves the base weight unchanged. Draws A then B, as PEFT.
  */
 export function loraDefaultInit(n: number, m: number, r: number, embedding: boolean, rng: Rng): Factors {
-  if (!Number.isInteger(r) || r < 1) throw new InputError('lora init', `LoRA rank must be a positive integer, got ${r}`);
+  if (!Number.isInteger(r) || r < 1)
+    throw new InputError('lora init', `LoRA rank must be a positive integer, got ${r}`);
   const A = new Float32Array(r * m);
   const B = new Float32Array(n * r);
   if (embedding) rng.fillNormal(B);
@@ -34,7 +35,13 @@ export function loraDefaultInit(n: number, m: number, r: number, embedding: bool
  * [d, V] (PEFT itself does not offer PiSSA on embeddings; we use the same formula there).
  */
 export function pissaInit(
-  Ws: Float32Array, n: number, m: number, r: number, scale: number, svd: SvdOptions, what = 'pissa',
+  Ws: Float32Array,
+  n: number,
+  m: number,
+  r: number,
+  scale: number,
+  svd: SvdOptions,
+  what = 'pissa',
 ): Factorization {
   if (!(scale > 0)) throw new InputError(what, `LoRA scale alpha/r must be positive, got ${scale}`);
   const t = topSvd(Ws, n, m, r, svd, what);
@@ -44,7 +51,16 @@ export function pissaInit(
   for (let i = 0; i < n; i++) for (let c = 0; c < r; c++) B[i * r + c] = t.U[i * r + c] * root[c];
   const A = new Float32Array(r * m);
   for (let c = 0; c < r; c++) for (let j = 0; j < m; j++) A[c * m + j] = root[c] * t.Vt[c * m + j];
-  return { B, A, n, m, r, singularValues: t.singularValues, energyKept: t.energyKept, frobenius: t.frobenius };
+  return {
+    B,
+    A,
+    n,
+    m,
+    r,
+    singularValues: t.singularValues,
+    energyKept: t.energyKept,
+    frobenius: t.frobenius,
+  };
 }
 
 /**

@@ -11,13 +11,26 @@ import type { ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
 import { Rng } from '../engine/rng.js';
 import { InputError } from '../errors.js';
-import { layerScores, selectLayers, type LayerMethod, type LayerSelection, type TensorSource } from './layers.js';
+import {
+  layerScores,
+  selectLayers,
+  type LayerMethod,
+  type LayerSelection,
+  type TensorSource,
+} from './layers.js';
 import { cutSubmatrix, type Structure } from './submatrix.js';
 import { factorize, type Factors, type SvdOptions } from './factorize.js';
 import { loraDefaultInit, pissaInit, productNorm, randomMatched } from './controls.js';
 import { planTransfer, type InitKind, type ShapeSource, type TransferPlan } from './plan.js';
 import { writeAdapter, type AdapterModule } from './peft.js';
-import { hashInput, writeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type MatrixRecord } from './manifest.js';
+import {
+  hashInput,
+  writeManifest,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  type Manifest,
+  type MatrixRecord,
+} from './manifest.js';
 import { modulePath, parseModules, weightName } from './modules.js';
 
 export interface ExtractOptions {
@@ -69,14 +82,27 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
   const tcfg = src.teacherConfig ?? null;
   const scfg = src.studentConfig;
   if (!(opts.alpha > 0)) throw new InputError('lora_alpha', `must be positive, got ${opts.alpha}`);
-  if (!(opts.dropout >= 0 && opts.dropout < 1)) throw new InputError('lora_dropout', `must be in [0, 1), got ${opts.dropout}`);
+  if (!(opts.dropout >= 0 && opts.dropout < 1))
+    throw new InputError('lora_dropout', `must be in [0, 1), got ${opts.dropout}`);
   const plan = planTransfer(
-    tcfg, scfg,
-    { init: opts.init, kinds, rank: opts.rank, structure: opts.structure, layers: opts.layers, teacherName: opts.teacherName, studentName: opts.studentName },
+    tcfg,
+    scfg,
+    {
+      init: opts.init,
+      kinds,
+      rank: opts.rank,
+      structure: opts.structure,
+      layers: opts.layers,
+      teacherName: opts.teacherName,
+      studentName: opts.studentName,
+    },
     { teacher: src.teacher, student: src.student, sensitivity: src.sensitivity },
   );
   if (plan.needsTeacher && (!src.teacher || !src.sensitivity)) {
-    throw new InputError(opts.teacherName ?? 'teacher', `the ${opts.init} init needs the teacher weights and its sensitivity`);
+    throw new InputError(
+      opts.teacherName ?? 'teacher',
+      `the ${opts.init} init needs the teacher weights and its sensitivity`,
+    );
   }
   const r = opts.rank;
   const scale = opts.alpha / r;
@@ -85,10 +111,14 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
   // Step 2: which teacher layer feeds each student layer.
   let layers: LayerSelection | null = null;
   if (plan.needsTeacher && tcfg) {
-    const scores = opts.layers === 'sensitivity'
-      ? layerScores(src.sensitivity!, tcfg.numLayers, opts.teacherName ?? 'sensitivity')
-      : undefined;
-    layers = selectLayers(opts.layers, tcfg.numLayers, scfg.numLayers, { scores, seed: deriveSeed(opts.seed, 'layers') });
+    const scores =
+      opts.layers === 'sensitivity'
+        ? layerScores(src.sensitivity!, tcfg.numLayers, opts.teacherName ?? 'sensitivity')
+        : undefined;
+    layers = selectLayers(opts.layers, tcfg.numLayers, scfg.numLayers, {
+      scores,
+      seed: deriveSeed(opts.seed, 'layers'),
+    });
   }
 
   const loraRng = new Rng(deriveSeed(opts.seed, 'lora'));
@@ -101,23 +131,47 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
     const [n, m] = pair.factor;
     let factors: Factors;
     const rec: MatrixRecord = {
-      module: path, kind: pair.ref.kind, studentLayer: pair.ref.layer, teacherLayer: null, teacherTensor: null,
-      shape: pair.factor, teacherShape: pair.teacherFactor, transposed: pair.transposed,
-      structure: null, offset: null, share: null, singularValues: [], energyKept: null, deltaNorm: 0,
+      module: path,
+      kind: pair.ref.kind,
+      studentLayer: pair.ref.layer,
+      teacherLayer: null,
+      teacherTensor: null,
+      shape: pair.factor,
+      teacherShape: pair.teacherFactor,
+      transposed: pair.transposed,
+      structure: null,
+      offset: null,
+      share: null,
+      singularValues: [],
+      energyKept: null,
+      deltaNorm: 0,
     };
     if (plan.needsTeacher) {
       const tLayer = pair.ref.layer === null ? null : layers!.teacherLayers[pair.ref.layer];
       const tName = weightName({ kind: pair.ref.kind, layer: tLayer }, tcfg!);
       // Steps 3-4: cut the student-shaped block out of the teacher matrix, then its top-r SVD.
       const cut = cutSubmatrix(
-        src.teacher!.get(tName), src.sensitivity!.get(tName),
-        { name: tName, teacher: pair.teacherFactor!, student: pair.factor, transposed: pair.transposed, align: pair.align },
-        opts.structure, { seed: deriveSeed(opts.seed, `cut:${path}`) },
+        src.teacher!.get(tName),
+        src.sensitivity!.get(tName),
+        {
+          name: tName,
+          teacher: pair.teacherFactor!,
+          student: pair.factor,
+          transposed: pair.transposed,
+          align: pair.align,
+        },
+        opts.structure,
+        { seed: deriveSeed(opts.seed, `cut:${path}`) },
       );
       const f = factorize(cut.data, n, m, r, scale, svd, `${tName} -> ${path}`);
       Object.assign(rec, {
-        teacherLayer: tLayer, teacherTensor: tName, structure: opts.structure, offset: cut.offset,
-        share: cut.share, singularValues: f.singularValues, energyKept: f.energyKept,
+        teacherLayer: tLayer,
+        teacherTensor: tName,
+        structure: opts.structure,
+        offset: cut.offset,
+        share: cut.share,
+        singularValues: f.singularValues,
+        energyKept: f.energyKept,
       });
       factors = opts.init === 'random-matched' ? randomMatched(f, matchedRng) : f;
     } else if (opts.init === 'pissa') {

@@ -37,7 +37,8 @@ export interface Factorization extends Factors {
 
 /** Checks that a rank can be taken from an [n, m] matrix (SVD-based inits). */
 export function checkRank(r: number, n: number, m: number, what: string): void {
-  if (!Number.isInteger(r) || r < 1) throw new InputError(what, `LoRA rank must be a positive integer, got ${r}`);
+  if (!Number.isInteger(r) || r < 1)
+    throw new InputError(what, `LoRA rank must be a positive integer, got ${r}`);
   if (r > Math.min(n, m)) {
     throw new InputError(what, `rank ${r} exceeds the smaller side of the [${n}, ${m}] matrix it factorises`);
   }
@@ -61,7 +62,13 @@ export function topSvd(X: Float32Array, n: number, m: number, r: number, svd: Sv
 
 /** The reference factorisation of METHOD.md step 4. `scale` = alpha / r. */
 export function factorize(
-  We: Float32Array, n: number, m: number, r: number, scale: number, svd: SvdOptions, what = 'factorize',
+  We: Float32Array,
+  n: number,
+  m: number,
+  r: number,
+  scale: number,
+  svd: SvdOptions,
+  what = 'factorize',
 ): Factorization {
   if (!(scale > 0)) throw new InputError(what, `LoRA scale alpha/r must be positive, got ${scale}`);
   const t = topSvd(We, n, m, r, svd, what);
@@ -70,5 +77,14 @@ export function factorize(
     for (let c = 0; c < r; c++) B[i * r + c] = (t.U[i * r + c] * t.S[c]) / scale;
   }
   const A = Float32Array.from(t.Vt.subarray(0, r * m));
-  return { B, A, n, m, r, singularValues: t.singularValues, energyKept: t.energyKept, frobenius: t.frobenius };
+  return {
+    B,
+    A,
+    n,
+    m,
+    r,
+    singularValues: t.singularValues,
+    energyKept: t.energyKept,
+    frobenius: t.frobenius,
+  };
 }

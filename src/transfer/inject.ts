@@ -24,7 +24,9 @@ export function addDelta(W: Float32Array, f: Factors, coef: number, transposed: 
   const { B, A, n, m, r } = f;
   if (W.length !== n * m) throw new Error(`addDelta: weight has ${W.length} values, expected ${n * m}`);
   if (B.length !== n * r || A.length !== r * m) {
-    throw new Error(`addDelta: factors have ${B.length} and ${A.length} values, expected B [${n}, ${r}] and A [${r}, ${m}]`);
+    throw new Error(
+      `addDelta: factors have ${B.length} and ${A.length} values, expected B [${n}, ${r}] and A [${r}, ${m}]`,
+    );
   }
   const k = kernels();
   if (!transposed) {
@@ -45,7 +47,9 @@ export function addDelta(W: Float32Array, f: Factors, coef: number, transposed: 
 export function plainAdapterFactors(trained: Factors, init: Factors): Factors {
   const { n, m, r } = trained;
   if (init.n !== n || init.m !== m || init.r !== r) {
-    throw new Error(`plainAdapterFactors: trained factors are [${n}, ${r}]·[${r}, ${m}] but init ones [${init.n}, ${init.r}]·[${init.r}, ${init.m}]`);
+    throw new Error(
+      `plainAdapterFactors: trained factors are [${n}, ${r}]·[${r}, ${m}] but init ones [${init.n}, ${init.r}]·[${init.r}, ${init.m}]`,
+    );
   }
   const r2 = 2 * r;
   const B = new Float32Array(n * r2);

@@ -18,9 +18,15 @@ export const LAYER_METHODS: readonly LayerMethod[] = ['sensitivity', 'first', 'l
 
 /** The nine tensors a LLaMA layer must have a sensitivity for (7 linears + 2 RMSNorm weights). */
 export const LAYER_TENSORS = [
-  'self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight', 'self_attn.o_proj.weight',
-  'mlp.gate_proj.weight', 'mlp.up_proj.weight', 'mlp.down_proj.weight',
-  'input_layernorm.weight', 'post_attention_layernorm.weight',
+  'self_attn.q_proj.weight',
+  'self_attn.k_proj.weight',
+  'self_attn.v_proj.weight',
+  'self_attn.o_proj.weight',
+  'mlp.gate_proj.weight',
+  'mlp.up_proj.weight',
+  'mlp.down_proj.weight',
+  'input_layernorm.weight',
+  'post_attention_layernorm.weight',
 ] as const;
 
 const LAYER_NAME = /^model\.layers\.(\d+)\.(.+)$/;
@@ -39,7 +45,10 @@ export function layerScores(sens: TensorSource, numLayers: number, source: strin
     if (!m) continue;
     const l = Number(m[1]);
     if (l >= numLayers) {
-      throw new InputError(source, `sensitivity tensor ${name} names layer ${l}, but the teacher has ${numLayers} layers`);
+      throw new InputError(
+        source,
+        `sensitivity tensor ${name} names layer ${l}, but the teacher has ${numLayers} layers`,
+      );
     }
     const t = sens.get(name);
     const s = k.sum(t, t.length);
@@ -50,7 +59,10 @@ export function layerScores(sens: TensorSource, numLayers: number, source: strin
   for (let l = 0; l < numLayers; l++) {
     const missing = LAYER_TENSORS.filter((t) => !seen[l].has(t));
     if (missing.length > 0) {
-      throw new InputError(source, `no sensitivity for layer ${l}: missing ${missing.map((t) => `model.layers.${l}.${t}`).join(', ')}`);
+      throw new InputError(
+        source,
+        `no sensitivity for layer ${l}: missing ${missing.map((t) => `model.layers.${l}.${t}`).join(', ')}`,
+      );
     }
   }
   return scores;
@@ -72,19 +84,28 @@ export interface LayerSelection {
  * - random: a seeded uniform subset (same seed, same subset).
  */
 export function selectLayers(
-  method: LayerMethod, numTeacherLayers: number, count: number,
+  method: LayerMethod,
+  numTeacherLayers: number,
+  count: number,
   opts: { scores?: ArrayLike<number>; seed?: number } = {},
 ): LayerSelection {
-  if (!Number.isInteger(count) || count < 1) throw new InputError('layer selection', `student layer count must be >= 1, got ${count}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new InputError('layer selection', `student layer count must be >= 1, got ${count}`);
   if (count > numTeacherLayers) {
-    throw new InputError('layer selection', `the student has ${count} layers but the teacher only ${numTeacherLayers}: cannot pick a teacher layer per student layer`);
+    throw new InputError(
+      'layer selection',
+      `the student has ${count} layers but the teacher only ${numTeacherLayers}: cannot pick a teacher layer per student layer`,
+    );
   }
   const scores = opts.scores ? Array.from(opts.scores) : [];
   let picked: number[];
   switch (method) {
     case 'sensitivity': {
       if (scores.length !== numTeacherLayers) {
-        throw new InputError('layer selection', `sensitivity selection needs ${numTeacherLayers} layer scores, got ${scores.length}`);
+        throw new InputError(
+          'layer selection',
+          `sensitivity selection needs ${numTeacherLayers} layer scores, got ${scores.length}`,
+        );
       }
       const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
       picked = order.slice(0, count);
@@ -97,13 +118,17 @@ export function selectLayers(
       picked = Array.from({ length: count }, (_, i) => numTeacherLayers - count + i);
       break;
     case 'random': {
-      if (opts.seed === undefined) throw new InputError('layer selection', 'random layer selection needs a seed');
+      if (opts.seed === undefined)
+        throw new InputError('layer selection', 'random layer selection needs a seed');
       const all = Array.from({ length: numTeacherLayers }, (_, i) => i);
       picked = new Rng(opts.seed).shuffle(all).slice(0, count);
       break;
     }
     default:
-      throw new InputError('layer selection', `unknown method "${method as string}": use ${LAYER_METHODS.join(', ')}`);
+      throw new InputError(
+        'layer selection',
+        `unknown method "${method as string}": use ${LAYER_METHODS.join(', ')}`,
+      );
   }
   picked.sort((a, b) => a - b);
   return { method, teacherLayers: picked, scores, seed: method === 'random' ? (opts.seed ?? null) : null };

@@ -115,11 +115,22 @@ export function writeManifest(dir: string, manifest: Manifest): void {
 /** Reads manifest.json back; refuses other formats and versions by name. */
 export function readManifest(dir: string): Manifest {
   const path = join(dir, MANIFEST_FILE);
-  if (!existsSync(path)) throw new InputError(dir, `no ${MANIFEST_FILE} (not a nuggets initialisation folder)`);
+  if (!existsSync(path))
+    throw new InputError(dir, `no ${MANIFEST_FILE} (not a nuggets initialisation folder)`);
   const o = readJsonFile(path) as Partial<Manifest> | null;
-  if (!o || typeof o !== 'object' || o.format !== MANIFEST_FORMAT) throw new InputError(path, `format is not "${MANIFEST_FORMAT}"`);
-  if (o.version !== MANIFEST_VERSION) throw new InputError(path, `version ${String(o.version)} is not supported (expected ${MANIFEST_VERSION})`);
-  if (!Array.isArray(o.matrices) || !o.lora || typeof o.lora.r !== 'number' || typeof o.lora.scale !== 'number') {
+  if (!o || typeof o !== 'object' || o.format !== MANIFEST_FORMAT)
+    throw new InputError(path, `format is not "${MANIFEST_FORMAT}"`);
+  if (o.version !== MANIFEST_VERSION)
+    throw new InputError(
+      path,
+      `version ${String(o.version)} is not supported (expected ${MANIFEST_VERSION})`,
+    );
+  if (
+    !Array.isArray(o.matrices) ||
+    !o.lora ||
+    typeof o.lora.r !== 'number' ||
+    typeof o.lora.scale !== 'number'
+  ) {
     throw new InputError(path, 'missing matrices or lora fields');
   }
   return o as Manifest;

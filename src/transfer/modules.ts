@@ -9,9 +9,15 @@ import type { ModelConfig } from '../model/config.js';
 import { InputError } from '../errors.js';
 
 export type ModuleKind =
-  | 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj'
-  | 'gate_proj' | 'up_proj' | 'down_proj'
-  | 'embed_tokens' | 'lm_head';
+  | 'q_proj'
+  | 'k_proj'
+  | 'v_proj'
+  | 'o_proj'
+  | 'gate_proj'
+  | 'up_proj'
+  | 'down_proj'
+  | 'embed_tokens'
+  | 'lm_head';
 
 export const ATTENTION_KINDS: readonly ModuleKind[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
 export const MLP_KINDS: readonly ModuleKind[] = ['gate_proj', 'up_proj', 'down_proj'];
@@ -70,18 +76,30 @@ export function weightName(ref: ModuleRef, c: ModelConfig): string {
 
 /** Storage shape [rows, cols] of the weight (HF [out, in]; embedding and lm_head [V, d]). */
 export function weightShape(kind: ModuleKind, c: ModelConfig): [number, number] {
-  const d = c.hiddenSize, f = c.intermediateSize, V = c.vocabSize;
-  const qd = c.numHeads * c.headDim, kvd = c.numKvHeads * c.headDim;
+  const d = c.hiddenSize,
+    f = c.intermediateSize,
+    V = c.vocabSize;
+  const qd = c.numHeads * c.headDim,
+    kvd = c.numKvHeads * c.headDim;
   switch (kind) {
-    case 'q_proj': return [qd, d];
-    case 'k_proj': return [kvd, d];
-    case 'v_proj': return [kvd, d];
-    case 'o_proj': return [d, qd];
-    case 'gate_proj': return [f, d];
-    case 'up_proj': return [f, d];
-    case 'down_proj': return [d, f];
-    case 'embed_tokens': return [V, d];
-    case 'lm_head': return [V, d];
+    case 'q_proj':
+      return [qd, d];
+    case 'k_proj':
+      return [kvd, d];
+    case 'v_proj':
+      return [kvd, d];
+    case 'o_proj':
+      return [d, qd];
+    case 'gate_proj':
+      return [f, d];
+    case 'up_proj':
+      return [f, d];
+    case 'down_proj':
+      return [d, f];
+    case 'embed_tokens':
+      return [V, d];
+    case 'lm_head':
+      return [V, d];
   }
 }
 
@@ -98,17 +116,24 @@ export function factorShape(kind: ModuleKind, c: ModelConfig): [number, number] 
 
 /** Which config fields set each storage dimension, for error messages. */
 export function dimNames(kind: ModuleKind): [string, string] {
-  const qd = 'num_attention_heads*head_dim', kvd = 'num_key_value_heads*head_dim';
+  const qd = 'num_attention_heads*head_dim',
+    kvd = 'num_key_value_heads*head_dim';
   switch (kind) {
-    case 'q_proj': return [qd, 'hidden_size'];
+    case 'q_proj':
+      return [qd, 'hidden_size'];
     case 'k_proj':
-    case 'v_proj': return [kvd, 'hidden_size'];
-    case 'o_proj': return ['hidden_size', qd];
+    case 'v_proj':
+      return [kvd, 'hidden_size'];
+    case 'o_proj':
+      return ['hidden_size', qd];
     case 'gate_proj':
-    case 'up_proj': return ['intermediate_size', 'hidden_size'];
-    case 'down_proj': return ['hidden_size', 'intermediate_size'];
+    case 'up_proj':
+      return ['intermediate_size', 'hidden_size'];
+    case 'down_proj':
+      return ['hidden_size', 'intermediate_size'];
     case 'embed_tokens':
-    case 'lm_head': return ['vocab_size', 'hidden_size'];
+    case 'lm_head':
+      return ['vocab_size', 'hidden_size'];
   }
 }
 

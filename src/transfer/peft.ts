@@ -16,8 +16,14 @@ import { readJsonFile } from '../io/json.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { writeSafetensors, openSafetensors } from '../io/safetensors.js';
 import {
-  ALL_KINDS, ATTENTION_KINDS, MLP_KINDS, factorShape, isLayerKind, modulePath,
-  type ModuleKind, type ModuleRef,
+  ALL_KINDS,
+  ATTENTION_KINDS,
+  MLP_KINDS,
+  factorShape,
+  isLayerKind,
+  modulePath,
+  type ModuleKind,
+  type ModuleRef,
 } from './modules.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -81,8 +87,11 @@ export function parsePeftKey(key: string): { ref: ModuleRef; factor: 'A' | 'B' }
   let m = LAYER_KEY.exec(key);
   if (m) {
     const kind = m[3] as ModuleKind;
-    const block = (ATTENTION_KINDS as readonly string[]).includes(kind) ? 'self_attn'
-      : (MLP_KINDS as readonly string[]).includes(kind) ? 'mlp' : null;
+    const block = (ATTENTION_KINDS as readonly string[]).includes(kind)
+      ? 'self_attn'
+      : (MLP_KINDS as readonly string[]).includes(kind)
+        ? 'mlp'
+        : null;
     if (block !== m[2] || String(Number(m[1])) !== m[1]) return null;
     return { ref: { kind, layer: Number(m[1]) }, factor: m[4] as 'A' | 'B' };
   }
@@ -128,7 +137,8 @@ function refOrder(a: ModuleRef, b: ModuleRef): number {
 /** The most frequent value (ties: the first seen). */
 function mode(xs: number[]): number {
   const count = new Map<number, number>();
-  let best = xs[0], bestN = 0;
+  let best = xs[0],
+    bestN = 0;
   for (const x of xs) {
     const n = (count.get(x) ?? 0) + 1;
     count.set(x, n);
@@ -141,12 +151,19 @@ function mode(xs: number[]): number {
 }
 
 /** Builds adapter_config.json for these modules (global r/alpha = the most common; the rest as patterns). */
-export function adapterConfigFor(modules: readonly AdapterModule[], opts: WriteAdapterOptions): AdapterConfig {
+export function adapterConfigFor(
+  modules: readonly AdapterModule[],
+  opts: WriteAdapterOptions,
+): AdapterConfig {
   if (modules.length === 0) throw new InputError('adapter', 'no modules to write');
   const init = opts.initLoraWeights ?? true;
-  if (!(opts.loraDropout >= 0 && opts.loraDropout < 1)) throw new InputError('adapter', `lora_dropout must be in [0, 1), got ${opts.loraDropout}`);
+  if (!(opts.loraDropout >= 0 && opts.loraDropout < 1))
+    throw new InputError('adapter', `lora_dropout must be in [0, 1), got ${opts.loraDropout}`);
   if (typeof init === 'string' && BASE_MUTATING.test(init)) {
-    throw new InputError('adapter', `init_lora_weights "${init}" would make PEFT recompute it on load and change the base weights`);
+    throw new InputError(
+      'adapter',
+      `init_lora_weights "${init}" would make PEFT recompute it on load and change the base weights`,
+    );
   }
   const r = mode(modules.map((m) => m.r));
   const alpha = mode(modules.map((m) => m.alpha));
@@ -179,24 +196,45 @@ export function adapterConfigFor(modules: readonly AdapterModule[], opts: WriteA
  * Writes a PEFT adapter folder (both files atomically). Factor sizes are checked against `model`
  * first; the written folder then passes checkAdapterStructure for the same model.
  */
-export function writeAdapter(dir: string, modules: readonly AdapterModule[], model: ModelConfig, opts: WriteAdapterOptions): AdapterConfig {
+export function writeAdapter(
+  dir: string,
+  modules: readonly AdapterModule[],
+  model: ModelConfig,
+  opts: WriteAdapterOptions,
+): AdapterConfig {
   const seen = new Set<string>();
   for (const m of modules) {
     const path = modulePath(m.ref);
     if (seen.has(path)) throw new InputError('adapter', `module ${path} given twice`);
     seen.add(path);
-    if (isLayerKind(m.ref.kind) && (m.ref.layer === null || m.ref.layer < 0 || m.ref.layer >= model.numLayers)) {
-      throw new InputError('adapter', `module ${m.ref.kind} has layer ${m.ref.layer}, the model has ${model.numLayers} layers`);
+    if (
+      isLayerKind(m.ref.kind) &&
+      (m.ref.layer === null || m.ref.layer < 0 || m.ref.layer >= model.numLayers)
+    ) {
+      throw new InputError(
+        'adapter',
+        `module ${m.ref.kind} has layer ${m.ref.layer}, the model has ${model.numLayers} layers`,
+      );
     }
-    if (!Number.isInteger(m.r) || m.r < 1) throw new InputError('adapter', `module ${path}: rank ${m.r} is not a positive integer`);
-    if (!(m.alpha > 0)) throw new InputError('adapter', `module ${path}: lora_alpha ${m.alpha} is not positive`);
+    if (!Number.isInteger(m.r) || m.r < 1)
+      throw new InputError('adapter', `module ${path}: rank ${m.r} is not a positive integer`);
+    if (!(m.alpha > 0))
+      throw new InputError('adapter', `module ${path}: lora_alpha ${m.alpha} is not positive`);
     const [n, c] = factorShape(m.ref.kind, model);
     if (m.A.length !== m.r * c || m.B.length !== n * m.r) {
-      throw new InputError('adapter', `module ${path}: factors have ${m.B.length} and ${m.A.length} values, expected B [${n}, ${m.r}] and A [${m.r}, ${c}]`);
+      throw new InputError(
+        'adapter',
+        `module ${path}: factors have ${m.B.length} and ${m.A.length} values, expected B [${n}, ${m.r}] and A [${m.r}, ${c}]`,
+      );
     }
   }
   const config = adapterConfigFor(modules, opts);
-  const entries: Array<{ name: string; shape: number[]; data: Float32Array; dtype?: 'F32' | 'F16' | 'BF16' }> = [];
+  const entries: Array<{
+    name: string;
+    shape: number[];
+    data: Float32Array;
+    dtype?: 'F32' | 'F16' | 'BF16';
+  }> = [];
   for (const m of [...modules].sort((a, b) => refOrder(a.ref, b.ref))) {
     const [n, c] = factorShape(m.ref.kind, model);
     const keys = peftKeys(m.ref);
@@ -218,7 +256,8 @@ export function readAdapterConfig(dir: string): Record<string, unknown> {
   const path = join(dir, ADAPTER_CONFIG);
   if (!existsSync(path)) throw new InputError(dir, `no ${ADAPTER_CONFIG} (not a PEFT adapter folder)`);
   const cfg = readJsonFile(path);
-  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new InputError(path, 'must hold a JSON object');
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg))
+    throw new InputError(path, 'must hold a JSON object');
   return cfg as Record<string, unknown>;
 }
 
@@ -232,7 +271,11 @@ export function readAdapter(dir: string, model: ModelConfig): LoadedAdapter {
   try {
     const tensors = st.names().map((name) => ({ name, ...st.info(name) }));
     const problems = checkAdapterStructure(cfg, tensors, model);
-    if (problems.length > 0) throw new InputError(dir, `not a valid PEFT LoRA adapter for this model:\n  - ${problems.join('\n  - ')}`);
+    if (problems.length > 0)
+      throw new InputError(
+        dir,
+        `not a valid PEFT LoRA adapter for this model:\n  - ${problems.join('\n  - ')}`,
+      );
     const config = cfg as unknown as AdapterConfig;
     const byPath = new Map<string, { ref: ModuleRef; A?: Float32Array; B?: Float32Array }>();
     for (const t of tensors) {
@@ -263,7 +306,11 @@ function openAdapterWeights(dir: string) {
   const path = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(path)) {
     const bin = join(dir, 'adapter_model.bin');
-    if (existsSync(bin)) throw new InputError(dir, 'holds a pickled adapter_model.bin; only adapter_model.safetensors is read (convert it with PEFT first)');
+    if (existsSync(bin))
+      throw new InputError(
+        dir,
+        'holds a pickled adapter_model.bin; only adapter_model.safetensors is read (convert it with PEFT first)',
+      );
     throw new InputError(dir, `no ${ADAPTER_WEIGHTS}`);
   }
   return openSafetensors(path);
@@ -281,30 +328,49 @@ const BASE_MUTATING = /^(pissa|olora|loftq|corda)/i;
  * layer, nothing outside target_modules. Returns the problems (empty = loads cleanly).
  */
 export function checkAdapterStructure(
-  config: unknown, tensors: ReadonlyArray<{ name: string; shape: readonly number[]; dtype?: string }>, model: ModelConfig,
+  config: unknown,
+  tensors: ReadonlyArray<{ name: string; shape: readonly number[]; dtype?: string }>,
+  model: ModelConfig,
 ): string[] {
   const problems: string[] = [];
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) return ['adapter config is not a JSON object'];
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    return ['adapter config is not a JSON object'];
   const c = config as Record<string, unknown>;
   if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}, expected "LORA"`);
-  if (c.task_type !== 'CAUSAL_LM') problems.push(`task_type is ${JSON.stringify(c.task_type)}, expected "CAUSAL_LM"`);
+  if (c.task_type !== 'CAUSAL_LM')
+    problems.push(`task_type is ${JSON.stringify(c.task_type)}, expected "CAUSAL_LM"`);
   const r = c.r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) problems.push(`r is ${JSON.stringify(r)}, expected a positive integer`);
-  if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0)) problems.push(`lora_alpha is ${JSON.stringify(c.lora_alpha)}, expected a positive number`);
-  if (c.lora_dropout !== undefined && (typeof c.lora_dropout !== 'number' || c.lora_dropout < 0 || c.lora_dropout >= 1)) {
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
+    problems.push(`r is ${JSON.stringify(r)}, expected a positive integer`);
+  if (typeof c.lora_alpha !== 'number' || !(c.lora_alpha > 0))
+    problems.push(`lora_alpha is ${JSON.stringify(c.lora_alpha)}, expected a positive number`);
+  if (
+    c.lora_dropout !== undefined &&
+    (typeof c.lora_dropout !== 'number' || c.lora_dropout < 0 || c.lora_dropout >= 1)
+  ) {
     problems.push(`lora_dropout is ${JSON.stringify(c.lora_dropout)}, expected a number in [0, 1)`);
   }
-  if (c.bias !== undefined && c.bias !== 'none') problems.push(`bias is ${JSON.stringify(c.bias)}: bias tensors are not handled, expected "none"`);
-  if (c.fan_in_fan_out === true) problems.push('fan_in_fan_out is true: LLaMA linears are [out, in], it must be false');
+  if (c.bias !== undefined && c.bias !== 'none')
+    problems.push(`bias is ${JSON.stringify(c.bias)}: bias tensors are not handled, expected "none"`);
+  if (c.fan_in_fan_out === true)
+    problems.push('fan_in_fan_out is true: LLaMA linears are [out, in], it must be false');
   if (c.use_dora === true) problems.push('use_dora is true: DoRA adapters are not plain LoRA');
-  if (c.use_rslora === true) problems.push('use_rslora is true: the scale would be alpha/sqrt(r), not alpha/r');
-  if (Array.isArray(c.modules_to_save) && c.modules_to_save.length > 0) problems.push('modules_to_save is set: full module copies are not part of a LoRA adapter here');
+  if (c.use_rslora === true)
+    problems.push('use_rslora is true: the scale would be alpha/sqrt(r), not alpha/r');
+  if (Array.isArray(c.modules_to_save) && c.modules_to_save.length > 0)
+    problems.push('modules_to_save is set: full module copies are not part of a LoRA adapter here');
   if (typeof c.init_lora_weights === 'string' && BASE_MUTATING.test(c.init_lora_weights)) {
-    problems.push(`init_lora_weights is "${c.init_lora_weights}": PEFT would recompute it on load and change the base weights`);
+    problems.push(
+      `init_lora_weights is "${c.init_lora_weights}": PEFT would recompute it on load and change the base weights`,
+    );
   }
   for (const f of ['rank_pattern', 'alpha_pattern'] as const) {
     const p = c[f];
-    if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p) || Object.values(p).some((v) => typeof v !== 'number'))) {
+    if (
+      p !== undefined &&
+      p !== null &&
+      (typeof p !== 'object' || Array.isArray(p) || Object.values(p).some((v) => typeof v !== 'number'))
+    ) {
       problems.push(`${f} must map module patterns to numbers`);
     }
   }
@@ -331,16 +397,20 @@ export function checkAdapterStructure(
   for (const t of tensors) {
     const p = parsePeftKey(t.name);
     if (!p) {
-      problems.push(`key ${t.name} is not a PEFT LoRA factor name for a LLaMA model (PEFT would not load it)`);
+      problems.push(
+        `key ${t.name} is not a PEFT LoRA factor name for a LLaMA model (PEFT would not load it)`,
+      );
       continue;
     }
     if (p.ref.layer !== null && p.ref.layer >= model.numLayers) {
       problems.push(`key ${t.name} names layer ${p.ref.layer}, the model has ${model.numLayers} layers`);
       continue;
     }
-    if (t.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(t.dtype)) problems.push(`key ${t.name} has dtype ${t.dtype}, expected F32, F16 or BF16`);
+    if (t.dtype !== undefined && !['F32', 'F16', 'BF16'].includes(t.dtype))
+      problems.push(`key ${t.name} has dtype ${t.dtype}, expected F32, F16 or BF16`);
     const path = modulePath(p.ref);
-    if (!targeted(path, p.ref.kind)) problems.push(`key ${t.name}: module ${path} is not in target_modules (PEFT would ignore it)`);
+    if (!targeted(path, p.ref.kind))
+      problems.push(`key ${t.name}: module ${path} is not in target_modules (PEFT would ignore it)`);
     const e = found.get(path) ?? { ref: p.ref };
     e[p.factor] = t.shape;
     found.set(path, e);
@@ -351,8 +421,10 @@ export function checkAdapterStructure(
     if (!e.B) problems.push(`${keys.B} is missing (${path} has only its A factor)`);
     const rr = patternValue(rankPattern, path, r as number);
     const [n, m] = factorShape(e.ref.kind, model);
-    if (e.A && !sameShape(e.A, [rr, m])) problems.push(`${keys.A} has shape [${e.A.join(', ')}], expected [${rr}, ${m}]`);
-    if (e.B && !sameShape(e.B, [n, rr])) problems.push(`${keys.B} has shape [${e.B.join(', ')}], expected [${n}, ${rr}]`);
+    if (e.A && !sameShape(e.A, [rr, m]))
+      problems.push(`${keys.A} has shape [${e.A.join(', ')}], expected [${rr}, ${m}]`);
+    if (e.B && !sameShape(e.B, [n, rr]))
+      problems.push(`${keys.B} has shape [${e.B.join(', ')}], expected [${n}, ${rr}]`);
   }
   // Every module PEFT will wrap must have its factors, or it loads as a silent "missing key".
   for (const kind of ALL_KINDS) {
@@ -363,7 +435,9 @@ export function checkAdapterStructure(
       if (targeted(path, kind) && !found.has(path)) missing.push(path);
     }
     if (missing.length > 0) {
-      problems.push(`target_modules covers ${missing.length > 3 ? `${missing.slice(0, 3).join(', ')} and ${missing.length - 3} more` : missing.join(', ')} but the adapter has no factors for ${missing.length === 1 ? 'it' : 'them'} (PEFT would report missing keys and keep a fresh init)`);
+      problems.push(
+        `target_modules covers ${missing.length > 3 ? `${missing.slice(0, 3).join(', ')} and ${missing.length - 3} more` : missing.join(', ')} but the adapter has no factors for ${missing.length === 1 ? 'it' : 'them'} (PEFT would report missing keys and keep a fresh init)`,
+      );
     }
   }
   return problems;
@@ -380,7 +454,11 @@ export function assertAdapterFolder(dir: string, model: ModelConfig): void {
     st.close();
   }
   const problems = checkAdapterStructure(cfg, tensors, model);
-  if (problems.length > 0) throw new InputError(dir, `not a valid PEFT LoRA adapter for this model:\n  - ${problems.join('\n  - ')}`);
+  if (problems.length > 0)
+    throw new InputError(
+      dir,
+      `not a valid PEFT LoRA adapter for this model:\n  - ${problems.join('\n  - ')}`,
+    );
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -9,8 +9,14 @@ import { InputError } from '../errors.js';
 import { LAYER_METHODS, LAYER_TENSORS, type LayerMethod } from './layers.js';
 import { STRUCTURES, headAlign, type Structure } from './submatrix.js';
 import {
-  dimNames, factorShape, isTransposed, moduleRefs, weightName, weightShape,
-  type ModuleKind, type ModuleRef,
+  dimNames,
+  factorShape,
+  isTransposed,
+  moduleRefs,
+  weightName,
+  weightShape,
+  type ModuleKind,
+  type ModuleRef,
 } from './modules.js';
 
 export type InitKind = 'teacher' | 'lora' | 'pissa' | 'random-matched';
@@ -80,11 +86,15 @@ export function planTransfer(
   const sName = opts.studentName ?? 'student';
   const problems: string[] = [];
   const notes: string[] = [];
-  if (!INIT_KINDS.includes(opts.init)) problems.push(`init "${opts.init}" is not one of ${INIT_KINDS.join(', ')}`);
-  if (!STRUCTURES.includes(opts.structure)) problems.push(`structure "${opts.structure}" is not one of ${STRUCTURES.join(', ')}`);
-  if (!LAYER_METHODS.includes(opts.layers)) problems.push(`layer selection "${opts.layers}" is not one of ${LAYER_METHODS.join(', ')}`);
+  if (!INIT_KINDS.includes(opts.init))
+    problems.push(`init "${opts.init}" is not one of ${INIT_KINDS.join(', ')}`);
+  if (!STRUCTURES.includes(opts.structure))
+    problems.push(`structure "${opts.structure}" is not one of ${STRUCTURES.join(', ')}`);
+  if (!LAYER_METHODS.includes(opts.layers))
+    problems.push(`layer selection "${opts.layers}" is not one of ${LAYER_METHODS.join(', ')}`);
   if (opts.kinds.length === 0) problems.push('no modules selected');
-  if (!Number.isInteger(opts.rank) || opts.rank < 1) problems.push(`rank ${opts.rank} is not a positive integer`);
+  if (!Number.isInteger(opts.rank) || opts.rank < 1)
+    problems.push(`rank ${opts.rank} is not a positive integer`);
   const needsTeacher = opts.init === 'teacher' || opts.init === 'random-matched';
   const svdBased = opts.init !== 'lora';
   if (needsTeacher && !teacher) problems.push(`the ${opts.init} init needs a teacher`);
@@ -92,21 +102,31 @@ export function planTransfer(
 
   if (t) {
     if (t.vocabSize !== student.vocabSize) {
-      problems.push(`vocabularies differ: teacher vocab_size ${t.vocabSize}, student ${student.vocabSize} (teacher and student must share the tokenizer)`);
+      problems.push(
+        `vocabularies differ: teacher vocab_size ${t.vocabSize}, student ${student.vocabSize} (teacher and student must share the tokenizer)`,
+      );
     }
     if (student.numLayers > t.numLayers) {
-      problems.push(`the student has ${student.numLayers} layers but the teacher only ${t.numLayers} (num_hidden_layers): each student layer needs its own teacher layer`);
+      problems.push(
+        `the student has ${student.numLayers} layers but the teacher only ${t.numLayers} (num_hidden_layers): each student layer needs its own teacher layer`,
+      );
     }
-    if (t.arch !== student.arch) notes.push(`teacher is ${t.arch}, student ${student.arch}: the method assumes one model family`);
+    if (t.arch !== student.arch)
+      notes.push(`teacher is ${t.arch}, student ${student.arch}: the method assumes one model family`);
     if (opts.structure === 'heads' && t.headDim !== student.headDim) {
-      problems.push(`the heads structure needs equal head_dim, but the teacher has ${t.headDim} and the student ${student.headDim}`);
+      problems.push(
+        `the heads structure needs equal head_dim, but the teacher has ${t.headDim} and the student ${student.headDim}`,
+      );
     }
     for (const kind of opts.kinds) {
-      const ts = weightShape(kind, t), ss = weightShape(kind, student);
+      const ts = weightShape(kind, t),
+        ss = weightShape(kind, student);
       const names = dimNames(kind);
       for (let a = 0; a < 2; a++) {
         if (ss[a] > ts[a]) {
-          problems.push(`${kind}: the student's ${names[a]} is ${ss[a]} but the teacher's is ${ts[a]}: a student matrix [${ss.join(', ')}] cannot be cut from the teacher's [${ts.join(', ')}]`);
+          problems.push(
+            `${kind}: the student's ${names[a]} is ${ss[a]} but the teacher's is ${ts[a]}: a student matrix [${ss.join(', ')}] cannot be cut from the teacher's [${ts.join(', ')}]`,
+          );
         }
       }
     }
@@ -114,7 +134,10 @@ export function planTransfer(
   if (svdBased && Number.isInteger(opts.rank) && opts.rank >= 1) {
     for (const kind of opts.kinds) {
       const [n, m] = factorShape(kind, student);
-      if (opts.rank > Math.min(n, m)) problems.push(`${kind}: rank ${opts.rank} exceeds the smaller side of the student's [${n}, ${m}] matrix`);
+      if (opts.rank > Math.min(n, m))
+        problems.push(
+          `${kind}: rank ${opts.rank} exceeds the smaller side of the student's [${n}, ${m}] matrix`,
+        );
     }
   }
 
@@ -122,7 +145,9 @@ export function planTransfer(
   const touchesTied = opts.kinds.includes('embed_tokens') || opts.kinds.includes('lm_head');
   const untieStudentHead = subtract && student.tieWordEmbeddings && touchesTied;
   if (untieStudentHead) {
-    notes.push('the student ties lm_head to embed_tokens: it must be untied (lm_head.weight = a copy of the embedding) before the subtract trick');
+    notes.push(
+      'the student ties lm_head to embed_tokens: it must be untied (lm_head.weight = a copy of the embedding) before the subtract trick',
+    );
   }
 
   const refs = moduleRefs(opts.kinds, student.numLayers);
@@ -144,7 +169,9 @@ export function planTransfer(
     }
     const got = src.info(name).shape;
     if (got.length !== shape.length || got.some((x, i) => x !== shape[i])) {
-      problems.push(`${what} tensor ${name} has shape [${got.join(', ')}], its config says [${shape.join(', ')}]`);
+      problems.push(
+        `${what} tensor ${name} has shape [${got.join(', ')}], its config says [${shape.join(', ')}]`,
+      );
     }
   };
   // Student tensors of every targeted module; teacher tensors of every layer (any may be selected).
@@ -161,7 +188,8 @@ export function planTransfer(
       for (let l = 0; l < t.numLayers; l++) {
         for (const suffix of LAYER_TENSORS) {
           const name = `model.layers.${l}.${suffix}`;
-          if (!sources.sensitivity.has(name)) problems.push(`sensitivity has no tensor ${name} (needed for the layer scores)`);
+          if (!sources.sensitivity.has(name))
+            problems.push(`sensitivity has no tensor ${name} (needed for the layer scores)`);
         }
       }
     }

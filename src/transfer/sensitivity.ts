@@ -60,13 +60,19 @@ export function toSenseExamples(encoded: readonly EncodedExample[], first = 0): 
 
 /** A seed example from ids and an answer mask (1 = answer token), as the data pipeline produces. */
 export function fromIds(
-  index: number, ids: ArrayLike<number>, answerMask: ArrayLike<number>, source: string, line: number | null = null, truncated = false,
+  index: number,
+  ids: ArrayLike<number>,
+  answerMask: ArrayLike<number>,
+  source: string,
+  line: number | null = null,
+  truncated = false,
 ): SenseExample {
   const idArr = Int32Array.from(ids);
   const targets = nextTokenTargets(idArr, answerMask);
   let n = 0;
   for (const t of targets) if (t >= 0) n++;
-  if (n === 0) throw new InputError(source, 'no answer token to predict (the answer is empty or was cut off)');
+  if (n === 0)
+    throw new InputError(source, 'no answer token to predict (the answer is empty or was cut off)');
   return { index, source, line, ids: idArr, targets, nTargets: n, truncated };
 }
 
@@ -109,7 +115,10 @@ export class SenseAborted extends Error {
 /** A NaN/Inf in a gradient: names the seed and the tensor (METHOD.md step 1 cannot continue). */
 export class NonFiniteGradient extends InputError {
   constructor(ex: SenseExample, tensor: string, detail: string) {
-    super(ex.source, `seed ${ex.index}${ex.line !== null ? ` (line ${ex.line})` : ''}: the gradient of ${tensor} ${detail}; sensitivity stopped`);
+    super(
+      ex.source,
+      `seed ${ex.index}${ex.line !== null ? ` (line ${ex.line})` : ''}: the gradient of ${tensor} ${detail}; sensitivity stopped`,
+    );
     this.name = 'NonFiniteGradient';
   }
 }
@@ -135,12 +144,16 @@ abstract class BaseSink implements SensSink {
 
   put(name: string, shape: number[], data: Float32Array): void {
     const n = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== n) throw new Error(`sensitivity ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (data.length !== n)
+      throw new Error(`sensitivity ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
     const s = kernels().sum(data, n);
     // S is a sum of |theta * grad| over finite gradients (checked per seed): a NaN/Inf here comes
     // from the weights themselves.
     if (!name.startsWith('~') && !Number.isFinite(s)) {
-      throw new InputError(name, `sensitivity holds NaN or Inf (${describeNonFinite(data)}); does the teacher's weight hold NaN/Inf?`);
+      throw new InputError(
+        name,
+        `sensitivity holds NaN or Inf (${describeNonFinite(data)}); does the teacher's weight hold NaN/Inf?`,
+      );
     }
     this.meta.set(name, { shape: [...shape], sum: s });
     this.store(name, data);
@@ -225,7 +238,8 @@ export class DiskSink extends BaseSink {
     if (!f) throw new Error(`sensitivity sink: no tensor ${name}`);
     const b = readFileSync(f);
     // a large read owns its buffer: view it in place rather than copy it
-    if (b.byteOffset % 4 === 0 && b.byteLength === b.buffer.byteLength) return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    if (b.byteOffset % 4 === 0 && b.byteLength === b.buffer.byteLength)
+      return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
     return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   }
   close(): void {
@@ -252,7 +266,8 @@ export function checkGradient(g: Float32Array, n: number, tensor: string, ex: Se
 }
 
 export function checkLoss(loss: number, ex: SenseExample): void {
-  if (!Number.isFinite(loss)) throw new NonFiniteGradient(ex, 'the loss', `is ${loss} (the forward pass overflowed)`);
+  if (!Number.isFinite(loss))
+    throw new NonFiniteGradient(ex, 'the loss', `is ${loss} (the forward pass overflowed)`);
 }
 
 /** Refuses ids and targets outside the vocabulary, naming the seed. */
@@ -260,15 +275,26 @@ export function checkExample(ex: SenseExample, c: ModelConfig): void {
   const V = c.vocabSize;
   if (ex.ids.length === 0) throw new InputError(ex.source, `seed ${ex.index} has no tokens`);
   if (ex.ids.length > c.maxPositionEmbeddings) {
-    throw new InputError(ex.source, `seed ${ex.index} has ${ex.ids.length} tokens, more than the model's context of ${c.maxPositionEmbeddings}`);
+    throw new InputError(
+      ex.source,
+      `seed ${ex.index} has ${ex.ids.length} tokens, more than the model's context of ${c.maxPositionEmbeddings}`,
+    );
   }
   for (let t = 0; t < ex.ids.length; t++) {
     const id = ex.ids[t];
-    if (!(id >= 0 && id < V)) throw new InputError(ex.source, `seed ${ex.index}: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`);
+    if (!(id >= 0 && id < V))
+      throw new InputError(
+        ex.source,
+        `seed ${ex.index}: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`,
+      );
   }
   for (let t = 0; t < ex.targets.length; t++) {
     const tg = ex.targets[t];
-    if (tg >= V) throw new InputError(ex.source, `seed ${ex.index}: target id ${tg} at position ${t} is outside the vocabulary [0, ${V})`);
+    if (tg >= V)
+      throw new InputError(
+        ex.source,
+        `seed ${ex.index}: target id ${tg} at position ${t} is outside the vocabulary [0, ${V})`,
+      );
   }
 }
 
@@ -280,10 +306,18 @@ export function checkTeacherTensors(ws: WeightSource, c: ModelConfig): void {
       problems.push(`missing tensor ${name}`);
       continue;
     }
-    const got = ws.info(name).shape, want = expectedShape(c, name);
-    if (got.join() !== want.join()) problems.push(`tensor ${name} has shape [${got.join(', ')}] but the config implies [${want.join(', ')}]`);
+    const got = ws.info(name).shape,
+      want = expectedShape(c, name);
+    if (got.join() !== want.join())
+      problems.push(
+        `tensor ${name} has shape [${got.join(', ')}] but the config implies [${want.join(', ')}]`,
+      );
   }
-  if (problems.length) throw new InputError(ws.source, problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length} problems)` : ''));
+  if (problems.length)
+    throw new InputError(
+      ws.source,
+      problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length} problems)` : ''),
+    );
 }
 
 let gcFn: (() => void) | null | undefined;
@@ -320,7 +354,12 @@ export interface TeacherSource {
 }
 
 /** Runs step 1 on the examples, sending every tensor's S to the sink. */
-export async function runSense(src: TeacherSource, examples: readonly SenseExample[], sink: SensSink, opts: SenseRunOptions = {}): Promise<SenseRun> {
+export async function runSense(
+  src: TeacherSource,
+  examples: readonly SenseExample[],
+  sink: SensSink,
+  opts: SenseRunOptions = {},
+): Promise<SenseRun> {
   if (examples.length === 0) throw new InputError('seeds', 'no seed examples to run');
   checkTeacherTensors(src.weights, src.config);
   for (const ex of examples) checkExample(ex, src.config);
@@ -333,7 +372,8 @@ export async function runSense(src: TeacherSource, examples: readonly SenseExamp
   } else {
     losses = await senseInMemory(src, examples, sink, opts);
   }
-  let tokens = 0, answerTokens = 0;
+  let tokens = 0,
+    answerTokens = 0;
   for (const ex of examples) {
     tokens += ex.ids.length;
     answerTokens += ex.nTargets;
@@ -342,11 +382,23 @@ export async function runSense(src: TeacherSource, examples: readonly SenseExamp
 }
 
 export function seedLoss(ex: SenseExample, loss: number): SeedLoss {
-  return { index: ex.index, line: ex.line, loss, tokens: ex.ids.length, answerTokens: ex.nTargets, truncated: ex.truncated };
+  return {
+    index: ex.index,
+    line: ex.line,
+    loss,
+    tokens: ex.ids.length,
+    answerTokens: ex.nTargets,
+    truncated: ex.truncated,
+  };
 }
 
 /** The whole model in memory with a gradient for every parameter (the reference executor). */
-export async function senseInMemory(src: TeacherSource, examples: readonly SenseExample[], sink: SensSink, opts: SenseRunOptions = {}): Promise<SeedLoss[]> {
+export async function senseInMemory(
+  src: TeacherSource,
+  examples: readonly SenseExample[],
+  sink: SensSink,
+  opts: SenseRunOptions = {},
+): Promise<SeedLoss[]> {
   const k = kernels();
   const c = src.config;
   const model = LlamaModel.load(src);
@@ -367,7 +419,10 @@ export async function senseInMemory(src: TeacherSource, examples: readonly Sense
     }
     losses.push(seedLoss(ex, loss));
     lossSum += loss;
-    opts.onProgress?.(j + 1, examples.length, { seed: `${j + 1}/${examples.length}`, loss: lossSum / (j + 1) });
+    opts.onProgress?.(j + 1, examples.length, {
+      seed: `${j + 1}/${examples.length}`,
+      loss: lossSum / (j + 1),
+    });
     await tick(opts.signal);
   }
   for (const name of expectedTensorNames(c)) sink.put(name, expectedShape(c, name), S.get(name)!);
@@ -404,7 +459,14 @@ export interface SensSummary {
   /** Sums of the non-layer tensors. */
   outer: { embed_tokens: number; norm: number; lm_head: number | null };
   total: number;
-  compute: { backend: string; streaming: boolean; seconds: number; tokens: number; answerTokens: number; tokensPerSecond: number } | null;
+  compute: {
+    backend: string;
+    streaming: boolean;
+    seconds: number;
+    tokens: number;
+    answerTokens: number;
+    tokensPerSecond: number;
+  } | null;
 }
 
 export const TIED_NOTE =
@@ -412,7 +474,10 @@ export const TIED_NOTE =
   'into the one tied parameter) and |theta * grad| is taken of the sum; the file has no separate lm_head.weight';
 
 /** Per-tensor, per-layer and outer sums from a sink's recorded sums. */
-export function tensorSums(sink: { names(): string[]; shape(n: string): number[]; sum(n: string): number }, c: ModelConfig) {
+export function tensorSums(
+  sink: { names(): string[]; shape(n: string): number[]; sum(n: string): number },
+  c: ModelConfig,
+) {
   const tensors: SensSummary['tensors'] = {};
   const layers = new Array<number>(c.numLayers).fill(0);
   let total = 0;
@@ -440,12 +505,20 @@ export function summaryPathFor(out: string): string {
  * Writes the sensitivity safetensors (tensors in the teacher's HF order, f32 or bf16, one read at a
  * time from the sink) and the JSON summary beside it, both atomically.
  */
-export function writeSensitivityFile(path: string, sink: SensSink, c: ModelConfig, dtype: 'f32' | 'bf16', summary: SensSummary): void {
+export function writeSensitivityFile(
+  path: string,
+  sink: SensSink,
+  c: ModelConfig,
+  dtype: 'f32' | 'bf16',
+  summary: SensSummary,
+): void {
   const names = expectedTensorNames(c);
   writeSafetensorsLazy(
     path,
     names.map((name) => ({
-      name, shape: sink.shape(name), dtype: dtype === 'bf16' ? ('BF16' as const) : ('F32' as const),
+      name,
+      shape: sink.shape(name),
+      dtype: dtype === 'bf16' ? ('BF16' as const) : ('F32' as const),
       load: () => {
         // the previous tensor is written: free it before reading a big one
         if (sink.shape(name).reduce((a, b) => a * b, 4) >= 16 << 20) releaseMemory();

@@ -32,8 +32,16 @@ import { Workspace } from '../model/workspace.js';
 import type { SeqContext } from '../model/block.js';
 import type { ModelConfig } from '../model/config.js';
 import {
-  checkGradient, checkLoss, releaseMemory, seedLoss, tick,
-  type SeedLoss, type SenseExample, type SenseRunOptions, type SensSink, type TeacherSource,
+  checkGradient,
+  checkLoss,
+  releaseMemory,
+  seedLoss,
+  tick,
+  type SeedLoss,
+  type SenseExample,
+  type SenseRunOptions,
+  type SensSink,
+  type TeacherSource,
 } from './sensitivity.js';
 
 type F32 = Float32Array;
@@ -68,20 +76,31 @@ interface Run {
 }
 
 export async function senseStreaming(
-  src: TeacherSource, examples: readonly SenseExample[], sink: SensSink, opts: SenseRunOptions = {},
+  src: TeacherSource,
+  examples: readonly SenseExample[],
+  sink: SensSink,
+  opts: SenseRunOptions = {},
 ): Promise<SeedLoss[]> {
   const c = src.config;
   checkNoExtraTensors(src.weights, c);
-  const L = c.numLayers, n = examples.length;
+  const L = c.numLayers,
+    n = examples.length;
   const T = examples.map((e) => e.ids.length);
   // Progress in units of work: a layer forward of one token = 1, its backward (recompute + backward)
   // = 3, the head per token about 3 * V*d / (layer params) of those.
   const headCost = Math.max(1, (3 * c.vocabSize * c.hiddenSize) / layerParamCount(c));
   const tokens = T.reduce((a, b) => a + b, 0);
   const totalWork = tokens * (L + headCost + 3 * L) + tokens;
-  let work = 0, lossSum = 0, lossCount = 0;
+  let work = 0,
+    lossSum = 0,
+    lossCount = 0;
   const run: Run = {
-    src, c, examples, T, sink, opts,
+    src,
+    c,
+    examples,
+    T,
+    sink,
+    opts,
     ctx: examples.map((e) => seqContext({ ids: e.ids, B: 1, T: e.ids.length })),
     workspace: new Workspace(),
     bounds: Array.from({ length: L + 1 }, () => new Array<F32 | null>(n).fill(null)),
@@ -161,7 +180,9 @@ async function layerForward(run: Run, l: number): Promise<void> {
 async function head(run: Run): Promise<void> {
   const k = kernels();
   const { c, examples, T, workspace, sink } = run;
-  const d = c.hiddenSize, V = c.vocabSize, L = c.numLayers;
+  const d = c.hiddenSize,
+    V = c.vocabSize,
+    L = c.numLayers;
   const tied = c.tieWordEmbeddings;
   const HEAD = tied ? EMB : 'lm_head.weight';
   const normW = loadTensor(run.src.weights, c, 'model.norm.weight');
@@ -175,7 +196,8 @@ async function head(run: Run): Promise<void> {
     const ex = examples[j];
     const n = T[j];
     const h = run.bounds[L][j]!;
-    const hn = workspace.view('sense.hn', n * d), rstd = workspace.view('sense.rstd', n);
+    const hn = workspace.view('sense.hn', n * d),
+      rstd = workspace.view('sense.rstd', n);
     k.rmsnormForward(hn, rstd, h, normW, n, d, c.rmsNormEps);
     const logits = workspace.view('sense.logits', n * V);
     k.gemm(false, true, n, V, d, 1, hn, d, W, d, 0, logits, V);
@@ -212,7 +234,12 @@ async function head(run: Run): Promise<void> {
           G.fill(0, r * d, (r + 1) * d);
         }
       }
-      k.sensAccumulate(SW.subarray(v0 * d, (v0 + rows) * d), W.subarray(v0 * d, (v0 + rows) * d), G, rows * d);
+      k.sensAccumulate(
+        SW.subarray(v0 * d, (v0 + rows) * d),
+        W.subarray(v0 * d, (v0 + rows) * d),
+        G,
+        rows * d,
+      );
     }
     if (own) run.headRows[j] = { ids: own.ids, rows: own.rows };
     run.bounds[L][j] = null;
@@ -257,7 +284,8 @@ async function layerBackward(run: Run, l: number): Promise<void> {
 async function embedBackward(run: Run): Promise<void> {
   const k = kernels();
   const { c, examples, T, sink } = run;
-  const d = c.hiddenSize, V = c.vocabSize;
+  const d = c.hiddenSize,
+    V = c.vocabSize;
   const E = loadTensor(run.src.weights, c, EMB);
   if (run.collectEach) releaseMemory();
   const SE = c.tieWordEmbeddings ? sink.take('~tied-lm-head-share') : new Float32Array(V * d);
@@ -276,7 +304,12 @@ async function embedBackward(run: Run): Promise<void> {
     checkGradient(G, G.length, EMB, ex);
     for (let i = 0; i < ids.length; i++) {
       const v = ids[i];
-      k.sensAccumulate(SE.subarray(v * d, (v + 1) * d), E.subarray(v * d, (v + 1) * d), G.subarray(i * d, (i + 1) * d), d);
+      k.sensAccumulate(
+        SE.subarray(v * d, (v + 1) * d),
+        E.subarray(v * d, (v + 1) * d),
+        G.subarray(i * d, (i + 1) * d),
+        d,
+      );
     }
     run.report('embedding', T[j]);
     await tick(run.opts.signal);
@@ -290,7 +323,9 @@ function distinct(ids: Int32Array): Int32Array {
 }
 
 function layerParamCount(c: ModelConfig): number {
-  const d = c.hiddenSize, f = c.intermediateSize;
-  const qd = c.numHeads * c.headDim, kvd = c.numKvHeads * c.headDim;
+  const d = c.hiddenSize,
+    f = c.intermediateSize;
+  const qd = c.numHeads * c.headDim,
+    kvd = c.numKvHeads * c.headDim;
   return d * qd * 2 + d * kvd * 2 + 3 * d * f + 2 * d;
 }

@@ -51,18 +51,30 @@ export interface Cut {
  * exceeds the teacher's, when sizes disagree with the shapes, or when S holds NaN/Inf.
  */
 export function cutSubmatrix(
-  W: Float32Array, S: Float32Array, spec: CutSpec, structure: Structure, opts: { seed?: number } = {},
+  W: Float32Array,
+  S: Float32Array,
+  spec: CutSpec,
+  structure: Structure,
+  opts: { seed?: number } = {},
 ): Cut {
   const [nt, mt] = spec.teacher;
   const [ns, ms] = spec.student;
   const N = nt * mt;
-  if (W.length !== N) throw new InputError(spec.name, `weight has ${W.length} values, expected ${N} for ${shapeText(spec, spec.teacher)}`);
-  if (S.length !== N) throw new InputError(spec.name, `sensitivity has ${S.length} values, expected ${N} for ${shapeText(spec, spec.teacher)}`);
+  if (W.length !== N)
+    throw new InputError(
+      spec.name,
+      `weight has ${W.length} values, expected ${N} for ${shapeText(spec, spec.teacher)}`,
+    );
+  if (S.length !== N)
+    throw new InputError(
+      spec.name,
+      `sensitivity has ${S.length} values, expected ${N} for ${shapeText(spec, spec.teacher)}`,
+    );
   if (ns > nt || ms > mt || ns < 1 || ms < 1) {
     throw new InputError(
       spec.name,
       `cannot cut a ${shapeText(spec, spec.student)} student matrix from the teacher's ${shapeText(spec, spec.teacher)}: ` +
-        'every student dimension must be between 1 and the teacher\'s',
+        "every student dimension must be between 1 and the teacher's",
     );
   }
   const k = kernels();
@@ -134,7 +146,10 @@ export function cutSubmatrix(
       return gatherIndices(W, S, spec, structure, idx, total);
     }
     default:
-      throw new InputError(spec.name, `unknown structure "${structure as string}": use ${STRUCTURES.join(', ')}`);
+      throw new InputError(
+        spec.name,
+        `unknown structure "${structure as string}": use ${STRUCTURES.join(', ')}`,
+      );
   }
 }
 
@@ -146,7 +161,9 @@ export function headAlign(kind: string, headDim: number): [number, number] {
 }
 
 function shapeText(spec: CutSpec, s: [number, number]): string {
-  return spec.transposed ? `[${s[1]}, ${s[0]}] (handled transposed as [${s[0]}, ${s[1]}])` : `[${s[0]}, ${s[1]}]`;
+  return spec.transposed
+    ? `[${s[1]}, ${s[0]}] (handled transposed as [${s[0]}, ${s[1]}])`
+    : `[${s[0]}, ${s[1]}]`;
 }
 
 function checkTotal(spec: CutSpec, total: number): void {
@@ -165,14 +182,20 @@ function gatherWindow(W: Float32Array, spec: CutSpec, [i, j]: [number, number]):
     const mt = spec.teacher[1];
     for (let a = 0; a < ns; a++) out.set(W.subarray((i + a) * mt + j, (i + a) * mt + j + ms), a * ms);
   } else {
-    for (let a = 0; a < ns; a++) for (let b = 0; b < ms; b++) out[a * ms + b] = W[storageIndex(spec, i + a, j + b)];
+    for (let a = 0; a < ns; a++)
+      for (let b = 0; b < ms; b++) out[a * ms + b] = W[storageIndex(spec, i + a, j + b)];
   }
   return out;
 }
 
 /** Lays the entries at ascending factor-layout indices `idx` out row-major into [n_s, m_s]. */
 function gatherIndices(
-  W: Float32Array, S: Float32Array, spec: CutSpec, structure: Structure, idx: Int32Array | Float64Array, total: number,
+  W: Float32Array,
+  S: Float32Array,
+  spec: CutSpec,
+  structure: Structure,
+  idx: Int32Array | Float64Array,
+  total: number,
 ): Cut {
   const mt = spec.teacher[1];
   const data = new Float32Array(idx.length);
@@ -187,11 +210,22 @@ function gatherIndices(
 }
 
 function finish(
-  spec: CutSpec, structure: Structure, data: Float32Array, offset: [number, number] | null, captured: number, total: number,
+  spec: CutSpec,
+  structure: Structure,
+  data: Float32Array,
+  offset: [number, number] | null,
+  captured: number,
+  total: number,
 ): Cut {
   return {
-    data, rows: spec.student[0], cols: spec.student[1], structure, offset,
-    captured, total, share: total > 0 ? captured / total : 0,
+    data,
+    rows: spec.student[0],
+    cols: spec.student[1],
+    structure,
+    offset,
+    captured,
+    total,
+    share: total > 0 ? captured / total : 0,
   };
 }
 
@@ -221,12 +255,25 @@ export function sampleSorted(N: number, k: number, rng: Rng): Float64Array {
  * aligned window: O(n·m) time, O(n·m / (rs·cs)) memory.
  */
 export function alignedMaxWindow(
-  S: Float32Array, n: number, m: number, wn: number, wm: number, rs: number, cs: number, name = 'window',
+  S: Float32Array,
+  n: number,
+  m: number,
+  wn: number,
+  wm: number,
+  rs: number,
+  cs: number,
+  name = 'window',
 ): { i: number; j: number; sum: number; total: number } {
   if (n % rs || wn % rs || m % cs || wm % cs) {
-    throw new InputError(name, `a [${wn}, ${wm}] window on [${n}, ${m}] cannot align on ${rs} x ${cs} blocks`);
+    throw new InputError(
+      name,
+      `a [${wn}, ${wm}] window on [${n}, ${m}] cannot align on ${rs} x ${cs} blocks`,
+    );
   }
-  const nb = n / rs, mb = m / cs, wnb = wn / rs, wmb = wm / cs;
+  const nb = n / rs,
+    mb = m / cs,
+    wnb = wn / rs,
+    wmb = wm / cs;
   const W1 = mb + 1;
   const sat = new Float64Array((nb + 1) * W1);
   // Block sums, accumulated straight into the SAT's cells, then the prefix sums.
@@ -239,10 +286,16 @@ export function alignedMaxWindow(
       sat[bi * W1 + bj] += sat[(bi - 1) * W1 + bj] + sat[bi * W1 + bj - 1] - sat[(bi - 1) * W1 + bj - 1];
     }
   }
-  let best = -Infinity, bi0 = 0, bj0 = 0;
+  let best = -Infinity,
+    bi0 = 0,
+    bj0 = 0;
   for (let bi = 0; bi + wnb <= nb; bi++) {
     for (let bj = 0; bj + wmb <= mb; bj++) {
-      const s = sat[(bi + wnb) * W1 + bj + wmb] - sat[bi * W1 + bj + wmb] - sat[(bi + wnb) * W1 + bj] + sat[bi * W1 + bj];
+      const s =
+        sat[(bi + wnb) * W1 + bj + wmb] -
+        sat[bi * W1 + bj + wmb] -
+        sat[(bi + wnb) * W1 + bj] +
+        sat[bi * W1 + bj];
       if (s > best) {
         best = s;
         bi0 = bi;

@@ -15,7 +15,13 @@ export function randomAdapter(
   const { r, alpha, std = 1 } = o;
   return moduleRefs(kinds, config.numLayers).map((ref) => {
     const [n, m] = factorShape(ref.kind, config);
-    return { ref, r, alpha, B: rng.fillNormal(new Float32Array(n * r), 0, std), A: rng.fillNormal(new Float32Array(r * m), 0, std) };
+    return {
+      ref,
+      r,
+      alpha,
+      B: rng.fillNormal(new Float32Array(n * r), 0, std),
+      A: rng.fillNormal(new Float32Array(r * m), 0, std),
+    };
   });
 }
 
@@ -23,9 +29,14 @@ export function randomAdapter(
  * An independent reference for an attached adapter: a copy of the weights with each adapted module
  * merged in plain loops, W + (alpha / r) B A (factors as stored, PEFT semantics).
  */
-export function mergedWeights(weights: WeightSource, config: ModelConfig, modules: readonly AdapterModule[]): MemoryWeights {
+export function mergedWeights(
+  weights: WeightSource,
+  config: ModelConfig,
+  modules: readonly AdapterModule[],
+): MemoryWeights {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const name of weights.names()) tensors.set(name, { shape: weights.info(name).shape, data: weights.get(name) });
+  for (const name of weights.names())
+    tensors.set(name, { shape: weights.info(name).shape, data: weights.get(name) });
   for (const m of modules) {
     const W = tensors.get(weightName(m.ref, config))!.data;
     const [n, k] = factorShape(m.ref.kind, config);

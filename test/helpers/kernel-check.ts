@@ -13,7 +13,9 @@ export type F64 = Float64Array;
 /** The native kernels, or null with the reason (tests pass it as `skip`). */
 export function nativeOrSkip(): { k: Kernels | null; skip: string | false } {
   const n = loadNative();
-  return n.kernels ? { k: n.kernels, skip: false } : { k: null, skip: `native addon not available: ${n.error}` };
+  return n.kernels
+    ? { k: n.kernels, skip: false }
+    : { k: null, skip: `native addon not available: ${n.error}` };
 }
 
 export function randF32(rng: Rng, n: number, lo = -1, hi = 1): Float32Array {
@@ -36,25 +38,36 @@ export function asF32(a: Float64Array): Float32Array {
  * against the scale of the whole tensor, so entries that cancel to ~0 do not need absurd precision.
  */
 export function assertClose(
-  got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, what: string, floor = 1e-30,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  rtol: number,
+  what: string,
+  floor = 1e-30,
 ): void {
   assert.equal(got.length, want.length, `${what}: length ${got.length} vs ${want.length}`);
   let scale = floor;
   for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  let worst = 0, at = -1;
+  let worst = 0,
+    at = -1;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(got[i] - want[i]);
-    if (!(d <= worst) || Number.isNaN(got[i]) !== Number.isNaN(want[i])) { worst = Number.isNaN(d) ? Infinity : d; at = i; }
+    if (!(d <= worst) || Number.isNaN(got[i]) !== Number.isNaN(want[i])) {
+      worst = Number.isNaN(d) ? Infinity : d;
+      at = i;
+    }
   }
   if (at >= 0 && !(worst <= rtol * scale)) {
-    assert.fail(`${what}: element ${at} is ${got[at]}, expected ${want[at]} (error ${worst}, allowed ${rtol * scale})`);
+    assert.fail(
+      `${what}: element ${at} is ${got[at]}, expected ${want[at]} (error ${worst}, allowed ${rtol * scale})`,
+    );
   }
 }
 
 /** Relative closeness of two scalars. */
 export function assertNear(got: number, want: number, rtol: number, what: string): void {
   const d = Math.abs(got - want);
-  if (!(d <= rtol * Math.max(Math.abs(want), 1e-300))) assert.fail(`${what}: ${got}, expected ${want} (rel. error ${d / Math.abs(want)})`);
+  if (!(d <= rtol * Math.max(Math.abs(want), 1e-300)))
+    assert.fail(`${what}: ${got}, expected ${want} (rel. error ${d / Math.abs(want)})`);
 }
 
 /**
@@ -63,10 +76,15 @@ export function assertNear(got: number, want: number, rtol: number, what: string
  * (with eps 1e-6 in float64, truncation, O(eps^2), and rounding, O(|f| 1e-16/eps), stay near 1e-9).
  */
 export function checkGradient(
-  f: () => number, x: Float64Array, grad: ArrayLike<number>, what: string,
+  f: () => number,
+  x: Float64Array,
+  grad: ArrayLike<number>,
+  what: string,
   opts: { eps?: number; rtol?: number; atol?: number; which?: number[] } = {},
 ): void {
-  const eps = opts.eps ?? 1e-6, rtol = opts.rtol ?? 1e-6, atol = opts.atol ?? 1e-8;
+  const eps = opts.eps ?? 1e-6,
+    rtol = opts.rtol ?? 1e-6,
+    atol = opts.atol ?? 1e-8;
   const idx = opts.which ?? [...Array(x.length).keys()];
   let nonzero = 0;
   for (const i of idx) {

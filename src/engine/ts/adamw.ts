@@ -6,10 +6,20 @@
 import type { F32 } from '../kernels.js';
 
 export function adamw(
-  param: F32, grad: F32, m: F32, v: F32, n: number, lr: number, beta1: number, beta2: number,
-  eps: number, weightDecay: number, step: number,
+  param: F32,
+  grad: F32,
+  m: F32,
+  v: F32,
+  n: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  step: number,
 ): void {
-  if (!(step >= 1) || !Number.isInteger(step)) throw new RangeError(`adamw: step must be an integer >= 1 (1-based), got ${step}`);
+  if (!(step >= 1) || !Number.isInteger(step))
+    throw new RangeError(`adamw: step must be an integer >= 1 (1-based), got ${step}`);
   const decay = 1 - lr * weightDecay;
   const stepSize = lr / (1 - beta1 ** step);
   const bc2sqrt = Math.sqrt(1 - beta2 ** step);

@@ -6,16 +6,42 @@
  */
 import type { F32 } from '../kernels.js';
 
-export function checkAttentionArgs(B: number, Tq: number, Tk: number, Hq: number, Hkv: number, hd: number): void {
-  for (const [name, v] of [['B', B], ['Tq', Tq], ['Tk', Tk], ['Hq', Hq], ['Hkv', Hkv], ['hd', hd]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`attention: ${name} must be a positive integer, got ${v}`);
+export function checkAttentionArgs(
+  B: number,
+  Tq: number,
+  Tk: number,
+  Hq: number,
+  Hkv: number,
+  hd: number,
+): void {
+  for (const [name, v] of [
+    ['B', B],
+    ['Tq', Tq],
+    ['Tk', Tk],
+    ['Hq', Hq],
+    ['Hkv', Hkv],
+    ['hd', hd],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new RangeError(`attention: ${name} must be a positive integer, got ${v}`);
   }
   if (Hq % Hkv !== 0) throw new RangeError(`attention: Hq (${Hq}) must be a multiple of Hkv (${Hkv})`);
 }
 
 export function attentionForward(
-  out: F32, probs: F32, q: F32, k: F32, v: F32, keyMask: Uint8Array | null,
-  B: number, Tq: number, Tk: number, Hq: number, Hkv: number, hd: number, scale: number,
+  out: F32,
+  probs: F32,
+  q: F32,
+  k: F32,
+  v: F32,
+  keyMask: Uint8Array | null,
+  B: number,
+  Tq: number,
+  Tk: number,
+  Hq: number,
+  Hkv: number,
+  hd: number,
+  scale: number,
 ): void {
   checkAttentionArgs(B, Tq, Tk, Hq, Hkv, hd);
   const group = Hq / Hkv;
@@ -29,7 +55,8 @@ export function attentionForward(
         const qo = ((b * Tq + i) * Hq + h) * hd;
         const po = ((b * Hq + h) * Tq + i) * Tk;
         const last = Math.min(Tk - 1, shift + i);
-        let mx = -Infinity, admissible = 0;
+        let mx = -Infinity,
+          admissible = 0;
         for (let j = 0; j < Tk; j++) probs[po + j] = 0;
         for (let j = 0; j <= last; j++) {
           sc[j] = -Infinity;
@@ -76,8 +103,21 @@ export function attentionForward(
  * contribute nothing.
  */
 export function attentionBackward(
-  dq: F32, dk: F32, dv: F32, dout: F32, q: F32, k: F32, v: F32, probs: F32,
-  B: number, Tq: number, Tk: number, Hq: number, Hkv: number, hd: number, scale: number,
+  dq: F32,
+  dk: F32,
+  dv: F32,
+  dout: F32,
+  q: F32,
+  k: F32,
+  v: F32,
+  probs: F32,
+  B: number,
+  Tq: number,
+  Tk: number,
+  Hq: number,
+  Hkv: number,
+  hd: number,
+  scale: number,
 ): void {
   checkAttentionArgs(B, Tq, Tk, Hq, Hkv, hd);
   const group = Hq / Hkv;
@@ -97,7 +137,10 @@ export function attentionBackward(
         let dsum = 0;
         for (let j = 0; j <= last; j++) {
           const p = probs[po + j];
-          if (p === 0) { dp[j] = 0; continue; }
+          if (p === 0) {
+            dp[j] = 0;
+            continue;
+          }
           const vo = ((b * Tk + j) * Hkv + kh) * hd;
           let s = 0;
           for (let c = 0; c < hd; c++) s += dout[qo + c] * v[vo + c];

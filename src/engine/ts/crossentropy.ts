@@ -5,12 +5,18 @@
 import type { F32 } from '../kernels.js';
 
 export function crossEntropy(
-  logits: F32, targets: Int32Array, rows: number, V: number,
-  dlogits: F32 | null, dscale: number, rowLoss: F32 | null,
+  logits: F32,
+  targets: Int32Array,
+  rows: number,
+  V: number,
+  dlogits: F32 | null,
+  dscale: number,
+  rowLoss: F32 | null,
 ): number {
   for (let r = 0; r < rows; r++) {
     const t = targets[r];
-    if (t >= V) throw new RangeError(`crossEntropy: targets[${r}] = ${t} is not below the vocabulary size ${V}`);
+    if (t >= V)
+      throw new RangeError(`crossEntropy: targets[${r}] = ${t} is not below the vocabulary size ${V}`);
   }
   let total = 0;
   for (let r = 0; r < rows; r++) {

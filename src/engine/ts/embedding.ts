@@ -12,7 +12,8 @@ export function embeddingForward(out: F32, ids: Int32Array, table: F32, n: numbe
   for (let i = 0; i < n; i++) {
     const id = ids[i];
     checkId(id, i, vocab);
-    const src = id * dim, dst = i * dim;
+    const src = id * dim,
+      dst = i * dim;
     for (let c = 0; c < dim; c++) out[dst + c] = table[src + c];
   }
 }
@@ -22,7 +23,8 @@ export function embeddingBackward(dtable: F32, dout: F32, ids: Int32Array, n: nu
   const vocab = Math.floor(dtable.length / dim);
   for (let i = 0; i < n; i++) checkId(ids[i], i, vocab);
   for (let i = 0; i < n; i++) {
-    const dst = ids[i] * dim, src = i * dim;
+    const dst = ids[i] * dim,
+      src = i * dim;
     for (let c = 0; c < dim; c++) dtable[dst + c] += dout[src + c];
   }
 }

@@ -21,11 +21,14 @@ function checkMatrix(who: string, A: ArrayLike<number>, m: number, n: number): v
   if (!Number.isInteger(m) || m < 0 || !Number.isInteger(n) || n < 0) {
     throw new RangeError(`${who}: shape [${m}, ${n}] must be non-negative integers`);
   }
-  if (A.length < m * n) throw new RangeError(`${who}: A has ${A.length} elements, [${m}, ${n}] needs ${m * n}`);
+  if (A.length < m * n)
+    throw new RangeError(`${who}: A has ${A.length} elements, [${m}, ${n}] needs ${m * n}`);
   // Jacobi sweeps never converge on NaN/Inf; say where the bad value is instead (as the native side does).
   for (let i = 0; i < m * n; i++) {
     if (!Number.isFinite(A[i])) {
-      throw new RangeError(`${who}: A[${i}] (row ${Math.floor(i / n)}, column ${i % n}) is ${Number.isNaN(A[i]) ? 'NaN' : 'infinite'}`);
+      throw new RangeError(
+        `${who}: A[${i}] (row ${Math.floor(i / n)}, column ${i % n}) is ${Number.isNaN(A[i]) ? 'NaN' : 'infinite'}`,
+      );
     }
   }
 }
@@ -44,7 +47,9 @@ const JACOBI_MAX_SWEEPS = 80;
 export function svd(A: F32, m: number, n: number): SvdResult {
   checkMatrix('svd', A, m, n);
   const k = Math.min(m, n);
-  const U = sameKind(A, m * k), S = sameKind(A, k), Vt = sameKind(A, k * n);
+  const U = sameKind(A, m * k),
+    S = sameKind(A, k),
+    Vt = sameKind(A, k * n);
   if (k === 0) return { U, S, Vt, k };
   const tall = m >= n;
   const len = tall ? m : n; // length of each W row (a column of X)
@@ -65,7 +70,8 @@ export function svd(A: F32, m: number, n: number): SvdResult {
     let rotated = 0;
     for (let i = 0; i < k - 1; i++) {
       for (let j = i + 1; j < k; j++) {
-        const a = norm2[i], b = norm2[j];
+        const a = norm2[i],
+          b = norm2[j];
         if (a === 0 || b === 0) continue;
         const g = dot(W, i * len, W, j * len, len);
         if (Math.abs(g) <= JACOBI_TOL * Math.sqrt(a * b)) continue;
@@ -73,7 +79,8 @@ export function svd(A: F32, m: number, n: number): SvdResult {
         // Rotation that zeroes the (i, j) entry of X^T X (Rutishauser's stable formulas).
         const zeta = (b - a) / (2 * g);
         const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
-        const c = 1 / Math.sqrt(1 + t * t), s = c * t;
+        const c = 1 / Math.sqrt(1 + t * t),
+          s = c * t;
         rotateRows(W, i * len, j * len, len, c, s);
         rotateRows(R, i * k, j * k, k, c, s);
         norm2[i] = a - t * g;
@@ -91,7 +98,8 @@ export function svd(A: F32, m: number, n: number): SvdResult {
   // Left vectors of X: normalised W rows (completed to an orthonormal set where sigma = 0).
   const L = new Float64Array(k * len);
   for (let q = 0; q < k; q++) {
-    const src = order[q], s = sig[src];
+    const src = order[q],
+      s = sig[src];
     if (s > 0) for (let t = 0; t < len; t++) L[q * len + t] = W[src * len + t] / s;
   }
   for (let q = 0; q < k; q++) if (!(sig[order[q]] > 0)) completeOrthonormal(L, q, len);
@@ -116,7 +124,8 @@ export function svd(A: F32, m: number, n: number): SvdResult {
 }
 
 function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, n: number): number {
-  let s0 = 0, s1 = 0;
+  let s0 = 0,
+    s1 = 0;
   let t = 0;
   for (; t + 1 < n; t += 2) {
     s0 += x[xo + t] * y[yo + t];
@@ -129,7 +138,8 @@ function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, n: number
 /** (row i, row j) <- (c*row_i - s*row_j, s*row_i + c*row_j). */
 function rotateRows(X: Float64Array, io: number, jo: number, n: number, c: number, s: number): void {
   for (let t = 0; t < n; t++) {
-    const xi = X[io + t], xj = X[jo + t];
+    const xi = X[io + t],
+      xj = X[jo + t];
     X[io + t] = c * xi - s * xj;
     X[jo + t] = s * xi + c * xj;
   }
@@ -204,8 +214,16 @@ export function qr(A: F32, m: number, n: number): F32 {
 }
 
 /** X[k:m, c0:n] -= 2 v (v^T X[k:m, c0:n]) for the unit reflector v = V[vo + k .. vo + m). Row-major X [m, n]. */
-function reflect(X: Float64Array, V: Float64Array, vo: number, k: number, m: number, n: number,
-  c0: number, w: Float64Array): void {
+function reflect(
+  X: Float64Array,
+  V: Float64Array,
+  vo: number,
+  k: number,
+  m: number,
+  n: number,
+  c0: number,
+  w: Float64Array,
+): void {
   w.fill(0, c0, n);
   for (let i = k; i < m; i++) {
     const vi = V[vo + i];

@@ -5,7 +5,15 @@
  */
 import type { F32 } from '../kernels.js';
 
-export function rmsnormForward(out: F32, rstd: F32, x: F32, w: F32, rows: number, dim: number, eps: number): void {
+export function rmsnormForward(
+  out: F32,
+  rstd: F32,
+  x: F32,
+  w: F32,
+  rows: number,
+  dim: number,
+  eps: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     let ss = 0;
@@ -22,7 +30,14 @@ export function rmsnormForward(out: F32, rstd: F32, x: F32, w: F32, rows: number
  * Uses the saved rstd (recomputing it would differ from the forward's in float32 by rounding).
  */
 export function rmsnormBackward(
-  dx: F32, dw: F32 | null, dout: F32, x: F32, w: F32, rstd: F32, rows: number, dim: number,
+  dx: F32,
+  dw: F32 | null,
+  dout: F32,
+  x: F32,
+  w: F32,
+  rstd: F32,
+  rows: number,
+  dim: number,
 ): void {
   for (let r = 0; r < rows; r++) {
     const o = r * dim;

@@ -9,16 +9,26 @@
 import type { F32, RopeStyle } from '../kernels.js';
 
 export function checkRopeArgs(headDim: number, invFreq: { length: number }, style: string): void {
-  if (!(headDim >= 2) || headDim % 2 !== 0) throw new RangeError(`rope: headDim must be even and >= 2, got ${headDim}`);
+  if (!(headDim >= 2) || headDim % 2 !== 0)
+    throw new RangeError(`rope: headDim must be even and >= 2, got ${headDim}`);
   if (invFreq.length < headDim / 2) {
-    throw new RangeError(`rope: invFreq has ${invFreq.length} entries, headDim ${headDim} needs ${headDim / 2}`);
+    throw new RangeError(
+      `rope: invFreq has ${invFreq.length} entries, headDim ${headDim} needs ${headDim / 2}`,
+    );
   }
-  if (style !== 'half' && style !== 'pairs') throw new RangeError(`rope: style must be "half" or "pairs", got "${style}"`);
+  if (style !== 'half' && style !== 'pairs')
+    throw new RangeError(`rope: style must be "half" or "pairs", got "${style}"`);
 }
 
 export function rope(
-  x: F32, pos: Int32Array, rows: number, nHeads: number, headDim: number,
-  invFreq: F32, style: RopeStyle, inverse: boolean,
+  x: F32,
+  pos: Int32Array,
+  rows: number,
+  nHeads: number,
+  headDim: number,
+  invFreq: F32,
+  style: RopeStyle,
+  inverse: boolean,
 ): void {
   checkRopeArgs(headDim, invFreq, style);
   const half = headDim / 2;
@@ -26,7 +36,8 @@ export function rope(
   const sin = new Float64Array(half);
   const sign = inverse ? -1 : 1;
   // Offsets of the two members of pair i: (i, i + half) or (2i, 2i + 1).
-  const a0 = style === 'half' ? 1 : 2, b0 = style === 'half' ? half : 1;
+  const a0 = style === 'half' ? 1 : 2,
+    b0 = style === 'half' ? half : 1;
   for (let r = 0; r < rows; r++) {
     const p = pos[r];
     for (let i = 0; i < half; i++) {
@@ -37,8 +48,10 @@ export function rope(
     for (let h = 0; h < nHeads; h++) {
       const o = (r * nHeads + h) * headDim;
       for (let i = 0; i < half; i++) {
-        const ia = o + a0 * i, ib = ia + b0;
-        const xa = x[ia], xb = x[ib];
+        const ia = o + a0 * i,
+          ib = ia + b0;
+        const xa = x[ia],
+          xb = x[ib];
         x[ia] = xa * cos[i] - xb * sin[i];
         x[ib] = xb * cos[i] + xa * sin[i];
       }
