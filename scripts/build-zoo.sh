@@ -63,7 +63,7 @@ rebuilt from tokenizer.bin) with:
 nuggets convert data/stories260k/checkpoint_legacy.bin --tokenizer data/stories260k/tokenizer.bin -o zoo/stories260k --force
 ```
 
-Its greedy continuation from BOS is the golden text of FORMATS.md (test/model-golden.test.ts).
+Its greedy continuation from BOS is the golden text of docs/formats.md (test/model-golden.test.ts).
 EOF
 fi
 

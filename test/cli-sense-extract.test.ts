@@ -285,7 +285,7 @@ test('sense: chat template option, overflow truncate (reported) or refuse, and b
   assert.ok(!existsSync(join(dir, 'x.safetensors')));
 });
 
-/** The student with W - scale·B·A in every adapted module and the LoRA (B, A) attached (METHOD.md step 5). */
+/** The student with W - scale·B·A in every adapted module and the LoRA (B, A) attached (docs/method.md step 5). */
 function initialised(folder: string): LlamaModel {
   const src = loadModelSource(student);
   const model = LlamaModel.load(src);
@@ -343,7 +343,7 @@ test('extract: PEFT folder + manifest; the initialised student gives the untouch
   assert.equal(man.matrices.length, 2 + 7 * 3);
   assert.equal((man.options as { svd: { method: string } }).svd.method, 'randomized');
   assert.ok(man.inputs.sensitivity && man.inputs.teacher && man.inputs.student);
-  // METHOD.md step 5 acceptance
+  // docs/method.md step 5 acceptance
   const ids = Int32Array.from([1, 403, 29, 17, 260, 45, 8, 301, 2, 99]);
   const plain = loadModelSource(student);
   const base = LlamaModel.load(plain);

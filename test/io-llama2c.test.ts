@@ -28,7 +28,7 @@ test('reads stories260K: config from the header, every tensor at its file offset
   assert.equal(c.tieWordEmbeddings, true);
   assert.deepEqual(w.names().sort(), expectedTensorNames(c).sort());
   for (const n of w.names()) assert.deepEqual(w.info(n).shape, expectedShape(c, n), n);
-  // Independent offsets: 7 int32, then emb [512,64], rms_att [5,64], wq [5,64,64] ... as in FORMATS.md.
+  // Independent offsets: 7 int32, then emb [512,64], rms_att [5,64], wq [5,64,64] ... as in docs/formats.md.
   const raw = readFileSync(BIN);
   const f = (floatIndex: number) => raw.readFloatLE(28 + 4 * floatIndex);
   const V = 512,

@@ -7,7 +7,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const STORIES260K = join(ROOT, 'data', 'stories260k');
 export const TINYSTORIES_VAL = join(ROOT, 'data', 'tinystories', 'tinystories_val.txt');
 
-/** The greedy 200-token continuation from BOS (FORMATS.md, llama2.c doc/stories260K.md). */
+/** The greedy 200-token continuation from BOS (docs/formats.md, llama2.c doc/stories260K.md). */
 export const GOLDEN_TEXT =
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\n' +
   'Lily\'s mom said, "Lily, let\'s go to the park." Lily was sad and didn\'t know what to do. She said, "I want to play with your ball, but I can\'t find it."\n' +

@@ -1,4 +1,4 @@
-// METHOD.md step 4: scale·B·A is the best rank-r approximation (Eckart-Young), checked against a
+// docs/method.md step 4: scale·B·A is the best rank-r approximation (Eckart-Young), checked against a
 // matrix whose spectrum is built in (independent of any SVD code) and against the full SVD.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

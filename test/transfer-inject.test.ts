@@ -1,4 +1,4 @@
-// METHOD.md step 5 (subtract trick) and step 7 (rank-2r plain adapter).
+// docs/method.md step 5 (subtract trick) and step 7 (rank-2r plain adapter).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addDelta, plainAdapterFactors, subtractInit } from '../src/transfer/inject.js';

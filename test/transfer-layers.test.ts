@@ -1,4 +1,4 @@
-// METHOD.md step 2: layer scores and the four selection methods, on hand-made sensitivities.
+// docs/method.md step 2: layer scores and the four selection methods, on hand-made sensitivities.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { layerScores, selectLayers } from '../src/transfer/layers.js';

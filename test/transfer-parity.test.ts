@@ -1,4 +1,4 @@
-// Parity with an independent PyTorch reference of METHOD.md steps 1-4
+// Parity with an independent PyTorch reference of docs/method.md steps 1-4
 // (scripts/fixtures/make_transfer_fixture.py, run by hand, writes fixtures/transfer/): nuggets'
 // streaming sensitivity, then extract on nuggets' own S, must give the reference's layer
 // selection and window offsets exactly and its rank-r products to 1e-4; the student initialised
@@ -117,7 +117,7 @@ test('steps 2-4: layer selection and window offsets exactly, products scale*B*A 
       assert.ok(Math.abs(P[i] - product[i]) < 1e-4, `${want.module}[${i}]: ${P[i]} vs ${product[i]}`);
   }
 
-  // METHOD.md step 5: W_s - scale*B*A + LoRA(B, A) is the student itself
+  // docs/method.md step 5: W_s - scale*B*A + LoRA(B, A) is the student itself
   const base = LlamaModel.load(student);
   const init = LlamaModel.load(student);
   for (const mod of res.modules) {

@@ -1,4 +1,4 @@
-// PEFT LoRA adapter folders: exact key names and shapes (FORMATS.md), write/read round trip, and the
+// PEFT LoRA adapter folders: exact key names and shapes (docs/formats.md), write/read round trip, and the
 // structural check catching a wrong key or shape for every module type, the embedding included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// METHOD.md step 1: the streaming executor (layer by layer, boundary states only) gives the same
+// docs/method.md step 1: the streaming executor (layer by layer, boundary states only) gives the same
 // sensitivities and losses as the whole model in memory, for untied, tied and biased (Qwen2)
 // teachers; NaN/Inf stops with the seed and tensor named; abort stops cleanly.
 import { test } from 'node:test';

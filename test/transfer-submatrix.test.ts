@@ -1,4 +1,4 @@
-// METHOD.md step 3 on hand-made sensitivity matrices: every structure, the embedding's transposed
+// docs/method.md step 3 on hand-made sensitivity matrices: every structure, the embedding's transposed
 // handling, head-aligned windows, and the refusals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch baseline of bench/sense.ts: METHOD.md step 1 the way the reference code does it: the
+"""PyTorch baseline of bench/sense.ts: docs/method.md step 1 the way the reference code does it: the
 whole fp32 model in memory, one seed example per forward+backward (answer-only mean token
 cross-entropy), then for every parameter S += (theta * grad).abs(). LLaMA math as nuggets runs it:
 embedding, per layer RMSNorm -> q/k/v -> RoPE (rotate_half) -> causal softmax attention (grouped

@@ -1,5 +1,5 @@
 /**
- * `nuggets extract`: teacher + student + sensitivity -> an initialisation folder (METHOD.md steps
+ * `nuggets extract`: teacher + student + sensitivity -> an initialisation folder (docs/method.md steps
  * 2-4 and the controls): a PEFT LoRA adapter holding (B, A), and manifest.json with the selected
  * teacher layers and scores, each matrix's window and share of sensitivity, singular values, energy
  * kept, all options and input hashes. src/transfer/extract.ts does the work; this module maps the
@@ -29,7 +29,7 @@ import { Progress, type ProgressMode } from '../train/progress.js';
 
 export type ExtractCliOptions = OptionsOf<'extract'> & { force?: boolean; progress?: boolean };
 
-/** METHOD.md step 5's LoRA dropout (the trainer may override it). */
+/** docs/method.md step 5's LoRA dropout (the trainer may override it). */
 const LORA_DROPOUT = 0.05;
 
 /** The submatrix structure from --structure and --heads. */
@@ -181,7 +181,7 @@ export function registerExtract(program: Command): void {
   const cmd = program
     .command('extract')
     .description(
-      'teacher + student + sensitivity -> LoRA initialisation folder (PEFT adapter + manifest.json; METHOD.md steps 2-4)',
+      'teacher + student + sensitivity -> LoRA initialisation folder (PEFT adapter + manifest.json; docs/method.md steps 2-4)',
     );
   addSchemaOptions(cmd, 'extract');
   cmd

@@ -11,7 +11,7 @@
  * The text printed is the continuation of the prompt: decode(prompt tail + new) minus decode(prompt
  * tail), as src/eval/model-lm.ts does (src/model/continuation.ts: SentencePiece-style decoders strip the
  * leading space of the first piece they see, and "Once upon a time" + " there" must not print "timethere"). An empty prompt
- * starts from BOS; the text then is exactly what llama2.c prints (the golden test of FORMATS.md).
+ * starts from BOS; the text then is exactly what llama2.c prints (the golden test of docs/formats.md).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { dirname, join } from 'node:path';

@@ -1,6 +1,6 @@
 /**
  * `nuggets inspect <model>`: what a checkpoint is, without running it. The config fields that change
- * the math (FORMATS.md), parameters per module kind and in total, storage dtypes, bytes on disk and
+ * the math (docs/formats.md), parameters per module kind and in total, storage dtypes, bytes on disk and
  * as fp32, and the tokenizer found beside it. Works for HF folders and llama2.c checkpoints; `--json`
  * prints the same facts as one JSON object.
  *

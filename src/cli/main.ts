@@ -1,4 +1,4 @@
-/** The `nuggets` command line: one subcommand per step of METHOD.md, each registered by its own module. */
+/** The `nuggets` command line: one subcommand per step of docs/method.md, each registered by its own module. */
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
 import { registerInfo } from './info.js';

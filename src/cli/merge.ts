@@ -1,6 +1,6 @@
 /**
  * `nuggets merge`: the untouched student + the adapter `nuggets train` wrote -> an ordinary Hugging
- * Face model folder (W_final = W_s - scale·B0·A0 + scale·B1·A1, METHOD.md step 7) with tokenizer files
+ * Face model folder (W_final = W_s - scale·B0·A0 + scale·B1·A1, docs/method.md step 7) with tokenizer files
  * and a README.md model card. Options come from the `merge` schema; the work is src/train/merge.ts.
  */
 import type { Command } from 'commander';

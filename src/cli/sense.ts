@@ -1,5 +1,5 @@
 /**
- * `nuggets sense`: METHOD.md step 1 on a teacher and a seed file -> a sensitivity safetensors (one
+ * `nuggets sense`: docs/method.md step 1 on a teacher and a seed file -> a sensitivity safetensors (one
  * tensor per teacher parameter, f32 or bf16) and a JSON summary beside it (per-tensor and per-layer
  * sums, the loss of each seed). Runs layer by layer by default (src/transfer/stream.ts).
  *
@@ -236,7 +236,7 @@ export function registerSense(program: Command): void {
   const cmd = program
     .command('sense')
     .description(
-      "teacher sensitivity |theta * grad| per parameter over seed examples (METHOD.md step 1); 'sense merge' sums shards",
+      "teacher sensitivity |theta * grad| per parameter over seed examples (docs/method.md step 1); 'sense merge' sums shards",
     );
   addSchemaOptions(cmd, 'sense');
   cmd

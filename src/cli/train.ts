@@ -1,5 +1,5 @@
 /**
- * `nuggets train`: LoRA fine-tuning of a student (METHOD.md steps 5-6), optionally from an
+ * `nuggets train`: LoRA fine-tuning of a student (docs/method.md steps 5-6), optionally from an
  * initialisation folder written by `nuggets extract`. Options come from the `train` schema
  * (src/config/schemas.ts), as flags or from a YAML file (--config); everything below the command line
  * is src/train/run.ts. Progress goes to stderr (a bar on a terminal, plain lines otherwise); the

@@ -1,13 +1,13 @@
 /**
  * One schema per command: option names, types, defaults and help text. The same schema makes the
  * command-line flags (src/config/cli.ts) and validates config files (src/config/file.ts), so the two
- * cannot drift apart. Defaults are the paper's / reference code's (METHOD.md steps 1-6, the
+ * cannot drift apart. Defaults are the paper's / reference code's (docs/method.md steps 1-6, the
  * reference's train.sh and finetune.py); where the reference has none, HF Trainer's defaults.
  */
 import { z } from 'zod';
 import { bool, int, num, oneOf, path, str, type CommandSchema } from './fields.js';
 
-/** LoRA target modules and the groups the CLI accepts (METHOD.md "modules" axis). */
+/** LoRA target modules and the groups the CLI accepts (docs/method.md "modules" axis). */
 export const MODULE_NAMES = [
   'q_proj',
   'k_proj',
@@ -45,7 +45,7 @@ const tokenizer = path(
   'tokenizer file or folder when the model has none beside it (llama2.c tokenizer.bin)',
 ).optional();
 
-/** `nuggets sense`: METHOD.md step 1. */
+/** `nuggets sense`: docs/method.md step 1. */
 export const senseSchema = z
   .object({
     teacher: path('teacher model: a Hugging Face folder or a llama2.c checkpoint'),
@@ -82,7 +82,7 @@ export const senseMergeSchema = z
   })
   .strict();
 
-/** `nuggets extract`: METHOD.md steps 2-4 and the controls. */
+/** `nuggets extract`: docs/method.md steps 2-4 and the controls. */
 export const extractSchema = z
   .object({
     teacher: path(
@@ -122,7 +122,7 @@ export const extractSchema = z
   })
   .strict();
 
-/** `nuggets train`: METHOD.md steps 5-6 (issue 5). */
+/** `nuggets train`: docs/method.md steps 5-6 (issue 5). */
 export const trainSchema = z
   .object({
     student: path('student model (HF folder or llama2.c checkpoint)'),
@@ -182,7 +182,7 @@ export const trainSchema = z
     path: ['microBatchSize'],
   });
 
-/** `nuggets eval`: benchmarks (FORMATS.md "Benchmarks"). */
+/** `nuggets eval`: benchmarks (docs/formats.md "Benchmarks"). */
 export const evalSchema = z
   .object({
     model: path('model to evaluate (HF folder or llama2.c checkpoint)'),
@@ -359,7 +359,7 @@ export const pretrainSchema = z
     path: ['microBatchSize'],
   });
 
-/** `nuggets merge`: W_final = W_s - B0*A0 + B1*A1 (METHOD.md step 7) into an HF folder. */
+/** `nuggets merge`: W_final = W_s - B0*A0 + B1*A1 (docs/method.md step 7) into an HF folder. */
 export const mergeSchema = z
   .object({
     student: path('the untouched student model (HF folder or llama2.c checkpoint)'),

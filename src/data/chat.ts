@@ -5,7 +5,7 @@
  * by its spelling, so that tokenizers that do not parse "</s>" inside text (llama2.c's tokenizer.bin)
  * still get a real EOS. `target` marks the pieces the loss is computed on (the answer).
  *
- * Tulu format, exactly as the reference (ParaKnowTransfer `get_content`, METHOD.md steps 1 and 6):
+ * Tulu format, exactly as the reference (ParaKnowTransfer `get_content`, docs/method.md steps 1 and 6):
  *   system    -> "<|system|>\n" + content.strip() + "\n\n"
  *   user      -> "<|user|>\n" + content.strip() + "\n\n"
  *   assistant -> "<|assistant|>\n" + content.strip() + EOS          (no newline after EOS)

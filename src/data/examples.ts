@@ -3,7 +3,7 @@
  *
  * - `chat`: a conversation whose LAST message is the assistant answer; everything before it is prompt
  *   context (the reference trains and measures sensitivity on the last assistant turn only:
- *   its prompt is `messages[:-1]` rendered plus the assistant header, METHOD.md steps 1 and 6).
+ *   its prompt is `messages[:-1]` rendered plus the assistant header, docs/method.md steps 1 and 6).
  *   Accepted rows:
  *     {"dataset", "id", "messages": [{"role", "content"}, ...]}   (the paper's rows)
  *     {"prompt", "answer"} | {"question", "answer"}                (pairs; GSM8K uses question/answer)

@@ -1,7 +1,7 @@
 /**
  * Prompt wrapping. "plain" leaves each task's standard (lm-evaluation-harness style) prompt as is.
  * "tulu" wraps the task text as a user turn in the format the students are fine-tuned on
- * (METHOD.md step 6): `<|user|>\n{question}\n\n<|assistant|>\n`. A function can be passed instead
+ * (docs/method.md step 6): `<|user|>\n{question}\n\n<|assistant|>\n`. A function can be passed instead
  * (for example one built from a tokenizer's chat template with src/io/chat-template.ts): it gets the
  * user text and must return the full prompt up to where the assistant's reply starts.
  *

@@ -1,5 +1,5 @@
 /**
- * HF model folders (FORMATS.md "Hugging Face checkpoints"): config.json plus model.safetensors, or shards
+ * HF model folders (docs/formats.md "Hugging Face checkpoints"): config.json plus model.safetensors, or shards
  * model-0000k-of-0000n.safetensors listed by model.safetensors.index.json. Opening validates every
  * tensor against config.json (names, shapes, float dtypes) before anything runs, and reads tensors
  * lazily; writing produces the same layout atomically, file by file.

@@ -1,5 +1,5 @@
 /**
- * HF config.json <-> ModelConfig for LLaMA, Mistral and Qwen2 (FORMATS.md "config.json fields that
+ * HF config.json <-> ModelConfig for LLaMA, Mistral and Qwen2 (docs/formats.md "config.json fields that
  * change the math"). Defaults are those of the transformers config classes; every field that would change
  * the computation in a way src/model does not implement is refused by name rather than ignored.
  */

@@ -1,5 +1,5 @@
 /**
- * llama2.c checkpoints (FORMATS.md "llama2.c checkpoints"): the legacy v0 export (7 int32 header,
+ * llama2.c checkpoints (docs/formats.md "llama2.c checkpoints"): the legacy v0 export (7 int32 header,
  * then fp32 arrays) and the v1 export ("ak42" magic, 256-byte header, norms first). Weights come out
  * under HF tensor names but in llama2.c row order: q/k rows are NOT permuted, so the model must run
  * them with 'pairs' RoPE. `permuteForHf` gives the HF row order for an HF folder ('half' RoPE).

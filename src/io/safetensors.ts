@@ -1,5 +1,5 @@
 /**
- * safetensors reader and writer (FORMATS.md "safetensors"). The reader parses and validates the header
+ * safetensors reader and writer (docs/formats.md "safetensors"). The reader parses and validates the header
  * once, then reads each tensor lazily with positioned reads on an open fd: a file is never held in memory
  * whole, so a large teacher can be streamed tensor by tensor. Every defect of the file is an InputError
  * naming the file and, where one is at fault, the tensor.

@@ -1,5 +1,5 @@
 /**
- * The llama2.c tokenizer.bin format and its encode()/decode() (FORMATS.md "tokenizer.bin").
+ * The llama2.c tokenizer.bin format and its encode()/decode() (docs/formats.md "tokenizer.bin").
  * File: int32 max_token_length, then per token float32 score, int32 byte length, bytes; the token count
  * is not stored (llama2.c takes it from the model header), so it is what the file holds.
  *

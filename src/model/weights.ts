@@ -1,6 +1,6 @@
 /**
  * Where a model's tensors come from. Loading is by name and lazy, so a caller can hold one layer at
- * a time (sensitivity streams a big teacher this way). Names are HF names (FORMATS.md).
+ * a time (sensitivity streams a big teacher this way). Names are HF names (docs/formats.md).
  */
 export interface TensorInfo {
   dtype: string;

@@ -207,7 +207,7 @@ function plotsFor(d: ReportData): { plots: Plot[]; sections: Record<string, stri
   add(
     'sensitivity',
     'Per-layer sensitivity',
-    'Mean |θ·∂L/∂θ| per element over the seed examples, by teacher layer and module kind (METHOD.md step 1).',
+    'Mean |θ·∂L/∂θ| per element over the seed examples, by teacher layer and module kind (docs/method.md step 1).',
     sensitivityHeatmap(d),
   );
   add(

@@ -1,5 +1,5 @@
 /**
- * What the paper reports (METHOD.md "What the paper reports": Zhong et al., ICLR 2024, LLaMA models,
+ * What the paper reports (docs/method.md "What the paper reports": Zhong et al., ICLR 2024, LLaMA models,
  * the average of 7 metrics), shown beside our numbers. No variance was reported there.
  */
 

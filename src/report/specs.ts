@@ -20,7 +20,7 @@ export function sensitivityHeatmap(d: ReportData): Spec | null {
   const sources = [...new Set(values.map((v) => v.source))];
   return {
     $schema: SCHEMA,
-    description: 'Sensitivity per teacher layer and module kind (METHOD.md step 1)',
+    description: 'Sensitivity per teacher layer and module kind (docs/method.md step 1)',
     hconcat: sources.map((source) => ({
       title: { text: source, fontSize: 11 },
       data: { values: values.filter((v) => v.source === source) },
@@ -55,12 +55,12 @@ export function sensitivityHeatmap(d: ReportData): Spec | null {
   };
 }
 
-/** Layer scores (METHOD.md step 2) with the layers kept for the student highlighted. */
+/** Layer scores (docs/method.md step 2) with the layers kept for the student highlighted. */
 export function layerScores(d: ReportData): Spec | null {
   if (d.layerScores.length === 0) return null;
   return {
     $schema: SCHEMA,
-    description: 'Layer scores and the selected teacher layers (METHOD.md step 2)',
+    description: 'Layer scores and the selected teacher layers (docs/method.md step 2)',
     data: {
       values: d.layerScores.map((s) => ({
         ...s,
@@ -161,7 +161,7 @@ export function windowPlot(rows: WindowRow[]): Spec | null {
   });
   return {
     $schema: SCHEMA,
-    description: `Windows cut from the teacher matrices: ${rows[0].task} / ${rows[0].method} (METHOD.md step 3)`,
+    description: `Windows cut from the teacher matrices: ${rows[0].task} / ${rows[0].method} (docs/method.md step 3)`,
     vconcat: rowOrder.map((label) => ({
       hconcat: rows
         .filter((r) => r.row === label)

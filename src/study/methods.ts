@@ -1,6 +1,6 @@
 /**
  * The methods a study compares: the paper's reference transfer, its ablations, and the controls
- * METHOD.md says an honest reproduction needs. Each method says which teacher it reads (the task's
+ * docs/method.md says an honest reproduction needs. Each method says which teacher it reads (the task's
  * teacher, the student itself, or none), the `nuggets extract` options that make its
  * initialisation, and the `nuggets train` options it needs (plain LoRA and PiSSA initialise inside
  * `train`, without an extract step).

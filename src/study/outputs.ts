@@ -9,7 +9,7 @@ import { InputError } from '../errors.js';
 /**
  * The adapter to evaluate on the untouched student: `nuggets train` writes it at the top of its
  * output folder (src/train/export.ts). After a subtract-trick init (teacher, PiSSA, self...) that is
- * the plain rank-2r adapter [B1 | B0], [A1 ; -A0] of METHOD.md step 7, the only one that gives the
+ * the plain rank-2r adapter [B1 | B0], [A1 ; -A0] of docs/method.md step 7, the only one that gives the
  * trained model on the untouched student; the trained factors alone sit in trained_adapter/ and must
  * not be used here.
  */

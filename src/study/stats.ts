@@ -1,6 +1,6 @@
 /**
  * Statistics for the study table: mean and sample standard deviation over training seeds, and the
- * paired comparison of a method against plain LoRA over the seeds both ran (METHOD.md: "report
+ * paired comparison of a method against plain LoRA over the seeds both ran (docs/method.md: "report
  * spread over seeds" — the paper reports 1-2 point gains with no variance, so the table must say
  * how large the seed-to-seed noise is next to each difference).
  *

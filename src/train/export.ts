@@ -1,5 +1,5 @@
 /**
- * What training leaves behind (METHOD.md step 7), as PEFT adapter folders:
+ * What training leaves behind (docs/method.md step 7), as PEFT adapter folders:
  *
  *   <out>/adapter_config.json + adapter_model.safetensors
  *       the adapter that loads on the UNTOUCHED student. Without the subtract trick (PEFT default
@@ -44,7 +44,7 @@ export function trainedModules(params: LoraParams, refs: readonly ModuleRef[]): 
 }
 
 /**
- * The plain adapter of METHOD.md step 7 for each module: rank 2r, alpha 2·alpha (same scale), from
+ * The plain adapter of docs/method.md step 7 for each module: rank 2r, alpha 2·alpha (same scale), from
  * the trained factors and the initial ones.
  */
 export function plainModules(
@@ -101,7 +101,7 @@ export function writeTrainedAdapters(
   writeFileAtomic(join(tdir, 'README.md'), [
     '# Trained LoRA factors (subtract trick)\n\n' +
       'These factors (B1, A1) were trained on the student whose adapted weights were replaced by W - scale·B0·A0 ' +
-      '(METHOD.md step 5). Loaded on the untouched student they give a different model. Use the adapter in the ' +
+      '(docs/method.md step 5). Loaded on the untouched student they give a different model. Use the adapter in the ' +
       'parent folder (rank 2r: B = [B1 | B0], A = [A1 ; -A0]) or `nuggets merge`.\n',
   ]);
   return { student: dir, trained: tdir };

@@ -1,5 +1,5 @@
 /**
- * trainer_log.jsonl, the training log users already know from LLaMA-Factory (FORMATS.md "Results and
+ * trainer_log.jsonl, the training log users already know from LLaMA-Factory (docs/formats.md "Results and
  * logs"): one JSON object per line with
  *   current_steps, total_steps, loss, learning_rate, epoch, percentage, elapsed_time, remaining_time
  * (+ optional eval_loss, grad_norm and any extra numeric fields). Times are Python `str(timedelta)`

@@ -1,5 +1,5 @@
 /**
- * Putting trainable LoRA adapters on a student before fine-tuning (METHOD.md step 5), from one of:
+ * Putting trainable LoRA adapters on a student before fine-tuning (docs/method.md step 5), from one of:
  *   - an initialisation folder written by `nuggets extract` (PEFT adapter + manifest.json): when the
  *     manifest says `subtract`, every adapted base weight becomes W' = W - scale·B0·A0 (embedding:
  *     W - scale·(B0·A0)^T) and the LoRA starts at (B0, A0), so the model starts as the student itself;
@@ -9,7 +9,7 @@
  * subtract trick touches the embedding or lm_head: subtracting from a shared matrix would change both.
  *
  * The initial factors (B0, A0) are kept when the subtract trick was used: the plain rank-2r adapter
- * written after training (METHOD.md step 7) needs them.
+ * written after training (docs/method.md step 7) needs them.
  */
 import { Rng } from '../engine/rng.js';
 import { InputError } from '../errors.js';
@@ -176,7 +176,7 @@ export function setupLora(config: ModelConfig, weights: WeightSource, opts: Lora
     const [n, m] = factorShape(f.ref.kind, config);
     if (subtract) {
       const fac: Factors = { B: f.B, A: f.A, n, m, r: f.r };
-      // METHOD.md step 5: W' = W - scale·B0·A0, so W' + scale·B0·A0 = W at step 0.
+      // docs/method.md step 5: W' = W - scale·B0·A0, so W' + scale·B0·A0 = W at step 0.
       addDelta(weightOf(model, path), fac, -(f.alpha / f.r), isTransposed(f.ref.kind));
     }
     const mod = model.module(path);

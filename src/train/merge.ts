@@ -1,5 +1,5 @@
 /**
- * `nuggets merge` below the command line (METHOD.md step 7): the untouched student plus the adapter
+ * `nuggets merge` below the command line (docs/method.md step 7): the untouched student plus the adapter
  * that loads on it (what `nuggets train` leaves in its output folder: the plain rank-2r adapter
  * [B1 | B0], [A1 ; -A0] after the subtract trick, so W + scale·B·A = W - scale·B0·A0 + scale·B1·A1)
  * becomes an ordinary Hugging Face model folder: config.json, safetensors, tokenizer files,

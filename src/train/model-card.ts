@@ -79,7 +79,7 @@ export function modelCard(c: ModelCardInput): string {
     `A ${c.config.arch} model (${c.config.numLayers} layers, hidden ${c.config.hiddenSize}, vocab ${c.config.vocabSize}) made by ` +
       'nuggets from the student below and a LoRA adapter merged into its weights: ' +
       '`W_final = W_s - scale·B0·A0 + scale·B1·A1` (B0, A0 the initial factors, B1, A1 the trained ones; ' +
-      'METHOD.md step 7 of the parametric knowledge transfer method, Zhong et al., ICLR 2024).',
+      'docs/method.md step 7 of the parametric knowledge transfer method, Zhong et al., ICLR 2024).',
   );
   lines.push('');
   lines.push('## Provenance');

@@ -1,6 +1,6 @@
 /**
  * Learning-rate schedules, exactly as Hugging Face transformers defines them (the reference trains
- * with HF Trainer: warmup_ratio 0.03, linear decay; METHOD.md step 6).
+ * with HF Trainer: warmup_ratio 0.03, linear decay; docs/method.md step 6).
  *
  * Step convention: `lrAt(k)` is the learning rate used by optimizer update number k (0-based).
  * HF calls `scheduler.step()` after each `optimizer.step()`, so update k uses lr_lambda(k): with any

@@ -1,5 +1,5 @@
 /**
- * The LoRA fine-tuning loop (METHOD.md step 6) over a model whose adapters are gathered into one flat
+ * The LoRA fine-tuning loop (docs/method.md step 6) over a model whose adapters are gathered into one flat
  * group (lora-params.ts): shuffled epochs, gradient accumulation to an effective batch, answer-only
  * loss, gradient clipping, AdamW, warmup then decay, held-out loss each epoch, trainer_log.jsonl, a
  * progress display, and checkpoints from which `resume` continues bit for bit.

@@ -1,5 +1,5 @@
 /**
- * The control initialisations an honest comparison needs (METHOD.md "Controls"): PEFT's default
+ * The control initialisations an honest comparison needs (docs/method.md "Controls"): PEFT's default
  * LoRA init, PiSSA, and random factors of matched norm. The self-teacher control needs no code here:
  * it is the teacher init with teacher = student.
  *

@@ -1,5 +1,5 @@
 /**
- * METHOD.md step 4: factorise the cut matrix W_e [n, m] into LoRA factors.
+ * docs/method.md step 4: factorise the cut matrix W_e [n, m] into LoRA factors.
  *   U, s, Vh = svd(W_e);  B = U[:, :r] * s[:r] / scale  ([n, r]);  A = Vh[:r, :]  ([r, m])
  * All of the spectrum goes into B (no sqrt split), as the reference does. With scale = alpha / r != 1
  * the init is divided by the scale (we divide B, keeping A's rows orthonormal) so that scale·B·A is
@@ -60,7 +60,7 @@ export function topSvd(X: Float32Array, n: number, m: number, r: number, svd: Sv
   return { U: res.U, S: res.S, Vt: res.Vt, singularValues, energyKept, frobenius: Math.sqrt(fro2) };
 }
 
-/** The reference factorisation of METHOD.md step 4. `scale` = alpha / r. */
+/** The reference factorisation of docs/method.md step 4. `scale` = alpha / r. */
 export function factorize(
   We: Float32Array,
   n: number,

@@ -1,5 +1,5 @@
 /**
- * Putting LoRA factors onto a student without changing its function (METHOD.md step 5), and the
+ * Putting LoRA factors onto a student without changing its function (docs/method.md step 5), and the
  * plain PEFT adapter after training (step 7).
  *
  * Factors live in the factor layout (modules.ts): B [n, r], A [r, m]. For a Linear the weight is
@@ -39,7 +39,7 @@ export function addDelta(W: Float32Array, f: Factors, coef: number, transposed: 
 }
 
 /**
- * The plain adapter of METHOD.md step 7: after training (B1, A1) from the init (B0, A0), the rank-2r
+ * The plain adapter of docs/method.md step 7: after training (B1, A1) from the init (B0, A0), the rank-2r
  * factors B = [B1 | B0], A = [A1 ; -A0] give scale·B·A = scale·(B1·A1 - B0·A0), so the adapter loads
  * on the UNTOUCHED student and reproduces W_s - B0·A0 + B1·A1. Keep the same scale: with rank 2r,
  * lora_alpha must become 2·alpha (or use alpha_pattern) so that alpha'/r' = alpha/r.

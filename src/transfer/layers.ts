@@ -1,5 +1,5 @@
 /**
- * METHOD.md step 2: score the teacher's layers by their summed sensitivity and pick which teacher
+ * docs/method.md step 2: score the teacher's layers by their summed sensitivity and pick which teacher
  * layer feeds each student layer.
  */
 import { kernels } from '../engine/backend.js';

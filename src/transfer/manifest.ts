@@ -65,7 +65,7 @@ export interface Manifest {
   created: string;
   init: InitKind;
   lora: { r: number; alpha: number; scale: number; dropout: number };
-  /** The trainer forms W_s - scale·B·A for every module before training (METHOD.md step 5). */
+  /** The trainer forms W_s - scale·B·A for every module before training (docs/method.md step 5). */
   subtract: boolean;
   /** The student's tied lm_head must be untied before the subtract trick (see plan.ts). */
   untieStudentHead: boolean;

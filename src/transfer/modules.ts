@@ -1,8 +1,8 @@
 /**
- * The modules a transfer touches and how each is named and shaped: HF tensor names (FORMATS.md),
+ * The modules a transfer touches and how each is named and shaped: HF tensor names (docs/formats.md),
  * PEFT module paths, and the "factor layout" in which a matrix is cut, factorised and stored as LoRA
  * factors. The factor layout is the HF [out, in] layout for every linear; the embedding is handled
- * transposed, [d, V] (METHOD.md step 3), which is exactly PEFT's embedding layout
+ * transposed, [d, V] (docs/method.md step 3), which is exactly PEFT's embedding layout
  * (lora_embedding_B [d, r] · lora_embedding_A [r, V], weight delta (B·A)^T).
  */
 import type { ModelConfig } from '../model/config.js';
@@ -26,7 +26,7 @@ export const LAYER_KINDS: readonly ModuleKind[] = [...ATTENTION_KINDS, ...MLP_KI
 /** Every module kind, canonical order (embedding first, lm_head last, as in the model). */
 export const ALL_KINDS: readonly ModuleKind[] = ['embed_tokens', ...LAYER_KINDS, 'lm_head'];
 
-/** Module groups accepted on the command line (METHOD.md "modules" axis). */
+/** Module groups accepted on the command line (docs/method.md "modules" axis). */
 export const MODULE_GROUPS: Readonly<Record<string, readonly ModuleKind[]>> = {
   all: ALL_KINDS,
   attention: ATTENTION_KINDS,

@@ -1,5 +1,5 @@
 /**
- * PEFT LoRA adapter folders, exactly as FORMATS.md and PEFT's save_pretrained lay them out:
+ * PEFT LoRA adapter folders, exactly as docs/formats.md and PEFT's save_pretrained lay them out:
  *   adapter_config.json + adapter_model.safetensors with keys
  *   base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight [r, in] / .lora_B.weight [out, r]
  *   (k/v/o and mlp.{gate,up,down}_proj likewise), base_model.model.lm_head.lora_{A,B}.weight, and

@@ -60,7 +60,7 @@ export interface TransferPlan {
   pairs: ModulePair[];
   /** The teacher (and its sensitivity) is read: teacher and random-matched inits. */
   needsTeacher: boolean;
-  /** The init is non-zero, so the trainer must apply the subtract trick W_s - scale·B·A (METHOD.md step 5). */
+  /** The init is non-zero, so the trainer must apply the subtract trick W_s - scale·B·A (docs/method.md step 5). */
   subtract: boolean;
   /**
    * The student ties lm_head to embed_tokens and the init subtracts a delta from one of them: the

@@ -1,5 +1,5 @@
 /**
- * METHOD.md step 1, teacher sensitivity: for every seed example j, one forward + backward of the
+ * docs/method.md step 1, teacher sensitivity: for every seed example j, one forward + backward of the
  * answer-only mean token cross-entropy, then `S += |theta * dL_j/dtheta|` for every parameter
  * element (the absolute value per example, summed over examples; kernels().sensAccumulate).
  *
@@ -112,7 +112,7 @@ export class SenseAborted extends Error {
   }
 }
 
-/** A NaN/Inf in a gradient: names the seed and the tensor (METHOD.md step 1 cannot continue). */
+/** A NaN/Inf in a gradient: names the seed and the tensor (docs/method.md step 1 cannot continue). */
 export class NonFiniteGradient extends InputError {
   constructor(ex: SenseExample, tensor: string, detail: string) {
     super(
@@ -454,7 +454,7 @@ export interface SensSummary {
   tiedEmbeddings: string | null;
   /** Per tensor: shape and the float64 sum of its float32 S (before any bf16 rounding of the file). */
   tensors: Record<string, { shape: number[]; sum: number }>;
-  /** Per teacher layer: the sum over its tensors (METHOD.md step 2's score). */
+  /** Per teacher layer: the sum over its tensors (docs/method.md step 2's score). */
   layers: number[];
   /** Sums of the non-layer tensors. */
   outer: { embed_tokens: number; norm: number; lm_head: number | null };

@@ -1,6 +1,6 @@
 /**
  * Sharding `nuggets sense` over machines (docs/sharding.md): shard i of n processes a contiguous
- * slice of the seeds, and `sense merge` sums the shard files. S is a sum over seeds (METHOD.md
+ * slice of the seeds, and `sense merge` sums the shard files. S is a sum over seeds (docs/method.md
  * step 1), so the merged file equals the unsharded one up to float32 rounding of the order of the
  * additions. The shard index comes from the command line (`--shard i/n`) or from the scheduler's
  * environment: a Kubernetes Indexed Job's JOB_COMPLETION_INDEX or a Slurm job array's

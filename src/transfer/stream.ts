@@ -1,5 +1,5 @@
 /**
- * The streaming executor of METHOD.md step 1: S = sum over seeds of |theta * grad|, computed layer
+ * The streaming executor of docs/method.md step 1: S = sum over seeds of |theta * grad|, computed layer
  * by layer so that a teacher far larger than memory can be measured.
  *
  *   A. forward, layer-major: the embedding gives each seed's hidden state h_0; then each decoder

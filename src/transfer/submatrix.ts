@@ -1,5 +1,5 @@
 /**
- * METHOD.md step 3: cut a student-shaped matrix W_e out of a teacher matrix, guided by its
+ * docs/method.md step 3: cut a student-shaped matrix W_e out of a teacher matrix, guided by its
  * sensitivity S. Every structure the paper compares, plus `heads` (ours): a contiguous window whose
  * attention-head axis starts on a head boundary.
  *
@@ -115,7 +115,7 @@ export function cutSubmatrix(
         k.rowSums(rowSum, S, nt, mt);
         k.colSums(colSum, S, nt, mt);
       }
-      // Rank by MEAN sensitivity (METHOD.md step 3): sum / length of the row or column.
+      // Rank by MEAN sensitivity (docs/method.md step 3): sum / length of the row or column.
       for (let i = 0; i < nt; i++) rowSum[i] /= mt;
       for (let j = 0; j < mt; j++) colSum[j] /= nt;
       const rows = k.topk(rowSum, nt, ns);
