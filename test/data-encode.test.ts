@@ -183,7 +183,7 @@ test('text examples: BOS + text + EOS, every text token and EOS is a target', ()
 const paperSeeds = shared('data/paraknowtransfer/gsm/sample_gsm.jsonl');
 const noPaperSeeds = existsSync(paperSeeds)
   ? false
-  : `${paperSeeds} not present (the paper's task files are not bundled: no licence)`;
+  : `${paperSeeds} not present: the paper's seed files have no licence, so they are not bundled and are read from ../shared (beside the checkout) when it is there`;
 
 test(
   'the real stories260K tokenizer: every seed answer decodes back exactly from its answer tokens',

@@ -97,7 +97,7 @@ const paperSeeds = fileURLToPath(
 );
 const noPaperSeeds = existsSync(paperSeeds)
   ? false
-  : `${paperSeeds} not present (the paper's task files are not bundled: no licence)`;
+  : `${paperSeeds} not present: the paper's seed files have no licence, so they are not bundled and are read from ../shared (beside the checkout) when it is there`;
 
 test("readExamples: the paper's seed file reads as 32 chat examples", { skip: noPaperSeeds }, () => {
   const seeds = readExamples(paperSeeds);

@@ -55,5 +55,5 @@ test('NUGGETS_BACKEND=native refuses to run without the addon', () => {
       if (prev === undefined) delete process.env.NUGGETS_NATIVE_PATH;
       else process.env.NUGGETS_NATIVE_PATH = prev;
     }
-  }, /NUGGETS_BACKEND=native but the native addon cannot load/);
+  }, /NUGGETS_BACKEND=native: the native addon cannot load: \/nonexistent\/addon\.node was not built/);
 });

@@ -18,7 +18,10 @@ const toy = loadAlpacaEval(TOY);
 
 test('the AlpacaEval set loads: 805 instructions with davinci-003 outputs (skipped when absent)', (t) => {
   const p = join(SHARED_DATA, 'alpaca_eval', 'alpaca_eval.jsonl');
-  if (!existsSync(p)) return t.skip(`${p} not present (research-only data, not bundled)`);
+  if (!existsSync(p))
+    return t.skip(
+      `${p} not present: AlpacaEval is research-only data, not bundled; it is read from ../shared (beside the checkout) when it is there`,
+    );
   const rows = loadAlpacaEval(p);
   assert.equal(rows.length, 805);
   assert.equal(

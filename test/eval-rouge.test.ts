@@ -181,7 +181,10 @@ test('Super-NI loader errors name file and line', () => {
 
 test("the paper's Super-NI rows load (skipped when ../shared/data is absent)", (t) => {
   const p = join(SHARED_DATA, 'paraknowtransfer', 'super_ni', 'super_ni_data_1000.jsonl');
-  if (!existsSync(p)) return t.skip(`${p} not present`);
+  if (!existsSync(p))
+    return t.skip(
+      `${p} not present: the paper's Super-NI rows have no licence, so they are not bundled and are read from ../shared (beside the checkout) when it is there`,
+    );
   const pairs = loadInstructionPairs(p);
   assert.equal(pairs.length, 1000);
   assert.equal(pairs[0].references[0], 'yakınlarda yemek yenebilecek kaç mekan var?');

@@ -1,7 +1,10 @@
 /**
  * Backend selection. NUGGETS_BACKEND=native|ts picks one; by default the native addon is used when
  * it loads, and otherwise the TypeScript reference runs after one clear warning saying why.
+ * NUGGETS_BACKEND=native never falls back: `npm test` and CI set it so that an addon that failed to
+ * build (npm ci carries on without it) is an error, not a slower green run.
  */
+import { InputError } from '../errors.js';
 import type { Kernels } from './kernels.js';
 import { tsKernels } from './ts/index.js';
 import { loadNative } from './native.js';
@@ -18,7 +21,10 @@ export function selectBackend(name?: string): Kernels {
   const native = loadNative();
   if (native.kernels) return native.kernels;
   if (want === 'native')
-    throw new Error(`NUGGETS_BACKEND=native but the native addon cannot load: ${native.error}`);
+    throw new InputError(
+      'NUGGETS_BACKEND=native',
+      `the native addon cannot load: ${native.error}; unset NUGGETS_BACKEND to run on the TypeScript backend`,
+    );
   if (!warned) {
     warned = true;
     process.emitWarning(

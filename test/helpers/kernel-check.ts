@@ -10,12 +10,16 @@ import type { Kernels } from '../../src/engine/kernels.js';
 
 export type F64 = Float64Array;
 
-/** The native kernels, or null with the reason (tests pass it as `skip`). */
+/**
+ * The native kernels, or null with the reason (tests pass it as `skip`). Under NUGGETS_BACKEND=native
+ * (as `npm test` runs) a missing addon is an error instead: a skipped parity test would pass CI.
+ */
 export function nativeOrSkip(): { k: Kernels | null; skip: string | false } {
   const n = loadNative();
-  return n.kernels
-    ? { k: n.kernels, skip: false }
-    : { k: null, skip: `native addon not available: ${n.error}` };
+  if (n.kernels) return { k: n.kernels, skip: false };
+  if (process.env.NUGGETS_BACKEND?.trim().toLowerCase() === 'native')
+    throw new Error(`NUGGETS_BACKEND=native but the native addon is not available: ${n.error}`);
+  return { k: null, skip: `native addon not available: ${n.error}` };
 }
 
 export function randF32(rng: Rng, n: number, lo = -1, hi = 1): Float32Array {
