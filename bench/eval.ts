@@ -1,5 +1,5 @@
 /**
- * Batched generation in the evaluation harness (issue 6 acceptance): ModelLM.generate (the EvalLM
+ * Batched generation in the evaluation harness (src/eval/model-lm.ts): ModelLM.generate (the EvalLM
  * adapter behind `nuggets eval`) on a ~110M-parameter LLaMA (d 768, 12 layers, 12 heads of 64, MLP
  * 2048, vocab 32000, tied embeddings, random weights), 8 greedy requests with prompts of 16..44
  * tokens and 24 new tokens each, run as ONE batch (left-padded, KV cache) versus one request at a

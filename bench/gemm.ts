@@ -1,5 +1,5 @@
 /**
- * GEMM throughput (issue 2): native and ts at 1024^3 and 2048^3, each against the CPU's fp32 peak
+ * GEMM throughput (the kernel every layer's forward and backward runs on): native and ts at 1024^3 and 2048^3, each against the CPU's fp32 peak
  * (native FMA microkernel) and against OpenBLAS sgemm timed in C in the same process (target:
  * native >= 0.9x, i.e. the N-API binding adds no real cost).
  */

@@ -1,7 +1,7 @@
 /**
  * A tiny benchmark harness. Each bench module exports `async function run(rec: Recorder)` and
  * records figures; bench/run.ts runs the modules, prints a table and merges the figures into
- * bench/results.json by name (so later issues add entries from their own modules without losing
+ * bench/results.json by name (so running one module with --only updates its entries without losing
  * the others). Timings are best-of-N: the machine may be shared, and the minimum is the figure
  * least disturbed by other load.
  */

@@ -1,5 +1,5 @@
 /**
- * Model throughput (issue 3 acceptance): forward+backward tokens/s and peak RSS of a ~110M-parameter
+ * Model throughput (src/model): forward+backward tokens/s and peak RSS of a ~110M-parameter
  * LLaMA (d 768, 12 layers, 12 heads of 64, MLP 2048, vocab 32000, tied embeddings, random weights) at
  * batch 1 and 4 x sequence 256, for nuggets and for an equivalent PyTorch program
  * (bench/torch/llama_fwd_bwd.py: same math, fp32, same thread count, /usr/bin/python3) in the same run;

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Recorder, formatTable, mergeResults, machineDescription, type BenchModule } from './lib.js';
 
-/** Bench modules in run order; later issues append theirs. */
+/** Bench modules in run order; a new module is appended here. */
 const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['gemm', () => import('./gemm.js')],
   ['window', () => import('./window.js')],

@@ -1,5 +1,5 @@
 /**
- * `nuggets sense` and `extract` at scale (issue 4 acceptance):
+ * `nuggets sense` and `extract` at scale (docs/method.md steps 1-4):
  * 1. Streaming is real: a random 24-layer LLaMA (d 1024, MLP 3072, 16 heads, vocab 32000, untied)
  *    whose fp32 weights are 1.57 GB is written once to bench/tmp/ as an HF folder; `nuggets sense`
  *    runs on 4 short seeds in a child process, which reports its own peak RSS (VmHWM). Target: under

@@ -1,5 +1,5 @@
 /**
- * Rank-16 truncated SVD of a 4096 x 4096 matrix (METHOD step 4 at LLaMA-7B attention size): exact
+ * Rank-16 truncated SVD of a 4096 x 4096 matrix (docs/method.md step 4 at LLaMA-7B attention size): exact
  * (LAPACK sgesdd, full thin SVD then truncation) against randomized (Halko range finder, q = 2
  * power iterations, 10 oversampling columns). Target: randomized under 1 s. The randomized error
  * against the exact optimum is also recorded, for a matrix with a decaying spectrum

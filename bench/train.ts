@@ -1,5 +1,5 @@
 /**
- * LoRA training throughput (issue 5 acceptance): tokens/s and peak RSS of LoRA fine-tuning steps on
+ * LoRA training throughput (docs/method.md step 6): tokens/s and peak RSS of LoRA fine-tuning steps on
  * the ~100M LLaMA config (d 768, 12 layers, 12 heads of 64, MLP 2048, vocab 32000, tied embeddings,
  * random weights), LoRA r 16 / alpha 16 / dropout 0.05 on q,k,v,o,gate,up,down of every layer, batch
  * 2 x sequence 256, against an equivalent hand-written PyTorch program (bench/torch/lora_train.py:

@@ -1,5 +1,5 @@
 /**
- * Max-sum window search (METHOD step 3) at the real LLaMA 13B -> 7B MLP shape: S [13824, 5120]
+ * Max-sum window search (docs/method.md step 3) at the real LLaMA 13B -> 7B MLP shape: S [13824, 5120]
  * (teacher gate/up weight), window [11008, 4096] (student). Target: native under 1 s.
  */
 import { bestTime, fillFast, nativeForBench, type BenchEntry, type Recorder } from './lib.js';

@@ -1,5 +1,5 @@
 /**
- * The model commands through the CLI (issue 3 scope 6): `nuggets generate` prints the golden
+ * The model commands through the CLI (generate, convert, inspect): `nuggets generate` prints the golden
  * stories260K text from the llama2.c file and from the folder `nuggets convert` writes; prompts,
  * stop strings, sampling, chat wrapping and adapters behave as documented; `nuggets inspect`
  * counts match numbers computed by hand from the architecture; bad input gives one line naming the

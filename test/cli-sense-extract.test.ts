@@ -2,7 +2,7 @@
 // child process for Ctrl-C): stories260K converted to an HF folder is the teacher, a smaller random
 // HF model with the same tokenizer the student. Checks the output files, the subtract-trick
 // acceptance (the initialised student gives the untouched student's logits to 1e-5), the PEFT
-// structure, YAML configs, and every refusal the issue lists, each naming the file or option.
+// structure, YAML configs, and every refusal of bad input, each naming the file or option.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

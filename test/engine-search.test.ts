@@ -1,5 +1,5 @@
 /**
- * Sensitivity accumulation, float64 sums, the max-sum window search and exact top-k (METHOD steps
+ * Sensitivity accumulation, float64 sums, the max-sum window search and exact top-k (docs/method.md steps
  * 1-3). Window and top-k are checked property-based (fast-check) against brute force on both
  * backends, with integer data where ties are exact and float data where the two backends must still
  * agree bit for bit.

@@ -2,7 +2,7 @@
 // reconstructions, orthonormality, singular values (against a spectrum built in: A = Q1 diag(s) Q2^T,
 // with Q1, Q2 from a Gram-Schmidt in test/helpers/linalg.ts, independent of the code under test) and subspaces
 // (|u_ts . u_native| = 1 for well-separated values), never raw signs. These kernels are forward-only
-// (METHOD step 4 factorises frozen teacher blocks), so there is no backward to check.
+// (docs/method.md step 4 factorises frozen teacher blocks), so there is no backward to check.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tsKernels } from '../src/engine/ts/index.js';

@@ -1,5 +1,5 @@
 /**
- * Bad input to `nuggets train` and `nuggets merge` (issue 5 acceptance): a malformed JSONL line is
+ * Bad input to `nuggets train` and `nuggets merge` (one clear error each): a malformed JSONL line is
  * named by file and number; examples left with no answer token after truncation are skipped and
  * counted with their lines; resuming from a checkpoint made with other options is refused listing
  * what differs (and a fresh run refuses to overwrite an earlier run's checkpoints); a config file

@@ -1,5 +1,5 @@
 /**
- * Checkpoint and resume (issue 5): training 4 updates equals training 2, stopping, and resuming for
+ * Checkpoint and resume (src/train/checkpoint.ts): training 4 updates equals training 2, stopping, and resuming for
  * 2 more, bit for bit (LoRA factors, both AdamW moments, the update count and the log lines), both
  * when the stop falls mid-epoch and at an epoch boundary; a checkpoint made with other options is
  * refused with every difference listed.

@@ -1,5 +1,5 @@
 /**
- * LoRA training lowers held-out loss on the bundled stories260K (issue 5 acceptance), run through the
+ * LoRA training lowers held-out loss on the bundled stories260K (the end-to-end check), run through the
  * real command line (`nuggets train`, PEFT default init, Tulu format, answer-only loss): 32 TinyStories
  * held-out stories as {"prompt","answer"} rows, 8 others as the held-out set, 4 updates at lr 1e-3.
  * The student has never seen the Tulu wrapper, so its loss on stories that follow one is high; four

@@ -1,4 +1,4 @@
-// Sensitivity accumulation and the searches of extraction (METHOD steps 1-3): S += |theta * grad|,
+// Sensitivity accumulation and the searches of extraction (docs/method.md steps 1-3): S += |theta * grad|,
 // float64 sums (whole, per row, per column), the max-sum window, and exact top-k. Each exported
 // function takes exactly the arguments of the Kernels method of the same name
 // (src/engine/kernels.ts); src/engine/ts/{sensitivity,window}.ts are the references.

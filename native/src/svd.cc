@@ -4,7 +4,7 @@
 // column-major order without LAPACKE's transposed copies: for the SVD, A^T = V S U^T means
 // LAPACK's "U" of A^T, read row-major, is our Vt [k, n] and its "VT" is our U [m, k]; both are
 // written straight into the returned arrays. A itself is never modified (LAPACK works on a copy).
-// No backward: METHOD step 4 factorises frozen teacher blocks.
+// No backward: docs/method.md step 4 factorises frozen teacher blocks.
 #include <lapacke.h>
 
 #include <cmath>

@@ -1,6 +1,6 @@
 /**
  * `nuggets convert <llama2c.bin> --tokenizer tokenizer.bin -o <folder>`: a llama2.c checkpoint to an HF
- * model folder (issue 3 scope 4). src/io/convert.ts does the work (q/k rows permuted for rotate_half
+ * model folder (docs/formats.md "llama2.c checkpoints"). src/io/convert.ts does the work (q/k rows permuted for rotate_half
  * RoPE, tokenizer.json rebuilt from tokenizer.bin); this module checks the paths first, so that a
  * mistake is reported before anything is written, and refuses to overwrite a model without --force.
  */

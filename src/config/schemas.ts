@@ -122,7 +122,7 @@ export const extractSchema = z
   })
   .strict();
 
-/** `nuggets train`: docs/method.md steps 5-6 (issue 5). */
+/** `nuggets train`: docs/method.md steps 5-6 (inject the init, LoRA fine-tune). */
 export const trainSchema = z
   .object({
     student: path('student model (HF folder or llama2.c checkpoint)'),
@@ -288,7 +288,7 @@ export const serveSchema = z
   })
   .strict();
 
-/** `nuggets pretrain`: full-parameter LM training from scratch or continued (issue 7; src/train/pretrain.ts). */
+/** `nuggets pretrain`: full-parameter LM training from scratch or continued (src/train/pretrain.ts). */
 export const pretrainSchema = z
   .object({
     data: path('training text: .jsonl(.gz) rows {"text"} (one document each) or a plain text file'),

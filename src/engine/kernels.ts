@@ -207,7 +207,7 @@ export interface Kernels {
     step: number,
   ): void;
 
-  // ---------------------------------------------------------------- sensitivity (METHOD step 1-3)
+  // ---------------------------------------------------------------- sensitivity (docs/method.md step 1-3)
   /** S += |theta * grad| elementwise. */
   sensAccumulate(S: F32, theta: F32, grad: F32, n: number): void;
   /** Sum of all n entries, float64. */

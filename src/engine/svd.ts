@@ -1,5 +1,5 @@
 /**
- * Truncated SVD on top of any Kernels (METHOD step 4: `U, s, Vh = svd(W_e)`, keep the top r).
+ * Truncated SVD on top of any Kernels (docs/method.md step 4: `U, s, Vh = svd(W_e)`, keep the top r).
  *
  * - 'exact': the backend's thin SVD (LAPACK gesdd natively), then the first r triplets.
  * - 'randomized': Halko, Martinsson & Tropp (2011), Algorithms 4.4 + 5.1: a Gaussian sketch

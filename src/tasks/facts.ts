@@ -1,5 +1,5 @@
 /**
- * The synthetic knowledge of the zoo's teacher and the `facts` task (issue 7, scope 2b).
+ * The synthetic knowledge of the zoo's teacher and the `facts` task of the miniature study.
  *
  * A seeded set of invented animals ("the zib", ...), none of them a word of TinyStories, each with
  * a colour, a food and a home drawn from 8 values each. The teacher (zoo/teacher-facts) reads every

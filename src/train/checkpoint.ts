@@ -1,6 +1,6 @@
 /**
- * Training checkpoints: everything `--resume` needs to continue EXACTLY (issue 5: "training 4 steps
- * equals training 2, stopping, and resuming 2, bitwise").
+ * Training checkpoints: everything `--resume` needs to continue EXACTLY (training 4 steps equals
+ * training 2, stopping, and resuming 2, bitwise; test/train-resume.test.ts).
  *
  * A checkpoint is a folder `<root>/checkpoint-<step>` (HF Trainer's naming) holding
  *   tensors.safetensors   every named Float32Array (LoRA factors, AdamW moments, ...), F32, exact

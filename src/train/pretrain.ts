@@ -1,6 +1,6 @@
 /**
  * `nuggets pretrain`: full-parameter language-model training of a LLaMA-family model, from scratch
- * (random init) or continued from a model, on plain text (issue 7, scope 1). It is what builds the
+ * (random init) or continued from a model, on plain text. It is what builds the
  * bundled zoo (zoo/*, scripts/build-zoo.sh).
  *
  * Recipe, llama2.c-style: documents get a BOS each and are packed into fixed-length sequences

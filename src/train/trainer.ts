@@ -4,7 +4,7 @@
  * loss, gradient clipping, AdamW, warmup then decay, held-out loss each epoch, trainer_log.jsonl, a
  * progress display, and checkpoints from which `resume` continues bit for bit.
  *
- * LOSS NORMALISATION (stated, as the issue asks): each update minimises the mean cross-entropy over
+ * LOSS NORMALISATION (stated, since implementations differ): each update minimises the mean cross-entropy over
  * ALL answer tokens of the effective batch, every micro-batch's gradient being scaled by
  * 1 / (answer tokens in the whole effective batch). This is what transformers >= 4.46 does with
  * gradient accumulation (`num_items_in_batch`), and it makes the update independent of how the batch

@@ -1,5 +1,5 @@
 /**
- * Fused log-softmax + negative log-likelihood (METHOD step 1 and 6: the loss on answer tokens; prompt
+ * Fused log-softmax + negative log-likelihood (docs/method.md step 1 and 6: the loss on answer tokens; prompt
  * tokens arrive as ignored targets < 0). Max-subtraction for stability, float64 sums.
  */
 import type { F32 } from '../kernels.js';

@@ -8,7 +8,7 @@
  * (and rotation inside repeated singular values), so backends may differ in sign; compare
  * reconstructions and subspaces, not raw vectors.
  *
- * Neither has a backward kernel: METHOD step 4 factorises frozen teacher weights, no gradient flows.
+ * Neither has a backward kernel: docs/method.md step 4 factorises frozen teacher weights, no gradient flows.
  */
 import type { F32, SvdResult } from '../kernels.js';
 

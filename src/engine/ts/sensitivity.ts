@@ -1,7 +1,7 @@
-/** Sensitivity accumulation and the float64 reductions over it (METHOD steps 1-3). */
+/** Sensitivity accumulation and the float64 reductions over it (docs/method.md steps 1-3). */
 import type { F32 } from '../kernels.js';
 
-/** S += |theta * grad| (per example, then summed over examples: METHOD step 1). */
+/** S += |theta * grad| (per example, then summed over examples: docs/method.md step 1). */
 export function sensAccumulate(S: F32, theta: F32, grad: F32, n: number): void {
   for (let i = 0; i < n; i++) S[i] += Math.abs(theta[i] * grad[i]);
 }

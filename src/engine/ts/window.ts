@@ -1,5 +1,5 @@
 /**
- * Window search and top-k selection for extraction (METHOD step 3 and its variants).
+ * Window search and top-k selection for extraction (docs/method.md step 3 and its variants).
  *
  * maxWindow scores every [wn, wm] window of S [n, m] with the summed-area-table identity in its
  * rolling, separable form, which keeps memory at O(m) instead of a full (n+1)(m+1) float64 table:
