@@ -227,7 +227,7 @@ export async function runEval(
       spec.file = requireFile(
         spec.file ?? join(dataDir, 'alpaca_eval', 'alpaca_eval.jsonl'),
         spec,
-        'AlpacaEval is research-only and not bundled; pass e.g. alpaca_eval:../shared/data/alpaca_eval/alpaca_eval.jsonl',
+        'AlpacaEval is research-only and not bundled; pass alpaca_eval:<path to alpaca_eval.jsonl>',
       );
     }
   }

@@ -9,8 +9,8 @@
  * - win_rate (only when a Judge is given): the fraction of rows whose model output the judge prefers
  *   to the reference, ties counting one half. Which side is shown as (a) is drawn per row from the
  *   seed, so position bias averages out; the order is logged per sample.
- * Data: JSON Lines {"instruction", "output", ["generator", "dataset"]} (research-only data; see
- * ../shared/data/alpaca_eval/SOURCE.md).
+ * Data: JSON Lines {"instruction", "output", ["generator", "dataset"]} (research-only data, not
+ * bundled: docs/formats.md "Benchmarks").
  */
 import { Rng } from '../../engine/rng.js';
 import { readJsonl, stringField } from '../files.js';
