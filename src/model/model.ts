@@ -8,7 +8,7 @@
  * Gradients then sit in `model.params.get(name).grad` (when enabled) and in each Lora's dA/dB.
  */
 import { alloc } from '../engine/alloc.js';
-import type { ModelConfig } from './config.js';
+import { contextLength, type ModelConfig } from './config.js';
 import type { WeightSource } from './weights.js';
 import { loadAllParams, ParamStore } from './params.js';
 import { RunMode } from './mode.js';
@@ -113,6 +113,10 @@ export class LlamaModel {
   hidden(batch: Batch): F32 {
     checkBatch(batch);
     const { B, T } = batch;
+    if (T > contextLength(this.config))
+      throw new RangeError(
+        `${T} tokens a sequence is more than the model computes exactly (${contextLength(this.config)}: ${this.config.slidingWindow ? 'its sliding window' : 'its context'})`,
+      );
     const N = B * T,
       d = this.config.hiddenSize;
     const ctx: SeqContext = {
@@ -202,6 +206,10 @@ export class LlamaModel {
     const N = B * T,
       d = this.config.hiddenSize;
     if (B !== cache.B) throw new Error(`step: ${B} sequences but the cache holds ${cache.B}`);
+    if (cache.length + T > contextLength(this.config))
+      throw new RangeError(
+        `step: ${cache.length + T} tokens are more than the model computes exactly (${contextLength(this.config)})`,
+      );
     this.embed.checkIds(ids, N);
     let h = this.embOut.view(N * d);
     this.embed.forward(h, ids, N);
