@@ -191,6 +191,7 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
     });
     if (setup.untied)
       say('note: the student ties lm_head to the embedding; lm_head was untied for the subtract trick');
+    setup.model.setGradientCheckpointing(opts.gradientCheckpointing);
     mkdirSync(opts.out, { recursive: true });
     const adapterOpts = {
       config: c,
