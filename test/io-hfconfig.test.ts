@@ -227,14 +227,9 @@ test('unsupported and malformed configs are refused by name', () => {
     ],
     [{ ...tinyllama, rope_scaling: { rope_type: 'yarn', factor: 4 } }, /"yarn"/],
     [{ ...tinyllama, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling.low_freq_factor/],
-    [{ ...mistral, sliding_window: 4096 }, /sliding_window 4096 < max_position_embeddings 32768/],
-    [
-      Object.fromEntries(Object.entries(mistral).filter(([k]) => k !== 'sliding_window')),
-      /sliding_window 4096/,
-    ],
     [
       { ...qwen2, use_sliding_window: true, sliding_window: 4096 },
-      /sliding-window attention is not supported/,
+      /per-layer sliding-window attention is not supported/,
     ],
     [{ ...tinyllama, num_key_value_heads: 5 }, /not a multiple of num_key_value_heads 5/],
     [{ ...tinyllama, hidden_size: undefined }, /missing required field "hidden_size"/],

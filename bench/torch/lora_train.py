@@ -9,10 +9,13 @@ Trainer does per update. fp32, eager ops, torch.set_num_threads(threads).
 Run by bench/train.ts as a child process (so its peak RSS is its own):
   /usr/bin/python3 bench/torch/lora_train.py '<json spec>'
 spec: {"vocab", "d", "layers", "heads", "kv_heads", "mlp", "tied", "seq", "batch", "r", "alpha",
-       "dropout", "lr", "reps", "warmup", "threads"}
+       "dropout", "lr", "reps", "warmup", "threads"[, "autocast": "bf16"]}
+With "autocast": "bf16" the forward and the loss run under torch.autocast("cpu", dtype=torch.bfloat16),
+the usual way to buy bf16 speed in PyTorch (weights and optimizer stay fp32).
 Prints one JSON line: {"steps": [{"seconds", "cpu_seconds", "loss"}], "best_seconds", "best_cpu_seconds", "tokens_per_step",
 "lora_params", "max_rss_kb", "threads", "torch"}.
 """
+import contextlib
 import json
 import math
 import resource
@@ -53,12 +56,17 @@ def main():
     V, T, B = s["vocab"], s["seq"], s["batch"]
     ids = torch.randint(0, V, (B, T), generator=gen)
     steps, best, best_cpu = [], float("inf"), float("inf")
+    if s.get("autocast") == "bf16":
+        autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    else:
+        autocast = contextlib.nullcontext
     for i in range(s["warmup"] + s["reps"]):
         c0 = time.process_time()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        logits = model.forward(ids)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+        with autocast():
+            logits = model.forward(ids)
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V).float(), ids[:, 1:].reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

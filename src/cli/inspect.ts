@@ -12,8 +12,9 @@ import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import type { ModelConfig } from '../model/config.js';
-import type { WeightSource } from '../model/weights.js';
+import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
+import type { TensorInfo, WeightSource } from '../model/weights.js';
+import { parseHfConfig } from '../io/hfconfig.js';
 import { INDEX_FILE, SINGLE_FILE, openHfModel } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { readLlama2c } from '../io/llama2c.js';
@@ -28,7 +29,8 @@ export interface ModuleCount {
 
 export interface Inspection {
   source: string;
-  format: 'hf' | 'llama2c';
+  /** 'config': a folder with config.json and no weights; counts come from the shapes it implies. */
+  format: 'hf' | 'llama2c' | 'config';
   architecture: Record<string, unknown>;
   parameters: {
     /** By module kind (summed over layers), in model order; a tied lm_head counts 0 (it is embed_tokens). */
@@ -114,6 +116,30 @@ export function architectureOf(c: ModelConfig): Record<string, unknown> {
   };
 }
 
+const TORCH_DTYPES: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+
+/** The tensors a config implies, in the dtype it names, without data (inspect of a config alone). */
+class ShapeOnlyWeights implements WeightSource {
+  readonly source = 'config.json';
+  private readonly names_: string[];
+  constructor(private readonly c: ModelConfig) {
+    this.names_ = expectedTensorNames(c);
+  }
+  names(): string[] {
+    return [...this.names_];
+  }
+  has(name: string): boolean {
+    return this.names_.includes(name);
+  }
+  info(name: string): TensorInfo {
+    return { dtype: TORCH_DTYPES[this.c.torchDtype] ?? 'F32', shape: expectedShape(this.c, name) };
+  }
+  get(name: string): Float32Array {
+    throw new Error(`${name}: a config alone has no weights`);
+  }
+  close(): void {}
+}
+
 /** Counts parameters and bytes of a weight source under a config. */
 export function countParameters(
   c: ModelConfig,
@@ -159,7 +185,7 @@ function hfWeightFiles(folder: string): string[] {
 }
 
 /** The path given, resolved to an HF folder or a llama2.c file (as src/io/load.ts does). */
-function resolveModelPath(path: string): { target: string; format: 'hf' | 'llama2c' } {
+function resolveModelPath(path: string): { target: string; format: Inspection['format'] } {
   if (!existsSync(path)) throw new InputError(path, 'no such file or folder');
   let target = path;
   if (
@@ -167,7 +193,10 @@ function resolveModelPath(path: string): { target: string; format: 'hf' | 'llama
     /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))
   )
     target = dirname(path);
-  return { target, format: statSync(target).isDirectory() ? 'hf' : 'llama2c' };
+  if (!statSync(target).isDirectory()) return { target, format: 'llama2c' };
+  const hasWeights = existsSync(join(target, SINGLE_FILE)) || existsSync(join(target, INDEX_FILE));
+  const configOnly = !hasWeights && existsSync(join(target, 'config.json'));
+  return { target, format: configOnly ? 'config' : 'hf' };
 }
 
 export function inspectModel(path: string, opts: { tokenizer?: string } = {}): Inspection {
@@ -184,6 +213,10 @@ export function inspectModel(path: string, opts: { tokenizer?: string } = {}): I
       m.weights.close();
     }
     for (const f of hfWeightFiles(target)) files[f] = statSync(join(target, f)).size;
+  } else if (format === 'config') {
+    const cfgPath = join(target, 'config.json');
+    config = parseHfConfig(readJsonFile(cfgPath), cfgPath);
+    counts = countParameters(config, new ShapeOnlyWeights(config));
   } else {
     const m = readLlama2c(target);
     config = m.config;
@@ -192,7 +225,7 @@ export function inspectModel(path: string, opts: { tokenizer?: string } = {}): I
   }
   let tokPath: string | null = opts.tokenizer ?? null;
   if (tokPath === null) {
-    const dir = format === 'hf' ? target : dirname(target);
+    const dir = format === 'llama2c' ? dirname(target) : target;
     for (const f of ['tokenizer.json', 'tokenizer.bin']) {
       if (existsSync(join(dir, f))) {
         tokPath = join(dir, f);
@@ -260,7 +293,12 @@ export function formatInspection(x: Inspection): string {
   const a = x.architecture;
   const style = a.rope_style === 'pairs' ? 'adjacent pairs, llama2.c row order' : 'rotate_half, HF row order';
   out.push(`model     ${x.source}`);
-  out.push(`format    ${x.format === 'hf' ? 'Hugging Face folder (safetensors)' : 'llama2.c checkpoint'}`);
+  const formats = {
+    hf: 'Hugging Face folder (safetensors)',
+    llama2c: 'llama2.c checkpoint',
+    config: 'config.json only (no weights: counts and bytes from the shapes and torch_dtype it names)',
+  };
+  out.push(`format    ${formats[x.format]}`);
   out.push('', 'architecture');
   out.push(
     ...table(

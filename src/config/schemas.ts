@@ -174,6 +174,9 @@ export const trainSchema = z
     resume: bool('continue from the newest checkpoint in the output folder').default(false),
     resumeFrom: path('continue from this checkpoint folder').optional(),
     dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the saved adapter').default('f32'),
+    gradientCheckpointing: bool(
+      'activation checkpointing per decoder layer: keep layer inputs, recompute the rest in backward (same gradients, ~1/3 more compute, far less memory at long sequences)',
+    ).default(false),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict()

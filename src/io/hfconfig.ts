@@ -88,7 +88,7 @@ export function parseHfConfig(json: unknown, source: string): ModelConfig {
   const ropeScaling = parseRopeScaling(j.rope_scaling ?? ropeParams ?? null, fail);
 
   const maxPositionEmbeddings = int('max_position_embeddings', d.maxPos);
-  checkSlidingWindow(arch, j, maxPositionEmbeddings, fail);
+  const slidingWindow = slidingWindowOf(arch, j, maxPositionEmbeddings, fail);
 
   // Biases: llama's attention_bias covers q, k, v and o; Qwen2 always has q/k/v bias and no o bias;
   // MistralForCausalLM builds its linears without bias whatever the config says (so do we).
@@ -142,6 +142,7 @@ export function parseHfConfig(json: unknown, source: string): ModelConfig {
     eosTokenId: eos,
     padTokenId: optId('pad_token_id', null),
     torchDtype: dtype,
+    ...(slidingWindow !== null ? { slidingWindow } : {}),
   };
 }
 
@@ -206,24 +207,29 @@ function parseRopeScaling(raw: unknown, fail: (p: string) => InputError): RopeSc
 }
 
 /** Sliding-window attention changes the math only for sequences longer than the window: refuse it unless it never applies. */
-function checkSlidingWindow(
+/** The window, when one applies and is shorter than the context (else null: full attention). */
+function slidingWindowOf(
   arch: Arch,
   j: Record<string, unknown>,
   maxPos: number,
   fail: (p: string) => InputError,
-): void {
+): number | null {
   // MistralConfig's default window is 4096 when config.json leaves the key out.
   const w = 'sliding_window' in j ? j.sliding_window : arch === 'mistral' ? 4096 : null;
-  if (w === null || w === undefined) return;
-  if (arch === 'llama') return; // LlamaConfig has no sliding window; transformers ignores the key
-  if (arch === 'qwen2' && j.use_sliding_window !== true) return; // Qwen2 applies it only with use_sliding_window
-  if (j.use_sliding_window === false) return;
+  if (w === null || w === undefined) return null;
+  if (arch === 'llama') return null; // LlamaConfig has no sliding window; transformers ignores the key
+  if (arch === 'qwen2' && j.use_sliding_window !== true) return null; // Qwen2 applies it only with use_sliding_window
+  if (j.use_sliding_window === false) return null;
   if (typeof w !== 'number' || !Number.isSafeInteger(w) || w <= 0)
     throw fail(`"sliding_window" must be a positive integer or null, got ${JSON.stringify(w)}`);
-  if (w >= maxPos) return;
-  throw fail(
-    `sliding_window ${w} < max_position_embeddings ${maxPos}: sliding-window attention is not supported`,
-  );
+  if (w >= maxPos) return null;
+  if (arch === 'qwen2') {
+    // Qwen2 windows only the layers from max_window_layers on; a per-layer window is not modelled.
+    throw fail(
+      `use_sliding_window with sliding_window ${w} < max_position_embeddings ${maxPos}: per-layer sliding-window attention is not supported`,
+    );
+  }
+  return w;
 }
 
 /** A config.json for c (HF field names, transformers' conventions). */
@@ -271,7 +277,7 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
         `toHfConfig: ${c.arch} has ${want ? 'q/k/v biases only' : 'no biases'}; this config's biases cannot be expressed`,
       );
     }
-    out.sliding_window = null;
+    out.sliding_window = c.slidingWindow ?? null;
     if (c.arch === 'qwen2') out.use_sliding_window = false;
   }
   return out;

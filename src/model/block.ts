@@ -80,22 +80,10 @@ export class DecoderLayer {
   private x: F32 | null = null;
   private rows = 0;
   private ctx: SeqContext | null = null;
-  private readonly bufs = {
-    xn1: new Growable(),
-    rstd1: new Growable(),
-    q: new Growable(),
-    k: new Growable(),
-    v: new Growable(),
-    att: new Growable(),
-    probs: new Growable(),
-    x1: new Growable(),
-    xn2: new Growable(),
-    rstd2: new Growable(),
-    g: new Growable(),
-    u: new Growable(),
-    a: new Growable(),
-    out: new Growable(),
-  };
+  /** The layer's output: always its own, since it is the next layer's saved input. */
+  private readonly outBuf = new Growable();
+  private bufs: ActivationBuffers = newActivationBuffers();
+  private ownBufs = this.bufs;
 
   constructor(
     readonly config: ModelConfig,
@@ -135,6 +123,16 @@ export class DecoderLayer {
     this.norm1 = params.get(`${p}.input_layernorm.weight`);
     this.norm2 = params.get(`${p}.post_attention_layernorm.weight`);
     this.invFreq = ropeInvFreq(c.headDim, c.ropeTheta, c.ropeScaling);
+  }
+
+  /**
+   * Activation checkpointing: with `shared` set, the activations backward needs live in buffers shared
+   * by every layer, so only one layer's are held at a time; the model recomputes a layer's forward
+   * from its saved input right before that layer's backward. null: the layer's own buffers again.
+   */
+  shareActivations(shared: ActivationBuffers | null): void {
+    this.bufs = shared ?? this.ownBufs;
+    if (shared) for (const g of Object.values(this.ownBufs)) g.release();
   }
 
   /** Builds layer i alone from a WeightSource (shapes checked against the config). */
@@ -204,7 +202,7 @@ export class DecoderLayer {
     this.gate.forward(g, xn2, N);
     this.up.forward(u, xn2, N);
     kk.swigluForward(a, g, u, N * f);
-    const out = b.out.view(N * d);
+    const out = this.outBuf.view(N * d);
     this.down.forward(out, a, N);
     addInPlace(out, x1, N * d);
     return out;
@@ -322,12 +320,53 @@ export class DecoderLayer {
     addInPlace(dx, dx1, N * d);
   }
 
+  /** The output of the last forward, [rows, d] (the next layer's input). */
+  output(rows: number): F32 {
+    return this.outBuf.view(rows * this.d);
+  }
+
   /** Frees the saved activations (the params stay). */
   releaseActivations(): void {
     for (const g of Object.values(this.bufs)) g.release();
+    this.outBuf.release();
     this.x = null;
     this.ctx = null;
   }
+}
+
+/** What a layer's backward reads of its forward (besides its input and output). */
+export interface ActivationBuffers {
+  xn1: Growable;
+  rstd1: Growable;
+  q: Growable;
+  k: Growable;
+  v: Growable;
+  att: Growable;
+  probs: Growable;
+  x1: Growable;
+  xn2: Growable;
+  rstd2: Growable;
+  g: Growable;
+  u: Growable;
+  a: Growable;
+}
+
+export function newActivationBuffers(): ActivationBuffers {
+  return {
+    xn1: new Growable(),
+    rstd1: new Growable(),
+    q: new Growable(),
+    k: new Growable(),
+    v: new Growable(),
+    att: new Growable(),
+    probs: new Growable(),
+    x1: new Growable(),
+    xn2: new Growable(),
+    rstd2: new Growable(),
+    g: new Growable(),
+    u: new Growable(),
+    a: new Growable(),
+  };
 }
 
 function addInPlace(y: F32, x: F32, n: number): void {

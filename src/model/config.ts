@@ -40,6 +40,17 @@ export interface ModelConfig {
   padTokenId: number | null;
   /** Storage dtype named in config.json (informational; compute is fp32). */
   torchDtype: string;
+  /**
+   * Mistral / Qwen2 sliding-window attention: each token sees the last `slidingWindow` tokens. Attention
+   * over at most that many tokens is full attention, so nuggets runs such models exactly up to the window
+   * and refuses longer sequences (contextLength). Absent or null: full attention.
+   */
+  slidingWindow?: number | null;
+}
+
+/** The longest sequence the model computes exactly: its context, capped by a sliding window. */
+export function contextLength(c: ModelConfig): number {
+  return c.slidingWindow ? Math.min(c.maxPositionEmbeddings, c.slidingWindow) : c.maxPositionEmbeddings;
 }
 
 /** Names of the tensors of a LLaMA-family model in HF layout, for one config. */

@@ -4,6 +4,7 @@
  * Greedy or temperature/top-p sampling from a seeded RNG (one RNG, sequences sampled in order, so
  * a run is reproducible); each sequence stops on EOS, a stop string or its token budget.
  */
+import { contextLength } from './config.js';
 import { Rng } from '../engine/rng.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { padBatch, positionsFromMask } from './batch.js';
@@ -110,9 +111,9 @@ export function generate(
   prompts.forEach((p, i) => {
     if (p.length === 0)
       throw new RangeError(`prompt ${i} is empty: generation needs at least one token (e.g. BOS)`);
-    if (p.length > c.maxPositionEmbeddings)
+    if (p.length > contextLength(c))
       throw new RangeError(
-        `prompt ${i} has ${p.length} tokens, more than the model's context of ${c.maxPositionEmbeddings}`,
+        `prompt ${i} has ${p.length} tokens, more than the model's context of ${contextLength(c)}`,
       );
   });
   const maxNew = opts.maxNewTokens;
@@ -168,7 +169,7 @@ export function generate(
         }
         if (!reason && r.tokens.length >= maxNew) reason = 'length';
         // the new token would sit at position nextPos[b]: past the context, it cannot be fed
-        if (!reason && nextPos[b] >= c.maxPositionEmbeddings) reason = 'length';
+        if (!reason && nextPos[b] >= contextLength(c)) reason = 'length';
       }
       if (reason) {
         r.finishReason = reason;

@@ -8,13 +8,13 @@
  * Gradients then sit in `model.params.get(name).grad` (when enabled) and in each Lora's dA/dB.
  */
 import { alloc } from '../engine/alloc.js';
-import type { ModelConfig } from './config.js';
+import { contextLength, type ModelConfig } from './config.js';
 import type { WeightSource } from './weights.js';
 import { loadAllParams, ParamStore } from './params.js';
 import { RunMode } from './mode.js';
 import { Workspace, Growable } from './workspace.js';
 import { Embedding } from './embedding.js';
-import { DecoderLayer, type LayerCache, type SeqContext } from './block.js';
+import { DecoderLayer, newActivationBuffers, type LayerCache, type SeqContext } from './block.js';
 import { Head } from './head.js';
 import { Linear } from './linear.js';
 import type { Lora, LoraOptions } from './lora.js';
@@ -42,6 +42,8 @@ export class LlamaModel {
   private last: { batch: Batch; rows: number } | null = null;
   private inGrad: F32 | null = null;
   private lossPending = false;
+  /** Activation checkpointing: per layer, its input and the dropout RNG state before its forward. */
+  private checkpoint: { rngBefore: number[][]; ctx: SeqContext | null } | null = null;
 
   constructor(
     readonly config: ModelConfig,
@@ -102,6 +104,24 @@ export class LlamaModel {
     this.mode.training = on;
   }
 
+  /**
+   * Activation checkpointing per decoder layer (HF's gradient_checkpointing): forward keeps each layer's
+   * input and nothing else of it; backward recomputes the layer's forward, with the same LoRA dropout
+   * masks (the RNG is rewound to where that layer's forward drew them), right before its backward. The
+   * gradients equal the unchecked path's; the activations held drop from every layer's to one layer's,
+   * at the price of a second forward through the layers.
+   */
+  setGradientCheckpointing(on: boolean): void {
+    if (on === (this.checkpoint !== null)) return;
+    const shared = on ? newActivationBuffers() : null;
+    for (const layer of this.layers) layer.shareActivations(shared);
+    this.checkpoint = on ? { rngBefore: [], ctx: null } : null;
+  }
+
+  get gradientCheckpointing(): boolean {
+    return this.checkpoint !== null;
+  }
+
   // ------------------------------------------------------------------ forward
 
   private positions(batch: Batch): Int32Array {
@@ -113,6 +133,10 @@ export class LlamaModel {
   hidden(batch: Batch): F32 {
     checkBatch(batch);
     const { B, T } = batch;
+    if (T > contextLength(this.config))
+      throw new RangeError(
+        `${T} tokens a sequence is more than the model computes exactly (${contextLength(this.config)}: ${this.config.slidingWindow ? 'its sliding window' : 'its context'})`,
+      );
     const N = B * T,
       d = this.config.hiddenSize;
     const ctx: SeqContext = {
@@ -131,7 +155,12 @@ export class LlamaModel {
       h = this.embOut.view(N * d);
       this.embed.forward(h, batch.ids, N);
     }
-    for (const layer of this.layers) h = layer.forward(h, ctx);
+    const cp = this.checkpoint;
+    if (cp) cp.ctx = ctx;
+    for (let i = 0; i < this.layers.length; i++) {
+      if (cp) cp.rngBefore[i] = this.mode.rng.getState();
+      h = this.layers[i].forward(h, ctx);
+    }
     this.last = { batch, rows: N };
     this.lossPending = false;
     return h;
@@ -171,12 +200,27 @@ export class LlamaModel {
     let dout = this.gradA.view(N * d);
     let dx = this.gradB.view(N * d);
     this.head.backward(dout);
+    const cp = this.checkpoint;
+    const rngAfter = cp ? this.mode.rng.getState() : null;
     for (let i = this.layers.length - 1; i >= 0; i--) {
+      if (cp) {
+        // Recompute layer i from its input (the previous layer's output, or the embedding output).
+        this.mode.rng.setState(cp.rngBefore[i]);
+        const x = i === 0 ? this.layerInput(batch, N) : this.layers[i - 1].output(N);
+        this.layers[i].forward(x, cp.ctx!);
+      }
       this.layers[i].backward(dout, dx);
       [dout, dx] = [dx, dout];
     }
+    if (rngAfter) this.mode.rng.setState(rngAfter);
     this.inGrad = dout;
     if (!batch.inputEmbeds) this.embed.backward(dout, batch.ids, N);
+  }
+
+  /** What the first layer read in the last forward: the embedding output or the given embeddings. */
+  private layerInput(batch: Batch, N: number): F32 {
+    const d = this.config.hiddenSize;
+    return batch.inputEmbeds ? batch.inputEmbeds.subarray(0, N * d) : this.embOut.view(N * d);
   }
 
   /** dL/d(embedding output) [B*T, d] from the last backward. */
@@ -202,6 +246,10 @@ export class LlamaModel {
     const N = B * T,
       d = this.config.hiddenSize;
     if (B !== cache.B) throw new Error(`step: ${B} sequences but the cache holds ${cache.B}`);
+    if (cache.length + T > contextLength(this.config))
+      throw new RangeError(
+        `step: ${cache.length + T} tokens are more than the model computes exactly (${contextLength(this.config)})`,
+      );
     this.embed.checkIds(ids, N);
     let h = this.embOut.view(N * d);
     this.embed.forward(h, ids, N);

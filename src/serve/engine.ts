@@ -15,6 +15,7 @@
  * - Context: like vLLM, a prompt plus max_tokens beyond the model's context is a 400, not a silent
  *   truncation; max_tokens null (chat default) means "up to the end of the context".
  */
+import { contextLength } from '../model/config.js';
 import { renderPrompt, TULU, type ChatFormat } from '../data/chat.js';
 import { tokenizePieces } from '../data/encode.js';
 import { templateFormat } from '../data/template.js';
@@ -139,7 +140,7 @@ export class ServeEngine {
     this.info = {
       ...info,
       chatFormat: useTemplate ? 'template' : 'tulu',
-      contextLength: model.config.maxPositionEmbeddings,
+      contextLength: contextLength(model.config),
       backend: kernels().name,
     };
   }

@@ -5,6 +5,7 @@
  * (resuming when asked), then write the adapters (export.ts), training.json (what was done, for
  * model cards and audits) and a copy of the init folder's manifest.
  */
+import { contextLength } from '../model/config.js';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
@@ -144,11 +145,11 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
     const c = src.config;
     const fmt = formatFor(opts, src);
     let maxLength = opts.maxLength;
-    if (maxLength > c.maxPositionEmbeddings) {
+    if (maxLength > contextLength(c)) {
       say(
-        `note: --max-length ${maxLength} exceeds the student's context of ${c.maxPositionEmbeddings} tokens; using ${c.maxPositionEmbeddings}`,
+        `note: --max-length ${maxLength} exceeds the student's context of ${contextLength(c)} tokens; using ${contextLength(c)}`,
       );
-      maxLength = c.maxPositionEmbeddings;
+      maxLength = contextLength(c);
     }
 
     // Data: the training file, and the held-out set (its own file, or a seeded split of the training rows).
@@ -190,6 +191,7 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
     });
     if (setup.untied)
       say('note: the student ties lm_head to the embedding; lm_head was untied for the subtract trick');
+    setup.model.setGradientCheckpointing(opts.gradientCheckpointing);
     mkdirSync(opts.out, { recursive: true });
     const adapterOpts = {
       config: c,
