@@ -26,6 +26,10 @@ import type { Recorder } from './lib.js';
 import { PYTHON, runChild, torchUnavailable } from './child.js';
 import { parameterCount, specConfig } from './llama.js';
 import { SPEC as TRAIN_SPEC, type ChildResult, type Spec } from './train.js';
+import { RandomInitWeights, readConfigFile } from '../src/io/random-model.js';
+import { writeSafetensorsLazy } from '../src/io/safetensors.js';
+import { expectedShape, expectedTensorNames } from '../src/model/config.js';
+import { SENS_FORMAT } from '../src/transfer/sensitivity.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -176,12 +180,30 @@ async function sense7b(rec: Recorder): Promise<void> {
   );
 }
 
-/** A sensitivity file of a teacher's real size (random |values|), in the format `sense` writes. */
+/**
+ * A sensitivity file of a teacher's real size in the layout `sense` writes (every tensor of the
+ * teacher, bf16): |uniform| values, so each matrix has its own arbitrary best window. Timing extract
+ * needs the size and the layout, not a measured S (a 13B sense run is hours on this machine).
+ */
 function syntheticSensitivity(rec: Recorder, teacher: string, out: string): void {
   if (existsSync(out)) return;
   mkdirSync(dirname(out), { recursive: true });
-  const t = nuggets(['bench-sensitivity', teacher, '-o', out], rec.note.bind(rec));
-  rec.note(`synthetic sensitivity ${(statSync(out).size / 1e9).toFixed(1)} GB in ${t.seconds.toFixed(0)} s`);
+  const t0 = performance.now();
+  const { config } = readConfigFile(teacher);
+  const draw = new RandomInitWeights(config, 99, 1);
+  writeSafetensorsLazy(
+    out,
+    expectedTensorNames(config).map((name) => ({
+      name,
+      shape: expectedShape(config, name),
+      dtype: 'BF16' as const,
+      load: () => draw.get(name).map(Math.abs),
+    })),
+    { format: SENS_FORMAT },
+  );
+  rec.note(
+    `synthetic sensitivity ${(statSync(out).size / 1e9).toFixed(1)} GB in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
 }
 
 async function extract(rec: Recorder): Promise<void> {
