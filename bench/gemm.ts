@@ -3,14 +3,16 @@
  * (native FMA microkernel) and against OpenBLAS sgemm timed in C in the same process (target:
  * native >= 0.9x, i.e. the N-API binding adds no real cost).
  */
-import { bestTime, fillFast, nativeForBench, type BenchEntry, type Recorder } from './lib.js';
+import { benchHelpers, bestTime, fillFast, nativeForBench, type BenchEntry, type Recorder } from './lib.js';
 import { tsKernels } from '../src/engine/ts/index.js';
 
 export async function run(rec: Recorder): Promise<void> {
   const { k: nat, error } = nativeForBench();
+  const { helpers, error: helpersError } = benchHelpers();
   let peak: BenchEntry | null = null;
-  if (nat) {
-    const p = nat.benchPeakFlops();
+  if (nat && !helpers) rec.note(`bench helpers unavailable (${helpersError}): no peak, no OpenBLAS baseline`);
+  if (nat && helpers) {
+    const p = helpers.benchPeakFlops();
     peak = rec.record(`cpu fp32 peak (FMA loop, all cores)`, p.gflops, 'GFLOP/s');
     rec.note(`peak measured with ${p.isa}, ${p.threads} OpenMP threads`);
   } else {
@@ -22,14 +24,14 @@ export async function run(rec: Recorder): Promise<void> {
       B = fillFast(new Float32Array(n * n), 2);
     const C = new Float32Array(n * n);
     let direct: BenchEntry | null = null;
-    if (nat) {
+    if (nat && helpers) {
       // Interleave the C-timed and JS-called runs so background load hits both alike; best of each.
       const reps = n === 1024 ? 15 : 5;
       let tDirect = Infinity,
         tNative = Infinity;
       nat.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n);
       for (let r = 0; r < reps; r++) {
-        tDirect = Math.min(tDirect, nat.benchSgemmDirect(n, n, n, 1));
+        tDirect = Math.min(tDirect, helpers.benchSgemmDirect(n, n, n, 1));
         tNative = Math.min(
           tNative,
           bestTime(() => nat.gemm(false, false, n, n, n, 1, A, n, B, n, 0, C, n), 1, 0),

@@ -6,9 +6,11 @@
  * least disturbed by other load.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { writeJsonAtomic } from '../src/io/atomic.js';
-import { loadNative } from '../src/engine/native.js';
+import { loadNative, packageRoot } from '../src/engine/native.js';
 import type { Kernels } from '../src/engine/kernels.js';
 
 export interface BenchEntry {
@@ -74,7 +76,7 @@ export function bestTime(fn: () => void, reps: number, warmup = 1): number {
   return best;
 }
 
-/** Helpers the native addon exports next to its kernels (not part of the Kernels interface). */
+/** What the bench-only addon (build/Release/nuggets_bench.node, native/src/bench.cc) exports. */
 export interface NativeBenchHelpers {
   /** fp32 FMA throughput: one OpenMP thread per core, each keeping its fastest of `chunks` short runs, summed. */
   benchPeakFlops(chunks?: number): { gflops: number; threads: number; isa: string };
@@ -82,10 +84,24 @@ export interface NativeBenchHelpers {
   benchSgemmDirect(M: number, N: number, K: number, reps: number): number;
 }
 
-/** The native backend with its bench helpers, or null (with the reason) when the addon is absent. */
-export function nativeForBench(): { k: (Kernels & NativeBenchHelpers) | null; error: string } {
+/** The bench-only addon, or null (with the reason) when it was not built or does not load. */
+export function benchHelpers(): { helpers: NativeBenchHelpers | null; error: string } {
+  const path = join(packageRoot(), 'build', 'Release', 'nuggets_bench.node');
+  if (!existsSync(path)) return { helpers: null, error: `${path} was not built (run "npm rebuild")` };
+  try {
+    const addon = createRequire(import.meta.url)(path) as Record<string, unknown>;
+    for (const fn of ['benchPeakFlops', 'benchSgemmDirect'])
+      if (typeof addon[fn] !== 'function') throw new Error(`no function ${fn}`);
+    return { helpers: addon as unknown as NativeBenchHelpers, error: '' };
+  } catch (e) {
+    return { helpers: null, error: `${path} failed to load: ${(e as Error).message}` };
+  }
+}
+
+/** The native backend, or null (with the reason) when the addon is absent. */
+export function nativeForBench(): { k: Kernels | null; error: string } {
   const n = loadNative();
-  return { k: n.kernels as (Kernels & NativeBenchHelpers) | null, error: n.error };
+  return { k: n.kernels, error: n.error };
 }
 
 /** Deterministic fast fill with uniforms in [lo, hi) (xorshift32; Rng is too slow for 70M entries). */

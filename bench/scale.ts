@@ -29,7 +29,7 @@ import { SPEC as TRAIN_SPEC, type ChildResult, type Spec } from './train.js';
 import { RandomInitWeights, readConfigFile } from '../src/io/random-model.js';
 import { writeSafetensorsLazy } from '../src/io/safetensors.js';
 import { expectedShape, expectedTensorNames } from '../src/model/config.js';
-import { SENS_FORMAT } from '../src/transfer/sensitivity.js';
+import { SENS_FORMAT } from '../src/transfer/sense/summary.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');

@@ -28,7 +28,9 @@ import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { tinyConfig, randomWeights } from '../src/model/random.js';
 import { Rng } from '../src/engine/rng.js';
 import { kernels } from '../src/engine/backend.js';
-import { MemorySink, fromIds, runSense } from '../src/transfer/sensitivity.js';
+import { runSense } from '../src/transfer/sense/run.js';
+import { fromIds } from '../src/transfer/sense/seeds.js';
+import { MemorySink } from '../src/transfer/sense/sink.js';
 import { cutSubmatrix } from '../src/transfer/submatrix.js';
 import { factorize } from '../src/transfer/factorize.js';
 

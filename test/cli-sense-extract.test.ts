@@ -30,7 +30,7 @@ import { assertAdapterFolder, readAdapter } from '../src/transfer/peft.js';
 import { readManifest } from '../src/transfer/manifest.js';
 import { subtractInit } from '../src/transfer/inject.js';
 import { modulePath, weightName } from '../src/transfer/modules.js';
-import type { SensSummary } from '../src/transfer/sensitivity.js';
+import type { SensSummary } from '../src/transfer/sense/summary.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const LLAMA2C = join(ROOT, 'data', 'stories260k', 'checkpoint_legacy.bin');

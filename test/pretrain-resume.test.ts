@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { loadCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
 import { readTrainerLog } from '../src/train/log.js';
-import { pretrain, PRETRAIN_DEFAULTS, type PretrainOptions } from '../src/train/pretrain.js';
+import { pretrain } from '../src/train/pretrain.js';
+import { PRETRAIN_DEFAULTS, type PretrainOptions } from '../src/train/pretrain/options.js';
 import { readStories } from '../src/tasks/tinystories.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-pretrain-resume-'));

@@ -12,13 +12,10 @@ import { InputError } from '../src/errors.js';
 import { loadModelSource } from '../src/io/load.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { LlamaModel } from '../src/model/model.js';
-import {
-  heldOutLoss,
-  initialWeights,
-  pretrain,
-  PRETRAIN_DEFAULTS,
-  type PretrainOptions,
-} from '../src/train/pretrain.js';
+import { pretrain } from '../src/train/pretrain.js';
+import { heldOutLoss } from '../src/train/pretrain/loop.js';
+import { PRETRAIN_DEFAULTS, type PretrainOptions } from '../src/train/pretrain/options.js';
+import { initialWeights } from '../src/train/pretrain/resolve.js';
 import { PackedSequences, readCorpus, splitDocuments, tokenStream } from '../src/train/pretrain-data.js';
 import { readTrainerLog } from '../src/train/log.js';
 import { main } from '../src/cli/main.js';

@@ -20,7 +20,7 @@ import { extractToFolder } from '../src/transfer/extract.js';
 import { sha256File } from '../src/transfer/manifest.js';
 import { readAdapter, readAdapterConfig, assertAdapterFolder } from '../src/transfer/peft.js';
 import { modulePath } from '../src/transfer/modules.js';
-import { summaryPathFor } from '../src/transfer/sensitivity.js';
+import { summaryPathFor } from '../src/transfer/sense/summary.js';
 import { runTrain } from '../src/train/run.js';
 import { runMerge } from '../src/train/merge.js';
 import { readTrainerLog } from '../src/train/log.js';

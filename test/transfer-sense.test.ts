@@ -10,15 +10,12 @@ import { randomWeights, tinyConfig } from '../src/model/random.js';
 import { expectedTensorNames, type ModelConfig } from '../src/model/config.js';
 import { MemoryWeights } from '../src/model/weights.js';
 import { Rng } from '../src/engine/rng.js';
-import {
-  DiskSink,
-  MemorySink,
-  NonFiniteGradient,
-  SenseAborted,
-  fromIds,
-  runSense,
-  type SenseExample,
-} from '../src/transfer/sensitivity.js';
+import { SenseAborted } from '../src/transfer/sense/abort.js';
+import { NonFiniteGradient } from '../src/transfer/sense/checks.js';
+import { runSense } from '../src/transfer/sense/run.js';
+import { fromIds } from '../src/transfer/sense/seeds.js';
+import { DiskSink, MemorySink } from '../src/transfer/sense/sink.js';
+import type { SenseExample } from '../src/transfer/sense/types.js';
 import { LlamaModel } from '../src/model/model.js';
 
 /** Seeds of different lengths with a prompt part and an answer part. */

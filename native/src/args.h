@@ -1,4 +1,4 @@
-// Argument checking shared by every kernel file (blas.cc, svd.cc, fused.cc, search.cc).
+// Argument checking shared by every kernel file (native/src/*.cc) and the bench helpers.
 //
 // Each exported function reads its arguments through an Args in the order of the Kernels method
 // (src/engine/kernels.ts). Every buffer length is checked against what the kernel will touch: a

@@ -1,7 +1,7 @@
 /**
  * `nuggets sense`: docs/method.md step 1 on a teacher and a seed file -> a sensitivity safetensors (one
  * tensor per teacher parameter, f32 or bf16) and a JSON summary beside it (per-tensor and per-layer
- * sums, the loss of each seed). Runs layer by layer by default (src/transfer/stream.ts).
+ * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts).
  *
  *   nuggets sense --teacher <model> --seeds <jsonl> -o sens.safetensors [--shard i/n | --shard-from-env]
  *   nuggets sense merge <shard files...> -o sens.safetensors
@@ -22,21 +22,19 @@ import { templateFormat } from '../data/template.js';
 import { describeReport, encodeExamples } from '../data/encode.js';
 import { kernels } from '../engine/backend.js';
 import { sha256File } from '../transfer/manifest.js';
+import { SenseAborted } from '../transfer/sense/abort.js';
+import { runSense } from '../transfer/sense/run.js';
+import { toSenseExamples } from '../transfer/sense/seeds.js';
+import { DiskSink, MemorySink, type SensSink } from '../transfer/sense/sink.js';
 import {
-  DiskSink,
-  MemorySink,
   SENS_FORMAT,
   SENS_VERSION,
-  SenseAborted,
   TIED_NOTE,
-  runSense,
   summaryPathFor,
   tensorSums,
-  toSenseExamples,
-  writeSensitivityFile,
-  type SensSink,
   type SensSummary,
-} from '../transfer/sensitivity.js';
+} from '../transfer/sense/summary.js';
+import { writeSensitivityFile } from '../transfer/sense/writer.js';
 import {
   mergeSensitivity,
   parseShard,

@@ -233,3 +233,37 @@ export interface Kernels {
   /** Thin QR: returns Q [m, n] with orthonormal columns (m >= n). A is not modified. */
   qr(A: F32, m: number, n: number): F32;
 }
+
+/** The name of every kernel function in Kernels (every member but `name`). */
+export type KernelName = Exclude<keyof Kernels, 'name'>;
+
+/**
+ * Every kernel function, one entry each: the list the native addon's exports are checked against at
+ * load (src/engine/native.ts). `satisfies` makes the compiler refuse this table when a Kernels
+ * method is added without an entry here, or an entry names no method.
+ */
+export const KERNEL_TABLE = {
+  gemm: true,
+  gemmStridedBatched: true,
+  rmsnormForward: true,
+  rmsnormBackward: true,
+  rope: true,
+  attentionForward: true,
+  attentionBackward: true,
+  swigluForward: true,
+  swigluBackward: true,
+  embeddingForward: true,
+  embeddingBackward: true,
+  crossEntropy: true,
+  adamw: true,
+  sensAccumulate: true,
+  sum: true,
+  rowSums: true,
+  colSums: true,
+  maxWindow: true,
+  topk: true,
+  svd: true,
+  qr: true,
+} as const satisfies Record<KernelName, true>;
+
+export const KERNEL_NAMES = Object.keys(KERNEL_TABLE) as KernelName[];

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelSource } from '../io/load.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
 import { LlamaModel } from '../model/model.js';
-import { heldOutLoss } from '../train/pretrain.js';
+import { heldOutLoss } from '../train/pretrain/loop.js';
 import { PackedSequences, tokenStream } from '../train/pretrain-data.js';
 import { planTransfer } from '../transfer/plan.js';
 import { ALL_KINDS } from '../transfer/modules.js';

@@ -30,7 +30,7 @@ import { addDelta } from '../transfer/inject.js';
 import { readAdapter, type AdapterModule } from '../transfer/peft.js';
 import { readManifest, MANIFEST_FILE, type Manifest } from '../transfer/manifest.js';
 import { factorShape, isTransposed, modulePath } from '../transfer/modules.js';
-import { summaryPathFor } from '../transfer/sensitivity.js';
+import { summaryPathFor } from '../transfer/sense/summary.js';
 import { ADAPTER_MARKER, TRAINED_ADAPTER_DIR } from './export.js';
 import { INIT_MANIFEST_COPY, TRAINING_RECORD, TRAINING_RECORD_FORMAT, type TrainingRecord } from './run.js';
 import { modelCard } from './model-card.js';

@@ -67,26 +67,45 @@ export class AdamW {
   }
 }
 
-/** The L2 norm of a gradient array, accumulated in float64. */
-export function gradNorm(grad: ArrayLike<number>): number {
+/** The L2 norm of one or more gradient arrays taken together, accumulated in float64 in order. */
+export function gradNorm(grads: ArrayLike<number> | readonly ArrayLike<number>[]): number {
   let s = 0;
-  for (let i = 0; i < grad.length; i++) s += grad[i] * grad[i];
+  for (const g of gradList(grads)) for (let i = 0; i < g.length; i++) s += g[i] * g[i];
   return Math.sqrt(s);
 }
 
 /**
- * torch.nn.utils.clip_grad_norm_: total = ||grad||; coef = maxNorm / (total + 1e-6), clamped to 1;
- * grad *= coef when coef < 1. maxNorm 0 (or less) disables clipping. Returns the norm before clipping
- * (what HF logs as grad_norm). A non-finite norm is returned unchanged (the caller refuses the step).
+ * How the clip factor multiplies float32 gradients: rounded to float32 first, like torch's
+ * grad.mul_(clip_coef) on float32 grads (the LoRA trainer), or in float64 with the product rounded
+ * once (pretrain: the bundled zoo models were built this way, and their rebuild is bitwise).
  */
-export function clipGradNorm(grad: F32, maxNorm: number): number {
-  const total = gradNorm(grad);
+export type ClipFactor = 'float32' | 'float64';
+
+/**
+ * torch.nn.utils.clip_grad_norm_ over one gradient array or several taken together (one global
+ * norm): total = ||grads||; coef = maxNorm / (total + 1e-6), clamped to 1; grads *= coef when
+ * coef < 1. maxNorm 0 (or less) disables clipping. Returns the norm before clipping (what HF logs as
+ * grad_norm). A non-finite norm leaves the gradients as they are and is returned: the caller refuses
+ * the update.
+ */
+export function clipGradNorm(
+  grads: F32 | readonly F32[],
+  maxNorm: number,
+  factor: ClipFactor = 'float32',
+): number {
+  const total = gradNorm(grads);
   if (!(maxNorm > 0) || !Number.isFinite(total)) return total;
   const coef = maxNorm / (total + 1e-6);
   if (coef < 1) {
-    // the factor in float32 like torch's grad.mul_(clip_coef) on float32 grads (exact in float64 mode)
-    const c = grad instanceof Float32Array ? Math.fround(coef) : coef;
-    for (let i = 0; i < grad.length; i++) grad[i] *= c;
+    for (const g of gradList(grads)) {
+      // float32 grads get a float32 factor (exact in float64 mode, whose grads are Float64Array)
+      const c = factor === 'float32' && g instanceof Float32Array ? Math.fround(coef) : coef;
+      for (let i = 0; i < g.length; i++) g[i] *= c;
+    }
   }
   return total;
+}
+
+function gradList<T extends ArrayLike<number>>(grads: T | readonly T[]): readonly T[] {
+  return Array.isArray(grads) ? (grads as readonly T[]) : [grads as T];
 }

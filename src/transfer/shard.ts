@@ -15,9 +15,9 @@ import {
   SENS_VERSION,
   SUMMARY_METADATA_KEY,
   summaryPathFor,
-  type SeedLoss,
   type SensSummary,
-} from './sensitivity.js';
+} from './sense/summary.js';
+import type { SeedLoss } from './sense/types.js';
 
 export interface ShardSpec {
   index: number;

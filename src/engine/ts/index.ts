@@ -35,4 +35,4 @@ export const tsKernels: Kernels = {
   attentionBackward,
   rmsnormForward,
   rmsnormBackward,
-} as Kernels;
+};

@@ -24,25 +24,19 @@
  * (releaseMemory): a suspended async frame keeps every local it ever held alive, so a dropped layer
  * must not be a local of the long-running loop, and V8 left alone frees large arrays late.
  */
-import { kernels } from '../engine/backend.js';
-import { checkNoExtraTensors, loadTensor } from '../model/params.js';
-import { DecoderLayer } from '../model/block.js';
-import { seqContext } from '../model/batch.js';
-import { Workspace } from '../model/workspace.js';
-import type { SeqContext } from '../model/block.js';
-import type { ModelConfig } from '../model/config.js';
-import {
-  checkGradient,
-  checkLoss,
-  releaseMemory,
-  seedLoss,
-  tick,
-  type SeedLoss,
-  type SenseExample,
-  type SenseRunOptions,
-  type SensSink,
-  type TeacherSource,
-} from './sensitivity.js';
+import { kernels } from '../../engine/backend.js';
+import { checkNoExtraTensors, loadTensor } from '../../model/params.js';
+import { DecoderLayer } from '../../model/block.js';
+import { seqContext } from '../../model/batch.js';
+import { Workspace } from '../../model/workspace.js';
+import type { SeqContext } from '../../model/block.js';
+import type { ModelConfig } from '../../model/config.js';
+import { tick } from './abort.js';
+import { checkGradient, checkLoss } from './checks.js';
+import { releaseMemory } from './release-memory.js';
+import { seedLoss } from './seeds.js';
+import type { SensSink } from './sink.js';
+import type { SeedLoss, SenseExample, SenseRunOptions, TeacherSource } from './types.js';
 
 type F32 = Float32Array;
 

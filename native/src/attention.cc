@@ -1,11 +1,9 @@
-// Fused kernels of the transformer forward/backward and the optimiser: RMSNorm, RoPE, attention,
-// SwiGLU, embedding, cross-entropy, AdamW. Each exported function takes exactly the arguments of the
-// Kernels method of the same name (src/engine/kernels.ts is the contract; the TypeScript versions in
-// src/engine/ts/ are the reference these are tested against).
+// Causal grouped-query attention, forward and backward.
+// Each exported function takes exactly the arguments of the Kernels method of the same name
+// (src/engine/kernels.ts is the contract; src/engine/ts/attention.ts is the reference it is tested against).
 //
-// Loops are split over rows or (batch, head, row) with OpenMP so both cores work. Reductions that
-// decide something (sums of squares, softmax denominators, loss sums) run in double. Results never
-// depend on the thread count: per-thread partial sums are combined in a fixed order.
+// Loops are split with OpenMP; reductions that decide something run in double, and results never
+// depend on the thread count (per-thread partial sums are combined in a fixed order).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -20,130 +18,14 @@
 
 #include "args.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace {
 
 using nuggets_native::Args;
+using nuggets_native::kParallelWork;
 using nuggets_native::prod;
 
-// Below this much work a parallel region costs more than it saves (decode steps, tiny tests).
-constexpr int64_t kParallelWork = 1 << 15;
-
-// ------------------------------------------------------------------ RMSNorm
-Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
-  Args a(info, "rmsnormForward");
-  const int64_t rows = a.size(4, "rows"), dim = a.size(5, "dim");
-  const double eps = a.num(6, "eps");
-  float* out = a.f32(0, "out", prod({rows, dim}));
-  float* rstd = a.f32(1, "rstd", rows);
-  const float* x = a.f32(2, "x", prod({rows, dim}));
-  const float* w = a.f32(3, "w", dim);
-  if (!a.ok()) return a.env().Undefined();
-#pragma omp parallel for schedule(static) if (rows * dim > kParallelWork)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * dim;
-    float* o = out + r * dim;
-    double ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t c = 0; c < dim; c++) ss += static_cast<double>(xr[c]) * xr[c];
-    const double s = 1.0 / std::sqrt(ss / static_cast<double>(dim) + eps);
-    rstd[r] = static_cast<float>(s);
-#pragma omp simd
-    for (int64_t c = 0; c < dim; c++) o[c] = static_cast<float>(xr[c] * s * w[c]);
-  }
-  return a.env().Undefined();
-}
-
-Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "rmsnormBackward");
-  const int64_t rows = a.size(6, "rows"), dim = a.size(7, "dim");
-  const uint64_t n = prod({rows, dim});
-  float* dx = a.f32(0, "dx", n);
-  float* dw = a.f32(1, "dw", dim, true);
-  const float* dout = a.f32(2, "dout", n);
-  const float* x = a.f32(3, "x", n);
-  const float* w = a.f32(4, "w", dim);
-  const float* rstd = a.f32(5, "rstd", rows);
-  if (!a.ok()) return a.env().Undefined();
-  const bool par = rows * dim > kParallelWork;
-  const int nt = par ? omp_get_max_threads() : 1;
-  // dw partial sums per thread, combined in thread order afterwards (deterministic).
-  std::vector<double> part(dw ? static_cast<size_t>(nt) * dim : 0, 0.0);
-#pragma omp parallel num_threads(nt) if (par)
-  {
-    double* my = dw ? part.data() + static_cast<size_t>(omp_get_thread_num()) * dim : nullptr;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-      const float* xr = x + r * dim;
-      const float* dr = dout + r * dim;
-      float* g = dx + r * dim;
-      const double s = rstd[r];
-      double dot = 0;
-#pragma omp simd reduction(+ : dot)
-      for (int64_t c = 0; c < dim; c++) dot += static_cast<double>(dr[c]) * w[c] * xr[c];
-      const double k = s * s * s * dot / static_cast<double>(dim);
-      if (my) {
-#pragma omp simd
-        for (int64_t c = 0; c < dim; c++) my[c] += static_cast<double>(dr[c]) * xr[c] * s;
-      }
-      // dx last: it may alias dout.
-#pragma omp simd
-      for (int64_t c = 0; c < dim; c++) g[c] = static_cast<float>(s * w[c] * dr[c] - k * xr[c]);
-    }
-  }
-  if (dw) {
-    for (int64_t c = 0; c < dim; c++) {
-      double acc = 0;
-      for (int t = 0; t < nt; t++) acc += part[static_cast<size_t>(t) * dim + c];
-      dw[c] += static_cast<float>(acc);
-    }
-  }
-  return a.env().Undefined();
-}
-
-// ------------------------------------------------------------------ RoPE
-Napi::Value Rope(const Napi::CallbackInfo& info) {
-  Args a(info, "rope");
-  const int64_t rows = a.size(2, "rows"), nHeads = a.size(3, "nHeads"), headDim = a.size(4, "headDim");
-  const std::string style = a.str(6, "style");
-  const bool inverse = a.flag(7, "inverse");
-  if (a.ok() && (headDim < 2 || headDim % 2 != 0)) a.fail("headDim must be even and >= 2, got " + std::to_string(headDim));
-  if (a.ok() && style != "half" && style != "pairs") a.fail("style must be \"half\" or \"pairs\", got \"" + style + "\"");
-  float* x = a.f32(0, "x", prod({rows, nHeads, headDim}));
-  const int32_t* pos = a.i32(1, "pos", rows);
-  const float* invFreq = a.f32(5, "invFreq", headDim / 2);
-  if (!a.ok()) return a.env().Undefined();
-  const int64_t half = headDim / 2;
-  // Members of pair i: (i, i + half) for rotate_half, (2i, 2i + 1) for llama2.c.
-  const int64_t stepA = style == "half" ? 1 : 2, offB = style == "half" ? half : 1;
-  const double sign = inverse ? -1.0 : 1.0;
-#pragma omp parallel if (rows * nHeads * headDim > kParallelWork)
-  {
-    std::vector<double> cs(half), sn(half);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-      const float p = static_cast<float>(pos[r]);
-      for (int64_t i = 0; i < half; i++) {
-        const float angle = p * invFreq[i];  // float32 product, as HF computes freqs
-        cs[i] = std::cos(static_cast<double>(angle));
-        sn[i] = sign * std::sin(static_cast<double>(angle));
-      }
-      for (int64_t h = 0; h < nHeads; h++) {
-        float* xh = x + (r * nHeads + h) * headDim;
-        for (int64_t i = 0; i < half; i++) {
-          float* pa = xh + stepA * i;
-          float* pb = pa + offB;
-          const double xa = *pa, xb = *pb;
-          *pa = static_cast<float>(xa * cs[i] - xb * sn[i]);
-          *pb = static_cast<float>(xb * cs[i] + xa * sn[i]);
-        }
-      }
-    }
-  }
-  return a.env().Undefined();
-}
-
-// ------------------------------------------------------------------ attention
 // Every product of attention is a small GEMM per (batch, head): scores Q K^T, out P V, dP dout V^T,
 // dq dS K, dv P^T dout, dk dS^T Q. They all run through one 4 x 16 register tile (tile4: 4 rows of
 // A against 16 columns of a row-major B, one broadcast-FMA per element, no horizontal sums). To give
@@ -473,190 +355,9 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return a.env().Undefined();
 }
 
-// ------------------------------------------------------------------ SwiGLU
-Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluForward");
-  const int64_t n = a.size(3, "n");
-  float* out = a.f32(0, "out", n);
-  const float* gate = a.f32(1, "gate", n);
-  const float* up = a.f32(2, "up", n);
-  if (!a.ok()) return a.env().Undefined();
-#pragma omp parallel for simd schedule(static) if (n > kParallelWork)
-  for (int64_t i = 0; i < n; i++) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-  return a.env().Undefined();
-}
-
-Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluBackward");
-  const int64_t n = a.size(5, "n");
-  float* dgate = a.f32(0, "dgate", n);
-  float* dup = a.f32(1, "dup", n);
-  const float* dout = a.f32(2, "dout", n);
-  const float* gate = a.f32(3, "gate", n);
-  const float* up = a.f32(4, "up", n);
-  if (!a.ok()) return a.env().Undefined();
-#pragma omp parallel for simd schedule(static) if (n > kParallelWork)
-  for (int64_t i = 0; i < n; i++) {
-    const float g = gate[i], d = dout[i], u = up[i];
-    const float sig = 1.0f / (1.0f + std::exp(-g));
-    dup[i] = d * g * sig;
-    dgate[i] = d * u * sig * (1.0f + g * (1.0f - sig));
-  }
-  return a.env().Undefined();
-}
-
-// ------------------------------------------------------------------ embedding
-bool checkIds(Args& a, const int32_t* ids, int64_t n, int64_t vocab) {
-  for (int64_t i = 0; i < n; i++) {
-    if (ids[i] < 0 || ids[i] >= vocab) {
-      a.fail("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is outside the table's " +
-             std::to_string(vocab) + " rows");
-      return false;
-    }
-  }
-  return true;
-}
-
-int64_t tableRows(const Napi::CallbackInfo& info, size_t i, int64_t dim) {
-  if (dim <= 0 || !info[i].IsTypedArray()) return 0;
-  return static_cast<int64_t>(info[i].As<Napi::TypedArray>().ElementLength()) / dim;
-}
-
-Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
-  Args a(info, "embeddingForward");
-  const int64_t n = a.size(3, "n"), dim = a.size(4, "dim");
-  float* out = a.f32(0, "out", prod({n, dim}));
-  const int32_t* ids = a.i32(1, "ids", n);
-  const float* table = a.f32(2, "table", 0);
-  if (!a.ok() || !checkIds(a, ids, n, tableRows(info, 2, dim))) return a.env().Undefined();
-#pragma omp parallel for schedule(static) if (n * dim > kParallelWork)
-  for (int64_t i = 0; i < n; i++) std::memcpy(out + i * dim, table + static_cast<int64_t>(ids[i]) * dim, sizeof(float) * dim);
-  return a.env().Undefined();
-}
-
-Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "embeddingBackward");
-  const int64_t n = a.size(3, "n"), dim = a.size(4, "dim");
-  float* dtable = a.f32(0, "dtable", 0);
-  const float* dout = a.f32(1, "dout", prod({n, dim}));
-  const int32_t* ids = a.i32(2, "ids", n);
-  if (!a.ok() || !checkIds(a, ids, n, tableRows(info, 0, dim))) return a.env().Undefined();
-  // Split over columns, not ids: repeated ids then never race, and each column is summed in id order.
-#pragma omp parallel if (n * dim > kParallelWork && dim >= 32)
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t c0 = dim * t / nt, c1 = dim * (t + 1) / nt;
-    for (int64_t i = 0; i < n; i++) {
-      float* dst = dtable + static_cast<int64_t>(ids[i]) * dim;
-      const float* src = dout + i * dim;
-#pragma omp simd
-      for (int64_t c = c0; c < c1; c++) dst[c] += src[c];
-    }
-  }
-  return a.env().Undefined();
-}
-
-// ------------------------------------------------------------------ cross-entropy
-Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-  Args a(info, "crossEntropy");
-  const int64_t rows = a.size(2, "rows"), V = a.size(3, "V");
-  const double dscale = a.num(5, "dscale");
-  const uint64_t n = prod({rows, V});
-  const float* logits = a.f32(0, "logits", n);
-  const int32_t* targets = a.i32(1, "targets", rows);
-  float* dlogits = a.f32(4, "dlogits", n, true);
-  float* rowLoss = a.f32(6, "rowLoss", rows, true);
-  if (!a.ok()) return a.env().Undefined();
-  for (int64_t r = 0; r < rows; r++) {
-    if (targets[r] >= V) {
-      a.fail("targets[" + std::to_string(r) + "] = " + std::to_string(targets[r]) + " is not below the vocabulary size " +
-             std::to_string(V));
-      return a.env().Undefined();
-    }
-  }
-  std::vector<double> loss(rows, 0.0);
-  const float fscale = static_cast<float>(dscale);
-#pragma omp parallel for schedule(static) if (n > kParallelWork)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* x = logits + r * V;
-    float* d = dlogits ? dlogits + r * V : nullptr;
-    const int32_t t = targets[r];
-    if (t < 0) {
-      if (d) std::fill(d, d + V, 0.0f);
-      continue;
-    }
-    const float xt = x[t];  // read before d (which may alias x) overwrites the row
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int64_t c = 0; c < V; c++) mx = std::max(mx, x[c]);
-    double se = 0;
-    if (d) {
-      // Exponentials stored once and rescaled: one exp per logit.
-      for (int64_t c = 0; c < V; c++) {
-        const float e = std::exp(x[c] - mx);
-        d[c] = e;
-        se += e;
-      }
-      const float f = static_cast<float>(dscale / se);
-#pragma omp simd
-      for (int64_t c = 0; c < V; c++) d[c] *= f;
-      d[t] -= fscale;
-    } else {
-      for (int64_t c = 0; c < V; c++) se += std::exp(x[c] - mx);
-    }
-    loss[r] = static_cast<double>(mx) + std::log(se) - static_cast<double>(xt);
-  }
-  double total = 0;
-  for (int64_t r = 0; r < rows; r++) {
-    if (rowLoss) rowLoss[r] = static_cast<float>(loss[r]);
-    total += loss[r];
-  }
-  return Napi::Number::New(a.env(), total);
-}
-
-// ------------------------------------------------------------------ AdamW
-Napi::Value Adamw(const Napi::CallbackInfo& info) {
-  Args a(info, "adamw");
-  const int64_t n = a.size(4, "n");
-  const double lr = a.num(5, "lr"), b1 = a.num(6, "beta1"), b2 = a.num(7, "beta2"), eps = a.num(8, "eps"),
-               wd = a.num(9, "weightDecay"), step = a.num(10, "step");
-  if (a.ok() && !(step >= 1 && step == std::floor(step))) a.fail("step must be an integer >= 1 (1-based), got " + std::to_string(step));
-  float* p = a.f32(0, "param", n);
-  const float* g = a.f32(1, "grad", n);
-  float* m = a.f32(2, "m", n);
-  float* v = a.f32(3, "v", n);
-  if (!a.ok()) return a.env().Undefined();
-  // torch.optim.AdamW (single-tensor path), scalars in double like torch's Python-side arithmetic.
-  const double decay = 1.0 - lr * wd;
-  const double stepSize = lr / (1.0 - std::pow(b1, step));
-  const double bc2sqrt = std::sqrt(1.0 - std::pow(b2, step));
-#pragma omp parallel for simd schedule(static) if (n > kParallelWork)
-  for (int64_t i = 0; i < n; i++) {
-    const double gi = g[i];
-    const float mi = static_cast<float>(b1 * m[i] + (1.0 - b1) * gi);
-    const float vi = static_cast<float>(b2 * v[i] + (1.0 - b2) * gi * gi);
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = static_cast<float>(p[i] * decay - stepSize * (mi / (std::sqrt(static_cast<double>(vi)) / bc2sqrt + eps)));
-  }
-  return a.env().Undefined();
-}
-
 }  // namespace
 
-void InitFused(Napi::Env env, Napi::Object exports) {
-  exports.Set("rmsnormForward", Napi::Function::New(env, RmsnormForward, "rmsnormForward"));
-  exports.Set("rmsnormBackward", Napi::Function::New(env, RmsnormBackward, "rmsnormBackward"));
-  exports.Set("rope", Napi::Function::New(env, Rope, "rope"));
+void InitAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionForward", Napi::Function::New(env, AttentionForward, "attentionForward"));
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
-  exports.Set("swigluForward", Napi::Function::New(env, SwigluForward, "swigluForward"));
-  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward, "swigluBackward"));
-  exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward, "embeddingForward"));
-  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward, "embeddingBackward"));
-  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy, "crossEntropy"));
-  exports.Set("adamw", Napi::Function::New(env, Adamw, "adamw"));
 }

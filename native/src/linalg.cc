@@ -102,7 +102,7 @@ Napi::Value Qr(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitSvd(Napi::Env env, Napi::Object exports) {
+void InitLinalg(Napi::Env env, Napi::Object exports) {
   exports.Set("svd", Napi::Function::New(env, Svd, "svd"));
   exports.Set("qr", Napi::Function::New(env, Qr, "qr"));
 }

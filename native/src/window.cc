@@ -1,7 +1,6 @@
-// Sensitivity accumulation and the searches of extraction (docs/method.md steps 1-3): S += |theta * grad|,
-// float64 sums (whole, per row, per column), the max-sum window, and exact top-k. Each exported
-// function takes exactly the arguments of the Kernels method of the same name
-// (src/engine/kernels.ts); src/engine/ts/{sensitivity,window}.ts are the references.
+// The searches of extraction (docs/method.md steps 2-3): the max-sum window and exact top-k. Each
+// exported function takes exactly the arguments of the Kernels method of the same name
+// (src/engine/kernels.ts); src/engine/ts/window.ts is the reference.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,93 +13,13 @@
 
 #include "args.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace {
 
 using nuggets_native::Args;
+using nuggets_native::kParallelWork;
 using nuggets_native::prod;
-
-// Below this much work a parallel region costs more than it saves (as in fused.cc).
-constexpr int64_t kParallelWork = 1 << 15;
-
-// ------------------------------------------------------------------ sensitivity and sums
-Napi::Value SensAccumulate(const Napi::CallbackInfo& info) {
-  Args a(info, "sensAccumulate");
-  const int64_t n = a.size(3, "n");
-  float* S = a.f32(0, "S", n);
-  const float* theta = a.f32(1, "theta", n);
-  const float* grad = a.f32(2, "grad", n);
-  if (!a.ok()) return a.env().Undefined();
-#pragma omp parallel for simd schedule(static) if (n > kParallelWork)
-  for (int64_t i = 0; i < n; i++) S[i] += std::fabs(theta[i] * grad[i]);
-  return a.env().Undefined();
-}
-
-// Fixed-size chunks summed in parallel, then the chunk sums in order: the result does not depend on
-// the number of threads.
-constexpr int64_t kChunk = 1 << 16;
-
-double chunkedSum(const float* x, int64_t n) {
-  const int64_t nch = (n + kChunk - 1) / kChunk;
-  std::vector<double> part(nch, 0.0);
-#pragma omp parallel for schedule(static) if (n > kParallelWork)
-  for (int64_t ch = 0; ch < nch; ch++) {
-    const int64_t lo = ch * kChunk, hi = std::min(n, lo + kChunk);
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = lo; i < hi; i++) s += x[i];
-    part[ch] = s;
-  }
-  double s = 0;
-  for (double p : part) s += p;
-  return s;
-}
-
-Napi::Value Sum(const Napi::CallbackInfo& info) {
-  Args a(info, "sum");
-  const int64_t n = a.size(1, "n");
-  const float* x = a.f32(0, "x", n);
-  if (!a.ok()) return a.env().Undefined();
-  return Napi::Number::New(a.env(), chunkedSum(x, n));
-}
-
-Napi::Value RowSums(const Napi::CallbackInfo& info) {
-  Args a(info, "rowSums");
-  const int64_t rows = a.size(2, "rows"), cols = a.size(3, "cols");
-  double* out = a.f64(0, "out", rows);
-  const float* x = a.f32(1, "x", prod({rows, cols}));
-  if (!a.ok()) return a.env().Undefined();
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelWork)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * cols;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < cols; c++) s += xr[c];
-    out[r] = s;
-  }
-  return a.env().Undefined();
-}
-
-Napi::Value ColSums(const Napi::CallbackInfo& info) {
-  Args a(info, "colSums");
-  const int64_t rows = a.size(2, "rows"), cols = a.size(3, "cols");
-  double* out = a.f64(0, "out", cols);
-  const float* x = a.f32(1, "x", prod({rows, cols}));
-  if (!a.ok()) return a.env().Undefined();
-  // Each thread owns a band of columns and walks every row: no shared accumulators.
-#pragma omp parallel if (rows * cols > kParallelWork && cols >= 64)
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t c0 = cols * t / nt, c1 = cols * (t + 1) / nt;
-    std::fill(out + c0, out + c1, 0.0);
-    for (int64_t r = 0; r < rows; r++) {
-      const float* xr = x + r * cols;
-#pragma omp simd
-      for (int64_t c = c0; c < c1; c++) out[c] += xr[c];
-    }
-  }
-  return a.env().Undefined();
-}
 
 // ------------------------------------------------------------------ max-sum window
 // The summed-area-table identity in rolling, separable form with O(m) memory instead of an
@@ -350,11 +269,7 @@ Napi::Value Topk(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitSearch(Napi::Env env, Napi::Object exports) {
-  exports.Set("sensAccumulate", Napi::Function::New(env, SensAccumulate, "sensAccumulate"));
-  exports.Set("sum", Napi::Function::New(env, Sum, "sum"));
-  exports.Set("rowSums", Napi::Function::New(env, RowSums, "rowSums"));
-  exports.Set("colSums", Napi::Function::New(env, ColSums, "colSums"));
+void InitWindow(Napi::Env env, Napi::Object exports) {
   exports.Set("maxWindow", Napi::Function::New(env, MaxWindow, "maxWindow"));
   exports.Set("topk", Napi::Function::New(env, Topk, "topk"));
 }
