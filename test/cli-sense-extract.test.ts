@@ -26,10 +26,10 @@ import { loadModelSource } from '../src/io/load.js';
 import { randomWeights, tinyConfig } from '../src/model/random.js';
 import { LlamaModel } from '../src/model/model.js';
 import { readSummary } from '../src/transfer/shard.js';
-import { assertAdapterFolder, readAdapter } from '../src/transfer/peft.js';
+import { assertAdapterFolder } from '../src/transfer/peft.js';
 import { readManifest } from '../src/transfer/manifest.js';
-import { subtractInit } from '../src/transfer/inject.js';
-import { modulePath, weightName } from '../src/transfer/modules.js';
+import { setupLora } from '../src/train/lora-init.js';
+import { ALL_KINDS } from '../src/transfer/modules.js';
 import type { SensSummary } from '../src/transfer/sensitivity.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -285,27 +285,26 @@ test('sense: chat template option, overflow truncate (reported) or refuse, and b
   assert.ok(!existsSync(join(dir, 'x.safetensors')));
 });
 
-/** The student with W - scale·B·A in every adapted module and the LoRA (B, A) attached (docs/method.md step 5). */
+/** The student as the trainer initialises it from `folder` (docs/method.md step 5: W - scale·B·A plus the LoRA (B, A)). */
 function initialised(folder: string): LlamaModel {
-  const src = loadModelSource(student);
-  const model = LlamaModel.load(src);
-  src.weights.close();
   const man = readManifest(folder);
   assert.equal(man.untieStudentHead, false);
-  for (const mod of readAdapter(folder, scfg).modules) {
-    const p = model.params.get(weightName(mod.ref, scfg));
-    const [n, m] = mod.ref.kind === 'embed_tokens' ? [p.shape[1], p.shape[0]] : [p.shape[0], p.shape[1]];
-    p.data.set(
-      subtractInit(
-        p.data,
-        { B: mod.B, A: mod.A, n, m, r: mod.r },
-        mod.alpha / mod.r,
-        mod.ref.kind === 'embed_tokens',
-      ),
-    );
-    model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
+  const src = loadModelSource(student);
+  try {
+    const setup = setupLora(src.config, src.weights, {
+      init: { kind: 'folder', dir: folder },
+      kinds: ALL_KINDS,
+      kindsAreDefault: true,
+      rank: man.lora.r,
+      alpha: man.lora.alpha,
+      dropout: 0,
+      seed: 0,
+    });
+    assert.equal(setup.subtract, true);
+    return setup.model;
+  } finally {
+    src.weights.close();
   }
-  return model;
 }
 
 test('extract: PEFT folder + manifest; the initialised student gives the untouched logits (1e-5); YAML config with flag overrides', async () => {
