@@ -19,7 +19,7 @@ import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.
 import { InputError } from '../errors.js';
 import { loadModelSource, type ModelSource } from '../io/load.js';
 import { openSafetensors, type SafetensorsReader } from '../io/safetensors.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { extract, type ExtractResult } from '../transfer/extract.js';
 import { writeAdapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../transfer/peft.js';
 import { MANIFEST_FILE, writeManifest } from '../transfer/manifest.js';

@@ -19,7 +19,7 @@ import { readJsonFile } from '../io/json.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { DTYPE_BYTES } from '../io/safetensors.js';
 import { loadTokenizer } from '../io/tokenizer-hf.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 export interface ModuleCount {
   tensors: number;

@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { openHfModel } from './checkpoint.js';
 import { readLlama2c, toHfLayout } from './llama2c.js';
 import { loadTokenizer } from './tokenizer-hf.js';

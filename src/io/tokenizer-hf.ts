@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { Tokenizer as HfLib } from '@huggingface/tokenizers';
 import { InputError } from '../errors.js';
 import { readJsonFile } from './json.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { Llama2cTokenizer } from './tokenizer-llama2c.js';
 
 type Json = Record<string, unknown>;

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 const BOS = 1;
 const EOS = 2;

@@ -5,7 +5,7 @@
  * a run is reproducible); each sequence stops on EOS, a stop string or its token budget.
  */
 import { Rng } from '../engine/rng.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
 import { padBatch, positionsFromMask } from './batch.js';
 import type { LlamaModel } from './model.js';
 import { checkSampling, sampleToken, type SamplingOptions } from './sampling.js';

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { Rng } from '../engine/rng.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { renderExample, TULU } from '../data/chat.js';
 import { toExample } from '../data/examples.js';
 import { tokenizePieces } from '../data/encode.js';

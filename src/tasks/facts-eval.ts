@@ -4,7 +4,7 @@
  * verify the zoo (the teacher knows the held-out animals, the student does not) in
  * scripts/build-zoo.sh and test/tasks-zoo.test.ts.
  */
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { generate } from '../model/generate.js';
 import type { LlamaModel } from '../model/model.js';
 import { clozePrompts, type Animal, type Attribute } from './facts.js';

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 /** A paragraph that starts a new story. */
 const STORY_START = /^Once(,)? (upon a time|there (was|were))/;

@@ -27,7 +27,7 @@ import { buildTokenizerConfig, buildTokenizerJson } from '../io/convert.js';
 import { parseHfConfig } from '../io/hfconfig.js';
 import { loadModelSource } from '../io/load.js';
 import { permuteForHf } from '../io/llama2c.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { loadTokenizer } from '../io/tokenizer-hf.js';
 import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
