@@ -1,8 +1,9 @@
 // The `sense` and `extract` commands end to end through the command line (in process, and one
 // child process for Ctrl-C): stories260K converted to an HF folder is the teacher, a smaller random
-// HF model with the same tokenizer the student. Checks the output files, the subtract-trick
-// acceptance (the initialised student gives the untouched student's logits to 1e-5), the PEFT
-// structure, YAML configs, and every refusal the issue lists, each naming the file or option.
+// HF model with the same tokenizer the student; the llama2.c checkpoint itself also serves as a
+// teacher. Checks the output files, the subtract-trick acceptance (the initialised student gives the
+// untouched student's logits to 1e-5), the PEFT structure, YAML configs, and every refusal the
+// issue lists, each naming the file or option.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -451,6 +452,67 @@ test('extract refuses impossible pairs and option mistakes before any heavy work
   );
   assert.equal(r.code, 2);
   assert.match(r.err, /sensitivity has no tensor model\.layers\.2\.|sensitivity tensor .* has shape/);
+  assert.ok(!existsSync(out), 'nothing written');
+});
+
+test("extract: a llama2.c teacher with an HF student of the same vocabulary gives the converted teacher's adapter; another vocabulary is refused by id", async () => {
+  assert.equal((await senseOnce()).code, 0);
+  // the bundled zoo/student-tiny shares stories260K's 512-token vocabulary (tok512)
+  const tiny = join(ROOT, 'zoo', 'student-tiny');
+  const fromLlama2c = join(dir, 'init-llama2c');
+  const fromHf = join(dir, 'init-converted');
+  for (const [t, out] of [
+    [LLAMA2C, fromLlama2c],
+    [teacher, fromHf],
+  ]) {
+    const r = await cli(
+      'extract',
+      '--teacher',
+      t,
+      '--student',
+      tiny,
+      '--sensitivity',
+      sens,
+      '-o',
+      out,
+      '--rank',
+      '4',
+      '--no-progress',
+    );
+    assert.equal(r.code, 0, r.err);
+  }
+  // the llama2.c checkpoint is loaded in the HF layout, so the factors are the converted teacher's, bit for bit
+  assert.deepEqual(
+    readFileSync(join(fromLlama2c, 'adapter_model.safetensors')),
+    readFileSync(join(fromHf, 'adapter_model.safetensors')),
+  );
+  // a student of the same size whose tokenizer.json has two pieces exchanged
+  const swapped = join(dir, 'swapped-vocab');
+  mkdirSync(swapped);
+  writeHfModel(swapped, scfg, randomWeights(scfg, 7));
+  copyFileSync(join(teacher, 'tokenizer_config.json'), join(swapped, 'tokenizer_config.json'));
+  const tj = JSON.parse(readFileSync(join(teacher, 'tokenizer.json'), 'utf8'));
+  const vocab = tj.model.vocab as Record<string, number>;
+  [vocab['\u2581ha'], vocab['\u2581S']] = [vocab['\u2581S'], vocab['\u2581ha']];
+  assert.equal(vocab['\u2581S'], 300);
+  writeFileSync(join(swapped, 'tokenizer.json'), JSON.stringify(tj));
+  const out = join(dir, 'never-swapped');
+  const r = await cli(
+    'extract',
+    '--teacher',
+    LLAMA2C,
+    '--student',
+    swapped,
+    '--sensitivity',
+    sens,
+    '-o',
+    out,
+  );
+  assert.equal(r.code, 2);
+  assert.match(
+    r.err,
+    /checkpoint_legacy\.bin -> .*swapped-vocab: tokenizers differ at token 300: " ha" \(teacher\) vs "▁S" \(student\)/,
+  );
   assert.ok(!existsSync(out), 'nothing written');
 });
 
