@@ -12,7 +12,7 @@ import { InputError } from '../src/errors.js';
 import { loadCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
 import { readTrainerLog } from '../src/train/log.js';
 import { pretrain, PRETRAIN_DEFAULTS, type PretrainOptions } from '../src/train/pretrain.js';
-import { readStories } from '../src/tasks/tinystories.js';
+import { readStories } from '../scripts/zoo/tinystories.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-pretrain-resume-'));
 const stories = readStories('data/tinystories/tinystories_val.txt');
