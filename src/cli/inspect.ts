@@ -12,12 +12,14 @@ import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { LINEAR_NAMES } from '../model/block.js';
 import type { ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
 import { INDEX_FILE, SINGLE_FILE, openHfModel } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { DTYPE_BYTES } from '../io/safetensors.js';
+import { resolveModelPath } from '../io/load.js';
 import { loadTokenizer } from '../io/tokenizer-hf.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 
@@ -66,15 +68,9 @@ export function moduleKind(name: string): string {
   return m ? m[1] : name;
 }
 
-const KIND_ORDER = [
+const KIND_ORDER: readonly string[] = [
   'embed_tokens',
-  'q_proj',
-  'k_proj',
-  'v_proj',
-  'o_proj',
-  'gate_proj',
-  'up_proj',
-  'down_proj',
+  ...LINEAR_NAMES,
   'input_layernorm',
   'post_attention_layernorm',
   'norm',
@@ -156,18 +152,6 @@ function hfWeightFiles(folder: string): string[] {
     return [INDEX_FILE, ...new Set(Object.values(map))];
   }
   return [SINGLE_FILE];
-}
-
-/** The path given, resolved to an HF folder or a llama2.c file (as src/io/load.ts does). */
-function resolveModelPath(path: string): { target: string; format: 'hf' | 'llama2c' } {
-  if (!existsSync(path)) throw new InputError(path, 'no such file or folder');
-  let target = path;
-  if (
-    statSync(path).isFile() &&
-    /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))
-  )
-    target = dirname(path);
-  return { target, format: statSync(target).isDirectory() ? 'hf' : 'llama2c' };
 }
 
 export function inspectModel(path: string, opts: { tokenizer?: string } = {}): Inspection {
