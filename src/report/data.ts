@@ -209,26 +209,9 @@ export function loadReportData(runDir: string): ReportData {
     const p = join(c.trainDir, 'trainer_log.jsonl');
     if (!existsSync(p)) continue;
     for (const r of readTrainerLog(p)) {
-      if (typeof r.loss === 'number')
-        losses.push({
-          task: c.task,
-          method: c.method,
-          seed: c.seed,
-          step: r.current_steps,
-          epoch: r.epoch,
-          loss: r.loss,
-          kind: 'train',
-        });
-      if (typeof r.eval_loss === 'number')
-        losses.push({
-          task: c.task,
-          method: c.method,
-          seed: c.seed,
-          step: r.current_steps,
-          epoch: r.epoch,
-          loss: r.eval_loss,
-          kind: 'held-out',
-        });
+      const at = { task: c.task, method: c.method, seed: c.seed, step: r.current_steps, epoch: r.epoch };
+      if (typeof r.loss === 'number') losses.push({ ...at, loss: r.loss, kind: 'train' });
+      if (typeof r.eval_loss === 'number') losses.push({ ...at, loss: r.eval_loss, kind: 'held-out' });
     }
   }
   if (losses.length === 0) notes.push('no trainer_log.jsonl found yet');
