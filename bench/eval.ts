@@ -19,7 +19,7 @@ import { tinyConfig } from '../src/model/random.js';
 import { kernels } from '../src/engine/backend.js';
 import { ModelLM } from '../src/eval/model-lm.js';
 import type { GenerateRequest } from '../src/eval/lm.js';
-import type { Tokenizer } from '../src/io/tokenizer.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
 
 const BATCH = 8;
 const NEW_TOKENS = 24;

@@ -23,7 +23,7 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 
 if has tasks; then
   # tasks/{stories,facts}/* and the corpora $BUILD/data/{student-tiny,teacher-facts}.jsonl
-  node --import tsx src/tasks/build.ts --tasks tasks --corpus "$BUILD/data"
+  node --import tsx scripts/zoo/build.ts --tasks tasks --corpus "$BUILD/data"
 fi
 
 if has student; then
@@ -69,5 +69,5 @@ fi
 
 if has verify; then
   # zoo/README.md: sizes, held-out TinyStories loss, facts known, transfer compatibility.
-  node --import tsx src/tasks/verify-zoo.ts --zoo zoo
+  node --import tsx scripts/zoo/verify-zoo.ts --zoo zoo
 fi

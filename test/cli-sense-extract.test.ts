@@ -1,8 +1,9 @@
 // The `sense` and `extract` commands end to end through the command line (in process, and one
 // child process for Ctrl-C): stories260K converted to an HF folder is the teacher, a smaller random
-// HF model with the same tokenizer the student. Checks the output files, the subtract-trick
-// acceptance (the initialised student gives the untouched student's logits to 1e-5), the PEFT
-// structure, YAML configs, and every refusal of bad input, each naming the file or option.
+// HF model with the same tokenizer the student; the llama2.c checkpoint itself also serves as a
+// teacher. Checks the output files, the subtract-trick acceptance (the initialised student gives the
+// untouched student's logits to 1e-5), the PEFT structure, YAML configs, and every refusal the
+// issue lists, each naming the file or option.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -26,10 +27,10 @@ import { loadModelSource } from '../src/io/load.js';
 import { randomWeights, tinyConfig } from '../src/model/random.js';
 import { LlamaModel } from '../src/model/model.js';
 import { readSummary } from '../src/transfer/shard.js';
-import { assertAdapterFolder, readAdapter } from '../src/transfer/peft.js';
+import { assertAdapterFolder } from '../src/transfer/peft.js';
 import { readManifest } from '../src/transfer/manifest.js';
-import { subtractInit } from '../src/transfer/inject.js';
-import { modulePath, weightName } from '../src/transfer/modules.js';
+import { setupLora } from '../src/train/lora-init.js';
+import { ALL_KINDS } from '../src/transfer/modules.js';
 import type { SensSummary } from '../src/transfer/sense/summary.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -285,27 +286,26 @@ test('sense: chat template option, overflow truncate (reported) or refuse, and b
   assert.ok(!existsSync(join(dir, 'x.safetensors')));
 });
 
-/** The student with W - scale·B·A in every adapted module and the LoRA (B, A) attached (docs/method.md step 5). */
+/** The student as the trainer initialises it from `folder` (docs/method.md step 5: W - scale·B·A plus the LoRA (B, A)). */
 function initialised(folder: string): LlamaModel {
-  const src = loadModelSource(student);
-  const model = LlamaModel.load(src);
-  src.weights.close();
   const man = readManifest(folder);
   assert.equal(man.untieStudentHead, false);
-  for (const mod of readAdapter(folder, scfg).modules) {
-    const p = model.params.get(weightName(mod.ref, scfg));
-    const [n, m] = mod.ref.kind === 'embed_tokens' ? [p.shape[1], p.shape[0]] : [p.shape[0], p.shape[1]];
-    p.data.set(
-      subtractInit(
-        p.data,
-        { B: mod.B, A: mod.A, n, m, r: mod.r },
-        mod.alpha / mod.r,
-        mod.ref.kind === 'embed_tokens',
-      ),
-    );
-    model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
+  const src = loadModelSource(student);
+  try {
+    const setup = setupLora(src.config, src.weights, {
+      init: { kind: 'folder', dir: folder },
+      kinds: ALL_KINDS,
+      kindsAreDefault: true,
+      rank: man.lora.r,
+      alpha: man.lora.alpha,
+      dropout: 0,
+      seed: 0,
+    });
+    assert.equal(setup.subtract, true);
+    return setup.model;
+  } finally {
+    src.weights.close();
   }
-  return model;
 }
 
 test('extract: PEFT folder + manifest; the initialised student gives the untouched logits (1e-5); YAML config with flag overrides', async () => {
@@ -452,6 +452,67 @@ test('extract refuses impossible pairs and option mistakes before any heavy work
   );
   assert.equal(r.code, 2);
   assert.match(r.err, /sensitivity has no tensor model\.layers\.2\.|sensitivity tensor .* has shape/);
+  assert.ok(!existsSync(out), 'nothing written');
+});
+
+test("extract: a llama2.c teacher with an HF student of the same vocabulary gives the converted teacher's adapter; another vocabulary is refused by id", async () => {
+  assert.equal((await senseOnce()).code, 0);
+  // the bundled zoo/student-tiny shares stories260K's 512-token vocabulary (tok512)
+  const tiny = join(ROOT, 'zoo', 'student-tiny');
+  const fromLlama2c = join(dir, 'init-llama2c');
+  const fromHf = join(dir, 'init-converted');
+  for (const [t, out] of [
+    [LLAMA2C, fromLlama2c],
+    [teacher, fromHf],
+  ]) {
+    const r = await cli(
+      'extract',
+      '--teacher',
+      t,
+      '--student',
+      tiny,
+      '--sensitivity',
+      sens,
+      '-o',
+      out,
+      '--rank',
+      '4',
+      '--no-progress',
+    );
+    assert.equal(r.code, 0, r.err);
+  }
+  // the llama2.c checkpoint is loaded in the HF layout, so the factors are the converted teacher's, bit for bit
+  assert.deepEqual(
+    readFileSync(join(fromLlama2c, 'adapter_model.safetensors')),
+    readFileSync(join(fromHf, 'adapter_model.safetensors')),
+  );
+  // a student of the same size whose tokenizer.json has two pieces exchanged
+  const swapped = join(dir, 'swapped-vocab');
+  mkdirSync(swapped);
+  writeHfModel(swapped, scfg, randomWeights(scfg, 7));
+  copyFileSync(join(teacher, 'tokenizer_config.json'), join(swapped, 'tokenizer_config.json'));
+  const tj = JSON.parse(readFileSync(join(teacher, 'tokenizer.json'), 'utf8'));
+  const vocab = tj.model.vocab as Record<string, number>;
+  [vocab['\u2581ha'], vocab['\u2581S']] = [vocab['\u2581S'], vocab['\u2581ha']];
+  assert.equal(vocab['\u2581S'], 300);
+  writeFileSync(join(swapped, 'tokenizer.json'), JSON.stringify(tj));
+  const out = join(dir, 'never-swapped');
+  const r = await cli(
+    'extract',
+    '--teacher',
+    LLAMA2C,
+    '--student',
+    swapped,
+    '--sensitivity',
+    sens,
+    '-o',
+    out,
+  );
+  assert.equal(r.code, 2);
+  assert.match(
+    r.err,
+    /checkpoint_legacy\.bin -> .*swapped-vocab: tokenizers differ at token 300: " ha" \(teacher\) vs "▁S" \(student\)/,
+  );
   assert.ok(!existsSync(out), 'nothing written');
 });
 

@@ -25,7 +25,7 @@ import { splitHeldOut } from '../src/data/split.js';
 import { Rng } from '../src/engine/rng.js';
 import { InputError } from '../src/errors.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
-import type { Tokenizer } from '../src/io/tokenizer.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
 
 const shared = (p: string) => fileURLToPath(new URL(`../../shared/${p}`, import.meta.url));
 

@@ -55,7 +55,7 @@ test('a missing file is an InputError naming it', () => {
   const p = join(dir, 'nope.jsonl');
   assert.throws(
     () => readJsonl(p),
-    (e: unknown) => e instanceof InputError && e.source === p && /ENOENT/.test(e.problem),
+    (e: unknown) => e instanceof InputError && e.source === p && e.problem === 'JSONL file not found',
   );
 });
 

@@ -1,4 +1,4 @@
-/** RFC 4180 CSV and JSON Lines readers: quoting rules, line numbers, and errors naming file and line. */
+/** RFC 4180 CSV and JSON Lines as the eval tasks read them: quoting rules, line numbers, and errors naming file and line. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { InputError } from '../src/errors.js';
-import { parseCsv, readCsv, readJsonl, readText } from '../src/eval/files.js';
+import { parseCsv, readCsv } from '../src/eval/files.js';
+import { readJsonl } from '../src/data/jsonl.js';
+import { readText } from '../src/io/text.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'eval-files-'));
 
@@ -69,20 +71,26 @@ test('readCsv: wrong column count and missing files are InputErrors naming file 
 
 test('JSONL: malformed line, non-object line and empty file name the file and line', () => {
   const p = join(tmp, 'bad.jsonl');
+  const opts = { what: 'GSM8K file', nonEmpty: true };
   writeFileSync(p, '{"a":1}\n\n{"a":2\n');
   assert.throws(
-    () => readJsonl(p),
-    (e: Error) => e instanceof InputError && e.message.startsWith(`${p} line 3: malformed JSON`),
+    () => readJsonl(p, opts),
+    (e: Error) => e instanceof InputError && e.message.startsWith(`${p}:3: not valid JSON`),
   );
   writeFileSync(p, '{"a":1}\n[1,2]\n');
   assert.throws(
-    () => readJsonl(p),
-    (e: Error) => e instanceof InputError && e.message === `${p} line 2: expected a JSON object`,
+    () => readJsonl(p, opts),
+    (e: Error) =>
+      e instanceof InputError && e.message === `${p}:2: expected a JSON object per line, got an array`,
   );
   writeFileSync(p, '\n \n');
   assert.throws(
-    () => readJsonl(p),
-    (e: Error) => e instanceof InputError && /has no rows/.test(e.message),
+    () => readJsonl(p, opts),
+    (e: Error) => e instanceof InputError && e.message === `${p}: GSM8K file has no rows`,
+  );
+  assert.throws(
+    () => readJsonl(join(tmp, 'nope.jsonl'), opts),
+    (e: Error) => e instanceof InputError && /nope\.jsonl: GSM8K file not found/.test(e.message),
   );
 });
 

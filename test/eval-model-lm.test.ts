@@ -20,7 +20,7 @@ import { Rng } from '../src/engine/rng.js';
 import { writeAdapter } from '../src/transfer/peft.js';
 import { runEval } from '../src/eval/runner.js';
 import { chatTemplateWrap } from '../src/eval/prompt.js';
-import type { Tokenizer } from '../src/io/tokenizer.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
 import { DATA } from './eval-helpers.js';
 import { randomAdapter } from './helpers/adapter.js';
 

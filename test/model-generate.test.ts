@@ -12,7 +12,7 @@ import { argmax, sampleToken } from '../src/model/sampling.js';
 import { readLlama2c } from '../src/io/llama2c.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { LlamaModel } from '../src/model/model.js';
-import type { Tokenizer } from '../src/io/tokenizer.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
 import { GOLDEN_TEXT, STORIES260K } from './model-helpers.js';
 
 const cfg = tinyConfig({

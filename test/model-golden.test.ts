@@ -14,7 +14,7 @@ import { LlamaModel } from '../src/model/model.js';
 import { generate } from '../src/model/generate.js';
 import { padBatch } from '../src/model/batch.js';
 import { MemoryWeights } from '../src/model/weights.js';
-import type { Tokenizer } from '../src/io/tokenizer.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
 import { convertLlama2cToHf } from '../src/io/convert.js';
 import { openHfModel } from '../src/io/checkpoint.js';
 import { loadTokenizer } from '../src/io/tokenizer-hf.js';

@@ -13,7 +13,7 @@ import { loadCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
 import { readTrainerLog } from '../src/train/log.js';
 import { pretrain } from '../src/train/pretrain.js';
 import { PRETRAIN_DEFAULTS, type PretrainOptions } from '../src/train/pretrain/options.js';
-import { readStories } from '../src/tasks/tinystories.js';
+import { readStories } from '../scripts/zoo/tinystories.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-pretrain-resume-'));
 const stories = readStories('data/tinystories/tinystories_val.txt');

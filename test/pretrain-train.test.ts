@@ -19,7 +19,7 @@ import { initialWeights } from '../src/train/pretrain/resolve.js';
 import { PackedSequences, readCorpus, splitDocuments, tokenStream } from '../src/train/pretrain-data.js';
 import { readTrainerLog } from '../src/train/log.js';
 import { main } from '../src/cli/main.js';
-import { readStories } from '../src/tasks/tinystories.js';
+import { readStories } from '../scripts/zoo/tinystories.js';
 
 const TOK = 'data/stories260k/tokenizer.bin';
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-pretrain-'));

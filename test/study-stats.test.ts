@@ -1,13 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  incompleteBeta,
-  logGamma,
-  mean,
-  pairedComparison,
-  sampleStd,
-  tTwoSidedP,
-} from '../src/study/stats.js';
+import { incompleteBeta, logGamma, pairedComparison, tTwoSidedP } from '../src/study/stats.js';
+import { mean, sampleStd } from '../src/eval/stats.js';
 
 const close = (a: number, b: number, tol: number, what = '') =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tol ${tol})`);

@@ -13,9 +13,9 @@ import { readExamples, answerOf, type ChatExample } from '../src/data/examples.j
 import { encodeExamples } from '../src/data/encode.js';
 import { TULU } from '../src/data/chat.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
-import { buildAll, MAX_EXAMPLE_TOKENS, N_SEEDS, N_TRAIN } from '../src/tasks/build.js';
-import { readStories, sentences, STORY_SPLIT, storyWindows } from '../src/tasks/tinystories.js';
-import { ATTRIBUTES, QUESTIONS, VALUES, type KnowledgeBase } from '../src/tasks/facts.js';
+import { buildAll, MAX_EXAMPLE_TOKENS, N_SEEDS, N_TRAIN } from '../scripts/zoo/build.js';
+import { readStories, sentences, STORY_SPLIT, storyWindows } from '../scripts/zoo/tinystories.js';
+import { ATTRIBUTES, QUESTIONS, VALUES, type KnowledgeBase } from '../scripts/zoo/facts.js';
 
 const tok = Llama2cTokenizer.fromFile('data/stories260k/tokenizer.bin');
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-tasks-'));
@@ -28,7 +28,7 @@ function load(task: string, part: string): ChatExample[] {
   return ex as ChatExample[];
 }
 
-test('the committed task files are byte for byte what src/tasks/build.ts generates', () => {
+test('the committed task files are byte for byte what scripts/zoo/build.ts generates', () => {
   for (const f of [
     'stories/seeds.jsonl',
     'stories/train.jsonl',
@@ -42,7 +42,7 @@ test('the committed task files are byte for byte what src/tasks/build.ts generat
   ]) {
     assert.ok(
       readFileSync(join('tasks', f)).equals(readFileSync(join(tmp, 'tasks', f))),
-      `tasks/${f} differs from the generator's output: rerun npx tsx src/tasks/build.ts`,
+      `tasks/${f} differs from the generator's output: rerun npx tsx scripts/zoo/build.ts`,
     );
   }
 });

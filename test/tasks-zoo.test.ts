@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { loadModelSource } from '../src/io/load.js';
 import { LlamaModel } from '../src/model/model.js';
 import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
-import { clozeAccuracy } from '../src/tasks/facts-eval.js';
-import { buildAll } from '../src/tasks/build.js';
-import type { KnowledgeBase } from '../src/tasks/facts.js';
-import { compatibility, STUDENT, TEACHERS, ZOO_MODELS } from '../src/tasks/verify-zoo.js';
+import { clozeAccuracy } from '../scripts/zoo/facts-eval.js';
+import { buildAll } from '../scripts/zoo/build.js';
+import type { KnowledgeBase } from '../scripts/zoo/facts.js';
+import { compatibility, STUDENT, TEACHERS, ZOO_MODELS } from '../scripts/zoo/verify-zoo.js';
 
 const kb = JSON.parse(readFileSync('tasks/facts/knowledge.json', 'utf8')) as KnowledgeBase;
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-zoo-'));

@@ -64,13 +64,11 @@ function injected(modules: AdapterModule[]): LlamaModel {
   for (const mod of modules) {
     const p = model.params.get(weightName(mod.ref, scfg));
     const [n, m] = mod.ref.kind === 'embed_tokens' ? [p.shape[1], p.shape[0]] : [p.shape[0], p.shape[1]];
-    p.data.set(
-      subtractInit(
-        p.data,
-        { B: mod.B, A: mod.A, n, m, r: mod.r },
-        mod.alpha / mod.r,
-        mod.ref.kind === 'embed_tokens',
-      ),
+    subtractInit(
+      p.data,
+      { B: mod.B, A: mod.A, n, m, r: mod.r },
+      mod.alpha / mod.r,
+      mod.ref.kind === 'embed_tokens',
     );
     model.attachLora(modulePath(mod.ref), { r: mod.r, alpha: mod.alpha, A: mod.A, B: mod.B, dropout: 0 });
   }

@@ -1,4 +1,4 @@
-// docs/method.md step 5 (subtract trick) and step 7 (rank-2r plain adapter).
+// docs/method.md step 5 (subtract trick, as train/lora-init.ts applies it) and step 7 (rank-2r plain adapter).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addDelta, plainAdapterFactors, subtractInit } from '../src/transfer/inject.js';
@@ -23,7 +23,8 @@ test('Linear: W - scale·B·A, and adding scale·B·A back restores W to 1e-6', 
     scale = 0.5;
   const W = new Rng(1).fillNormal(new Float32Array(n * m));
   const f = factors(n, m, r, 2);
-  const Wp = subtractInit(W, f, scale, false);
+  const Wp = W.slice();
+  subtractInit(Wp, f, scale, false);
   const BA = matmul64(f.B, f.A, n, r, m);
   assert.ok(
     maxAbsDiff(
@@ -44,7 +45,8 @@ test('Embedding: the delta is (B·A)^T on the [V, d] weight, restored to 1e-6', 
     scale = 2;
   const E = new Rng(3).fillNormal(new Float32Array(V * d));
   const f = factors(d, V, r, 4); // factor layout [d, V]: B [d, r], A [r, V]
-  const Ep = subtractInit(E, f, scale, true);
+  const Ep = E.slice();
+  subtractInit(Ep, f, scale, true);
   const deltaT = transpose64(matmul64(f.B, f.A, d, r, V), d, V); // [V, d]
   assert.ok(
     maxAbsDiff(
@@ -77,7 +79,8 @@ test('plain adapter: [B1 | B0]·[A1 ; -A0] = B1·A1 - B0·A0, so it loads on the
   assert.ok(maxAbsDiff(matmul64(p.B, p.A, n, 2 * r, m), want) < 1e-6);
   // End to end: W_s' + B1·A1 (the trained model) equals W_s + plain delta, both at scale 1.
   const W = new Rng(8).fillNormal(new Float32Array(n * m));
-  const trainedModel = subtractInit(W, init, 1, false);
+  const trainedModel = W.slice();
+  subtractInit(trainedModel, init, 1, false);
   addDelta(trainedModel, trained, 1, false);
   const plain = W.slice();
   addDelta(plain, p, 1, false);

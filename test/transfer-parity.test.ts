@@ -126,7 +126,7 @@ test('steps 2-4: layer selection and window offsets exactly, products scale*B*A 
     const p = init.params.get(weightName(mod.ref, student.config));
     const emb = mod.ref.kind === 'embed_tokens';
     const [n, m] = emb ? [p.shape[1], p.shape[0]] : [p.shape[0], p.shape[1]];
-    p.data.set(subtractInit(p.data, { B: mod.B, A: mod.A, n, m, r }, alpha / r, emb));
+    subtractInit(p.data, { B: mod.B, A: mod.A, n, m, r }, alpha / r, emb);
     init.attachLora(modulePath(mod.ref), { r, alpha, A: mod.A, B: mod.B, dropout: 0 });
   }
   for (const s of seeds) {

@@ -19,7 +19,7 @@ import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.
 import { InputError } from '../errors.js';
 import { loadModelSource, type ModelSource } from '../io/load.js';
 import { openSafetensors, type SafetensorsReader } from '../io/safetensors.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import { checkSameVocabulary } from '../io/vocab-compare.js';
 import { extract, type ExtractResult } from '../transfer/extract.js';
 import { writeAdapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../transfer/peft.js';
 import { MANIFEST_FILE, writeManifest } from '../transfer/manifest.js';
@@ -41,26 +41,6 @@ export function structureOf(o: Pick<ExtractCliOptions, 'structure' | 'heads'>): 
       `applies to the block structure (windows on head boundaries), not to --structure ${o.structure}`,
     );
   return 'heads';
-}
-
-/** Refuses tokenizers that differ (same size, same token strings): the method needs one vocabulary. */
-export function checkSameTokenizer(t: Tokenizer, s: Tokenizer, tName: string, sName: string): void {
-  if (t.vocabSize !== s.vocabSize) {
-    throw new InputError(
-      `${tName} -> ${sName}`,
-      `tokenizers differ: the teacher's has ${t.vocabSize} tokens, the student's ${s.vocabSize}`,
-    );
-  }
-  for (let id = 0; id < t.vocabSize; id++) {
-    const a = t.tokenText(id),
-      b = s.tokenText(id);
-    if (a !== b) {
-      throw new InputError(
-        `${tName} -> ${sName}`,
-        `tokenizers differ at token ${id}: ${JSON.stringify(a)} (teacher) vs ${JSON.stringify(b)} (student); teacher and student must share the tokenizer`,
-      );
-    }
-  }
 }
 
 /** Checks the output folder: created when missing, refused when it already holds an initialisation (unless force). */
@@ -110,7 +90,7 @@ export function extractCommand(
       else {
         teacher = loadModelSource(o.teacher);
         opened.push(teacher);
-        checkSameTokenizer(teacher.tokenizer, student.tokenizer, o.teacher, o.student);
+        checkSameVocabulary(teacher.tokenizer, student.tokenizer, o.teacher, o.student);
       }
       sens = openSafetensors(o.sensitivity!);
     }

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { loadModelLM } from '../eval/model-lm.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { applyChatTemplate } from '../io/chat-template.js';
 import { renderPrompt, TULU } from '../data/chat.js';
 import { tokenizePieces } from '../data/encode.js';

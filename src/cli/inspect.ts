@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { LINEAR_NAMES } from '../model/block.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
 import { parseHfConfig } from '../io/hfconfig.js';
@@ -19,8 +20,9 @@ import { INDEX_FILE, SINGLE_FILE, openHfModel } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { DTYPE_BYTES } from '../io/safetensors.js';
+import { resolveModelPath } from '../io/load.js';
 import { loadTokenizer } from '../io/tokenizer-hf.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 export interface ModuleCount {
   tensors: number;
@@ -68,15 +70,9 @@ export function moduleKind(name: string): string {
   return m ? m[1] : name;
 }
 
-const KIND_ORDER = [
+const KIND_ORDER: readonly string[] = [
   'embed_tokens',
-  'q_proj',
-  'k_proj',
-  'v_proj',
-  'o_proj',
-  'gate_proj',
-  'up_proj',
-  'down_proj',
+  ...LINEAR_NAMES,
   'input_layernorm',
   'post_attention_layernorm',
   'norm',
@@ -184,23 +180,17 @@ function hfWeightFiles(folder: string): string[] {
   return [SINGLE_FILE];
 }
 
-/** The path given, resolved to an HF folder or a llama2.c file (as src/io/load.ts does). */
-function resolveModelPath(path: string): { target: string; format: Inspection['format'] } {
-  if (!existsSync(path)) throw new InputError(path, 'no such file or folder');
-  let target = path;
-  if (
-    statSync(path).isFile() &&
-    /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))
-  )
-    target = dirname(path);
-  if (!statSync(target).isDirectory()) return { target, format: 'llama2c' };
+/** The path given, resolved as loading does, plus 'config' for a folder with config.json and no weights. */
+function resolveInspected(path: string): { target: string; format: Inspection['format'] } {
+  const { target, format } = resolveModelPath(path);
+  if (format !== 'hf') return { target, format };
   const hasWeights = existsSync(join(target, SINGLE_FILE)) || existsSync(join(target, INDEX_FILE));
   const configOnly = !hasWeights && existsSync(join(target, 'config.json'));
   return { target, format: configOnly ? 'config' : 'hf' };
 }
 
 export function inspectModel(path: string, opts: { tokenizer?: string } = {}): Inspection {
-  const { target, format } = resolveModelPath(path);
+  const { target, format } = resolveInspected(path);
   let config: ModelConfig;
   let counts: ReturnType<typeof countParameters>;
   const files: Record<string, number> = {};

@@ -10,12 +10,8 @@
  */
 import type { Command } from 'commander';
 import { addSchemaOptions, resolveOptions, toFlags } from '../config/cli.js';
+import { shellQuote } from '../config/shell.js';
 import { pretrain } from '../train/pretrain.js';
-
-/** A shell-quoted command line (for RECIPE.md). */
-export function shellLine(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
 
 export function registerPretrain(program: Command): void {
   const cmd = program
@@ -28,7 +24,7 @@ export function registerPretrain(program: Command): void {
     const o = resolveOptions('pretrain', flags);
     // Every option that differs from its default, as flags: the command that reproduces this run
     // (also when the options came from a config file).
-    const command = shellLine(['nuggets', 'pretrain', ...toFlags('pretrain', o)]);
+    const command = shellQuote(['nuggets', 'pretrain', ...toFlags('pretrain', o)]);
     const r = pretrain(o, { command });
     process.stdout.write(
       JSON.stringify({

@@ -19,7 +19,7 @@
  */
 import { InputError } from '../errors.js';
 import { Rng as RngClass, type Rng } from '../engine/rng.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { renderExample, type ChatFormat, type Piece } from './chat.js';
 import type { Example } from './examples.js';
 

@@ -5,24 +5,33 @@
  *
  * Two readers: `readJsonl` (whole file, synchronous: seed and training sets are at most a few MB) and
  * `streamJsonl` (async, line by line: constant memory for files of any size). Both accept gzip
- * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, and strip a UTF-8 byte-order mark.
+ * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, and strip a UTF-8 byte-order mark. The
+ * evaluation tasks read their benchmark files with `readJsonl` too.
  */
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createGunzip, gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
+import { readText } from '../io/text.js';
 
-export interface JsonlRecord {
+export interface JsonlRecord<V = unknown> {
   /** 1-based line number in the (decompressed) file. */
   line: number;
-  value: unknown;
+  value: V;
 }
+
+/** A record of a file whose every line must be an object (the default). */
+export type JsonlObjectRecord = JsonlRecord<Record<string, unknown>>;
 
 export interface JsonlOptions {
   /** Require every record to be a JSON object (the default: all nuggets inputs are objects). */
   objects?: boolean;
   /** Stop after this many records (e.g. the first k seeds). */
   limit?: number;
+  /** Names the file in read errors and the empty-file error ("GSM8K file not found"); default "JSONL file". */
+  what?: string;
+  /** Refuse a file with no records (readJsonl only). */
+  nonEmpty?: boolean;
 }
 
 function isGzip(path: string): boolean {
@@ -49,23 +58,6 @@ export function parseJsonlLine(source: string, line: number, text: string, opts:
   return { line, value };
 }
 
-function readText(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new InputError(path, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  if (isGzip(path)) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new InputError(path, `not a valid gzip file (${e instanceof Error ? e.message : String(e)})`);
-    }
-  }
-  return bytes.toString('utf8');
-}
-
 /** Parses JSONL text already in memory; `source` names it in errors. */
 export function parseJsonl(source: string, text: string, opts: JsonlOptions = {}): JsonlRecord[] {
   const out: JsonlRecord[] = [];
@@ -84,8 +76,13 @@ export function parseJsonl(source: string, text: string, opts: JsonlOptions = {}
 }
 
 /** Reads a whole JSONL (or .jsonl.gz) file. */
+export function readJsonl(path: string, opts?: JsonlOptions & { objects?: true }): JsonlObjectRecord[];
+export function readJsonl(path: string, opts: JsonlOptions): JsonlRecord[];
 export function readJsonl(path: string, opts: JsonlOptions = {}): JsonlRecord[] {
-  return parseJsonl(path, readText(path), opts);
+  const what = opts.what ?? 'JSONL file';
+  const records = parseJsonl(path, readText(path, what), opts);
+  if (opts.nonEmpty && records.length === 0) throw new InputError(path, `${what} has no rows`);
+  return records;
 }
 
 /** Streams a JSONL (or .jsonl.gz) file record by record in constant memory. */

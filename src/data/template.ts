@@ -5,7 +5,7 @@
  */
 import { InputError } from '../errors.js';
 import { renderChat } from '../io/chat-template.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import type { ChatFormat } from './chat.js';
 
 /** BOS/EOS as the template spells them: the tokenizer's named token (HF), else the token's text. */

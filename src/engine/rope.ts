@@ -5,10 +5,20 @@
  * Every intermediate is rounded to float32 as torch does on float32 tensors. Unknown or
  * unsupported scaling types are refused by name rather than silently ignored.
  */
-import type { RopeScaling } from '../model/config.js';
 import { InputError } from '../errors.js';
 
 const f = Math.fround;
+
+/** config.json's rope_scaling, normalised (src/io/hfconfig.ts); null in a config means none. */
+export interface RopeScaling {
+  /** HF rope_type: 'linear' | 'dynamic' | 'llama3' | ... (only what ropeInvFreq supports is accepted). */
+  type: string;
+  factor: number;
+  /** llama3-style fields, when present. */
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  originalMaxPositionEmbeddings?: number;
+}
 
 /**
  * @param source names where the settings came from (the config file) for error messages.

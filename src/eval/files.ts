@@ -1,58 +1,14 @@
 /**
- * Reading the benchmark files in their original formats: JSON Lines (optionally gzip-compressed, as
- * HumanEval ships) and RFC 4180 CSV (MMLU). Every problem is reported as an InputError naming the
- * file and the line.
+ * Reading the benchmark files in their original formats: RFC 4180 CSV (MMLU) here, JSON Lines
+ * (optionally gzip-compressed, as HumanEval ships) through data/jsonl.ts, plus the field check the
+ * JSONL tasks share. Every problem is reported as an InputError naming the file and the line.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import type { JsonlObjectRecord } from '../data/jsonl.js';
 import { InputError } from '../errors.js';
-
-/** Reads a whole text file (gunzipping `.gz`), with clear errors for missing or unreadable files. */
-export function readText(path: string, what = 'data file'): string {
-  if (!existsSync(path)) throw new InputError(path, `${what} not found`);
-  if (!statSync(path).isFile()) throw new InputError(path, `${what} is not a regular file`);
-  let bytes: Buffer = readFileSync(path);
-  if (path.endsWith('.gz')) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new InputError(path, `not a valid gzip file (${(e as Error).message})`);
-    }
-  }
-  return bytes.toString('utf8');
-}
-
-export interface JsonlRow {
-  /** 1-based line number in the file, for error messages. */
-  line: number;
-  value: Record<string, unknown>;
-}
-
-/** Parses JSON Lines: one JSON object per non-blank line. */
-export function readJsonl(path: string, what = 'JSONL file'): JsonlRow[] {
-  const text = readText(path, what);
-  const rows: JsonlRow[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].replace(/\r$/, '');
-    if (raw.trim() === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(raw);
-    } catch (e) {
-      throw new InputError(`${path} line ${i + 1}`, `malformed JSON (${(e as Error).message})`);
-    }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-      throw new InputError(`${path} line ${i + 1}`, 'expected a JSON object');
-    }
-    rows.push({ line: i + 1, value: v as Record<string, unknown> });
-  }
-  if (rows.length === 0) throw new InputError(path, `${what} has no rows`);
-  return rows;
-}
+import { readText } from '../io/text.js';
 
 /** A string field of a JSONL row, or an InputError naming file, line and field. */
-export function stringField(path: string, row: JsonlRow, key: string): string {
+export function stringField(path: string, row: JsonlObjectRecord, key: string): string {
   const v = row.value[key];
   if (typeof v !== 'string') {
     throw new InputError(

@@ -28,7 +28,7 @@ import { generate } from '../model/generate.js';
 import { padBatch } from '../model/batch.js';
 import { LlamaModel } from '../model/model.js';
 import { loadModelSource } from '../io/load.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { readAdapter } from '../transfer/peft.js';
 import { modulePath } from '../transfer/modules.js';
 import {

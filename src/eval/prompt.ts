@@ -11,7 +11,7 @@
  * whitespace (open-instruct's rule).
  */
 import { applyChatTemplate } from '../io/chat-template.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 export type ChatWrap = (user: string) => string;
 export type ChatFormat = 'plain' | 'tulu' | ChatWrap;

@@ -6,7 +6,7 @@
  */
 import { Template } from '@huggingface/jinja';
 import { InputError } from '../errors.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 /** A chat turn; any further fields a template reads (tool_calls, name, ...) pass through. */
 export interface ChatMessage {

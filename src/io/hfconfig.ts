@@ -4,7 +4,8 @@
  * the computation in a way src/model does not implement is refused by name rather than ignored.
  */
 import { InputError } from '../errors.js';
-import type { ModelConfig, RopeScaling } from '../model/config.js';
+import type { RopeScaling } from '../engine/rope.js';
+import type { ModelConfig } from '../model/config.js';
 
 type Arch = ModelConfig['arch'];
 const ARCH_CLASS: Record<Arch, string> = {

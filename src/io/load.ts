@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { openHfModel } from './checkpoint.js';
 import { readLlama2c, toHfLayout } from './llama2c.js';
 import { loadTokenizer } from './tokenizer-hf.js';
@@ -27,7 +27,8 @@ export interface LoadOptions {
   tokenizer?: string;
 }
 
-export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSource {
+/** The path given, resolved to an HF folder or a llama2.c checkpoint file. */
+export function resolveModelPath(path: string): { target: string; format: 'hf' | 'llama2c' } {
   if (!existsSync(path)) throw new InputError(path, 'no such file or folder');
   let target = path;
   // A path to a weight file inside an HF folder means the folder.
@@ -36,7 +37,12 @@ export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSour
     /(^model.*\.safetensors$)|(\.index\.json$)|(^config\.json$)/.test(basename(path))
   )
     target = dirname(path);
-  if (statSync(target).isDirectory()) {
+  return { target, format: statSync(target).isDirectory() ? 'hf' : 'llama2c' };
+}
+
+export function loadModelSource(path: string, opts: LoadOptions = {}): ModelSource {
+  const { target, format } = resolveModelPath(path);
+  if (format === 'hf') {
     const { config, weights } = openHfModel(target);
     try {
       const tokenizer = loadTokenizer(opts.tokenizer ?? target, config.vocabSize);

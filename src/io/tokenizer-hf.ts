@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { Tokenizer as HfLib } from '@huggingface/tokenizers';
 import { InputError } from '../errors.js';
 import { readJsonFile } from './json.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { Llama2cTokenizer } from './tokenizer-llama2c.js';
 
 type Json = Record<string, unknown>;
@@ -31,6 +31,8 @@ export class HfTokenizer implements Tokenizer {
   readonly bosId: number | null;
   readonly eosId: number | null;
   readonly padId: number | null;
+  /** The unknown-token id (tokenizer_config.json unk_token, else the model's unk_token), or null. */
+  readonly unkId: number | null;
   readonly chatTemplate: string | null;
   readonly bosToken: string | null;
   readonly eosToken: string | null;
@@ -98,6 +100,8 @@ export class HfTokenizer implements Tokenizer {
     this.bosId = idOf(this.bosToken, fallbackIds.bos, 'bos_token');
     this.eosId = idOf(this.eosToken, fallbackIds.eos, 'eos_token');
     this.padId = idOf(tokenString(cfg.pad_token), null, 'pad_token');
+    const unk = tokenString(cfg.unk_token) ?? (typeof model.unk_token === 'string' ? model.unk_token : null);
+    this.unkId = unk === null ? null : (this.lib.token_to_id(unk) ?? null);
     this.chatTemplate = chatTemplate ?? pickTemplate(cfg.chat_template);
     // SentencePiece-style vocabularies mark spaces with U+2581 and their decoder strips the first one.
     const pre = JSON.stringify([tj.pre_tokenizer ?? null, tj.normalizer ?? null, tj.decoder ?? null]);

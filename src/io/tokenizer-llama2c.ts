@@ -12,8 +12,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
+/** SentencePiece's llama ids, which tokenizer.bin keeps: <unk> 0, BOS 1, EOS 2. */
+const UNK = 0;
 const BOS = 1;
 const EOS = 2;
 /** llama2.c starts its best score at -1e10 stored in a float. */
@@ -21,6 +23,7 @@ const MIN_SCORE = Math.fround(-1e10);
 
 export class Llama2cTokenizer implements Tokenizer {
   readonly vocabSize: number;
+  readonly unkId = UNK;
   readonly bosId = BOS;
   readonly eosId = EOS;
   readonly chatTemplate = null;

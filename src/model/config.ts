@@ -2,15 +2,7 @@
  * The model architecture in nuggets' own terms, normalised from an HF config.json (see
  * src/io/hfconfig.ts) or a llama2.c header (src/io/llama2c.ts). Every field changes the math.
  */
-export interface RopeScaling {
-  /** HF rope_type: 'linear' | 'dynamic' | 'llama3' | ... (only what src/model supports is accepted). */
-  type: string;
-  factor: number;
-  /** llama3-style fields, when present. */
-  lowFreqFactor?: number;
-  highFreqFactor?: number;
-  originalMaxPositionEmbeddings?: number;
-}
+import type { RopeScaling } from '../engine/rope.js';
 
 export interface ModelConfig {
   /** HF model_type: llama, mistral or qwen2. */

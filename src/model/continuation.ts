@@ -6,7 +6,7 @@
  * new tokens alone turns "Once upon a time" + " there" into "timethere" and "A:" + " 18" into
  * "A:18". The text of new tokens is therefore decode(prompt tail + new) minus decode(prompt tail).
  */
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
 
 /**
  * A Tokenizer whose decode(ids) is the text `ids` add after the prompt; everything else is the base

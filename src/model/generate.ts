@@ -6,7 +6,7 @@
  */
 import { contextLength } from './config.js';
 import { Rng } from '../engine/rng.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
 import { padBatch, positionsFromMask } from './batch.js';
 import type { LlamaModel } from './model.js';
 import { checkSampling, sampleToken, type SamplingOptions } from './sampling.js';

@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
+import { LINEAR_NAMES } from '../model/block.js';
 import { readTrainerLog } from '../train/log.js';
 import type { Manifest } from '../transfer/manifest.js';
 import type { CellJob, Plan, SenseJob } from '../study/plan.js';
@@ -17,17 +18,7 @@ import { PLAN_FILE } from '../study/plan.js';
 import { buildTable, TABLE_JSON, type ResultsTable } from '../study/table.js';
 
 /** The seven linear kinds and the two norms of a decoder layer, in model order. */
-export const LAYER_KINDS = [
-  'q_proj',
-  'k_proj',
-  'v_proj',
-  'o_proj',
-  'gate_proj',
-  'up_proj',
-  'down_proj',
-  'input_layernorm',
-  'post_attention_layernorm',
-] as const;
+export const LAYER_KINDS = [...LINEAR_NAMES, 'input_layernorm', 'post_attention_layernorm'] as const;
 
 export interface SensitivityCell {
   /** "<teacher>--<task>". */
@@ -218,26 +209,9 @@ export function loadReportData(runDir: string): ReportData {
     const p = join(c.trainDir, 'trainer_log.jsonl');
     if (!existsSync(p)) continue;
     for (const r of readTrainerLog(p)) {
-      if (typeof r.loss === 'number')
-        losses.push({
-          task: c.task,
-          method: c.method,
-          seed: c.seed,
-          step: r.current_steps,
-          epoch: r.epoch,
-          loss: r.loss,
-          kind: 'train',
-        });
-      if (typeof r.eval_loss === 'number')
-        losses.push({
-          task: c.task,
-          method: c.method,
-          seed: c.seed,
-          step: r.current_steps,
-          epoch: r.epoch,
-          loss: r.eval_loss,
-          kind: 'held-out',
-        });
+      const at = { task: c.task, method: c.method, seed: c.seed, step: r.current_steps, epoch: r.epoch };
+      if (typeof r.loss === 'number') losses.push({ ...at, loss: r.loss, kind: 'train' });
+      if (typeof r.eval_loss === 'number') losses.push({ ...at, loss: r.eval_loss, kind: 'held-out' });
     }
   }
   if (losses.length === 0) notes.push('no trainer_log.jsonl found yet');

@@ -21,7 +21,7 @@ import { tokenizePieces } from '../data/encode.js';
 import { templateFormat } from '../data/template.js';
 import { kernels } from '../engine/backend.js';
 import { loadModelLM } from '../eval/model-lm.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { ContinuationTokenizer } from '../model/continuation.js';
 import { generate, type FinishReason as ModelFinish } from '../model/generate.js';
 import type { LlamaModel } from '../model/model.js';

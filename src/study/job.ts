@@ -11,16 +11,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { shellQuote } from '../config/shell.js';
 import { readTrainerLog } from '../train/log.js';
-import {
-  ADAPTER_PLACEHOLDER,
-  PLAN_FILE,
-  RESULT_FILE,
-  shellQuote,
-  type CellJob,
-  type Job,
-  type Plan,
-} from './plan.js';
+import { ADAPTER_PLACEHOLDER, PLAN_FILE, RESULT_FILE, type CellJob, type Job, type Plan } from './plan.js';
 import { findTrainedAdapter } from './outputs.js';
 
 /** Runs `nuggets <argv>` in this process; returns the exit code. */

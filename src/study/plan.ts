@@ -267,8 +267,3 @@ export function buildPlan(exp: Experiment, out: string): Plan {
     jobs,
   };
 }
-
-/** A shell line for a step (commands.sh in each job folder: how to redo it by hand). */
-export function shellQuote(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}

@@ -1,29 +1,13 @@
 /**
- * Statistics for the study table: mean and sample standard deviation over training seeds, and the
- * paired comparison of a method against plain LoRA over the seeds both ran (docs/method.md: "report
- * spread over seeds" — the paper reports 1-2 point gains with no variance, so the table must say
- * how large the seed-to-seed noise is next to each difference).
+ * Statistics for the study table: the paired comparison of a method against plain LoRA over the
+ * seeds both ran (docs/method.md: "report spread over seeds" — the paper reports 1-2 point gains
+ * with no variance, so the table must say how large the seed-to-seed noise is next to each
+ * difference). The mean and sample standard deviation over seeds are eval/stats.ts's.
  *
  * The p-value is the two-sided Student t test on the per-seed differences (df = n - 1), computed
  * from the regularised incomplete beta function: p = I_{df/(df+t^2)}(df/2, 1/2).
  */
-
-export function mean(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  let s = 0;
-  for (const x of xs) s += x;
-  return s / xs.length;
-}
-
-/** Sample standard deviation (n - 1 denominator); null below two values. */
-export function sampleStd(xs: readonly number[]): number | null {
-  const n = xs.length;
-  if (n < 2) return null;
-  const m = mean(xs);
-  let ss = 0;
-  for (const x of xs) ss += (x - m) * (x - m);
-  return Math.sqrt(ss / (n - 1));
-}
+import { mean, sampleStd } from '../eval/stats.js';
 
 /** log Gamma(x) for x > 0 (Lanczos, g = 7, 9 terms; ~1e-15 relative). */
 export function logGamma(x: number): number {

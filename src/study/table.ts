@@ -11,7 +11,8 @@ import { InputError } from '../errors.js';
 import type { CellResult } from './job.js';
 import { METRICS, type MetricName } from './config.js';
 import { RESULT_FILE, type CellJob, type Plan } from './plan.js';
-import { mean, pairedComparison, sampleStd, type PairedComparison } from './stats.js';
+import { mean, sampleStd } from '../eval/stats.js';
+import { pairedComparison, type PairedComparison } from './stats.js';
 
 export const TABLE_JSON = 'results.json';
 export const TABLE_MD = 'results.md';

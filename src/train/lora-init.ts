@@ -22,7 +22,7 @@ import { deriveSeed } from '../transfer/extract.js';
 import { readAdapter, type AdapterModule } from '../transfer/peft.js';
 import { readManifest, type Manifest } from '../transfer/manifest.js';
 import { loraDefaultInit, pissaInit } from '../transfer/controls.js';
-import { addDelta } from '../transfer/inject.js';
+import { subtractInit } from '../transfer/inject.js';
 import type { Factors } from '../transfer/factorize.js';
 import {
   ALL_KINDS,
@@ -177,7 +177,7 @@ export function setupLora(config: ModelConfig, weights: WeightSource, opts: Lora
     if (subtract) {
       const fac: Factors = { B: f.B, A: f.A, n, m, r: f.r };
       // docs/method.md step 5: W' = W - scale·B0·A0, so W' + scale·B0·A0 = W at step 0.
-      addDelta(weightOf(model, path), fac, -(f.alpha / f.r), isTransposed(f.ref.kind));
+      subtractInit(weightOf(model, path), fac, f.alpha / f.r, isTransposed(f.ref.kind));
     }
     const mod = model.module(path);
     const dropout = mod instanceof Linear ? opts.dropout : 0; // PEFT applies no dropout to embedding LoRA

@@ -6,6 +6,7 @@
  * audited or reproduced without the folders that produced it.
  */
 import { basename } from 'node:path';
+import { shellQuote } from '../config/shell.js';
 import type { ModelConfig } from '../model/config.js';
 import type { Manifest } from '../transfer/manifest.js';
 import type { AdapterModule } from '../transfer/peft.js';
@@ -38,13 +39,9 @@ function cell(v: unknown): string {
   return (s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-function shellQuote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
 function commandLine(argv: string[] | null, command: string, flags: string[]): string {
-  if (argv && argv.length > 0) return ['nuggets', ...argv].map(shellQuote).join(' ');
-  return ['nuggets', command, ...flags].map(shellQuote).join(' ');
+  if (argv && argv.length > 0) return shellQuote(['nuggets', ...argv]);
+  return shellQuote(['nuggets', command, ...flags]);
 }
 
 function table(rows: Array<[string, unknown]>): string[] {

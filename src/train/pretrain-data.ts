@@ -15,7 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { InputError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
 import { parseJsonl } from '../data/jsonl.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 
 export type DocSplit = 'blank-line' | 'line' | 'none';
 

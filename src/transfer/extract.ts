@@ -1,8 +1,8 @@
 /**
  * The whole of `nuggets extract` below the command line: plan (checks first), layer selection
  * (step 2), per-matrix cut (step 3) and factorisation (step 4) or a control init, then the PEFT
- * adapter folder holding (B, A) and manifest.json. The trainer applies step 5 (inject.ts
- * subtractInit) from the adapter and the manifest's `subtract` / `untieStudentHead` flags.
+ * adapter folder holding (B, A) and manifest.json. The trainer applies step 5 (train/lora-init.ts,
+ * through inject.ts subtractInit) from the adapter and the manifest's `subtract` / `untieStudentHead` flags.
  *
  * Memory: one teacher matrix and its sensitivity at a time, plus the (small) factors.
  */

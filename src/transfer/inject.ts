@@ -10,13 +10,11 @@ import { kernels } from '../engine/backend.js';
 import type { Factors } from './factorize.js';
 
 /**
- * W_s' = W_s - scale·B·A (embedding, `transposed`: W_s - scale·(B·A)^T), as a new array. At step 0
- * the LoRA-wrapped module computes W_s' + scale·B·A = W_s: the student starts as itself.
+ * W_s' = W_s - scale·B·A (embedding, `transposed`: W_s - scale·(B·A)^T), in place. At step 0 the
+ * LoRA-wrapped module computes W_s' + scale·B·A = W_s: the student starts as itself.
  */
-export function subtractInit(Ws: Float32Array, f: Factors, scale: number, transposed: boolean): Float32Array {
-  const out = Ws.slice(); // keeps the array type (Float64Array in the float64 gradient-check mode)
-  addDelta(out, f, -scale, transposed);
-  return out;
+export function subtractInit(Ws: Float32Array, f: Factors, scale: number, transposed: boolean): void {
+  addDelta(Ws, f, -scale, transposed);
 }
 
 /** W += coef·B·A (or coef·(B·A)^T when `transposed`), in place, through kernels().gemm. */

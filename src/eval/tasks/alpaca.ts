@@ -13,7 +13,8 @@
  * bundled: docs/formats.md "Benchmarks").
  */
 import { Rng } from '../../engine/rng.js';
-import { readJsonl, stringField } from '../files.js';
+import { readJsonl } from '../../data/jsonl.js';
+import { stringField } from '../files.js';
 import type { Judge, Verdict } from '../judge.js';
 import { generateAll, loglikelihoodAll, type GenerateRequest } from '../lm.js';
 import { chatFormatName, instructionPrompt, instructionStop, isChat } from '../prompt.js';
@@ -30,7 +31,7 @@ export interface AlpacaDoc {
 }
 
 export function loadAlpacaEval(path: string): AlpacaDoc[] {
-  return readJsonl(path, 'AlpacaEval JSONL file').map((row) => ({
+  return readJsonl(path, { what: 'AlpacaEval JSONL file', nonEmpty: true }).map((row) => ({
     instruction: stringField(path, row, 'instruction'),
     reference: stringField(path, row, 'output'),
     generator: typeof row.value.generator === 'string' ? row.value.generator : null,

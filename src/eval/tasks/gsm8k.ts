@@ -20,7 +20,8 @@
  * decimal numbers that are numerically equal also match ("18.50" = "18.5").
  */
 import { InputError } from '../../errors.js';
-import { readJsonl, stringField } from '../files.js';
+import { readJsonl } from '../../data/jsonl.js';
+import { stringField } from '../files.js';
 import { generateAll, type GenerateRequest } from '../lm.js';
 import { chatPrompt, chatFormatName, isChat, type ChatFormat } from '../prompt.js';
 import type { TaskResult, SampleRecord } from '../results.js';
@@ -132,7 +133,7 @@ export function extractFlexible(text: string): string | null {
 
 /** Loads GSM8K JSONL ({"question","answer"} rows, gold after "#### "). */
 export function loadGsm8k(path: string): Gsm8kDoc[] {
-  return readJsonl(path, 'GSM8K file').map((row) => {
+  return readJsonl(path, { what: 'GSM8K file', nonEmpty: true }).map((row) => {
     const question = stringField(path, row, 'question');
     const answer = stringField(path, row, 'answer');
     const gold = goldFromAnswer(answer);

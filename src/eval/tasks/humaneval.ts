@@ -17,7 +17,8 @@
  */
 import { InputError } from '../../errors.js';
 import { DEFAULT_EXEC_LIMITS, checkExecutionWorks, mapPool, runPythonProgram, type ExecOptions, type ExecResult } from '../execute.js';
-import { readJsonl, stringField } from '../files.js';
+import { readJsonl } from '../../data/jsonl.js';
+import { stringField } from '../files.js';
 import { generateAll, type GenerateRequest } from '../lm.js';
 import { chatPrompt, chatFormatName, isChat, type ChatFormat } from '../prompt.js';
 import type { SampleRecord, TaskResult } from '../results.js';
@@ -33,7 +34,7 @@ export interface HumanEvalProblem {
 }
 
 export function loadHumanEval(path: string): HumanEvalProblem[] {
-  const rows = readJsonl(path, 'HumanEval JSONL file');
+  const rows = readJsonl(path, { what: 'HumanEval JSONL file', nonEmpty: true });
   const seen = new Set<string>();
   return rows.map((row) => {
     const p: HumanEvalProblem = {

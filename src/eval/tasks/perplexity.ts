@@ -12,7 +12,7 @@
  * Token figures depend on the tokenizer; byte and word figures compare across model families.
  */
 import { InputError } from '../../errors.js';
-import { readText } from '../files.js';
+import { readText } from '../../io/text.js';
 import { inBatches, type RollingResult } from '../lm.js';
 import type { SampleRecord, TaskResult } from '../results.js';
 import { applyLimit, type TaskContext } from '../task.js';

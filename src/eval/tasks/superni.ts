@@ -10,7 +10,7 @@
  * assistant turn is the reference.
  */
 import { InputError } from '../../errors.js';
-import { readJsonl, type JsonlRow } from '../files.js';
+import { readJsonl, type JsonlObjectRecord } from '../../data/jsonl.js';
 import { generateAll, type GenerateRequest } from '../lm.js';
 import { chatFormatName, instructionPrompt, instructionStop, isChat } from '../prompt.js';
 import type { SampleRecord, TaskResult } from '../results.js';
@@ -24,7 +24,7 @@ export interface InstructionPair {
   references: string[];
 }
 
-function referencesOf(path: string, row: JsonlRow): string[] {
+function referencesOf(path: string, row: JsonlObjectRecord): string[] {
   const where = `${path} line ${row.line}`;
   for (const key of ['references', 'outputs', 'output']) {
     if (!(key in row.value)) continue;
@@ -38,7 +38,7 @@ function referencesOf(path: string, row: JsonlRow): string[] {
   throw new InputError(where, 'missing field "references" (or "output"/"outputs", or "messages")');
 }
 
-function fromMessages(path: string, row: JsonlRow): { input: string; reference: string } {
+function fromMessages(path: string, row: JsonlObjectRecord): { input: string; reference: string } {
   const where = `${path} line ${row.line}`;
   const msgs = row.value.messages;
   if (!Array.isArray(msgs)) throw new InputError(where, 'field "messages" must be an array');
@@ -55,7 +55,7 @@ function fromMessages(path: string, row: JsonlRow): { input: string; reference: 
 
 /** Loads {input, references} or {messages} rows. */
 export function loadInstructionPairs(path: string): InstructionPair[] {
-  return readJsonl(path, 'instruction/reference JSONL file').map((row) => {
+  return readJsonl(path, { what: 'instruction/reference JSONL file', nonEmpty: true }).map((row) => {
     const id = typeof row.value.id === 'string' ? row.value.id : null;
     if ('messages' in row.value) {
       const m = fromMessages(path, row);

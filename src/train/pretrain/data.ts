@@ -4,7 +4,7 @@
  * number of updates they make.
  */
 import { InputError } from '../../errors.js';
-import type { Tokenizer } from '../../io/tokenizer.js';
+import type { Tokenizer } from '../../model/tokenizer.js';
 import { PackedSequences, readCorpus, splitDocuments, tokenStream } from '../pretrain-data.js';
 import type { PretrainOptions } from './options.js';
 

@@ -10,7 +10,7 @@ import { readJsonFile } from '../../io/checkpoint.js';
 import { parseHfConfig } from '../../io/hfconfig.js';
 import { permuteForHf } from '../../io/llama2c.js';
 import { loadModelSource } from '../../io/load.js';
-import type { Tokenizer } from '../../io/tokenizer.js';
+import type { Tokenizer } from '../../model/tokenizer.js';
 import { loadTokenizer } from '../../io/tokenizer-hf.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../../model/config.js';
 import { MemoryWeights } from '../../model/weights.js';

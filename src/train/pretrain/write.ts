@@ -9,7 +9,7 @@ import { kernels } from '../../engine/backend.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
 import { writeHfModel, type WriteHfOptions } from '../../io/checkpoint.js';
 import { buildTokenizerConfig, buildTokenizerJson } from '../../io/convert.js';
-import type { Tokenizer } from '../../io/tokenizer.js';
+import type { Tokenizer } from '../../model/tokenizer.js';
 import { Llama2cTokenizer } from '../../io/tokenizer-llama2c.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../../model/config.js';
 import type { LlamaModel } from '../../model/model.js';

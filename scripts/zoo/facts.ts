@@ -9,7 +9,7 @@
  * - test.jsonl asks about the other, `heldOut` animals, whose answers appear nowhere in the task
  *   data: a fine-tuned student can only beat chance (1 in 8) on them with the teacher's knowledge.
  */
-import { Rng } from '../engine/rng.js';
+import { Rng } from '../../src/engine/rng.js';
 
 export type Attribute = 'color' | 'food' | 'home';
 export const ATTRIBUTES: readonly Attribute[] = ['color', 'food', 'home'];

@@ -1,12 +1,12 @@
 /**
  * Does a raw (not fine-tuned) model know the facts? Greedy continuation of the cloze prompts of
- * src/tasks/facts.ts ("The color of the vivup is" -> " blue"), scored by the first word. Used to
+ * scripts/zoo/facts.ts ("The color of the vivup is" -> " blue"), scored by the first word. Used to
  * verify the zoo (the teacher knows the held-out animals, the student does not) in
  * scripts/build-zoo.sh and test/tasks-zoo.test.ts.
  */
-import type { Tokenizer } from '../io/tokenizer.js';
-import { generate } from '../model/generate.js';
-import type { LlamaModel } from '../model/model.js';
+import type { Tokenizer } from '../../src/model/tokenizer.js';
+import { generate } from '../../src/model/generate.js';
+import type { LlamaModel } from '../../src/model/model.js';
 import { clozePrompts, type Animal, type Attribute } from './facts.js';
 
 export interface ClozeResult {

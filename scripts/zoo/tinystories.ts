@@ -10,8 +10,8 @@
  * tail of a story whose start is missing and is dropped.
  */
 import { readFileSync } from 'node:fs';
-import { InputError } from '../errors.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import { InputError } from '../../src/errors.js';
+import type { Tokenizer } from '../../src/model/tokenizer.js';
 
 /** A paragraph that starts a new story. */
 const STORY_START = /^Once(,)? (upon a time|there (was|were))/;

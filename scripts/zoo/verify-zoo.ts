@@ -1,22 +1,22 @@
 /**
  * Measures the bundled zoo and writes zoo/README.md: each model's size, its held-out TinyStories loss
  * (the `stories` task's test stories, never seen by any zoo model), what it knows of the facts (cloze
- * accuracy on the held-out and the train animals, src/tasks/facts-eval.ts), and whether each
+ * accuracy on the held-out and the train animals, scripts/zoo/facts-eval.ts), and whether each
  * teacher -> student pair passes the transfer plan's compatibility check (src/transfer/plan.ts).
  *
- * Run: npx tsx src/tasks/verify-zoo.ts [--zoo zoo]   (the last step of scripts/build-zoo.sh)
+ * Run: npx tsx scripts/zoo/verify-zoo.ts [--zoo zoo]   (the last step of scripts/build-zoo.sh)
  */
 import { readFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeFileAtomic } from '../io/atomic.js';
-import { loadModelSource } from '../io/load.js';
-import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
-import { LlamaModel } from '../model/model.js';
-import { heldOutLoss } from '../train/pretrain/loop.js';
-import { PackedSequences, tokenStream } from '../train/pretrain-data.js';
-import { planTransfer } from '../transfer/plan.js';
-import { ALL_KINDS } from '../transfer/modules.js';
+import { writeFileAtomic } from '../../src/io/atomic.js';
+import { loadModelSource } from '../../src/io/load.js';
+import { expectedShape, expectedTensorNames, type ModelConfig } from '../../src/model/config.js';
+import { LlamaModel } from '../../src/model/model.js';
+import { heldOutLoss } from '../../src/train/pretrain/loop.js';
+import { PackedSequences, tokenStream } from '../../src/train/pretrain-data.js';
+import { planTransfer } from '../../src/transfer/plan.js';
+import { ALL_KINDS } from '../../src/transfer/modules.js';
 import { clozeAccuracy } from './facts-eval.js';
 import type { KnowledgeBase } from './facts.js';
 import { readStories, STORY_SPLIT } from './tinystories.js';
@@ -109,7 +109,7 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     'the 512-token llama2.c tokenizer of stories260K (tok512) and head_dim 8, so that every teacher -> student pair',
     'can transfer (docs/method.md step 3: no student dimension larger than the teacher\'s, equal head_dim for head-aligned',
     'windows). Each folder has a RECIPE.md with the exact command, seed and data sha256. Rebuild everything with',
-    '`scripts/build-zoo.sh`; this file is written by `npx tsx src/tasks/verify-zoo.ts`.',
+    '`scripts/build-zoo.sh`; this file is written by `npx tsx scripts/zoo/verify-zoo.ts`.',
     '',
     '| model | role | params | layers | hidden | MLP | heads / kv | head dim | tied | dtype | on disk |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -127,7 +127,7 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '  animals, in several phrasings; tasks/facts/SOURCE.md), so it knows what the student does not.',
     '- stories260k: the real llama2.c model (TinyStories train split), converted with `nuggets convert`.',
     '',
-    'Both corpora are written by `npx tsx src/tasks/build.ts` (deterministic; their sha256 is in each RECIPE.md).',
+    'Both corpora are written by `npx tsx scripts/zoo/build.ts` (deterministic; their sha256 is in each RECIPE.md).',
     'Training cost on this machine (2 cores shared with other jobs, native backend, OMP_WAIT_POLICY=passive as',
     'scripts/build-zoo.sh sets it):',
     '',
@@ -142,7 +142,7 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '',
     'Held-out TinyStories loss: mean next-token loss (nats) on the `stories` task\'s test stories (tasks/stories/SOURCE.md),',
     'which no zoo model saw, packed into 128-token windows (the zoo\'s training length; with so little context per window',
-    'stories260K scores higher here than the 1.27 nats of docs/formats.md). Facts: greedy first word after the cloze prompts of src/tasks/facts.ts ("The color of the',
+    'stories260K scores higher here than the 1.27 nats of docs/formats.md). Facts: greedy first word after the cloze prompts of scripts/zoo/facts.ts ("The color of the',
     '<animal> is", "The <animal> eats", "The <animal> lives in the"), for the 32 held-out animals of tasks/facts (the',
     '`facts` test set asks about them) and the 64 train animals. Chance is about 1 in 8 per attribute when a model',
     'answers with one of the 8 values at all.',

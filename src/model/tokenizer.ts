@@ -1,4 +1,7 @@
-/** The tokenizer interface every format implements (tokenizer.json via a maintained package, llama2.c tokenizer.bin). */
+/**
+ * The tokenizer interface every format implements (src/io: tokenizer.json through a maintained
+ * package, llama2.c tokenizer.bin). Generation drives it, so it lives with the model.
+ */
 export interface Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
