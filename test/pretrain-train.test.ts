@@ -132,6 +132,19 @@ test('same options, same model: training is deterministic', () => {
   );
 });
 
+test('--gradient-checkpointing: the same model bytes and recipe as without it', () => {
+  const a = pretrain(tiny({ out: join(tmp, 'cp-off'), maxSteps: 3 }), quiet);
+  const b = pretrain(tiny({ out: join(tmp, 'cp-on'), maxSteps: 3, gradientCheckpointing: true }), quiet);
+  assert.equal(a.valLoss, b.valLoss);
+  assert.deepEqual(
+    readFileSync(join(tmp, 'cp-on', 'model.safetensors')),
+    readFileSync(join(tmp, 'cp-off', 'model.safetensors')),
+  );
+  const options = (dir: string) =>
+    readFileSync(join(tmp, dir, 'RECIPE.md'), 'utf8').split('All options as resolved:')[1];
+  assert.equal(options('cp-on').replace(/cp-on/g, 'X'), options('cp-off').replace(/cp-off/g, 'X'));
+});
+
 test('continuing the real stories260K starts from its known held-out loss (about 1.27 nats)', () => {
   // --init with a llama2.c checkpoint: the weights are permuted to HF layout and trained as such; a
   // wrong permutation or tokenizer would show as a far higher loss than the model's 1.27.

@@ -354,6 +354,9 @@ export const pretrainSchema = z
     resume: bool('continue from the newest checkpoint').default(false),
     resumeFrom: path('continue from this checkpoint folder').optional(),
     dtype: oneOf(['f32', 'bf16'], 'storage precision of the written model').default('f32'),
+    gradientCheckpointing: bool(
+      'activation checkpointing per decoder layer: keep layer inputs, recompute the rest in backward (same result, less memory)',
+    ).default(false),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict()
