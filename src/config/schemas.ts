@@ -279,7 +279,7 @@ export const serveSchema = z
     ).default('auto'),
     maxQueue: int('requests that may wait for the model; more are answered 429').min(0).default(16),
     maxBodyKb: int('largest request body in KiB; larger ones are answered 413').min(1).default(1024),
-    maxChoices: int('most choices (prompts x n) per request').min(1).default(8),
+    maxChoices: int('most choices (prompts x n) per request').min(1).default(64),
     apiKeyEnv: str(
       'environment variable holding an API key that clients must send as "Authorization: Bearer <key>"',
     )
