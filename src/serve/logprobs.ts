@@ -104,7 +104,8 @@ export class TokenTexts {
     const text = full.startsWith(base)
       ? full.slice(base.length)
       : this.tok.decode([id], { skipSpecial: true });
-    if (text === '') return [this.tok.tokenText(id), 0];
+    // llama2.c stores BOS/EOS as "\n<s>\n"; the marker alone is what a client expects to see
+    if (text === '') return [this.tok.tokenText(id).trim() || this.tok.tokenText(id), 0];
     return [text, text.length];
   }
 }
