@@ -85,17 +85,10 @@ const CONTEXT = 16;
 export class TokenTexts {
   constructor(private readonly tok: Tokenizer) {}
 
-  /** [text shown for the token, characters it adds to the decoded text]. */
-  of(before: readonly number[], id: number): [string, number] {
-    const tail = before.slice(Math.max(0, before.length - CONTEXT));
-    const base = this.tok.decode([...tail], { skipSpecial: true });
-    return this.added(tail, base, id);
-  }
-
-  /** Texts of several candidate tokens after the same context (one decode of the context). */
-  many(before: readonly number[], ids: readonly number[]): [string, number][] {
-    const tail = before.slice(Math.max(0, before.length - CONTEXT));
-    const base = this.tok.decode([...tail], { skipSpecial: true });
+  /** [text shown, characters added] for each candidate token at position `at` of `seq` (after seq[..at]). */
+  at(seq: readonly number[], at: number, ids: readonly number[]): [string, number][] {
+    const tail = seq.slice(Math.max(0, at - CONTEXT), at);
+    const base = this.tok.decode(tail, { skipSpecial: true });
     return ids.map((id) => this.added(tail, base, id));
   }
 
@@ -125,8 +118,7 @@ export function completionLogprobs(
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let offset = offset0;
   for (let i = from; i < seq.length; i++) {
-    const before = seq.slice(0, i);
-    const [shown, adds] = texts.of(before, seq[i]);
+    const [[shown, adds]] = texts.at(seq, i, [seq[i]]);
     out.tokens.push(shown);
     out.text_offset.push(offset);
     offset += adds;
@@ -141,8 +133,9 @@ export function completionLogprobs(
     const top: Record<string, number> = {};
     const cands: [number, number][] = [...s.top];
     if (!cands.some(([id]) => id === seq[i])) cands.push([seq[i], s.logprob]);
-    const names = texts.many(
-      before,
+    const names = texts.at(
+      seq,
+      i,
       cands.map(([id]) => id),
     );
     cands.forEach(([, lp], j) => {
