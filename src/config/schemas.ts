@@ -195,13 +195,15 @@ export const evalSchema = z
       .array(str('a task'))
       .min(1)
       .describe(
-        'tasks, comma separated: gsm8k, mmlu, mmlu_<subject>, super_ni:<file>, alpaca_eval, humaneval, perplexity:<file>',
+        'tasks, comma separated: gsm8k, gsm8k_cot, mmlu, mmlu_stem (and the other lm-eval MMLU groups), mmlu_<subject>, super_ni:<file>, alpaca_eval, humaneval, perplexity:<file>',
       ),
     out: path('results JSON to write'),
     shots: z
       .array(int('a shot count').min(0))
       .optional()
-      .describe('few-shot counts, comma separated (each is run; default per task: gsm8k 8, mmlu 0)'),
+      .describe(
+        'few-shot counts, comma separated (each is run; default per task: gsm8k 5, gsm8k_cot 8, mmlu 0)',
+      ),
     limit: int('evaluate only the first N samples of each task').min(1).optional(),
     chatFormat: oneOf(
       ['plain', 'tulu', 'template'],
@@ -282,7 +284,7 @@ export const serveSchema = z
     ).default('auto'),
     maxQueue: int('requests that may wait for the model; more are answered 429').min(0).default(16),
     maxBodyKb: int('largest request body in KiB; larger ones are answered 413').min(1).default(1024),
-    maxChoices: int('most choices (prompts x n) per request').min(1).default(8),
+    maxChoices: int('most choices (prompts x n) per request').min(1).default(64),
     apiKeyEnv: str(
       'environment variable holding an API key that clients must send as "Authorization: Bearer <key>"',
     )
