@@ -7,7 +7,8 @@
         "native/src/blas.cc",
         "native/src/svd.cc",
         "native/src/fused.cc",
-        "native/src/search.cc"
+        "native/src/search.cc",
+        "native/src/gemm_half.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
       "dependencies": ["<!(node -p \"require('node-addon-api').gyp\")"],

@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSvd(env, exports);
   InitFused(env, exports);
   InitSearch(env, exports);
+  InitGemmHalf(env, exports);
   return exports;
 }
 
