@@ -171,7 +171,8 @@ test('gemmHalf with computeBf16 = false equals the float32 GEMM on the upcast we
         dx32 = new Float32Array(M * K);
       k.gemmHalf(false, M, K, N, 1, dY, N, Wh, K, dt, 0, dx, K, false);
       k.gemm(false, false, M, K, N, 1, dY, N, W, K, 0, dx32, K);
-      for (let i = 0; i < dx.length; i++) assert.ok(Math.abs(dx[i] - dx32[i]) <= 1e-5 * (1 + Math.abs(dx32[i])));
+      for (let i = 0; i < dx.length; i++)
+        assert.ok(Math.abs(dx[i] - dx32[i]) <= 1e-5 * (1 + Math.abs(dx32[i])));
     }
   }
 });
@@ -180,8 +181,14 @@ test('gemmHalf refuses a short weight, a bad ld and an unknown dtype', () => {
   for (const k of native ? [tsKernels, native] : [tsKernels]) {
     const A = new Float32Array(12),
       C = new Float32Array(12);
-    assert.throws(() => k.gemmHalf(true, 3, 4, 4, 1, A, 4, new Uint16Array(15), 4, 'bf16', 0, C, 4, false), RangeError);
-    assert.throws(() => k.gemmHalf(true, 3, 4, 4, 1, A, 4, new Uint16Array(16), 3, 'bf16', 0, C, 4, false), RangeError);
+    assert.throws(
+      () => k.gemmHalf(true, 3, 4, 4, 1, A, 4, new Uint16Array(15), 4, 'bf16', 0, C, 4, false),
+      RangeError,
+    );
+    assert.throws(
+      () => k.gemmHalf(true, 3, 4, 4, 1, A, 4, new Uint16Array(16), 3, 'bf16', 0, C, 4, false),
+      RangeError,
+    );
     assert.throws(() =>
       k.gemmHalf(true, 3, 4, 4, 1, A, 4, new Uint16Array(16), 4, 'fp8' as HalfDtype, 0, C, 4, false),
     );

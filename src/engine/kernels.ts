@@ -108,7 +108,14 @@ export interface Kernels {
     computeBf16: boolean,
   ): void;
   /** embeddingForward with the table in bf16/f16 bits. */
-  embeddingForwardHalf(out: F32, ids: Int32Array, table: Uint16Array, dtype: HalfDtype, n: number, dim: number): void;
+  embeddingForwardHalf(
+    out: F32,
+    ids: Int32Array,
+    table: Uint16Array,
+    dtype: HalfDtype,
+    n: number,
+    dim: number,
+  ): void;
   /** sensAccumulate with theta in bf16/f16 bits. */
   sensAccumulateHalf(S: F32, theta: Uint16Array, dtype: HalfDtype, grad: F32, n: number): void;
 

@@ -10,6 +10,7 @@ import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { expectedShape, expectedTensorNames } from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
+import type { HalfArray } from '../engine/half.js';
 import { writeJsonAtomic } from './atomic.js';
 import { parseHfConfig, toHfConfig } from './hfconfig.js';
 import { readJsonFile } from './json.js';
@@ -51,6 +52,9 @@ export class FolderWeights implements WeightSource {
   }
   get(name: string): Float32Array {
     return this.reader(name).get(name);
+  }
+  getStored(name: string): Float32Array | HalfArray {
+    return this.reader(name).getStored(name);
   }
   getRaw(name: string): Uint8Array {
     return this.reader(name).getRaw(name);
@@ -170,6 +174,10 @@ class CheckedWeights implements WeightSource {
   get(name: string): Float32Array {
     this.check(name);
     return this.inner.get(name);
+  }
+  getStored(name: string): Float32Array | HalfArray {
+    this.check(name);
+    return this.inner.getStored(name);
   }
   close(): void {
     this.inner.close();

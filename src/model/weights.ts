@@ -2,6 +2,8 @@
  * Where a model's tensors come from. Loading is by name and lazy, so a caller can hold one layer at
  * a time (sensitivity streams a big teacher this way). Names are HF names (docs/formats.md).
  */
+import type { HalfArray } from '../engine/half.js';
+
 export interface TensorInfo {
   dtype: string;
   shape: number[];
@@ -15,6 +17,11 @@ export interface WeightSource {
   info(name: string): TensorInfo;
   /** The tensor converted to float32, freshly read (the caller owns the array). */
   get(name: string): Float32Array;
+  /**
+   * The tensor in its stored dtype when that is BF16 or F16 (read straight into its final buffer),
+   * else as get() gives it. Optional: sources without it are read as float32.
+   */
+  getStored?(name: string): Float32Array | HalfArray;
   /** Releases file handles. */
   close(): void;
 }

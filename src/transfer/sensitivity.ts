@@ -33,6 +33,7 @@ import { nextTokenTargets } from '../data/encode.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
 import { LlamaModel } from '../model/model.js';
+import { accumulateSensitivity } from '../model/params.js';
 
 export const SENS_FORMAT = 'nuggets-sensitivity';
 export const SENS_VERSION = 1;
@@ -399,12 +400,11 @@ export async function senseInMemory(
   sink: SensSink,
   opts: SenseRunOptions = {},
 ): Promise<SeedLoss[]> {
-  const k = kernels();
   const c = src.config;
   const model = LlamaModel.load(src);
   model.enableGrads();
   const params = model.params.unique();
-  const S = new Map(params.map((p) => [p.name, new Float32Array(p.data.length)]));
+  const S = new Map(params.map((p) => [p.name, new Float32Array(p.size)]));
   const losses: SeedLoss[] = [];
   let lossSum = 0;
   for (const [j, ex] of examples.entries()) {
@@ -413,9 +413,8 @@ export async function senseInMemory(
     checkLoss(loss, ex);
     model.backward();
     for (const p of params) {
-      const n = p.data.length;
-      checkGradient(p.grad!, n, p.name, ex);
-      k.sensAccumulate(S.get(p.name)!, p.data, p.grad!, n);
+      checkGradient(p.grad!, p.size, p.name, ex);
+      accumulateSensitivity(S.get(p.name)!, p);
     }
     losses.push(seedLoss(ex, loss));
     lossSum += loss;

@@ -20,7 +20,8 @@ export function halfTable(dtype: HalfDtype): Float32Array {
 }
 
 function checkDtype(who: string, dtype: string): void {
-  if (dtype !== 'bf16' && dtype !== 'f16') throw new RangeError(`${who}: dtype must be "bf16" or "f16", got ${dtype}`);
+  if (dtype !== 'bf16' && dtype !== 'f16')
+    throw new RangeError(`${who}: dtype must be "bf16" or "f16", got ${dtype}`);
 }
 
 const f32 = new Float32Array(1);
