@@ -15,6 +15,8 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['eval', () => import('./eval.js')],
   ['model', () => import('./model.js')],
   ['train', () => import('./train.js')],
+  ['halfgemm', () => import('./halfgemm.js')],
+  ['halfload', () => import('./halfload.js')],
 ];
 
 function parseOnly(argv: string[]): string | null {

@@ -11,22 +11,11 @@ import { join } from 'node:path';
 import { openHfModel, writeHfModel } from '../src/io/checkpoint.js';
 import { LlamaModel } from '../src/model/model.js';
 import { loadAllParams } from '../src/model/params.js';
-import type { WeightSource } from '../src/model/weights.js';
+import { float32View } from '../src/model/weights.js';
 import { setComputeDtype, type ComputeDtype } from '../src/engine/half.js';
 import { kernels } from '../src/engine/backend.js';
 
 const MODELS = ['zoo/teacher-facts', 'zoo/student-tiny', 'zoo/stories260k'];
-
-function asFloat32(ws: WeightSource): WeightSource {
-  return {
-    source: ws.source,
-    names: () => ws.names(),
-    has: (n) => ws.has(n),
-    info: (n) => ws.info(n),
-    get: (n) => ws.get(n),
-    close: () => ws.close(),
-  };
-}
 
 function logits(
   path: string,
@@ -36,7 +25,7 @@ function logits(
   T: number,
 ): Float32Array {
   const src = openHfModel(path);
-  const ws = float32 ? asFloat32(src.weights) : src.weights;
+  const ws = float32 ? float32View(src.weights) : src.weights;
   const m = new LlamaModel(src.config, loadAllParams(ws, src.config));
   setComputeDtype(compute);
   const out = m.forward({ ids, B: ids.length / T, T }).slice();

@@ -9,23 +9,11 @@ import { join } from 'node:path';
 import { openHfModel, writeHfModel } from '../src/io/checkpoint.js';
 import { LlamaModel } from '../src/model/model.js';
 import { loadAllParams } from '../src/model/params.js';
-import type { WeightSource } from '../src/model/weights.js';
+import { float32View } from '../src/model/weights.js';
 import { setComputeDtype } from '../src/engine/half.js';
 import { ROOT } from './model-helpers.js';
 
 const TEACHER = join(ROOT, 'zoo', 'teacher-facts'); // stored bf16
-
-/** The same tensors without getStored: every weight is read as float32. */
-function asFloat32(ws: WeightSource): WeightSource {
-  return {
-    source: ws.source,
-    names: () => ws.names(),
-    has: (n) => ws.has(n),
-    info: (n) => ws.info(n),
-    get: (n) => ws.get(n),
-    close: () => ws.close(),
-  };
-}
 
 const ids = Int32Array.from({ length: 2 * 13 }, (_, i) => (i * 37 + 5) % 512);
 const batch = { ids, B: 2, T: 13 };
@@ -57,7 +45,7 @@ function run(m: LlamaModel) {
 test('bf16 weights stay bf16 in memory and give the float32 model its logits and gradients', () => {
   const src = openHfModel(TEACHER);
   const half = new LlamaModel(src.config, loadAllParams(src.weights, src.config));
-  const full = new LlamaModel(src.config, loadAllParams(asFloat32(src.weights), src.config));
+  const full = new LlamaModel(src.config, loadAllParams(float32View(src.weights), src.config));
   const q = half.params.get('model.layers.0.self_attn.q_proj.weight');
   assert.equal(q.half?.dtype, 'bf16');
   assert.equal(q.bytes, q.size * 2);
@@ -78,7 +66,7 @@ test('bf16 weights stay bf16 in memory and give the float32 model its logits and
 
 test('compute dtype bf16 rounds the activations: logits close to, not equal to, float32', () => {
   const src = openHfModel(TEACHER);
-  const full = new LlamaModel(src.config, loadAllParams(asFloat32(src.weights), src.config));
+  const full = new LlamaModel(src.config, loadAllParams(float32View(src.weights), src.config));
   const half = new LlamaModel(src.config, loadAllParams(src.weights, src.config));
   const want = full.forward(batch).slice();
   try {
@@ -102,7 +90,7 @@ test('f16 weights and a sharded checkpoint load to the same model', () => {
     assert.ok(shards.length > 2, `sharded into ${shards.length} files`);
     const f16 = openHfModel(dir);
     const half = new LlamaModel(f16.config, loadAllParams(f16.weights, f16.config));
-    const full = new LlamaModel(f16.config, loadAllParams(asFloat32(f16.weights), f16.config));
+    const full = new LlamaModel(f16.config, loadAllParams(float32View(f16.weights), f16.config));
     assert.equal(half.params.get('lm_head.weight').half?.dtype, 'f16');
     const w = half.params.get('model.layers.5.mlp.down_proj.weight');
     assert.deepEqual(w.half!.toF32(), f16.weights.get(w.name));

@@ -57,3 +57,15 @@ export class MemoryWeights implements WeightSource {
     return t;
   }
 }
+
+/** The same tensors with every one read as float32 (no getStored): a model loaded from it is all float32. */
+export function float32View(ws: WeightSource): WeightSource {
+  return {
+    source: ws.source,
+    names: () => ws.names(),
+    has: (name) => ws.has(name),
+    info: (name) => ws.info(name),
+    get: (name) => ws.get(name),
+    close: () => ws.close(),
+  };
+}
