@@ -12,6 +12,7 @@
 // float32 routes: the same numbers, no speed gained.
 // GCC 12 warns inside its own _mm512_reduce_add_ps (an "uninitialized" undefined vector): noise.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -123,8 +124,8 @@ void WidenRow(const uint16_t* src, float* dst, int n, Half dt) {
 
 // ------------------------------------------------------------------ route 1: blocked conversion + sgemm
 
-// Floats of one widened panel (2 MiB): big enough that sgemm runs near its speed, small next to a weight.
-constexpr int64_t kPanelFloats = 1 << 19;
+// Floats of one widened panel (4 MiB): big enough that sgemm runs near its speed, small next to a weight.
+constexpr int64_t kPanelFloats = 1 << 20;
 
 std::vector<float>& Scratch() {
   thread_local std::vector<float> s;
@@ -171,31 +172,62 @@ inline __m512 Widen16(const uint16_t* p, __mmask16 m, Half dt) {
 }
 #endif
 
-// C[i, j] = alpha * dot(A_i, B_j) + beta C[i, j] for M <= kDirectRows, B [N, ldb].
-void DirectGemm(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb, Half dt,
-                float beta, float* C, int ldc) {
-#pragma omp parallel for schedule(static) if ((int64_t)N * K > 65536)
-  for (int j = 0; j < N; j++) {
-    const uint16_t* b = B + (size_t)j * ldb;
-    float acc[kDirectRows] = {0, 0, 0, 0};
+// C[i, j0 + jj] = alpha * dot(A_i, B_{j0+jj}) + beta C[..] for the MR rows of A and NR rows of B
+// ([N, ldb]). MR and NR are template arguments so the MR x NR accumulators live in registers and
+// give the FMA units independent chains.
+template <int MR, int NR>
+inline void DirectTile(int K, float alpha, const float* A, int lda, const uint16_t* b, int ldb, Half dt, float beta,
+                       float* C, int ldc) {
+  float acc[MR][NR];
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-    __m512 v[kDirectRows] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int p = 0; p < K; p += 16) {
-      const __mmask16 m = K - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - p)) - 1);
-      const __m512 w = Widen16(b + p, m, dt);
-      for (int i = 0; i < M; i++) v[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, A + (size_t)i * lda + p), w, v[i]);
+  __m512 v[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int jj = 0; jj < NR; jj++) v[i][jj] = _mm512_setzero_ps();
+  for (int p = 0; p < K; p += 16) {
+    const __mmask16 m = K - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - p)) - 1);
+    __m512 w[NR];
+    for (int jj = 0; jj < NR; jj++) w[jj] = Widen16(b + (size_t)jj * ldb + p, m, dt);
+    for (int i = 0; i < MR; i++) {
+      const __m512 x = _mm512_maskz_loadu_ps(m, A + (size_t)i * lda + p);
+      for (int jj = 0; jj < NR; jj++) v[i][jj] = _mm512_fmadd_ps(x, w[jj], v[i][jj]);
     }
-    for (int i = 0; i < M; i++) acc[i] = _mm512_reduce_add_ps(v[i]);
+  }
+  for (int i = 0; i < MR; i++)
+    for (int jj = 0; jj < NR; jj++) acc[i][jj] = _mm512_reduce_add_ps(v[i][jj]);
 #else
-    for (int p = 0; p < K; p++) {
-      const float w = dt == Half::BF16 ? Bf16ToF32(b[p]) : F16ToF32(b[p]);
-      for (int i = 0; i < M; i++) acc[i] += A[(size_t)i * lda + p] * w;
+  for (int i = 0; i < MR; i++)
+    for (int jj = 0; jj < NR; jj++) acc[i][jj] = 0.0f;
+  for (int p = 0; p < K; p++)
+    for (int jj = 0; jj < NR; jj++) {
+      const uint16_t h = b[(size_t)jj * ldb + p];
+      const float w = dt == Half::BF16 ? Bf16ToF32(h) : F16ToF32(h);
+      for (int i = 0; i < MR; i++) acc[i][jj] += A[(size_t)i * lda + p] * w;
     }
 #endif
-    for (int i = 0; i < M; i++) {
-      float* c = C + (size_t)i * ldc + j;
-      *c = alpha * acc[i] + (beta == 0.0f ? 0.0f : beta * *c);
+  for (int i = 0; i < MR; i++)
+    for (int jj = 0; jj < NR; jj++) {
+      float* c = C + (size_t)i * ldc + jj;
+      *c = alpha * acc[i][jj] + (beta == 0.0f ? 0.0f : beta * *c);
     }
+}
+
+template <int MR>
+void DirectRows(int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb, Half dt, float beta,
+                float* C, int ldc) {
+  const int quads = N / 4;
+#pragma omp parallel for schedule(static) if ((int64_t)N * K > 65536)
+  for (int q = 0; q < quads; q++)
+    DirectTile<MR, 4>(K, alpha, A, lda, B + (size_t)q * 4 * ldb, ldb, dt, beta, C + q * 4, ldc);
+  for (int j = quads * 4; j < N; j++) DirectTile<MR, 1>(K, alpha, A, lda, B + (size_t)j * ldb, ldb, dt, beta, C + j, ldc);
+}
+
+void DirectGemm(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb, Half dt,
+                float beta, float* C, int ldc) {
+  switch (M) {
+    case 1: return DirectRows<1>(N, K, alpha, A, lda, B, ldb, dt, beta, C, ldc);
+    case 2: return DirectRows<2>(N, K, alpha, A, lda, B, ldb, dt, beta, C, ldc);
+    case 3: return DirectRows<3>(N, K, alpha, A, lda, B, ldb, dt, beta, C, ldc);
+    default: return DirectRows<4>(N, K, alpha, A, lda, B, ldb, dt, beta, C, ldc);
   }
 }
 
