@@ -11,6 +11,9 @@ import { LlamaModel } from '../src/model/model.js';
 import { loadAllParams } from '../src/model/params.js';
 import { float32View } from '../src/model/weights.js';
 import { setComputeDtype } from '../src/engine/half.js';
+import { kernels, setKernels } from '../src/engine/backend.js';
+import { loadNative } from '../src/engine/native.js';
+import { tsKernels } from '../src/engine/ts/index.js';
 import { ROOT } from './model-helpers.js';
 
 const TEACHER = join(ROOT, 'zoo', 'teacher-facts'); // stored bf16
@@ -42,27 +45,39 @@ function run(m: LlamaModel) {
   return { logits, grad: m.params.get('model.embed_tokens.weight').grad!.slice() };
 }
 
-test('bf16 weights stay bf16 in memory and give the float32 model its logits and gradients', () => {
-  const src = openHfModel(TEACHER);
-  const half = new LlamaModel(src.config, loadAllParams(src.weights, src.config));
-  const full = new LlamaModel(src.config, loadAllParams(float32View(src.weights), src.config));
-  const q = half.params.get('model.layers.0.self_attn.q_proj.weight');
-  assert.equal(q.half?.dtype, 'bf16');
-  assert.equal(q.bytes, q.size * 2);
-  assert.equal(half.params.get('model.norm.weight').half, null, 'vectors are float32');
-  assert.equal(full.params.get('model.layers.0.self_attn.q_proj.weight').half, null);
-  // the embedding is trainable here, so it is widened; every linear weight stays half
-  const a = run(half),
-    b = run(full);
-  for (const p of half.params.unique())
-    if (p.shape.length === 2 && p.name !== 'model.embed_tokens.weight')
-      assert.ok(p.half, `${p.name} stayed half`);
-  const dl = maxDiff(a.logits, b.logits);
-  assert.ok(dl <= 2e-5 * maxAbs(b.logits), `logits differ by ${dl}`);
-  const dg = maxDiff(a.grad, b.grad);
-  assert.ok(dg <= 1e-4 * maxAbs(b.grad), `embedding gradients differ by ${dg} (max ${maxAbs(b.grad)})`);
-  src.weights.close();
-});
+for (const backend of ['native', 'ts'] as const) {
+  test(
+    `bf16 weights stay bf16 in memory and give the float32 model its logits and gradients (${backend})`,
+    { skip: backend === 'native' && !loadNative().kernels ? 'no native addon' : false },
+    () => {
+      const previous = kernels();
+      setKernels(backend === 'ts' ? tsKernels : loadNative().kernels!);
+      try {
+        const src = openHfModel(TEACHER);
+        const half = new LlamaModel(src.config, loadAllParams(src.weights, src.config));
+        const full = new LlamaModel(src.config, loadAllParams(float32View(src.weights), src.config));
+        const q = half.params.get('model.layers.0.self_attn.q_proj.weight');
+        assert.equal(q.half?.dtype, 'bf16');
+        assert.equal(q.bytes, q.size * 2);
+        assert.equal(half.params.get('model.norm.weight').half, null, 'vectors are float32');
+        assert.equal(full.params.get('model.layers.0.self_attn.q_proj.weight').half, null);
+        // the embedding is trainable here, so it is widened; every linear weight stays half
+        const a = run(half),
+          b = run(full);
+        for (const p of half.params.unique())
+          if (p.shape.length === 2 && p.name !== 'model.embed_tokens.weight')
+            assert.ok(p.half, `${p.name} stayed half`);
+        const dl = maxDiff(a.logits, b.logits);
+        assert.ok(dl <= 2e-5 * maxAbs(b.logits), `logits differ by ${dl}`);
+        const dg = maxDiff(a.grad, b.grad);
+        assert.ok(dg <= 1e-4 * maxAbs(b.grad), `embedding gradients differ by ${dg} (max ${maxAbs(b.grad)})`);
+        src.weights.close();
+      } finally {
+        setKernels(previous);
+      }
+    },
+  );
+}
 
 test('compute dtype bf16 rounds the activations: logits close to, not equal to, float32', () => {
   const src = openHfModel(TEACHER);
