@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openHfModel, writeHfModel } from '../src/io/checkpoint.js';
 import { LlamaModel } from '../src/model/model.js';
-import { loadAllParams } from '../src/model/params.js';
+import { loadAllParams, Param } from '../src/model/params.js';
+import { f32ToBf16 } from '../src/engine/dtype.js';
 import { float32View } from '../src/model/weights.js';
-import { setComputeDtype } from '../src/engine/half.js';
+import { HalfArray, setComputeDtype } from '../src/engine/half.js';
 import { kernels, setKernels } from '../src/engine/backend.js';
 import { loadNative } from '../src/engine/native.js';
 import { tsKernels } from '../src/engine/ts/index.js';
@@ -117,4 +118,18 @@ test('f16 weights and a sharded checkpoint load to the same model', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a half Param widens to float32 once, when its float32 values are asked for', () => {
+  const bits = f32ToBf16(Float32Array.of(1.5, -2, 0.25, 3));
+  const p = new Param('w', [2, 2], new HalfArray('bf16', bits));
+  assert.equal(p.size, 4);
+  assert.equal(p.bytes, 8);
+  const d = p.data;
+  assert.deepEqual(d, Float32Array.of(1.5, -2, 0.25, 3));
+  assert.equal(p.half, null);
+  assert.equal(p.bytes, 16);
+  assert.equal(p.data, d, 'widened once, then the same array');
+  d[0] = 7; // edits in place stick (the LoRA subtract trick relies on it)
+  assert.equal(p.data[0], 7);
 });
