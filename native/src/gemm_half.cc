@@ -2,14 +2,15 @@
 // float32 accumulation. TypeScript reference: src/engine/ts/gemm-half.ts.
 //
 // gemmHalf picks one of three routes:
-// - bf16 weights, computeBf16, forward (transB) and a CPU with AVX512-BF16: A is rounded to bf16 and
-//   a 4x4 register-tiled vdpbf16ps kernel takes both sides as bf16 pairs.
+// - bf16 weights, computeBf16, forward (transB), at least kDpMinRows rows and a CPU with AVX512-BF16:
+//   A is rounded to bf16 and a register-tiled vdpbf16ps kernel (8 rows x 32 columns, B packed as
+//   k-pairs) takes both sides as bf16 pairs.
 // - few rows of A (decoding, M <= kDirectRows) and transB: dot products with B widened in registers
 //   (bf16 -> f32 is a 16-bit shift, f16 -> f32 is vcvtph2ps), memory-bound like the weight read.
 // - otherwise blocked conversion: a panel of B rows is widened into a thread-local float32 scratch and
 //   OpenBLAS sgemm reads it, so memory stays at one panel and speed stays near sgemm.
-// computeBf16 without the bf16 instruction (or with f16 weights) rounds A to bf16 and takes the
-// float32 routes: the same numbers, no speed gained.
+// computeBf16 otherwise (f16 weights, few rows, no bf16 instruction) rounds A to bf16 and takes the
+// float32 routes: the same inputs, no speed gained.
 // GCC 12 warns inside its own _mm512_reduce_add_ps (an "uninitialized" undefined vector): noise.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -236,45 +237,72 @@ void DirectGemm(int M, int N, int K, float alpha, const float* A, int lda, const
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 constexpr bool kHaveDpBf16 = true;
 
-// A rounded to bf16, rows padded with zeros to a multiple of 32 elements (whole vectors, no masks).
+// A rounded to bf16, rows padded with a zero to an even length (whole k-pairs).
 std::vector<uint16_t>& BfScratch() {
   thread_local std::vector<uint16_t> s;
   return s;
 }
 
-template <int MR, int NR>
-inline void DpTile(const uint16_t* A, int ka, const uint16_t* B, int ldb, int K, float alpha, float beta, float* C,
-                   int ldc) {
-  __m512 acc[MR][NR];
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) acc[i][j] = _mm512_setzero_ps();
-  for (int p = 0; p < K; p += 32) {
-    const __mmask32 m = K - p >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << (K - p)) - 1);
-    __m512i b[NR];
-    for (int j = 0; j < NR; j++) b[j] = _mm512_maskz_loadu_epi16(m, B + (size_t)j * ldb + p);
-    for (int i = 0; i < MR; i++) {
-      const __m512bh a = (__m512bh)_mm512_loadu_si512(A + (size_t)i * ka + p);
-      for (int j = 0; j < NR; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], a, (__m512bh)b[j]);
+// Outer-product form: 32 output columns (two vectors of 16) by MR rows of A per micro-tile. B's block
+// of 32 weight rows is packed as k-pairs, Bp[kp][j][2], so one vector holds 16 columns x 2 k values;
+// a pair of A values is broadcast and vdpbf16ps accumulates straight into the output lanes (no
+// horizontal reductions).
+constexpr int kCols = 32;
+// Below this many rows packing B costs more than the bf16 products save: the few-row route runs.
+constexpr int kDpMinRows = 16;
+
+// Packs weight rows j0..j0+cols (cols <= 32, the rest zero) over K (padded to ka, even) into Bp: a
+// transpose of 32-bit k-pairs, read along each weight row.
+void PackB(const uint16_t* B, int ldb, int j0, int cols, int K, int ka, uint16_t* Bp) {
+  const int pairs = ka / 2, full = K / 2;
+  uint32_t* d = reinterpret_cast<uint32_t*>(Bp);
+  for (int j = 0; j < kCols; j++) {
+    if (j >= cols) {
+      for (int kp = 0; kp < pairs; kp++) d[(size_t)kp * kCols + j] = 0;
+      continue;
     }
+    const uint16_t* b = B + (size_t)(j0 + j) * ldb;
+    for (int kp = 0; kp < full; kp++) {
+      uint32_t v;
+      std::memcpy(&v, b + 2 * kp, 4);
+      d[(size_t)kp * kCols + j] = v;
+    }
+    if (full < pairs) d[(size_t)full * kCols + j] = b[K - 1];  // odd K: the last value and a zero
   }
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) {
-      float* c = C + (size_t)i * ldc + j;
-      *c = alpha * _mm512_reduce_add_ps(acc[i][j]) + (beta == 0.0f ? 0.0f : beta * *c);
-    }
 }
 
 template <int MR>
-inline void DpRowTiles(const uint16_t* A, int ka, const uint16_t* B, int ldb, int K, int j0, int j1, float alpha,
-                       float beta, float* C, int ldc) {
-  int j = j0;
-  for (; j + 4 <= j1; j += 4) DpTile<MR, 4>(A, ka, B + (size_t)j * ldb, ldb, K, alpha, beta, C + j, ldc);
-  for (; j < j1; j++) DpTile<MR, 1>(A, ka, B + (size_t)j * ldb, ldb, K, alpha, beta, C + j, ldc);
+inline void DpTile(const uint16_t* A, int ka, const uint16_t* Bp, float alpha, float beta, float* C, int ldc,
+                   __mmask16 m0, __mmask16 m1) {
+  __m512 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int kp = 0; kp < ka / 2; kp++) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)kp * kCols * 2);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)kp * kCols * 2 + 32);
+    for (int i = 0; i < MR; i++) {
+      int32_t pair;
+      std::memcpy(&pair, A + (size_t)i * ka + 2 * kp, 4);
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+      acc0[i] = _mm512_dpbf16_ps(acc0[i], a, b0);
+      acc1[i] = _mm512_dpbf16_ps(acc1[i], a, b1);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int i = 0; i < MR; i++) {
+    float* c = C + (size_t)i * ldc;
+    __m512 r0 = _mm512_mul_ps(va, acc0[i]), r1 = _mm512_mul_ps(va, acc1[i]);
+    if (beta != 0.0f) {
+      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), r0);
+      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), r1);
+    }
+    _mm512_mask_storeu_ps(c, m0, r0);
+    _mm512_mask_storeu_ps(c + 16, m1, r1);
+  }
 }
 
 void DpBf16Gemm(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb, float beta,
                 float* C, int ldc) {
-  const int ka = (K + 31) / 32 * 32;
+  const int ka = (K + 1) / 2 * 2;
   std::vector<uint16_t>& s = BfScratch();
   if (s.size() < (size_t)M * ka) s.resize((size_t)M * ka);
   uint16_t* Ab = s.data();
@@ -285,20 +313,26 @@ void DpBf16Gemm(int M, int N, int K, float alpha, const float* A, int lda, const
     for (int p = 0; p < K; p++) d[p] = F32ToBf16(a[p]);
     for (int p = K; p < ka; p++) d[p] = 0;
   }
-  // Blocks of 64 weight rows per task: 64 x K bf16 stays in L2 while every row of A passes by.
-  constexpr int kBlock = 64;
-  const int blocks = (N + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(dynamic) if ((double)M * N * K > 262144.0)
-  for (int bi = 0; bi < blocks; bi++) {
-    const int j0 = bi * kBlock, j1 = std::min(N, j0 + kBlock);
-    int i = 0;
-    for (; i + 4 <= M; i += 4)
-      DpRowTiles<4>(Ab + (size_t)i * ka, ka, B, ldb, K, j0, j1, alpha, beta, C + (size_t)i * ldc, ldc);
-    for (; i < M; i++) DpRowTiles<1>(Ab + (size_t)i * ka, ka, B, ldb, K, j0, j1, alpha, beta, C + (size_t)i * ldc, ldc);
+  const int blocks = (N + kCols - 1) / kCols;
+#pragma omp parallel if ((double)M * N * K > 262144.0)
+  {
+    std::vector<uint16_t> packed((size_t)ka * kCols);
+#pragma omp for schedule(static)
+    for (int bi = 0; bi < blocks; bi++) {
+      const int j0 = bi * kCols, cols = std::min(kCols, N - j0);
+      PackB(B, ldb, j0, cols, K, ka, packed.data());
+      const __mmask16 m0 = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+      const __mmask16 m1 = cols >= 32 ? (__mmask16)0xffff : cols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - 16)) - 1);
+      float* c = C + j0;
+      int i = 0;
+      for (; i + 8 <= M; i += 8) DpTile<8>(Ab + (size_t)i * ka, ka, packed.data(), alpha, beta, c + (size_t)i * ldc, ldc, m0, m1);
+      for (; i < M; i++) DpTile<1>(Ab + (size_t)i * ka, ka, packed.data(), alpha, beta, c + (size_t)i * ldc, ldc, m0, m1);
+    }
   }
 }
 #else
 constexpr bool kHaveDpBf16 = false;
+constexpr int kDpMinRows = 0;
 void DpBf16Gemm(int, int, int, float, const float*, int, const uint16_t*, int, float, float*, int) {}
 #endif
 
@@ -351,7 +385,7 @@ Napi::Value GemmHalf(const Napi::CallbackInfo& info) {
   if (Span(bRows, bCols, ldb) > lenB)
     return a.fail("B needs " + std::to_string(Span(bRows, bCols, ldb)) + " elements, has " + std::to_string(lenB)),
            a.env().Undefined();
-  if (bf16 && tb && dt == Half::BF16 && kHaveDpBf16) {
+  if (bf16 && tb && dt == Half::BF16 && kHaveDpBf16 && M >= kDpMinRows) {
     DpBf16Gemm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return a.env().Undefined();
   }
