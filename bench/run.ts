@@ -16,6 +16,8 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['model', () => import('./model.js')],
   ['train', () => import('./train.js')],
   ['scale', () => import('./scale.js')],
+  ['halfgemm', () => import('./halfgemm.js')],
+  ['halfload', () => import('./halfload.js')],
 ];
 
 function parseOnly(argv: string[]): string | null {

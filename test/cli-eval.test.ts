@@ -172,7 +172,7 @@ test('eval: results JSON equals the in-process harness; shot counts keyed per ru
   });
   assert.equal(typeof res.date, 'number');
   // every task's samples in one file, each record naming its task, in task order
-  const lines = readFileSync(samples1, 'utf8')
+  const lines: Array<Record<string, string>> = readFileSync(samples1, 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l));
@@ -182,7 +182,7 @@ test('eval: results JSON equals the in-process harness; shot counts keyed per ru
     expectTasks,
   );
   assert.deepEqual(lines[0], { task: ref.tasks[0].task, ...lmEvalSampleLine(ref.tasks[0].samples[0]) });
-  assert.match(lines[0].doc_hash, /^[0-9a-f]{64}$/);
+  assert.match((lines[0] as Record<string, string>).doc_hash, /^[0-9a-f]{64}$/);
   // summary table on stdout; plain progress lines on the non-terminal stderr
   assert.match(r.out, /^\| Tasks +\| Version \| Filter +\| n-shot \| Metric +\| Value +\| Stderr +\|$/m);
   assert.match(

@@ -1,6 +1,7 @@
 /** The `nuggets` command line: one subcommand per step of docs/method.md, each registered by its own module. */
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
+import { setComputeDtype } from '../engine/half.js';
 import { registerInfo } from './info.js';
 import { registerPretrain } from './pretrain.js';
 import { registerInspect } from './inspect.js';
@@ -23,7 +24,18 @@ export function buildProgram(): Command {
     .description('Parametric knowledge transfer between language models: sense, extract, train, eval.')
     .version(version())
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .option(
+      '--compute-dtype <dtype>',
+      'activations in products with bf16/f16 weights: f32 (exact) or bf16 (faster, see docs/precision.md)',
+    )
+    .hook('preAction', (cmd) => {
+      const d = cmd.opts<{ computeDtype?: string }>().computeDtype;
+      if (d === undefined) return;
+      if (d !== 'f32' && d !== 'bf16')
+        throw new InputError('--compute-dtype', `"${d}" is not a compute dtype: use f32 or bf16`);
+      setComputeDtype(d);
+    });
   registerInfo(program);
   registerPretrain(program);
   registerInspect(program);

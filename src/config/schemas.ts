@@ -375,6 +375,9 @@ export const mergeSchema = z
     out: path('merged Hugging Face model folder to write'),
     tokenizer,
     dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the merged weights').default('f32'),
+    maxShardSize: str(
+      'split the weights into shards of at most this size, as HF does (5GB, 500MB, 2GiB)',
+    ).default('5GB'),
   })
   .strict();
 

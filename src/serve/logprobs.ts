@@ -9,7 +9,7 @@
  * logits; the lm_head runs on at most HEAD_ROWS rows at a time, so memory stays bounded for large
  * vocabularies and long prompts.
  */
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { padBatch } from '../model/batch.js';
 import type { LlamaModel } from '../model/model.js';
 import type { CompletionLogprobs } from './protocol.js';

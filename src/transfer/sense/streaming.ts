@@ -25,7 +25,7 @@
  * must not be a local of the long-running loop, and V8 left alone frees large arrays late.
  */
 import { kernels } from '../../engine/backend.js';
-import { checkNoExtraTensors, loadTensor } from '../../model/params.js';
+import { accumulateSensitivity, checkNoExtraTensors, loadTensor } from '../../model/params.js';
 import { DecoderLayer } from '../../model/block.js';
 import { seqContext } from '../../model/batch.js';
 import { Workspace } from '../../model/workspace.js';
@@ -248,13 +248,12 @@ async function head(run: Run): Promise<void> {
 
 /** C: recompute layer l's forward per seed, backward, accumulate its S; dL/dh moves down a layer. */
 async function layerBackward(run: Run, l: number): Promise<void> {
-  const k = kernels();
   const { c, examples, T } = run;
   const d = c.hiddenSize;
   const layer = DecoderLayer.load(run.src.weights, c, l, run.workspace);
   layer.params.enableGrads();
   const params = layer.params.unique();
-  const S = params.map((p) => new Float32Array(p.data.length));
+  const S = params.map((p) => new Float32Array(p.size));
   for (let j = 0; j < examples.length; j++) {
     const ex = examples[j];
     for (const p of params) p.grad!.fill(0);
@@ -263,8 +262,8 @@ async function layerBackward(run: Run, l: number): Promise<void> {
     layer.backward(run.dh[j], dx);
     run.dh[j].set(dx);
     params.forEach((p, i) => {
-      checkGradient(p.grad!, p.data.length, p.name, ex);
-      k.sensAccumulate(S[i], p.data, p.grad!, p.data.length);
+      checkGradient(p.grad!, p.size, p.name, ex);
+      accumulateSensitivity(S[i], p);
     });
     run.report(`backward ${l + 1}/${c.numLayers}`, 3 * T[j]);
     await tick(run.opts.signal);
