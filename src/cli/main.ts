@@ -15,6 +15,7 @@ import { registerMerge } from './merge.js';
 import { registerExperiment } from './experiment.js';
 import { registerReport } from './report.js';
 import { registerDemo } from './demo.js';
+import { registerExport } from './export.js';
 import { version } from './version.js';
 
 export function buildProgram(): Command {
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerExperiment(program);
   registerReport(program);
   registerDemo(program);
+  registerExport(program);
   return program;
 }
 
