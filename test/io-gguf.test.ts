@@ -18,7 +18,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { llamaGreedy } from './helpers/llama-cpp.js';
@@ -28,6 +28,8 @@ import { Rng } from '../src/engine/rng.js';
 import { halfToFloat } from '../src/engine/dtype.js';
 import { loadModelSource } from '../src/io/load.js';
 import { LlamaModel } from '../src/model/model.js';
+import { randomWeights, tinyConfig } from '../src/model/random.js';
+import { writeHfModel } from '../src/io/checkpoint.js';
 import { generate } from '../src/model/generate.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 import { writeAdapter } from '../src/transfer/peft.js';
@@ -276,6 +278,46 @@ test('a student with a merged adapter, and the adapter as a GGUF LoRA applied by
     );
   }
   assert.ok(differs, 'the adapter changes the greedy tokens');
+  src.weights.close();
+});
+
+test('a Qwen2 model (q/k/v biases, NEOX RoPE, tied) with a byte-level BPE tokenizer runs the same greedy ids', async () => {
+  // vocab padded beyond the tokenizer's 278 tokens: llama.cpp needs a token per embedding row
+  const c = tinyConfig({
+    arch: 'qwen2',
+    vocabSize: 288,
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 8,
+    attentionBias: true,
+    tieWordEmbeddings: true,
+    ropeTheta: 1e6,
+    rmsNormEps: 1e-6,
+    bosTokenId: null,
+    eosTokenId: [277],
+    padTokenId: 275,
+  });
+  const dir = join(tmp, 'qwen2');
+  writeHfModel(dir, c, randomWeights(c, 3));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(join('fixtures', 'io', 'qwen2-bytelevel', f), join(dir, f));
+  const out = join(tmp, 'qwen2.gguf');
+  exportGgufCommand({ model: dir, out, outtype: 'f32', force: false });
+  const g = readGguf(out);
+  assert.equal(g.kv.get('general.architecture')!.value, 'qwen2');
+  assert.equal(g.kv.get('tokenizer.ggml.model')!.value, 'gpt2');
+  assert.equal(g.kv.get('tokenizer.ggml.pre')!.value, 'qwen2');
+  assert.equal((g.kv.get('tokenizer.ggml.tokens')!.value as string[]).length, 288);
+  assert.ok(g.tensors.some((t) => t.name === 'blk.1.attn_k.bias'));
+  const src = loadModelSource(dir);
+  const model = LlamaModel.load(src);
+  const text = "Hello world, it's the 2024 story!";
+  const ids = src.tokenizer.encode(text);
+  const r = await llamaGreedy(out, ids, 24, { tokenize: text });
+  assert.deepEqual(r.tokenized, ids);
+  assert.deepEqual(r.tokens, nuggetsGreedy(model, ids, 24));
   src.weights.close();
 });
 
