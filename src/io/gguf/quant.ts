@@ -57,15 +57,19 @@ export function quantizeQ8_0(x: Float32Array): Uint8Array {
   const nb = x.length / Q8_0_BLOCK;
   const out = new Uint8Array(nb * Q8_0_BLOCK_BYTES);
   const view = new DataView(out.buffer);
+  const qs = new Int8Array(out.buffer);
   for (let b = 0; b < nb; b++) {
     const base = b * Q8_0_BLOCK;
     let amax = 0;
-    for (let j = 0; j < Q8_0_BLOCK; j++) amax = Math.max(amax, Math.abs(x[base + j]));
+    for (let j = 0; j < Q8_0_BLOCK; j++) {
+      const a = Math.abs(x[base + j]);
+      if (a > amax) amax = a;
+    }
     const d = Math.fround(amax / 127);
     const id = d ? Math.fround(1 / d) : 0;
     const o = b * Q8_0_BLOCK_BYTES;
     view.setUint16(o, floatToHalf(d), true);
-    for (let j = 0; j < Q8_0_BLOCK; j++) view.setInt8(o + 2 + j, roundf(Math.fround(x[base + j] * id)));
+    for (let j = 0; j < Q8_0_BLOCK; j++) qs[o + 2 + j] = roundf(Math.fround(x[base + j] * id));
   }
   return out;
 }
