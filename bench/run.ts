@@ -15,6 +15,7 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['eval', () => import('./eval.js')],
   ['model', () => import('./model.js')],
   ['train', () => import('./train.js')],
+  ['gguf', () => import('./gguf.js')],
 ];
 
 function parseOnly(argv: string[]): string | null {
