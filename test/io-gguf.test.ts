@@ -20,7 +20,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { llamaGreedy } from './helpers/llama-cpp.js';
 import { randomAdapter } from './helpers/adapter.js';
 import { cliBatch } from './helpers/cli.js';
@@ -39,6 +40,7 @@ import { permuteRopeRows } from '../src/io/gguf/names.js';
 import { dequantizeQ8_0, quantizeQ8_0 } from '../src/io/gguf/quant.js';
 import { GGUF_MAGIC, GgmlType, gv, writeGguf } from '../src/io/gguf/writer.js';
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-gguf-'));
 const ZOO = ['stories260k', 'student-tiny', 'teacher-facts'];
 const PROMPTS = ['Once upon a time', 'Lily and Tom went to the park. They'];
@@ -50,7 +52,7 @@ function nuggetsGreedy(model: LlamaModel, ids: number[], n: number): number[] {
 }
 
 function loadZoo(name: string): { model: LlamaModel; tok: Tokenizer } {
-  const src = loadModelSource(join('zoo', name));
+  const src = loadModelSource(join(ROOT, 'zoo', name));
   try {
     return { model: LlamaModel.load(src), tok: src.tokenizer };
   } finally {
@@ -184,7 +186,7 @@ test('q/k rows go from rotate_half order to llama.cpp interleaved pairs within e
 test('f32 exports of the bundled models: llama.cpp greedy ids equal nuggets generate, and it tokenizes alike', async () => {
   for (const name of ZOO) {
     const out = join(tmp, `${name}-f32.gguf`);
-    exportGgufCommand({ model: join('zoo', name), out, outtype: 'f32', force: false });
+    exportGgufCommand({ model: join(ROOT, 'zoo', name), out, outtype: 'f32', force: false });
     const g = readGguf(out);
     assert.equal(g.kv.get('general.architecture')!.value, 'llama');
     assert.equal(g.kv.get('tokenizer.ggml.model')!.value, 'llama');
@@ -200,7 +202,7 @@ test('f32 exports of the bundled models: llama.cpp greedy ids equal nuggets gene
 });
 
 test('the llama2.c checkpoint exports with its tokenizer.bin scores and runs the same greedy ids', async () => {
-  const ckpt = join('data', 'stories260k', 'checkpoint_legacy.bin');
+  const ckpt = join(ROOT, 'data', 'stories260k', 'checkpoint_legacy.bin');
   const out = join(tmp, 'llama2c.gguf');
   exportGgufCommand({ model: ckpt, out, outtype: 'f32', force: false });
   const src = loadModelSource(ckpt);
@@ -217,7 +219,7 @@ test('f16 and Q8_0 exports agree with nuggets on the first 16 greedy tokens of e
     const { model, tok } = loadZoo(name);
     for (const outtype of ['f16', 'q8_0'] as const) {
       const out = join(tmp, `${name}-${outtype}.gguf`);
-      exportGgufCommand({ model: join('zoo', name), out, outtype, force: false });
+      exportGgufCommand({ model: join(ROOT, 'zoo', name), out, outtype, force: false });
       const types = new Set(readGguf(out).tensors.map((t) => t.type));
       assert.ok(types.has(outtype === 'f16' ? GgmlType.F16 : GgmlType.Q8_0), `${name} ${outtype}`);
       for (const text of PROMPTS) {
@@ -230,7 +232,7 @@ test('f16 and Q8_0 exports agree with nuggets on the first 16 greedy tokens of e
 });
 
 test('a student with a merged adapter, and the adapter as a GGUF LoRA applied by llama.cpp, give the merged tokens', async () => {
-  const student = join('zoo', 'student-tiny');
+  const student = join(ROOT, 'zoo', 'student-tiny');
   const src = loadModelSource(student);
   const c = src.config;
   // every module kind (the student is untied, so embed_tokens and lm_head LoRAs are allowed)
@@ -302,7 +304,7 @@ test('a Qwen2 model (q/k/v biases, NEOX RoPE, tied) with a byte-level BPE tokeni
   const dir = join(tmp, 'qwen2');
   writeHfModel(dir, c, randomWeights(c, 3));
   for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    copyFileSync(join('fixtures', 'io', 'qwen2-bytelevel', f), join(dir, f));
+    copyFileSync(join(ROOT, 'fixtures', 'io', 'qwen2-bytelevel', f), join(dir, f));
   const out = join(tmp, 'qwen2.gguf');
   exportGgufCommand({ model: dir, out, outtype: 'f32', force: false });
   const g = readGguf(out);
@@ -326,7 +328,7 @@ test('bad input: one line naming the file, exit 2, nothing written', () => {
   const exists = join(tmp, 'exists.gguf');
   writeFileSync(exists, 'keep');
   const tiedAdapter = join(tmp, 'tied-adapter');
-  const src = loadModelSource(join('zoo', 'stories260k'));
+  const src = loadModelSource(join(ROOT, 'zoo', 'stories260k'));
   writeAdapter(
     tiedAdapter,
     randomAdapter(['embed_tokens'], src.config, new Rng(1), { r: 2, alpha: 2 }),
@@ -339,9 +341,9 @@ test('bad input: one line naming the file, exit 2, nothing written', () => {
   src.weights.close();
   const [missing, clash, tied, outtype] = cliBatch([
     ['export', 'gguf', join(tmp, 'nope'), '-o', out],
-    ['export', 'gguf', 'zoo/student-tiny', '-o', exists],
-    ['export', 'gguf-lora', tiedAdapter, '--base', 'zoo/stories260k', '-o', out],
-    ['export', 'gguf', 'zoo/student-tiny', '-o', out, '--outtype', 'q4_0'],
+    ['export', 'gguf', join(ROOT, 'zoo', 'student-tiny'), '-o', exists],
+    ['export', 'gguf-lora', tiedAdapter, '--base', join(ROOT, 'zoo', 'stories260k'), '-o', out],
+    ['export', 'gguf', join(ROOT, 'zoo', 'student-tiny'), '-o', out, '--outtype', 'q4_0'],
   ]);
   assert.equal(missing.code, 2);
   assert.match(missing.err, /nope: no such file or folder/);
