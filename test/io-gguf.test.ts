@@ -323,6 +323,37 @@ test('a Qwen2 model (q/k/v biases, NEOX RoPE, tied) with a byte-level BPE tokeni
   src.weights.close();
 });
 
+test('a llama model with the GPT-2 byte-level tokenizer: gpt2 vocabulary, gpt-2 pre-tokenizer, same ids', async () => {
+  const c = tinyConfig({
+    vocabSize: 276,
+    hiddenSize: 32,
+    intermediateSize: 64,
+    headDim: 8,
+    bosTokenId: 275,
+    eosTokenId: [275],
+    padTokenId: null,
+  });
+  const dir = join(tmp, 'gpt2-tok');
+  writeHfModel(dir, c, randomWeights(c, 4));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(join(ROOT, 'fixtures', 'io', 'gpt2-bytelevel', f), join(dir, f));
+  const out = join(tmp, 'gpt2-tok.gguf');
+  exportGgufCommand({ model: dir, out, outtype: 'f32', force: false });
+  const g = readGguf(out);
+  assert.equal(g.kv.get('tokenizer.ggml.model')!.value, 'gpt2');
+  assert.equal(g.kv.get('tokenizer.ggml.pre')!.value, 'gpt-2');
+  assert.equal((g.kv.get('tokenizer.ggml.merges')!.value as string[]).length, 19);
+  assert.equal((g.kv.get('tokenizer.ggml.token_type')!.value as number[])[275], 3);
+  const src = loadModelSource(dir);
+  const model = LlamaModel.load(src);
+  const text = 'The cat sat on the mat, 42 times.';
+  const ids = src.tokenizer.encode(text);
+  const r = await llamaGreedy(out, ids, 24, { tokenize: text });
+  assert.deepEqual(r.tokenized, ids);
+  assert.deepEqual(r.tokens, nuggetsGreedy(model, ids, 24));
+  src.weights.close();
+});
+
 test('bad input: one line naming the file, exit 2, nothing written', () => {
   const out = join(tmp, 'bad.gguf');
   const exists = join(tmp, 'exists.gguf');

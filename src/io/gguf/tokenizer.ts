@@ -102,6 +102,22 @@ function mergeStrings(merges: unknown, source: string): string[] {
   });
 }
 
+/**
+ * Whether encoding adds BOS: tokenizer_config.json's add_bos_token when it says, else whether the
+ * tokenizer.json post-processor puts a special token before the text (Llama 3 does it that way).
+ */
+function addsBos(cfg: Json, tj: Json): boolean | null {
+  if (typeof cfg.add_bos_token === 'boolean') return cfg.add_bos_token;
+  const pp = tj.post_processor as Json | null | undefined;
+  const procs: Json[] = !pp ? [] : pp.type === 'Sequence' ? ((pp.processors as Json[]) ?? []) : [pp];
+  for (const p of procs) {
+    if (p.type !== 'TemplateProcessing' || !Array.isArray(p.single)) continue;
+    const first = p.single[0] as Json | undefined;
+    return first !== undefined && 'SpecialToken' in first;
+  }
+  return null;
+}
+
 /** The vocabulary of an HF tokenizer.json (BPE only: what llama.cpp runs for LLaMA-family models). */
 function hfVocab(path: string, tok: Tokenizer): Vocab {
   const tj = readJsonFile(path) as Json;
@@ -151,7 +167,7 @@ function hfVocab(path: string, tok: Tokenizer): Vocab {
       types: base.tokens.map((_, id) =>
         specialIds.has(id) ? TokenType.CONTROL : addedIds.has(id) ? TokenType.USER_DEFINED : TokenType.NORMAL,
       ),
-      addBos: cfg.add_bos_token === true,
+      addBos: addsBos(cfg, tj) ?? false,
       addEos: cfg.add_eos_token === true,
     };
   }
@@ -185,7 +201,7 @@ function hfVocab(path: string, tok: Tokenizer): Vocab {
               ? TokenType.USER_DEFINED
               : TokenType.NORMAL,
     ),
-    addBos: cfg.add_bos_token !== false,
+    addBos: addsBos(cfg, tj) ?? true,
     addEos: cfg.add_eos_token === true,
   };
 }
