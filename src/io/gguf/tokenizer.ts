@@ -234,8 +234,8 @@ function llama2cVocab(tok: Llama2cTokenizer): Vocab {
 }
 
 /**
- * The tokenizer metadata for a model: from its tokenizer.json (`tokenizerJson`, when the tokenizer is
- * an HF one) or its llama2.c tokenizer, padded to the model's vocab_size.
+ * The tokenizer metadata for a model: from the tokenizer.json an HF tokenizer was read from, or from a
+ * llama2.c tokenizer, padded to the model's vocab_size.
  */
 export function tokenizerMetadata(
   tok: Tokenizer,
