@@ -18,6 +18,7 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['scale', () => import('./scale.js')],
   ['halfgemm', () => import('./halfgemm.js')],
   ['halfload', () => import('./halfload.js')],
+  ['gguf', () => import('./gguf.js')],
 ];
 
 function parseOnly(argv: string[]): string | null {

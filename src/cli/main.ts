@@ -17,6 +17,7 @@ import { registerExperiment } from './experiment.js';
 import { registerReport } from './report.js';
 import { registerDemo } from './demo.js';
 import { registerRandomModel } from './random-model.js';
+import { registerExport } from './export.js';
 import { version } from './version.js';
 
 export function buildProgram(): Command {
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerDemo(program);
   registerRandomModel(program);
+  registerExport(program);
   return program;
 }
 

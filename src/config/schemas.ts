@@ -381,6 +381,34 @@ export const mergeSchema = z
   })
   .strict();
 
+/** `nuggets export gguf`: a model (+ adapter, merged) as one GGUF file for llama.cpp (docs/gguf.md). */
+export const exportGgufSchema = z
+  .object({
+    model: path('model to export (HF folder or llama2.c checkpoint)'),
+    adapter: path('LoRA adapter folder (PEFT format) merged into the model before export').optional(),
+    tokenizer,
+    out: path('GGUF file to write'),
+    outtype: oneOf(
+      ['f32', 'f16', 'bf16', 'q8_0'],
+      'tensor type of the matrices (norms stay f32; q8_0 rows that are not whole 32-blocks fall back to f16)',
+    ).default('f16'),
+    name: str('general.name written into the file (default: the model folder or file name)').optional(),
+    force: bool('overwrite an existing output file').default(false),
+  })
+  .strict();
+
+/** `nuggets export gguf-lora`: a PEFT adapter as a GGUF LoRA file llama.cpp applies at run time. */
+export const exportGgufLoraSchema = z
+  .object({
+    adapter: path('LoRA adapter folder (PEFT format)'),
+    base: path('the model the adapter loads on (HF folder or llama2.c checkpoint), for its architecture'),
+    out: path('GGUF LoRA file to write'),
+    outtype: oneOf(['f32', 'f16', 'bf16'], 'tensor type of the LoRA factors').default('f32'),
+    name: str('general.name written into the file (default: the adapter folder name)').optional(),
+    force: bool('overwrite an existing output file').default(false),
+  })
+  .strict();
+
 export type SenseOptions = z.infer<typeof senseSchema>;
 export type SenseMergeOptions = z.infer<typeof senseMergeSchema>;
 export type ExtractOptions = z.infer<typeof extractSchema>;
@@ -390,6 +418,8 @@ export type GenerateOptions = z.infer<typeof generateSchema>;
 export type MergeOptions = z.infer<typeof mergeSchema>;
 export type ServeOptions = z.infer<typeof serveSchema>;
 export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
+export type ExportGgufOptions = z.infer<typeof exportGgufSchema>;
+export type ExportGgufLoraOptions = z.infer<typeof exportGgufLoraSchema>;
 
 /** Every command schema by command name (config files may hold a section per command). */
 export const COMMAND_SCHEMAS = {
@@ -402,6 +432,8 @@ export const COMMAND_SCHEMAS = {
   merge: mergeSchema,
   serve: serveSchema,
   pretrain: pretrainSchema,
+  'export-gguf': exportGgufSchema,
+  'export-gguf-lora': exportGgufLoraSchema,
 } satisfies Record<string, CommandSchema>;
 
 export type CommandName = keyof typeof COMMAND_SCHEMAS;
