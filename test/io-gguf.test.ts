@@ -32,7 +32,7 @@ import { LlamaModel } from '../src/model/model.js';
 import { randomWeights, tinyConfig } from '../src/model/random.js';
 import { writeHfModel } from '../src/io/checkpoint.js';
 import { generate } from '../src/model/generate.js';
-import type { Tokenizer } from '../src/io/tokenizer.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
 import { writeAdapter } from '../src/transfer/peft.js';
 import { mergeModel } from '../src/train/merge.js';
 import { exportGgufCommand, exportGgufLoraCommand } from '../src/cli/export.js';

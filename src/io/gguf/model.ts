@@ -8,7 +8,7 @@
 import type { ModelConfig } from '../../model/config.js';
 import { expectedShape, expectedTensorNames } from '../../model/config.js';
 import type { WeightSource } from '../../model/weights.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { Tokenizer } from '../../model/tokenizer.js';
 import { InputError } from '../../errors.js';
 import { ggufArch, ggufTensorName, permutedHeads, permuteRopeRows } from './names.js';
 import { FILE_TYPE, encodeTensor, tensorType, typeBytes, type GgufOutType } from './quant.js';

@@ -19,7 +19,7 @@ import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
 import { sentencePieces } from '../convert.js';
 import { readJsonFile } from '../json.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { Tokenizer } from '../../model/tokenizer.js';
 import { HfTokenizer } from '../tokenizer-hf.js';
 import { Llama2cTokenizer } from '../tokenizer-llama2c.js';
 import { gv, type GgufValue } from './writer.js';
