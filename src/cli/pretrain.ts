@@ -10,7 +10,7 @@
  */
 import type { Command } from 'commander';
 import { addSchemaOptions, resolveOptions, toFlags } from '../config/cli.js';
-import { pretrain } from '../train/pretrain.js';
+import { pretrain } from '../api/steps.js';
 
 /** A shell-quoted command line (for RECIPE.md). */
 export function shellLine(argv: readonly string[]): string {

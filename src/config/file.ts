@@ -270,7 +270,7 @@ export function schemaError(
     const key = String(issue.path[0] ?? '');
     const f = fields.get(key);
     const origin = origins[key];
-    source ||= origin && origin !== 'flag' ? origin : `nuggets ${command}`;
+    source ||= origin && origin !== 'flag' ? origin : command;
     const name = f ? (origin && origin !== 'flag' ? key : f.flag) : key;
     if (f && issue.code === 'invalid_type' && values[key] === undefined && issue.path.length === 1) {
       lines.push(`${f.flag} is required (${f.description}); give it as a flag or in a config file`);

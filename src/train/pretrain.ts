@@ -19,6 +19,7 @@
 import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
+import { DEFAULT_SEED } from '../config/schemas.js';
 import { kernels } from '../engine/backend.js';
 import { Rng } from '../engine/rng.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
@@ -135,7 +136,7 @@ export const PRETRAIN_DEFAULTS = {
   adamEpsilon: 1e-8,
   maxGradNorm: 1,
   initStd: 0.02,
-  seed: 1337,
+  seed: DEFAULT_SEED,
   evalSteps: 0,
   loggingSteps: 10,
   saveSteps: 0,
