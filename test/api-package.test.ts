@@ -138,6 +138,9 @@ test('npm pack -> offline install -> the docs/api.md examples compile (tsc) and 
     const installed = join(tmp, 'node_modules', 'nuggets');
     assert.equal(JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version, pkg.version);
 
+    // The command is installed too, and runs the built CLI.
+    assert.equal(run(join(tmp, 'node_modules', '.bin', 'nuggets'), ['--version'], tmp), `${pkg.version}\n`);
+
     // Compile every example of docs/api.md against the installed declarations.
     const examples = docExamples();
     assert.ok(examples.length >= 2, 'docs/api.md has its examples');
