@@ -105,6 +105,10 @@ test('parser mistakes: one line naming the problem and the help to read, exit 2,
     ],
     [['report'], /^nuggets: error: missing required argument 'run-dir' \(see 'nuggets report --help'\)$/],
     [
+      ['run', 'x.yaml', '--jobs', '0'],
+      /^nuggets: error: option '-j, --jobs <n>' argument '0' is invalid\. expected a positive integer\. \(see 'nuggets run --help'\)$/,
+    ],
+    [
       ['info', 'extra'],
       /^nuggets: error: too many arguments for 'info'\. Expected 0 arguments but got 1\. \(see 'nuggets info --help'\)$/,
     ],

@@ -9,9 +9,8 @@
  *
  * The library's `runExperiment` (src/api/steps.ts) does the work; this module adds Ctrl-C handling.
  */
-import { CommanderError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
-import { InputError } from '../errors.js';
 import { runExperiment } from '../api/steps.js';
 import { runJob } from '../study/job.js';
 import { startOrphanGuard } from '../study/orphan-guard.js';
@@ -22,10 +21,10 @@ export interface RunCommandOptions {
   jobs: number;
 }
 
-function positiveInt(raw: string): number {
+/** A commander value parser: a mistake is a usage error (one line with the help hint, exit 2). */
+export function positiveInt(raw: string): number {
   const v = Number(raw);
-  if (!Number.isInteger(v) || v < 1)
-    throw new InputError('--jobs', `must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError('expected a positive integer.');
   return v;
 }
 
