@@ -23,5 +23,5 @@ export function parseOptions<C extends CommandName>(command: C, input: InputOf<C
   const values = input as Record<string, unknown>;
   const origins: Origins = {};
   for (const k of Object.keys(values)) origins[k] = `${label} options`;
-  throw schemaError(parsed.error.issues, schema, values, origins, label);
+  throw schemaError(parsed.error.issues, schema, values, origins, label, true);
 }
