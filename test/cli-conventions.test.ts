@@ -220,3 +220,44 @@ test("the study runner's commands.sh line and its library call are the same opti
   assert.equal(fromLine.seed, 3);
   assert.equal(fromLine.progress, false);
 });
+
+test('train and merge record the command line as typed (what main() was given, not process.argv)', () => {
+  const data = join(tmp, 'four.jsonl');
+  writeFileSync(
+    data,
+    readFileSync(join(ROOT, 'tasks', 'facts', 'train.jsonl'), 'utf8')
+      .split('\n')
+      .slice(0, 4)
+      .join('\n') + '\n',
+  );
+  const student = join(ROOT, 'zoo', 'student-tiny');
+  const trainArgs = [
+    'train',
+    student,
+    '--data',
+    data,
+    '-o',
+    join(tmp, 'tr'),
+    '--epochs',
+    '1',
+    '--batch-size',
+    '2',
+    '--micro-batch-size',
+    '2',
+    '--rank',
+    '2',
+    '--modules',
+    'q_proj',
+    '--no-progress',
+  ];
+  const mergeArgs = ['merge', '--student', student, '--adapter', join(tmp, 'tr'), '-o', join(tmp, 'merged')];
+  const [t, m] = cliBatch([trainArgs, mergeArgs]);
+  assert.equal(t.code, 0, t.err);
+  assert.equal(m.code, 0, m.err);
+  const record = JSON.parse(readFileSync(join(tmp, 'tr', 'training.json'), 'utf8')) as {
+    commandLine: { argv: string[] };
+  };
+  assert.deepEqual(record.commandLine.argv, trainArgs);
+  const card = readFileSync(join(tmp, 'merged', 'README.md'), 'utf8');
+  assert.ok(card.includes(`nuggets ${mergeArgs.join(' ')}`), 'merge command line in the model card');
+});

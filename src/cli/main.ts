@@ -1,4 +1,12 @@
-/** The `nuggets` command line: one subcommand per step of docs/method.md, each registered by its own module. */
+/**
+ * The `nuggets` command line: one subcommand per step of docs/method.md, each registered by its own
+ * module and each a thin layer over the library function of its step (src/api/steps.ts).
+ *
+ * Conventions kept here for every command: `-o/--out` names what a command writes; a parser mistake
+ * is one line, "nuggets: error: <what> (see 'nuggets <cmd> --help')", exit status 2, like the
+ * commands' own input checks (InputError); `--help` opens with a one-line synopsis and ends with an
+ * example (SYNOPSIS below: a new command adds its entry).
+ */
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
 import { registerInfo } from './info.js';
