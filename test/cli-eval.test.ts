@@ -22,6 +22,7 @@ import { Rng } from '../src/engine/rng.js';
 import { ModelLM } from '../src/eval/model-lm.js';
 import { lmEvalSampleLine } from '../src/eval/results.js';
 import { runEval } from '../src/eval/runner.js';
+import { DEFAULT_SEED } from '../src/config/schemas.js';
 import { writeAdapter } from '../src/transfer/peft.js';
 import { FIXTURES, ROOT } from './eval-helpers.js';
 import { cliBatch, type CliResult } from './helpers/cli.js';
@@ -147,7 +148,7 @@ test('eval: results JSON equals the in-process harness; shot counts keyed per ru
     maxNewTokens: 8,
     batchSize: 4,
     chatFormat: 'plain',
-    seed: 1234,
+    seed: DEFAULT_SEED,
   });
   assert.deepEqual(Object.keys(res.results).sort(), ['gsm8k_0shot', 'gsm8k_1shot', 'perplexity', 'super_ni']);
   for (const task of Object.keys(ref.results.results)) {

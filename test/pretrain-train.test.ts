@@ -119,7 +119,7 @@ test('pretraining a tiny model lowers the held-out loss and writes a loadable HF
   const recipe = readFileSync(join(out, 'RECIPE.md'), 'utf8');
   assert.match(recipe, /nuggets pretrain --test/);
   assert.ok(recipe.includes(readCorpus(TRAIN).sha256));
-  assert.match(recipe, /\| seed \| 1337 \|/);
+  assert.match(recipe, /\| seed \| 42 \|/);
 });
 
 test('same options, same model: training is deterministic', () => {

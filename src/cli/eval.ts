@@ -31,6 +31,7 @@ import {
 } from '../eval/runner.js';
 import { lmEvalSampleLine, writeResults, type ResultsJson, type TaskResult } from '../eval/results.js';
 import { Progress, type ProgressStream } from '../train/progress.js';
+import { evaluate } from '../api/steps.js';
 
 type EvalCliOpts = OptionsOf<'eval'>;
 
@@ -248,6 +249,6 @@ export function registerEval(program: Command): void {
         () => `two models given: ${model} and --model ${String(rest.model)}`,
       );
       foldAlias(rest, 'out', output, 'eval', () => 'give --out or --output, not both');
-      await runEvalCommand(resolveOptions('eval', rest));
+      await evaluate(resolveOptions('eval', rest), { out: process.stdout, err: process.stderr });
     });
 }

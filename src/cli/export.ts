@@ -6,7 +6,7 @@
  * written by src/io/gguf/. Paths are checked before anything is read, and an existing output is
  * replaced only with --force.
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
@@ -88,12 +88,6 @@ export function exportGgufLoraCommand(o: OptionsOf<'export-gguf-lora'>): number 
   }
 }
 
-function takeShortOut(flags: Record<string, unknown>, command: string): void {
-  const { o } = flags as { o?: string };
-  delete flags.o;
-  foldAlias(flags, 'out', o, command, () => `two outputs given: -o ${o} and --out ${String(flags.out)}`);
-}
-
 export function registerExport(program: Command): void {
   const exp = program
     .command('export')
@@ -104,9 +98,7 @@ export function registerExport(program: Command): void {
     .description('a model (with an adapter merged in) as one GGUF file for llama.cpp')
     .argument('[model]', 'model to export (or --model)');
   addSchemaOptions(gguf, 'export-gguf');
-  gguf.addOption(new Option('-o <file>', 'same as --out'));
   gguf.action((model: string | undefined, flags: Record<string, unknown>) => {
-    takeShortOut(flags, 'export gguf');
     foldAlias(
       flags,
       'model',
@@ -129,9 +121,7 @@ export function registerExport(program: Command): void {
     .description('a PEFT LoRA adapter as a GGUF LoRA file that llama.cpp applies to the base model')
     .argument('[adapter]', 'adapter folder (or --adapter)');
   addSchemaOptions(lora, 'export-gguf-lora');
-  lora.addOption(new Option('-o <file>', 'same as --out'));
   lora.action((adapter: string | undefined, flags: Record<string, unknown>) => {
-    takeShortOut(flags, 'export gguf-lora');
     foldAlias(
       flags,
       'adapter',

@@ -7,7 +7,8 @@
  *   nuggets sense merge <shard files...> -o sens.safetensors
  *
  * Options come from the `sense` / `sense-merge` schemas (flags and YAML alike), plus command-line
- * conveniences: `-o` (= --out), `--shard-from-env` and `--shard-count` (docs/sharding.md).
+ * conveniences: `--shard-from-env` and `--shard-count` (docs/sharding.md). The work is the library's
+ * `sense` (src/api/steps.ts) over `senseCommand` below.
  * Ctrl-C (SIGINT) or SIGTERM stops at the next step, removes the temporary per-layer files and
  * exits with status 130 without writing the output.
  */
@@ -35,15 +36,9 @@ import {
   type SensSummary,
 } from '../transfer/sense/summary.js';
 import { writeSensitivityFile } from '../transfer/sense/writer.js';
-import {
-  mergeSensitivity,
-  parseShard,
-  shardFromEnv,
-  shardPath,
-  shardRange,
-  type ShardSpec,
-} from '../transfer/shard.js';
+import { parseShard, shardFromEnv, shardPath, shardRange, type ShardSpec } from '../transfer/shard.js';
 import { Progress, type ProgressMode } from '../train/progress.js';
+import { sense, senseMerge } from '../api/steps.js';
 
 export type SenseCliOptions = OptionsOf<'sense'> & { shardFromEnv?: boolean; shardCount?: number };
 
@@ -238,7 +233,6 @@ export function registerSense(program: Command): void {
     );
   addSchemaOptions(cmd, 'sense');
   cmd
-    .addOption(new Option('-o <path>', 'same as --out'))
     .addOption(
       new Option(
         '--shard-from-env',
@@ -253,16 +247,12 @@ export function registerSense(program: Command): void {
     )
     .action(async (flags: Record<string, unknown>) => {
       const {
-        o,
         shardFromEnv: fromEnv,
         shardCount,
         ...rest
-      } = flags as { o?: string; shardFromEnv?: boolean; shardCount?: number } & Record<string, unknown>;
-      applyShortOut(rest, o);
+      } = flags as { shardFromEnv?: boolean; shardCount?: number } & Record<string, unknown>;
       const opts = resolveOptions('sense', rest);
-      await interruptible((signal) =>
-        senseCommand({ ...opts, shardFromEnv: fromEnv, shardCount }, { signal }),
-      );
+      await interruptible((signal) => sense({ ...opts, shardFromEnv: fromEnv, shardCount }, { signal }));
     });
 
   const merge = cmd
@@ -270,37 +260,26 @@ export function registerSense(program: Command): void {
     .description('sum shard sensitivity files written by "sense --shard i/n" into one file')
     .argument('[shards...]', 'shard files (or --inputs)');
   addSchemaOptions(merge, 'sense-merge');
-  merge
-    .addOption(new Option('-o <path>', 'same as --out'))
-    .action((shards: string[], own: Record<string, unknown>, self: Command) => {
-      // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
-      // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
-      const parent = self.parent!.opts() as Record<string, unknown>;
-      const foreign = Object.keys(parent).filter(
-        (key) => parent[key] !== undefined && !['o', 'out', 'dtype', 'config'].includes(key),
+  merge.action((shards: string[], own: Record<string, unknown>, self: Command) => {
+    // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
+    // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
+    const parent = self.parent!.opts() as Record<string, unknown>;
+    const foreign = Object.keys(parent).filter(
+      (key) => parent[key] !== undefined && !['out', 'dtype', 'config'].includes(key),
+    );
+    if (foreign.length > 0)
+      throw new InputError(
+        'sense merge',
+        `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`,
       );
-      if (foreign.length > 0)
-        throw new InputError(
-          'sense merge',
-          `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`,
-        );
-      const flags = { ...parent, ...own };
-      const { o, ...rest } = flags as { o?: string } & Record<string, unknown>;
-      applyShortOut(rest, o);
-      if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
-      const opts = resolveOptions('sense-merge', rest);
-      const s = mergeSensitivity(opts.inputs, opts.out, opts.dtype);
-      console.error(
-        `sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`,
-      );
-    });
-}
-
-function applyShortOut(rest: Record<string, unknown>, o: string | undefined): void {
-  if (o === undefined) return;
-  if (rest.out !== undefined && rest.out !== o)
-    throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
-  rest.out = o;
+    const rest = { ...parent, ...own };
+    if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
+    const opts = resolveOptions('sense-merge', rest);
+    const s = senseMerge(opts);
+    console.error(
+      `sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`,
+    );
+  });
 }
 
 function positiveInt(v: string): number {

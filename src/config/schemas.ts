@@ -41,6 +41,12 @@ const dataFields = {
   ).default('truncate'),
 };
 
+/**
+ * The seed every command uses when none is given (extract, train, eval, generate, pretrain): one
+ * number, so that "the default seed" means the same run everywhere.
+ */
+export const DEFAULT_SEED = 42;
+
 const tokenizer = path(
   'tokenizer file or folder when the model has none beside it (llama2.c tokenizer.bin)',
 ).optional();
@@ -117,7 +123,7 @@ export const extractSchema = z
       ['teacher', 'lora', 'pissa', 'random-matched'],
       'teacher factors (the method), or a control: PEFT default, PiSSA, random of matched norm',
     ).default('teacher'),
-    seed: int('seed for the random choices (random layers/structure/init)').default(42),
+    seed: int('seed for the random choices (random layers/structure/init)').default(DEFAULT_SEED),
     dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the adapter factors').default('f32'),
   })
   .strict();
@@ -167,7 +173,7 @@ export const trainSchema = z
       'modules that get LoRA: names or groups (all, attention, mlp, embedding, lm_head), comma separated',
     ),
     ...dataFields,
-    seed: int('seed for data order, dropout and LoRA init').default(1),
+    seed: int('seed for data order, dropout and LoRA init').default(DEFAULT_SEED),
     loggingSteps: int('write a trainer_log.jsonl line every N updates').min(1).default(10),
     saveSteps: int('save a checkpoint every N updates (0: only at the end of each epoch)').min(0).default(0),
     keepCheckpoints: int('keep the newest N checkpoints').min(1).default(10),
@@ -235,7 +241,7 @@ export const evalSchema = z
     )
       .min(0)
       .optional(),
-    seed: int('seed for sampling and shot selection').default(1234),
+    seed: int('seed for sampling and shot selection').default(DEFAULT_SEED),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict();
@@ -258,7 +264,7 @@ export const generateSchema = z
       .max(1)
       .default(1),
     topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
-    seed: int('sampling seed').default(42),
+    seed: int('sampling seed').default(DEFAULT_SEED),
     stream: bool('print tokens as they are generated').default(true),
   })
   .strict();
@@ -347,7 +353,7 @@ export const pretrainSchema = z
     initStd: num('std of the random init (residual output projections get std/sqrt(2*layers))')
       .positive()
       .default(0.02),
-    seed: int('seed for the init, the held-out split and the data order').default(1337),
+    seed: int('seed for the init, the held-out split and the data order').default(DEFAULT_SEED),
     evalSteps: int('held-out loss every N updates (0: only at the end)').min(0).default(0),
     loggingSteps: int('write a trainer_log.jsonl line every N updates').min(1).default(10),
     saveSteps: int('save a checkpoint every N updates (0: none)').min(0).default(0),
@@ -409,6 +415,7 @@ export const exportGgufLoraSchema = z
   })
   .strict();
 
+/** Options as validated (defaults applied): what the steps receive. */
 export type SenseOptions = z.infer<typeof senseSchema>;
 export type SenseMergeOptions = z.infer<typeof senseMergeSchema>;
 export type ExtractOptions = z.infer<typeof extractSchema>;
@@ -420,6 +427,17 @@ export type ServeOptions = z.infer<typeof serveSchema>;
 export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
 export type ExportGgufOptions = z.infer<typeof exportGgufSchema>;
 export type ExportGgufLoraOptions = z.infer<typeof exportGgufLoraSchema>;
+
+/** Options as a caller passes them (fields with a default may be left out): z.input of each schema. */
+export type SenseInput = z.input<typeof senseSchema>;
+export type SenseMergeInput = z.input<typeof senseMergeSchema>;
+export type ExtractInput = z.input<typeof extractSchema>;
+export type TrainInput = z.input<typeof trainSchema>;
+export type EvalInput = z.input<typeof evalSchema>;
+export type GenerateInput = z.input<typeof generateSchema>;
+export type MergeInput = z.input<typeof mergeSchema>;
+export type ServeInput = z.input<typeof serveSchema>;
+export type PretrainInput = z.input<typeof pretrainSchema>;
 
 /** Every command schema by command name (config files may hold a section per command). */
 export const COMMAND_SCHEMAS = {

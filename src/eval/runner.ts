@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
+import { DEFAULT_SEED } from '../config/schemas.js';
 import type { ExecOptions } from './execute.js';
 import type { Judge } from './judge.js';
 import type { EvalLM } from './lm.js';
@@ -210,7 +211,7 @@ export async function runEval(
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
     throw new InputError('limit', `must be a positive integer, got ${opts.limit}`);
   }
-  const seed = opts.seed ?? 1234;
+  const seed = opts.seed ?? DEFAULT_SEED;
   const chatFormat = opts.chatFormat ?? 'plain';
   const dataDir = opts.dataDir ?? defaultDataDir();
   const files = opts.files ?? {};
