@@ -1,7 +1,9 @@
 /**
  * `nuggets sense`: docs/method.md step 1 on a teacher and a seed file -> a sensitivity safetensors (one
- * tensor per teacher parameter, f32 or bf16) and a JSON summary beside it (per-tensor and per-layer
- * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts).
+ * tensor per teacher parameter, f32, bf16 or f16) and a JSON summary beside it (per-tensor and per-layer
+ * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts),
+ * spilling the seeds' layer-boundary states to a scratch folder beside the output (or --scratch-dir)
+ * when they are big (--spill; docs/memory.md).
  *
  *   nuggets sense --teacher <model> --seeds <jsonl> -o sens.safetensors [--shard i/n | --shard-from-env]
  *   nuggets sense merge <shard files...> -o sens.safetensors
@@ -13,6 +15,7 @@
  */
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { InputError } from '../errors.js';
 import { loadModelSource } from '../io/load.js';
@@ -91,6 +94,13 @@ export async function senseCommand(
   if (existsSync(out) && statSync(out).isDirectory())
     throw new InputError(out, 'is a folder; --out names the sensitivity file to write');
   if (!existsSync(o.seeds)) throw new InputError(o.seeds, 'no such seed file');
+  if (o.spill === 'always' && !o.streaming)
+    throw new InputError(
+      '--spill',
+      'always spills the layer-boundary states of streaming; --no-streaming holds the whole model in memory',
+    );
+  if (o.scratchDir !== undefined && !(existsSync(o.scratchDir) && statSync(o.scratchDir).isDirectory()))
+    throw new InputError(o.scratchDir, 'no such folder (--scratch-dir)');
 
   const src = loadModelSource(o.teacher, { tokenizer: o.tokenizer });
   let sink: SensSink | null = null;
@@ -149,6 +159,9 @@ export async function senseCommand(
     try {
       run = await runSense({ config: c, weights: src.weights }, seeds, sink, {
         streaming: o.streaming,
+        spill: o.spill,
+        // beside the output by default: the disk chosen for big files (os.tmpdir() may be RAM)
+        scratchDir: o.scratchDir ?? dirname(resolve(out)),
         signal: io.signal,
         onProgress: (done, total, fields) => progress.update(Math.floor((1000 * done) / total), fields),
       });
@@ -198,7 +211,8 @@ export async function senseCommand(
       },
     };
     if (io.signal?.aborted) throw new SenseAborted();
-    writeSensitivityFile(out, sink, c, o.dtype, summary);
+    const note = writeSensitivityFile(out, sink, c, o.dtype, summary);
+    if (note) log(`sense: ${note}`);
     log(
       `sense: wrote ${out} and ${summaryPathFor(out)}: ${perSeed.length} seeds, mean answer loss ${summary.loss.mean.toFixed(4)}, ` +
         `${run.tokens} tokens in ${run.seconds.toFixed(1)} s (${summary.compute!.tokensPerSecond.toFixed(1)} tokens/s)`,
@@ -289,7 +303,7 @@ export function registerSense(program: Command): void {
       applyShortOut(rest, o);
       if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
       const opts = resolveOptions('sense-merge', rest);
-      const s = mergeSensitivity(opts.inputs, opts.out, opts.dtype);
+      const s = mergeSensitivity(opts.inputs, opts.out, opts.dtype, (line) => console.error(line));
       console.error(
         `sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`,
       );
