@@ -237,12 +237,18 @@ test('sense options: --spill values, --spill always needs streaming, --scratch-d
     senseCommand({ ...base, spill: 'always', scratchDir: join(dir, 'nope') }, quiet),
     /nope: no such folder \(--scratch-dir\)/,
   );
-  const kept = await senseCommand({ ...base, spill: 'never' }, quiet);
+  const logs: string[] = [];
+  const kept = await senseCommand({ ...base, spill: 'never' }, { log: (l) => logs.push(l) });
   const scratch = mkdtempSync(join(dir, 'cli-'));
   const spilled = await senseCommand(
     { ...base, out: join(dir, 'spilled.safetensors'), spill: 'always', scratchDir: scratch },
-    quiet,
+    { log: (l) => logs.push(l) },
   );
+  // stories260K: 5 layers, d 64; the states of 6 boundaries x tokens x 64 floats
+  const states = logs.filter((l) => l.includes('layer-boundary states'));
+  assert.equal(states.length, 2);
+  assert.match(states[0], /^sense: the seeds' layer-boundary states take 0\.\d\d GB: kept in memory$/);
+  assert.equal(states[1], states[0].replace('kept in memory', `spilled to a scratch folder in ${scratch}`));
   assert.deepEqual(readdirSync(scratch), []);
   assert.deepEqual(
     readdirSync(dir).filter((f) => f.startsWith(SCRATCH_PREFIX) || f.includes('.parts-')),

@@ -26,6 +26,7 @@ import { describeReport, encodeExamples } from '../data/encode.js';
 import { kernels } from '../engine/backend.js';
 import { sha256File } from '../transfer/manifest.js';
 import { SenseAborted } from '../transfer/sense/abort.js';
+import { boundaryBytes, spills } from '../transfer/sense/boundaries.js';
 import { runSense } from '../transfer/sense/run.js';
 import { toSenseExamples } from '../transfer/sense/seeds.js';
 import { DiskSink, MemorySink, type SensSink } from '../transfer/sense/sink.js';
@@ -149,6 +150,15 @@ export async function senseCommand(
       );
     }
 
+    const scratchDir = o.scratchDir ?? dirname(resolve(out));
+    if (o.streaming) {
+      const tokens = seeds.reduce((a, s) => a + s.ids.length, 0);
+      const bytes = boundaryBytes(c.numLayers, tokens, c.hiddenSize);
+      log(
+        `sense: the seeds' layer-boundary states take ${(bytes / 1e9).toFixed(2)} GB: ` +
+          (spills(o.spill, bytes) ? `spilled to a scratch folder in ${scratchDir}` : 'kept in memory'),
+      );
+    }
     sink = o.streaming ? new DiskSink(out) : new MemorySink();
     const progress = new Progress({
       label: 'sense',
@@ -161,7 +171,7 @@ export async function senseCommand(
         streaming: o.streaming,
         spill: o.spill,
         // beside the output by default: the disk chosen for big files (os.tmpdir() may be RAM)
-        scratchDir: o.scratchDir ?? dirname(resolve(out)),
+        scratchDir,
         signal: io.signal,
         onProgress: (done, total, fields) => progress.update(Math.floor((1000 * done) / total), fields),
       });

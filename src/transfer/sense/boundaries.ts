@@ -50,6 +50,11 @@ export function boundaryBytes(numLayers: number, tokens: number, hiddenSize: num
   return (numLayers + 1) * tokens * hiddenSize * 4;
 }
 
+/** Whether a run whose boundary states take `bytes` spills them. */
+export function spills(mode: SpillMode = 'auto', bytes: number): boolean {
+  return mode === 'always' || (mode === 'auto' && bytes > SPILL_AUTO_BYTES);
+}
+
 export interface BoundaryOptions {
   spill?: SpillMode;
   /** Folder in which the scratch folder is made (default os.tmpdir()). */
@@ -65,10 +70,8 @@ export function openBoundaries(
   seedFloats: readonly number[],
   opts: BoundaryOptions = {},
 ): BoundaryStore {
-  const mode = opts.spill ?? 'auto';
   const bytes = (numLayers + 1) * seedFloats.reduce((a, b) => a + b, 0) * 4;
-  const spill = mode === 'always' || (mode === 'auto' && bytes > SPILL_AUTO_BYTES);
-  if (!spill) return new MemoryBoundaries(numLayers);
+  if (!spills(opts.spill, bytes)) return new MemoryBoundaries(numLayers);
   return new DiskBoundaries(opts.scratchDir ?? tmpdir(), numLayers, seedFloats, bytes);
 }
 
