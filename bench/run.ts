@@ -12,6 +12,7 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['window', () => import('./window.js')],
   ['svd', () => import('./svd.js')],
   ['sense', () => import('./sense.js')],
+  ['sensemem', () => import('./sensemem.js')],
   ['eval', () => import('./eval.js')],
   ['model', () => import('./model.js')],
   ['train', () => import('./train.js')],

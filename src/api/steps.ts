@@ -64,9 +64,12 @@ export async function sense(
 }
 
 /** Sums shard sensitivity files (written by `sense` with `shard: "i/n"`) into one file. */
-export function senseMerge(options: SenseMergeInput): SensSummary {
+export function senseMerge(
+  options: SenseMergeInput,
+  log: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+): SensSummary {
   const o = parseOptions('sense-merge', options);
-  return mergeSensitivity(o.inputs, o.out, o.dtype);
+  return mergeSensitivity(o.inputs, o.out, o.dtype, log);
 }
 
 export interface ExtractExtraOptions {

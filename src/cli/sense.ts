@@ -1,7 +1,9 @@
 /**
  * `nuggets sense`: docs/method.md step 1 on a teacher and a seed file -> a sensitivity safetensors (one
- * tensor per teacher parameter, f32 or bf16) and a JSON summary beside it (per-tensor and per-layer
- * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts).
+ * tensor per teacher parameter, f32, bf16 or f16) and a JSON summary beside it (per-tensor and per-layer
+ * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts),
+ * spilling the seeds' layer-boundary states to a scratch folder beside the output (or --scratch-dir)
+ * when they are big (--spill; docs/memory.md).
  *
  *   nuggets sense --teacher <model> --seeds <jsonl> -o sens.safetensors [--shard i/n | --shard-from-env]
  *   nuggets sense merge <shard files...> -o sens.safetensors
@@ -14,6 +16,7 @@
  */
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { InputError } from '../errors.js';
 import { loadModelSource } from '../io/load.js';
@@ -24,6 +27,7 @@ import { describeReport, encodeExamples } from '../data/encode.js';
 import { kernels } from '../engine/backend.js';
 import { sha256File } from '../transfer/manifest.js';
 import { SenseAborted } from '../transfer/sense/abort.js';
+import { boundaryBytes, spills } from '../transfer/sense/boundaries.js';
 import { runSense } from '../transfer/sense/run.js';
 import { toSenseExamples } from '../transfer/sense/seeds.js';
 import { DiskSink, MemorySink, type SensSink } from '../transfer/sense/sink.js';
@@ -86,6 +90,13 @@ export async function senseCommand(
   if (existsSync(out) && statSync(out).isDirectory())
     throw new InputError(out, 'is a folder; --out names the sensitivity file to write');
   if (!existsSync(o.seeds)) throw new InputError(o.seeds, 'no such seed file');
+  if (o.spill === 'always' && !o.streaming)
+    throw new InputError(
+      '--spill',
+      'always spills the layer-boundary states of streaming; --no-streaming holds the whole model in memory',
+    );
+  if (o.scratchDir !== undefined && !(existsSync(o.scratchDir) && statSync(o.scratchDir).isDirectory()))
+    throw new InputError(o.scratchDir, 'no such folder (--scratch-dir)');
 
   const src = loadModelSource(o.teacher, { tokenizer: o.tokenizer });
   let sink: SensSink | null = null;
@@ -134,6 +145,15 @@ export async function senseCommand(
       );
     }
 
+    const scratchDir = o.scratchDir ?? dirname(resolve(out));
+    if (o.streaming) {
+      const tokens = seeds.reduce((a, s) => a + s.ids.length, 0);
+      const bytes = boundaryBytes(c.numLayers, tokens, c.hiddenSize);
+      log(
+        `sense: the seeds' layer-boundary states take ${(bytes / 1e9).toFixed(2)} GB: ` +
+          (spills(o.spill, bytes) ? `spilled to a scratch folder in ${scratchDir}` : 'kept in memory'),
+      );
+    }
     sink = o.streaming ? new DiskSink(out) : new MemorySink();
     const progress = new Progress({
       label: 'sense',
@@ -144,6 +164,9 @@ export async function senseCommand(
     try {
       run = await runSense({ config: c, weights: src.weights }, seeds, sink, {
         streaming: o.streaming,
+        spill: o.spill,
+        // beside the output by default: the disk chosen for big files (os.tmpdir() may be RAM)
+        scratchDir,
         signal: io.signal,
         onProgress: (done, total, fields) => progress.update(Math.floor((1000 * done) / total), fields),
       });
@@ -193,7 +216,8 @@ export async function senseCommand(
       },
     };
     if (io.signal?.aborted) throw new SenseAborted();
-    writeSensitivityFile(out, sink, c, o.dtype, summary);
+    const note = writeSensitivityFile(out, sink, c, o.dtype, summary);
+    if (note) log(`sense: ${note}`);
     log(
       `sense: wrote ${out} and ${summaryPathFor(out)}: ${perSeed.length} seeds, mean answer loss ${summary.loss.mean.toFixed(4)}, ` +
         `${run.tokens} tokens in ${run.seconds.toFixed(1)} s (${summary.compute!.tokensPerSecond.toFixed(1)} tokens/s)`,

@@ -60,8 +60,8 @@ export const senseSchema = z
     tokenizer,
     numSeeds: int('use the first k seed examples').min(1).default(32),
     dtype: oneOf(
-      ['f32', 'bf16'],
-      'storage precision of the sensitivity file (computed in fp32 either way)',
+      ['f32', 'bf16', 'f16'],
+      "storage precision of the sensitivity file (computed in fp32 either way; f16's range is narrow, bf16 is safer)",
     ).default('f32'),
     ...dataFields,
     shard: str(
@@ -72,6 +72,13 @@ export const senseSchema = z
     streaming: bool(
       'run layer by layer so that peak memory is about one layer (off: whole model in memory)',
     ).default(true),
+    spill: oneOf(
+      ['auto', 'always', 'never'],
+      "streaming: keep the seeds' hidden states at layer boundaries in scratch files, not memory (auto: when they exceed 1 GiB)",
+    ).default('auto'),
+    scratchDir: path(
+      'folder for the spilled hidden states (default: beside --out); needs (layers + 1) x tokens x hidden x 4 bytes free',
+    ).optional(),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict();
@@ -84,7 +91,7 @@ export const senseMergeSchema = z
       .min(1)
       .describe('shard sensitivity files written by "sense --shard i/n" (comma separated)'),
     out: path('merged sensitivity file to write'),
-    dtype: oneOf(['f32', 'bf16'], 'storage precision of the merged file').default('f32'),
+    dtype: oneOf(['f32', 'bf16', 'f16'], 'storage precision of the merged file').default('f32'),
   })
   .strict();
 
