@@ -203,7 +203,11 @@ export async function runEvalCommand(
         maxNewTokens: o.maxNewTokens,
         judge,
         allowCodeExecution: o.allowCodeExecution,
-        humaneval: { samples: o.humanevalSamples, temperature: o.humanevalTemperature },
+        humaneval: {
+          samples: o.humanevalSamples,
+          temperature: o.humanevalTemperature,
+          exec: { sandbox: o.sandbox },
+        },
         modelInfo: {
           path: info.model,
           format: info.format,

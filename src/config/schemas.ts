@@ -218,8 +218,11 @@ export const evalSchema = z
     ).optional(),
     judgeApiKeyEnv: str("name of the environment variable holding the judge URL's API key").optional(),
     allowCodeExecution: bool(
-      'run model-written HumanEval code in a separate process (NOT a security sandbox)',
+      'run model-written HumanEval code, each program in a bubblewrap sandbox (docs/security.md)',
     ).default(false),
+    sandbox: bool(
+      'run HumanEval code inside bubblewrap; --no-sandbox runs it unconfined as your user (unsafe; only when bwrap cannot work here)',
+    ).default(true),
     humanevalSamples: int(
       'HumanEval completions per problem: pass@k is reported for k in 1, 10, 100 up to this',
     )
