@@ -288,6 +288,9 @@ export const serveSchema = z
     )
       .min(1)
       .optional(),
+    allowedHosts: str(
+      'extra host names, comma separated, that requests may address when bound to loopback (besides localhost, 127.0.0.1, [::1]); other Host headers are refused',
+    ).optional(),
   })
   .strict();
 
