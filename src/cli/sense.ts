@@ -99,7 +99,7 @@ export async function senseCommand(
   try {
     const c = src.config;
     // Seeds: the first k rows (malformed lines and empty answers are refused with their line).
-    const examples = readExamples(o.seeds, { limit: o.numSeeds });
+    const examples = readExamples(o.seeds, { limit: o.numSeeds, maxLineChars: o.maxLineKb * 1024 });
     if (examples.length < o.numSeeds)
       log(
         `sense: ${o.seeds} has ${examples.length} examples (fewer than --num-seeds ${o.numSeeds}); using all of them`,

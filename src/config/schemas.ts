@@ -53,6 +53,11 @@ export const senseSchema = z
     out: path('sensitivity file to write (.safetensors); a JSON summary is written beside it'),
     tokenizer,
     numSeeds: int('use the first k seed examples').min(1).default(32),
+    maxLineKb: int(
+      'longest seed line in KiB (Ki characters); a longer line is refused before it is parsed or tokenised',
+    )
+      .min(1)
+      .default(4096),
     dtype: oneOf(
       ['f32', 'bf16'],
       'storage precision of the sensitivity file (computed in fp32 either way)',

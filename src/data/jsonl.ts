@@ -5,7 +5,8 @@
  *
  * Two readers: `readJsonl` (whole file, synchronous: seed and training sets are at most a few MB) and
  * `streamJsonl` (async, line by line: constant memory for files of any size). Both accept gzip
- * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, and strip a UTF-8 byte-order mark.
+ * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, strip a UTF-8 byte-order mark, refuse lines
+ * over a length limit before parsing them, and warn once (with the line) about invalid UTF-8.
  */
 import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -23,7 +24,19 @@ export interface JsonlOptions {
   objects?: boolean;
   /** Stop after this many records (e.g. the first k seeds). */
   limit?: number;
+  /**
+   * Longest line accepted, in characters (default DEFAULT_MAX_LINE_CHARS). Checked before parsing, so
+   * one huge line costs a length comparison, not gigabytes of parsing and tokenising.
+   */
+  maxLineChars?: number;
+  /** Where the one warning about invalid UTF-8 goes (default: stderr). */
+  warn?: (line: string) => void;
 }
+
+/** 4 Mi characters: far above any real example or document line, far below what hurts. */
+export const DEFAULT_MAX_LINE_CHARS = 4 * 1024 * 1024;
+
+const defaultWarn = (line: string) => process.stderr.write(`${line}\n`);
 
 function isGzip(path: string): boolean {
   return path.endsWith('.gz');
@@ -33,6 +46,13 @@ function isGzip(path: string): boolean {
 export function parseJsonlLine(source: string, line: number, text: string, opts: JsonlOptions = {}): JsonlRecord | null {
   if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.endsWith('\r')) text = text.slice(0, -1);
+  const max = opts.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
+  if (text.length > max) {
+    throw new InputError(
+      `${source}:${line}`,
+      `line of ${text.length} characters is longer than the limit of ${max} (raise it with --max-line-kb if this line is meant)`,
+    );
+  }
   if (text.trim() === '') return null;
   let value: unknown;
   try {
@@ -49,7 +69,35 @@ export function parseJsonlLine(source: string, line: number, text: string, opts:
   return { line, value };
 }
 
-function readText(path: string): string {
+/**
+ * The 1-based line of the first invalid UTF-8 sequence in `bytes`, or null when it is all valid.
+ * Decoding replaces invalid bytes with U+FFFD silently; this finds them so the user hears of it once.
+ */
+export function firstInvalidUtf8Line(bytes: Uint8Array): number | null {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return null;
+  } catch {
+    /* find the line below */
+  }
+  const fatal = new TextDecoder('utf-8', { fatal: true });
+  let start = 0;
+  let line = 1;
+  while (start <= bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    try {
+      fatal.decode(bytes.subarray(start, end));
+    } catch {
+      return line;
+    }
+    start = end + 1;
+    line++;
+  }
+  return null;
+}
+
+function readText(path: string, warn: (line: string) => void = defaultWarn): string {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -63,6 +111,8 @@ function readText(path: string): string {
       throw new InputError(path, `not a valid gzip file (${e instanceof Error ? e.message : String(e)})`);
     }
   }
+  const bad = firstInvalidUtf8Line(bytes);
+  if (bad !== null) warn(`warning: ${path}:${bad}: invalid UTF-8 (here and maybe later lines); such bytes are read as U+FFFD`);
   return bytes.toString('utf8');
 }
 
@@ -85,7 +135,7 @@ export function parseJsonl(source: string, text: string, opts: JsonlOptions = {}
 
 /** Reads a whole JSONL (or .jsonl.gz) file. */
 export function readJsonl(path: string, opts: JsonlOptions = {}): JsonlRecord[] {
-  return parseJsonl(path, readText(path), opts);
+  return parseJsonl(path, readText(path, opts.warn), opts);
 }
 
 /** Streams a JSONL (or .jsonl.gz) file record by record in constant memory. */
@@ -113,9 +163,17 @@ export async function* streamJsonl(path: string, opts: JsonlOptions = {}): Async
   const limit = opts.limit ?? Infinity;
   let line = 0;
   let count = 0;
+  let warned = false;
   try {
     for await (const text of rl) {
       line++;
+      // the stream decoder replaces invalid UTF-8 with U+FFFD: warn once (a real U+FFFD reads the same)
+      if (!warned && text.includes('\uFFFD')) {
+        warned = true;
+        (opts.warn ?? defaultWarn)(
+          `warning: ${path}:${line}: U+FFFD in the text (invalid UTF-8 in the file?); such bytes are read as U+FFFD`,
+        );
+      }
       const rec = parseJsonlLine(path, line, text, opts);
       if (!rec) continue;
       yield rec;

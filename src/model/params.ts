@@ -8,7 +8,14 @@
  */
 import { alloc, allocFrom, getPrecision } from '../engine/alloc.js';
 import { InputError } from '../errors.js';
-import { expectedShape, expectedTensorNames, type ModelConfig } from './config.js';
+import {
+  expectedShape,
+  expectedTensorNames,
+  expectedTensorCount,
+  firstMissingTensor,
+  layerNames,
+  type ModelConfig,
+} from './config.js';
 import type { WeightSource } from './weights.js';
 
 type F32 = Float32Array;
@@ -109,8 +116,7 @@ export class ParamStore {
 
 /** Names of the tensors of decoder layer i under config c. */
 export function layerTensorNames(c: ModelConfig, i: number): string[] {
-  const prefix = `model.layers.${i}.`;
-  return expectedTensorNames(c).filter((n) => n.startsWith(prefix));
+  return layerNames(c, i);
 }
 
 /** Reads one tensor, checking presence and shape against the config. */
@@ -149,7 +155,11 @@ export function loadLayerParams(ws: WeightSource, c: ModelConfig, i: number): Pa
  * of a tied model is ignored (HF itself ignores it when tie_word_embeddings is true).
  */
 export function loadOuterParams(ws: WeightSource, c: ModelConfig): ParamStore {
-  const names = expectedTensorNames(c).filter((n) => !n.startsWith('model.layers.'));
+  const names = [
+    'model.embed_tokens.weight',
+    'model.norm.weight',
+    ...(c.tieWordEmbeddings ? [] : ['lm_head.weight']),
+  ];
   const store = loadParams(ws, c, names);
   if (c.tieWordEmbeddings) store.alias('lm_head.weight', 'model.embed_tokens.weight');
   return store;
@@ -157,12 +167,29 @@ export function loadOuterParams(ws: WeightSource, c: ModelConfig): ParamStore {
 
 /** Refuses tensors the config does not explain (a wrong config would otherwise load silently). */
 export function checkNoExtraTensors(ws: WeightSource, c: ModelConfig): void {
+  checkTensorCount(ws, c);
   const expected = new Set(expectedTensorNames(c));
   if (c.tieWordEmbeddings) expected.add('lm_head.weight');
   const extra = ws.names().filter((n) => !expected.has(n) && !IGNORABLE.test(n));
   if (extra.length > 0) {
     const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
     throw new InputError(ws.source, `tensors not explained by the model config: ${shown}`);
+  }
+}
+
+/**
+ * Refuses a config that implies more tensors than the weights hold, before any list of names is
+ * built (a config.json claiming 10 million layers would otherwise exhaust memory first).
+ */
+export function checkTensorCount(ws: WeightSource, c: ModelConfig): void {
+  const want = expectedTensorCount(c);
+  const held = ws.names().length;
+  if (want > held) {
+    const gap = firstMissingTensor(c, (n) => ws.has(n));
+    throw new InputError(
+      ws.source,
+      `missing tensor ${gap} (required by the model config: ${want} tensors for ${c.numLayers} layers, the weights hold ${held})`,
+    );
   }
 }
 
