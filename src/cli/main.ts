@@ -1,6 +1,7 @@
 /** The `nuggets` command line: one subcommand per step of docs/method.md, each registered by its own module. */
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
+import { systemErrorText } from '../io/atomic.js';
 import { registerInfo } from './info.js';
 import { registerPretrain } from './pretrain.js';
 import { registerInspect } from './inspect.js';
@@ -49,6 +50,15 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof InputError) {
       console.error(`nuggets: ${e.message}`);
+      return 2;
+    }
+    // the machine's state (disk full, permissions), not a bug: one line with the path when it has one
+    const system = systemErrorText(e);
+    if (system !== null) {
+      const err = e as NodeJS.ErrnoException;
+      console.error(
+        `nuggets: ${err.path ?? 'writing the output'}: ${system}${err.syscall ? ` in ${err.syscall}` : ''}`,
+      );
       return 2;
     }
     console.error(e);
