@@ -223,8 +223,9 @@ export async function runEvalCommand(
   } finally {
     progress.stop();
   }
-  writeResults(o.out, run.results);
+  // samples first, results last (each atomically): a results.json on disk means the run is complete
   if (o.samples !== undefined) writeAllSamples(o.samples, run.tasks);
+  writeResults(o.out, run.results);
   io.out.write(summaryTable(run.results) + '\n');
   io.err.write(`results: ${o.out}${o.samples !== undefined ? `\nsamples: ${o.samples}` : ''}\n`);
   return run.results;

@@ -378,6 +378,9 @@ export const mergeSchema = z
     out: path('merged Hugging Face model folder to write'),
     tokenizer,
     dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the merged weights').default('f32'),
+    force: bool(
+      'replace an existing output folder (it is replaced only once the new one is complete)',
+    ).default(false),
   })
   .strict();
 

@@ -24,6 +24,9 @@ const SYSTEM_WRITE_ERRORS: Record<string, string> = {
   ENFILE: 'too many open files in the system',
   EIO: 'input/output error',
   EFBIG: 'file too large for this file system',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'is a folder',
+  EEXIST: 'a file stands where a folder is needed',
 };
 
 /** The one-line description of a system error code, or null for codes that are not one of those. */

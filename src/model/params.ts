@@ -119,6 +119,22 @@ export function layerTensorNames(c: ModelConfig, i: number): string[] {
   return layerNames(c, i);
 }
 
+/**
+ * Refuses NaN or infinite weights, naming the tensor: a damaged file would otherwise generate empty
+ * text or NaN losses with no hint of where they come from. One pass, cheap next to reading the bytes.
+ */
+export function checkFinite(source: string, name: string, data: ArrayLike<number>): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      throw new InputError(
+        source,
+        `tensor ${name} holds ${v} at index ${i}: the weights are damaged (NaN or infinite values)`,
+      );
+    }
+  }
+}
+
 /** Reads one tensor, checking presence and shape against the config. */
 export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 {
   if (!ws.has(name)) throw new InputError(ws.source, `missing tensor ${name} (required by the model config)`);
@@ -135,6 +151,7 @@ export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 
   for (const s of want) n *= s;
   if (data.length !== n)
     throw new InputError(ws.source, `tensor ${name} holds ${data.length} values, expected ${n}`);
+  checkFinite(ws.source, name, data);
   return toCompute(data);
 }
 
