@@ -51,7 +51,7 @@ test('a loss that grows far beyond its start stops training with the update numb
   let err: unknown = null;
   try {
     run(3)();
-    assert.fail("no stop");
+    assert.fail('no stop');
   } catch (e) {
     err = e;
   }
