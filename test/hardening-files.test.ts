@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InputError } from '../src/errors.js';
@@ -14,6 +14,10 @@ import { openSafetensors } from '../src/io/safetensors.js';
 import { LlamaModel } from '../src/model/model.js';
 import { randomWeights, tinyConfig } from '../src/model/random.js';
 import { MemoryWeights } from '../src/model/weights.js';
+import { checkFiniteParams } from '../src/model/params.js';
+import { loadModelSource } from '../src/io/load.js';
+import { writeHfModel } from '../src/io/checkpoint.js';
+import { loadModelLM } from '../src/eval/model-lm.js';
 import { resolveOptions } from '../src/config/cli.js';
 import { runTrain } from '../src/train/run.js';
 import { runMerge } from '../src/train/merge.js';
@@ -52,22 +56,36 @@ test('safetensors: tensors must tile the data section: holes and trailing bytes 
   assert.throws(() => openSafetensors(safetensors('overlap.safetensors', [0, 8], [4, 12], 12)), /overlaps/);
 });
 
-test('NaN or infinite weights are refused at load, naming the tensor', () => {
+test('NaN or infinite weights are refused when a model is loaded to generate, naming the tensor', () => {
   const config = tinyConfig({ numLayers: 1 });
   const w = randomWeights(config, 3);
   const tensors = new Map(w.names().map((n) => [n, { shape: w.info(n).shape, data: w.get(n) }]));
   tensors.get('model.layers.0.mlp.up_proj.weight')!.data[5] = NaN;
+  const damaged = LlamaModel.load({ config, weights: new MemoryWeights('damaged', tensors) });
   assert.throws(
-    () => LlamaModel.load({ config, weights: new MemoryWeights('damaged', tensors) }),
+    () => checkFiniteParams(damaged.params, 'damaged'),
     (e: unknown) =>
       e instanceof InputError &&
       /^damaged: tensor model\.layers\.0\.mlp\.up_proj\.weight holds NaN at index 5/.test(e.message),
   );
-  tensors.get('model.layers.0.mlp.up_proj.weight')!.data[5] = 0;
-  tensors.get('model.norm.weight')!.data[0] = -Infinity;
+  checkFiniteParams(LlamaModel.load({ config, weights: randomWeights(config, 3) }).params, 'fine');
+
+  // through the loader that generate, eval and serve use: an HF folder with one Inf weight
+  const src = loadModelSource(join(ROOT, 'zoo', 'student-tiny'));
+  const all = new Map(
+    src.weights
+      .names()
+      .map((n) => [n, { shape: src.weights.info(n).shape, data: Float32Array.from(src.weights.get(n)) }]),
+  );
+  src.weights.close();
+  all.get('model.norm.weight')!.data[0] = -Infinity;
+  const folder = join(tmp, 'damaged-model');
+  writeHfModel(folder, src.config, new MemoryWeights('x', all));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(join(ROOT, 'zoo', 'student-tiny', f), join(folder, f));
   assert.throws(
-    () => LlamaModel.load({ config, weights: new MemoryWeights('damaged', tensors) }),
-    /tensor model\.norm\.weight holds -Infinity at index 0/,
+    () => loadModelLM(folder),
+    /model\.safetensors: tensor model\.norm\.weight holds -Infinity at index 0/,
   );
 });
 

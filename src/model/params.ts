@@ -135,6 +135,14 @@ export function checkFinite(source: string, name: string, data: ArrayLike<number
   }
 }
 
+/**
+ * Refuses a store holding NaN or infinite weights, naming the first such tensor (for models loaded
+ * to generate text: with them the model writes empty text with no hint why).
+ */
+export function checkFiniteParams(store: ParamStore, source: string): void {
+  for (const name of store.names()) checkFinite(source, name, store.get(name).data);
+}
+
 /** Reads one tensor, checking presence and shape against the config. */
 export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 {
   if (!ws.has(name)) throw new InputError(ws.source, `missing tensor ${name} (required by the model config)`);
@@ -151,7 +159,6 @@ export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 
   for (const s of want) n *= s;
   if (data.length !== n)
     throw new InputError(ws.source, `tensor ${name} holds ${data.length} values, expected ${n}`);
-  checkFinite(ws.source, name, data);
   return toCompute(data);
 }
 
