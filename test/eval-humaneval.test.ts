@@ -102,8 +102,9 @@ test('all 164 canonical solutions pass through generation + execution: pass@1 = 
     [['pass@1', 1]],
   );
   assert.ok(events.includes('generate') && events.includes('execute'));
-  const net = (r.config.execution as { network: string }).network;
-  assert.match(net, networkIsolationAvailable() ? /cut off/ : /NOT isolated/);
+  const exec = r.config.execution as { network: string; sandbox: string };
+  assert.equal(exec.sandbox, 'bubblewrap');
+  assert.match(exec.network, /cut off \(bubblewrap/);
 });
 
 test('a wrong completion fails; pass@k over several samples counts the right ones', async () => {
@@ -155,10 +156,11 @@ test('limits: unbounded allocation is stopped by the address-space limit and cou
   assert.equal(c.status, 'failed');
 });
 
-test('a forked child does not outlive the program; output beyond the cap is dropped; files go to a temp dir', async () => {
+test('without the sandbox a forked child does not outlive the program; output beyond the cap is dropped; files go to a temp dir', async () => {
   const r = await runPythonProgram(
     'import os, sys, time\npid = os.fork()\nif pid == 0:\n    time.sleep(60)\n    os._exit(0)\nprint(pid)\nsys.stdout.flush()\n',
-    { timeoutMs: 5000 },
+    // without the sandbox (whose PID namespace hides host pids; eval-sandbox.test.ts covers it): the process group is killed
+    { timeoutMs: 5000, sandbox: false },
   );
   assert.equal(r.status, 'passed');
   const child = Number(r.stdout.trim());
@@ -174,25 +176,34 @@ test('a forked child does not outlive the program; output beyond the cap is drop
   assert.equal(flood.stdout.length, 1000);
   assert.equal(flood.truncated, true);
 
+  // in the sandbox the working folder is a private tmpfs; without it, a host temp dir removed afterwards
   const cwd = await runPythonProgram('import os\nopen("f.txt", "w").write("x")\nprint(os.getcwd())\n');
-  const dir = cwd.stdout.trim();
+  assert.equal(cwd.stdout.trim(), '/work');
+  const host = await runPythonProgram('import os\nopen("f.txt", "w").write("x")\nprint(os.getcwd())\n', {
+    sandbox: false,
+  });
+  const dir = host.stdout.trim();
   assert.ok(dir.startsWith(tmpdir()) && dir.includes('nuggets-exec-'), dir);
   assert.equal(existsSync(dir), false); // removed afterwards
 });
 
-test('network: cut off with unshare -rn where available (a local listener is unreachable)', async (t) => {
+test('network: cut off by the sandbox, or with unshare -rn without it where available (a local listener is unreachable)', async (t) => {
   const server = createServer((s) => s.end('hello'));
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   const port = (server.address() as { port: number }).port;
   const prog = `import socket\ns = socket.create_connection(("127.0.0.1", ${port}), timeout=3)\nprint(s.recv(5).decode())\n`;
   try {
     // without isolation the program reaches the listener (so the isolated check below can fail)
-    const open = await runPythonProgram(prog, { isolateNetwork: false });
+    const open = await runPythonProgram(prog, { sandbox: false, isolateNetwork: false });
     assert.equal(open.stdout.trim(), 'hello');
     assert.equal(open.network, 'none');
+    const boxed = await runPythonProgram(prog);
+    assert.equal(boxed.network, 'bwrap');
+    assert.equal(boxed.status, 'failed');
+    assert.match(boxed.stderr, /Network is unreachable|Connection refused|OSError/);
     if (!networkIsolationAvailable())
-      return t.skip('unshare -rn is not permitted here; programs run with the network');
-    const cut = await runPythonProgram(prog);
+      return t.skip('unshare -rn is not permitted here; unsandboxed programs run with the network');
+    const cut = await runPythonProgram(prog, { sandbox: false });
     assert.equal(cut.network, 'unshare');
     assert.equal(cut.status, 'failed');
     assert.match(cut.stderr, /Network is unreachable|Connection refused|OSError/);
@@ -214,11 +225,16 @@ test('without the explicit opt-in nothing is executed and no pass@k is reported'
   const marker = join(mkdtempSync(join(tmpdir(), 'eval-he-')), 'ran');
   const completion = `    open(${JSON.stringify(marker)}, "w").write("1")\n    return True\n`;
   const lm = new ScriptedLM('marker', () => completion);
-  const off = await runHumanEval(ctxFor(lm, { limit: 1 }), { path: PATH });
+  // unsandboxed, so that a run would leave the marker on the host
+  const off = await runHumanEval(ctxFor(lm, { limit: 1 }), { path: PATH, exec: { sandbox: false } });
   assert.deepEqual(off.metrics, []);
   assert.equal(off.samples[0].execution, 'not run (code execution not enabled)');
   assert.equal(existsSync(marker), false);
-  const on = await runHumanEval(ctxFor(lm, { limit: 1 }), { path: PATH, allowCodeExecution: true });
+  const on = await runHumanEval(ctxFor(lm, { limit: 1 }), {
+    path: PATH,
+    allowCodeExecution: true,
+    exec: { sandbox: false },
+  });
   assert.equal(existsSync(marker), true);
   assert.equal(on.metrics[0].name, 'pass@1');
 });

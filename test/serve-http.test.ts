@@ -389,6 +389,7 @@ test('the judge client retries 429s of a server with no waiting room and still g
   assert.deepEqual(await judge.judge(JUDGED), judgedVerdicts);
   const full = await fetch(`${busy.base}/v1/completions`, {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: NAME, prompt: 'x', max_tokens: 1 }),
   });
   assert.equal(full.status, 200, 'an idle server with no queue still takes one request');

@@ -92,7 +92,9 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     assert.deepEqual(resumed.skipped.sort(), ['cells/toy/lora/seed-1', 'sense/big--toy']);
     assert.deepEqual(resumed.ran, ['cells/toy/transfer/seed-1'], 'only the missing cell ran');
     assert.equal(statSync(loraResult).mtimeMs, loraMtime, 'the finished cell was not redone');
-    assert.match(lines[0], /2 cells \(1 already finished\)/);
+    // the killed run left its lock behind: taken over with a note, then the plan line
+    assert.match(lines[0], /taking over the stale lock .*run\.lock of PID \d+, which no longer runs/);
+    assert.match(lines[1], /2 cells \(1 already finished\)/);
     assert.deepEqual(values(resumed.table), values(clean.table), 'same table as the uninterrupted run');
     assert.deepEqual(cellMetrics(out), cleanMetrics, 'same numbers in every cell');
 
@@ -125,6 +127,43 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
       (e: unknown) =>
         e instanceof InputError &&
         /different options for 2 job\(s\).*model or task files that have changed since/.test(e.problem),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two runs on one folder: the second is refused while the first runs; a stale lock is taken over with a note', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-runner-lock-'));
+  try {
+    const file = writeTinyExperiment(dir, { methods: ['lora'], seeds: [1] });
+    const other = join(dir, 'other.yaml');
+    writeFileSync(other, readFileSync(file, 'utf8').replace('learning-rate: 0.003', 'learning-rate: 0.01'));
+    const out = join(dir, 'run');
+    // stand-in jobs that only take time: the lock, not the training, is under test
+    const slowJob = [process.execPath, '-e', 'setTimeout(() => {}, 1500)'];
+    const first = runExperiment(loadExperiment(file), { out, jobs: 1, command: slowJob, log: quiet });
+    await sleep(200);
+    await assert.rejects(
+      runExperiment(loadExperiment(other), { out, jobs: 1, command: slowJob, log: quiet }),
+      (e: unknown) =>
+        e instanceof InputError && /another nuggets run \(PID \d+\) is using this folder/.test(e.message),
+    );
+    const plan = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as { jobs: { spec: unknown }[] };
+    assert.match(JSON.stringify(plan.jobs), /0\.003/);
+    assert.doesNotMatch(JSON.stringify(plan.jobs), /0\.01\b/);
+    await first;
+    assert.equal(existsSync(join(out, 'run.lock')), false, 'the lock is released at the end');
+
+    // a lock whose process is gone (killed with -9) is taken over
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => dead.on('exit', r));
+    writeFileSync(join(out, 'run.lock'), `${dead.pid}\n`);
+    const lines: string[] = [];
+    await runExperiment(loadExperiment(other), { out, jobs: 1, command: slowJob, log: (l) => lines.push(l) });
+    assert.ok(
+      lines.some((l) => l.includes(`stale lock`) && l.includes(`PID ${dead.pid}`)),
+      lines.join('\n'),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

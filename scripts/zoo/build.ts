@@ -48,7 +48,7 @@ function writeText(path: string, text: string): string {
 /** Tokens of a row rendered in the Tulu format with BOS and EOS (what training sees). */
 export function rowTokens(row: Row, tok: Tokenizer): number {
   const ex = toExample('row', { line: 1, value: row });
-  return tokenizePieces(renderExample(ex, TULU), tok).ids.length;
+  return tokenizePieces(renderExample(ex, TULU), tok, { mask: false }).ids.length;
 }
 
 export interface BuildResult {

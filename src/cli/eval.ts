@@ -206,7 +206,11 @@ export async function runEvalCommand(
         maxNewTokens: o.maxNewTokens,
         judge,
         allowCodeExecution: o.allowCodeExecution,
-        humaneval: { samples: o.humanevalSamples, temperature: o.humanevalTemperature },
+        humaneval: {
+          samples: o.humanevalSamples,
+          temperature: o.humanevalTemperature,
+          exec: { sandbox: o.sandbox },
+        },
         modelInfo: {
           path: info.model,
           format: info.format,
@@ -222,8 +226,9 @@ export async function runEvalCommand(
   } finally {
     progress.stop();
   }
-  writeResults(o.out, run.results);
+  // samples first, results last (each atomically): a results.json on disk means the run is complete
   if (o.samples !== undefined) writeAllSamples(o.samples, run.tasks);
+  writeResults(o.out, run.results);
   io.out.write(summaryTable(run.results) + '\n');
   io.err.write(`results: ${o.out}${o.samples !== undefined ? `\nsamples: ${o.samples}` : ''}\n`);
   return run.results;

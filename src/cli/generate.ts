@@ -50,7 +50,10 @@ export function promptIds(
     return [tok.bosId];
   }
   if (format === 'tulu')
-    return tokenizePieces(renderPrompt([{ role: 'user', content: prompt }], TULU), tok, { addBos: true }).ids;
+    return tokenizePieces(renderPrompt([{ role: 'user', content: prompt }], TULU), tok, {
+      addBos: true,
+      mask: false,
+    }).ids;
   if (!tok.chatTemplate)
     throw new InputError(tokSource, 'the tokenizer has no chat template; use --chat-format tulu');
   return applyChatTemplate(tok, [{ role: 'user', content: prompt }], { add_generation_prompt: true }).ids;

@@ -10,6 +10,7 @@
 import { Command, CommanderError } from 'commander';
 import { InputError } from '../errors.js';
 import { setComputeDtype } from '../engine/half.js';
+import { systemErrorText } from '../io/atomic.js';
 import { registerInfo } from './info.js';
 import { registerPretrain } from './pretrain.js';
 import { registerInspect } from './inspect.js';
@@ -208,6 +209,15 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof InputError) {
       // Sources are named without the program name (one "nuggets:" prefix, added here).
       console.error(`nuggets: ${e.message.replace(/^nuggets:? /, '')}`);
+      return 2;
+    }
+    // the machine's state (disk full, permissions), not a bug: one line with the path when it has one
+    const system = systemErrorText(e);
+    if (system !== null) {
+      const err = e as NodeJS.ErrnoException;
+      console.error(
+        `nuggets: ${err.path ?? 'writing the output'}: ${system}${err.syscall ? ` in ${err.syscall}` : ''}`,
+      );
       return 2;
     }
     console.error(e);

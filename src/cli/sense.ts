@@ -15,8 +15,9 @@
  * exits with status 130 without writing the output.
  */
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
-import { existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { SENSITIVITY_FILE } from '../study/plan.js';
 import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { InputError } from '../errors.js';
 import { loadModelSource } from '../io/load.js';
@@ -86,9 +87,7 @@ export async function senseCommand(
       `"${o.out}" has no {i}: with --shard-from-env every shard runs the same command, so name the output per shard, e.g. sens-{i}-of-{n}.safetensors`,
     );
   }
-  const out = shardPath(o.out, shard);
-  if (existsSync(out) && statSync(out).isDirectory())
-    throw new InputError(out, 'is a folder; --out names the sensitivity file to write');
+  const out = senseOutputFile(shardPath(o.out, shard));
   if (!existsSync(o.seeds)) throw new InputError(o.seeds, 'no such seed file');
   if (o.spill === 'always' && !o.streaming)
     throw new InputError(
@@ -97,13 +96,14 @@ export async function senseCommand(
     );
   if (o.scratchDir !== undefined && !(existsSync(o.scratchDir) && statSync(o.scratchDir).isDirectory()))
     throw new InputError(o.scratchDir, 'no such folder (--scratch-dir)');
+  prepareOutputFolder(out, log);
 
   const src = loadModelSource(o.teacher, { tokenizer: o.tokenizer });
   let sink: SensSink | null = null;
   try {
     const c = src.config;
     // Seeds: the first k rows (malformed lines and empty answers are refused with their line).
-    const examples = readExamples(o.seeds, { limit: o.numSeeds });
+    const examples = readExamples(o.seeds, { limit: o.numSeeds, maxLineChars: o.maxLineKb * 1024 });
     if (examples.length < o.numSeeds)
       log(
         `sense: ${o.seeds} has ${examples.length} examples (fewer than --num-seeds ${o.numSeeds}); using all of them`,
@@ -226,6 +226,41 @@ export async function senseCommand(
   } finally {
     sink?.close();
     src.weights.close();
+  }
+}
+
+/**
+ * The file `--out` names: a path ending in "/" or an existing folder means <folder>/sensitivity.safetensors
+ * (the README writes `-o sens/`).
+ */
+export function senseOutputFile(out: string): string {
+  if (out.endsWith('/') || out.endsWith(sep) || (existsSync(out) && statSync(out).isDirectory()))
+    return join(out, SENSITIVITY_FILE);
+  return out;
+}
+
+/** The infix of DiskSink's per-layer folder beside the output (src/transfer/sensitivity.ts: ".<file>.parts-XXXXXX"). */
+const PARTS_INFIX = '.parts-';
+
+/**
+ * Creates the output's folder, and removes per-layer folders that a killed earlier run of the same
+ * output left behind (a clean run removes its own), with a note.
+ */
+export function prepareOutputFolder(out: string, log: (line: string) => void): void {
+  const dir = dirname(out);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new InputError(
+      dir,
+      `cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+    );
+  }
+  const prefix = `.${basename(out)}${PARTS_INFIX}`;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    log(`sense: removed ${join(dir, name)}, left by an interrupted earlier run`);
   }
 }
 

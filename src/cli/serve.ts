@@ -63,6 +63,10 @@ export async function startServe(
       maxBodyBytes: o.maxBodyKb * 1024,
       apiKey,
       limits: { maxChoices: o.maxChoices, maxStop: 16 },
+      allowedHosts: (o.allowedHosts ?? '')
+        .split(',')
+        .map((h) => h.trim())
+        .filter((h) => h !== ''),
       log,
     });
   } catch (e) {

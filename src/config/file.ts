@@ -119,7 +119,13 @@ export function readConfigFile(file: string): Record<string, unknown> {
     const message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
     throw new InputError(pos ? `${file}:${pos.line}:${pos.col}` : file, `invalid YAML: ${message}`);
   }
-  const value = doc.toJS() as unknown;
+  let value: unknown;
+  try {
+    // maxAliasCount bounds how often an alias may be expanded: a "billion laughs" file is refused
+    value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (e) {
+    throw new InputError(file, `invalid YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new InputError(file, `a config file must be a mapping of option: value, got ${typeName(value)}`);

@@ -59,6 +59,11 @@ export const senseSchema = z
     out: path('sensitivity file to write (.safetensors); a JSON summary is written beside it'),
     tokenizer,
     numSeeds: int('use the first k seed examples').min(1).default(32),
+    maxLineKb: int(
+      'longest seed line in KiB (Ki characters); a longer line is refused before it is parsed or tokenised',
+    )
+      .min(1)
+      .default(4096),
     dtype: oneOf(
       ['f32', 'bf16', 'f16'],
       "storage precision of the sensitivity file (computed in fp32 either way; f16's range is narrow, bf16 is safer)",
@@ -236,8 +241,11 @@ export const evalSchema = z
     ).optional(),
     judgeApiKeyEnv: str("name of the environment variable holding the judge URL's API key").optional(),
     allowCodeExecution: bool(
-      'run model-written HumanEval code in a separate process (NOT a security sandbox)',
+      'run model-written HumanEval code, each program in a bubblewrap sandbox (docs/security.md)',
     ).default(false),
+    sandbox: bool(
+      'run HumanEval code inside bubblewrap; --no-sandbox runs it unconfined as your user (unsafe; only when bwrap cannot work here)',
+    ).default(true),
     humanevalSamples: int(
       'HumanEval completions per problem: pass@k is reported for k in 1, 10, 100 up to this',
     )
@@ -303,6 +311,9 @@ export const serveSchema = z
     )
       .min(1)
       .optional(),
+    allowedHosts: str(
+      'extra host names, comma separated, that requests may address when bound to loopback (besides localhost, 127.0.0.1, [::1]); other Host headers are refused',
+    ).optional(),
   })
   .strict();
 
@@ -391,6 +402,9 @@ export const mergeSchema = z
     maxShardSize: str(
       'split the weights into shards of at most this size, as HF does (5GB, 500MB, 2GiB)',
     ).default('5GB'),
+    force: bool(
+      'replace an existing output folder (it is replaced only once the new one is complete)',
+    ).default(false),
   })
   .strict();
 

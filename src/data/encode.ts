@@ -66,8 +66,19 @@ export interface EncodeReport {
   tokens: number;
 }
 
-/** Tokenises pieces: returns ids and the answer mask (before any length policy). */
-export function tokenizePieces(pieces: Piece[], tok: Tokenizer, opts: { addBos?: boolean } = {}): { ids: number[]; mask: number[] } {
+/**
+ * Tokenises pieces: returns ids and the answer mask (before any length policy).
+ * `mask: false` (prompts to generate from) skips the mask: each run of text is encoded once, so the
+ * cost is linear in the text. With the mask, the prefix before each change of the answer flag is
+ * encoded once more (the reference's `len(tokenize(prompt))`): pieces with the same flag are joined
+ * first, so the cost grows with the number of prompt/answer turns, not with the number of pieces.
+ */
+export function tokenizePieces(
+  pieces: Piece[],
+  tok: Tokenizer,
+  opts: { addBos?: boolean; mask?: boolean } = {},
+): { ids: number[]; mask: number[] } {
+  const wantMask = opts.mask ?? true;
   const ids: number[] = [];
   const mask: number[] = [];
   const special = (which: 'bos' | 'eos', source: string): number => {
@@ -91,25 +102,29 @@ export function tokenizePieces(pieces: Piece[], tok: Tokenizer, opts: { addBos?:
     }
     // A run of adjacent text pieces is tokenised as one string (merges may cross the prompt/answer
     // seam exactly as in the reference); each flag change is placed at the token count of the
-    // prefix before it.
+    // prefix before it. Parts are collected and joined once (no repeated string growth).
     let j = i;
-    let text = '';
+    const parts: string[] = [];
+    let length = 0;
     const cuts: Array<{ at: number; target: boolean }> = [];
     while (j < pieces.length && 'text' in pieces[j]) {
       const q = pieces[j] as { text: string; target: boolean };
-      cuts.push({ at: text.length, target: q.target });
-      text += q.text;
+      if (cuts.length === 0 || cuts[cuts.length - 1].target !== q.target) cuts.push({ at: length, target: q.target });
+      parts.push(q.text);
+      length += q.text.length;
       j++;
     }
+    const text = parts.join('');
     const runIds = text === '' ? [] : tok.encode(text, { addBos: false });
     const runMask = new Array<number>(runIds.length).fill(0);
-    for (let c = 0; c < cuts.length; c++) {
-      const from = cuts[c].at === 0 ? 0 : Math.min(runIds.length, tok.encode(text.slice(0, cuts[c].at), { addBos: false }).length);
-      const to =
-        c + 1 < cuts.length
-          ? Math.min(runIds.length, tok.encode(text.slice(0, cuts[c + 1].at), { addBos: false }).length)
-          : runIds.length;
-      for (let t = from; t < to; t++) runMask[t] = cuts[c].target ? 1 : 0;
+    if (wantMask) {
+      // token count of the prefix before each cut, each prefix encoded once
+      const starts = cuts.map((c) => (c.at === 0 ? 0 : Math.min(runIds.length, tok.encode(text.slice(0, c.at), { addBos: false }).length)));
+      for (let c = 0; c < cuts.length; c++) {
+        if (!cuts[c].target) continue;
+        const to = c + 1 < cuts.length ? starts[c + 1] : runIds.length;
+        for (let t = starts[c]; t < to; t++) runMask[t] = 1;
+      }
     }
     for (let t = 0; t < runIds.length; t++) {
       ids.push(runIds[t]);

@@ -136,8 +136,8 @@ export function toExample(file: string, rec: JsonlRecord): Example {
 }
 
 /** Reads and normalises every example of a JSONL file (k first rows with `limit`). */
-export function readExamples(path: string, opts: Pick<JsonlOptions, 'limit'> = {}): Example[] {
-  const recs = readJsonl(path, { objects: true, limit: opts.limit });
+export function readExamples(path: string, opts: Pick<JsonlOptions, 'limit' | 'maxLineChars'> = {}): Example[] {
+  const recs = readJsonl(path, { objects: true, limit: opts.limit, maxLineChars: opts.maxLineChars });
   if (recs.length === 0) throw new InputError(path, 'no examples (the file has no non-blank lines)');
   return recs.map((r) => toExample(path, r));
 }

@@ -5,14 +5,16 @@
  *
  * Two readers: `readJsonl` (whole file, synchronous: seed and training sets are at most a few MB) and
  * `streamJsonl` (async, line by line: constant memory for files of any size). Both accept gzip
- * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, and strip a UTF-8 byte-order mark. The
- * evaluation tasks read their benchmark files with `readJsonl` too.
+ * (`.gz`, e.g. HumanEval.jsonl.gz), skip blank lines, strip a UTF-8 byte-order mark, refuse lines
+ * over a length limit before parsing them, and warn once (with the line) about invalid UTF-8.
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
-import { readText } from '../io/text.js';
+import { firstInvalidUtf8Line, readText } from '../io/text.js';
+
+export { firstInvalidUtf8Line };
 
 export interface JsonlRecord<V = unknown> {
   /** 1-based line number in the (decompressed) file. */
@@ -32,7 +34,19 @@ export interface JsonlOptions {
   what?: string;
   /** Refuse a file with no records (readJsonl only). */
   nonEmpty?: boolean;
+  /**
+   * Longest line accepted, in characters (default DEFAULT_MAX_LINE_CHARS). Checked before parsing, so
+   * one huge line costs a length comparison, not gigabytes of parsing and tokenising.
+   */
+  maxLineChars?: number;
+  /** Where the one warning about invalid UTF-8 goes (default: stderr). */
+  warn?: (line: string) => void;
 }
+
+/** 4 Mi characters: far above any real example or document line, far below what hurts. */
+export const DEFAULT_MAX_LINE_CHARS = 4 * 1024 * 1024;
+
+const defaultWarn = (line: string) => process.stderr.write(`${line}\n`);
 
 function isGzip(path: string): boolean {
   return path.endsWith('.gz');
@@ -42,6 +56,13 @@ function isGzip(path: string): boolean {
 export function parseJsonlLine(source: string, line: number, text: string, opts: JsonlOptions = {}): JsonlRecord | null {
   if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.endsWith('\r')) text = text.slice(0, -1);
+  const max = opts.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
+  if (text.length > max) {
+    throw new InputError(
+      `${source}:${line}`,
+      `line of ${text.length} characters is longer than the limit of ${max} (raise it with --max-line-kb if this line is meant)`,
+    );
+  }
   if (text.trim() === '') return null;
   let value: unknown;
   try {
@@ -80,7 +101,7 @@ export function readJsonl(path: string, opts?: JsonlOptions & { objects?: true }
 export function readJsonl(path: string, opts: JsonlOptions): JsonlRecord[];
 export function readJsonl(path: string, opts: JsonlOptions = {}): JsonlRecord[] {
   const what = opts.what ?? 'JSONL file';
-  const records = parseJsonl(path, readText(path, what), opts);
+  const records = parseJsonl(path, readText(path, what, opts.warn ?? defaultWarn), opts);
   if (opts.nonEmpty && records.length === 0) throw new InputError(path, `${what} has no rows`);
   return records;
 }
@@ -110,9 +131,17 @@ export async function* streamJsonl(path: string, opts: JsonlOptions = {}): Async
   const limit = opts.limit ?? Infinity;
   let line = 0;
   let count = 0;
+  let warned = false;
   try {
     for await (const text of rl) {
       line++;
+      // the stream decoder replaces invalid UTF-8 with U+FFFD: warn once (a real U+FFFD reads the same)
+      if (!warned && text.includes('\uFFFD')) {
+        warned = true;
+        (opts.warn ?? defaultWarn)(
+          `warning: ${path}:${line}: U+FFFD in the text (invalid UTF-8 in the file?); such bytes are read as U+FFFD`,
+        );
+      }
       const rec = parseJsonlLine(path, line, text, opts);
       if (!rec) continue;
       yield rec;

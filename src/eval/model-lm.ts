@@ -26,6 +26,7 @@
 import { basename } from 'node:path';
 import { generate } from '../model/generate.js';
 import { padBatch } from '../model/batch.js';
+import { checkFiniteParams } from '../model/params.js';
 import { LlamaModel } from '../model/model.js';
 import { loadModelSource } from '../io/load.js';
 import type { Tokenizer } from '../model/tokenizer.js';
@@ -76,6 +77,8 @@ export function loadModelLM(path: string, opts: LoadModelLMOptions = {}): Loaded
   let model: LlamaModel;
   try {
     model = LlamaModel.load(src);
+    // a damaged file would generate empty text silently: refuse it naming the tensor
+    checkFiniteParams(model.params, src.weights.source);
   } finally {
     src.weights.close();
   }

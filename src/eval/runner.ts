@@ -86,7 +86,7 @@ export interface EvalOptions {
   /** Generation budget per task (or one for all). */
   maxNewTokens?: number | Record<string, number>;
   judge?: Judge;
-  /** Run model-written HumanEval code (see execute.ts: not a security sandbox). */
+  /** Run model-written HumanEval code (sandboxed unless humaneval.exec.sandbox is false; see execute.ts). */
   allowCodeExecution?: boolean;
   humaneval?: {
     samples?: number;

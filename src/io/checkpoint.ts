@@ -8,7 +8,12 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
-import { expectedShape, expectedTensorNames } from '../model/config.js';
+import {
+  expectedShape,
+  expectedTensorCount,
+  expectedTensorNames,
+  firstMissingTensor,
+} from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
 import type { HalfArray } from '../engine/half.js';
 import { writeJsonAtomic } from './atomic.js';
@@ -204,6 +209,16 @@ export function openHfModel(folder: string): HfModel {
 }
 
 function checkAgainstConfig(w: FolderWeights, c: ModelConfig, cfgPath: string): void {
+  // counted before listed: a config claiming millions of layers is refused without building the list
+  const wantCount = expectedTensorCount(c);
+  const held = w.names().length;
+  if (wantCount > held) {
+    const gap = firstMissingTensor(c, (n) => w.has(n));
+    throw new InputError(
+      w.source,
+      `missing tensor "${gap}": ${cfgPath} (${describe(c)}) requires ${wantCount} tensors but the weights hold only ${held}`,
+    );
+  }
   const expected = expectedTensorNames(c);
   const want = new Set(expected);
   const more = (k: number) => (k > 1 ? ` (and ${k - 1} more)` : '');

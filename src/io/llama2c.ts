@@ -97,6 +97,16 @@ function toHeader(path: string, p: number[], version: 0 | 1, headerBytes: number
   };
 }
 
+/** File size in bytes that the header implies (exact, in BigInt: absurd headers overflow doubles). */
+function expectedBytes(h: Header): bigint {
+  const [d, f, L, V] = [h.dim, h.hidden, h.layers, h.vocab].map(BigInt);
+  const kv = BigInt((h.dim / h.heads) * h.kvHeads);
+  const perLayer = 2n * d + d * d + 2n * kv * d + d * d + 3n * f * d;
+  let floats = V * d + L * perLayer + d + (h.shared ? 0n : V * d);
+  if (h.version === 0) floats += 2n * BigInt(h.seqLen) * BigInt(h.dim / h.heads / 2);
+  return BigInt(h.headerBytes) + 4n * floats;
+}
+
 /** The tensors in file order: [HF name, shape] per array, with llama2.c's per-kind stacking across layers. */
 function layout(h: Header): Array<{ name: string | null; shape: number[] }> {
   const { dim: d, hidden: f, layers: L, vocab: V } = h;
@@ -140,10 +150,10 @@ export function readLlama2c(path: string): Llama2cModel {
   try {
     const size = fstatSync(fd).size;
     const h = readHeader(path, fd, size);
-    const items = layout(h);
-    const floats = items.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-    const expected = h.headerBytes + 4 * floats;
-    if (size !== expected) {
+    // the size the header implies, computed before anything is laid out or allocated: a small file
+    // whose header claims millions of layers is refused at once
+    const expected = expectedBytes(h);
+    if (BigInt(size) !== expected) {
       const what = `dim ${h.dim}, hidden_dim ${h.hidden}, n_layers ${h.layers}, n_heads ${h.heads}, n_kv_heads ${h.kvHeads}, vocab ${h.vocab}${h.shared ? '' : ' (untied)'}, seq_len ${h.seqLen}`;
       throw new InputError(
         path,
@@ -151,6 +161,7 @@ export function readLlama2c(path: string): Llama2cModel {
           (size < expected ? ' (truncated?)' : ''),
       );
     }
+    const items = layout(h);
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
     let pos = h.headerBytes;
     for (const t of items) {

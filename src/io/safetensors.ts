@@ -266,19 +266,33 @@ function parseHeader(path: string, fd: number, size: number) {
     }
     entries.set(name, parseEntry(path, name, v, dataBytes));
   }
-  // Tensors may not share bytes: sort by start and compare each with the previous end.
-  const sorted = [...entries.entries()]
-    .filter(([, e]) => e.end > e.begin)
-    .sort((a, b) => a[1].begin - b[1].begin);
-  for (let i = 1; i < sorted.length; i++) {
-    const [pn, p] = sorted[i - 1],
-      [cn, c] = sorted[i];
-    if (c.begin < p.end) {
+  // As the reference implementation validates: tensors, sorted by offset, tile the data section
+  // exactly: no shared bytes, no holes between them, no bytes after the last one.
+  const sorted = [...entries.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  let expected = 0;
+  let prev: [string, SafetensorsEntry] | null = null;
+  for (const [cn, c] of sorted) {
+    if (c.begin < expected && prev !== null) {
+      const [pn, p] = prev;
       throw new InputError(
         path,
         `tensor "${cn}" (bytes ${c.begin}..${c.end}) overlaps tensor "${pn}" (bytes ${p.begin}..${p.end})`,
       );
     }
+    if (c.begin > expected) {
+      throw new InputError(
+        path,
+        `${c.begin - expected} unused bytes (${expected}..${c.begin}) before tensor "${cn}": the tensors must follow each other without holes`,
+      );
+    }
+    expected = c.end;
+    prev = [cn, c];
+  }
+  if (expected !== dataBytes) {
+    throw new InputError(
+      path,
+      `${dataBytes - expected} trailing bytes after the last tensor (the data section is ${dataBytes} bytes, the tensors end at ${expected})`,
+    );
   }
   return { entries, metadata, dataStart };
 }

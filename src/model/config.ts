@@ -45,21 +45,51 @@ export function contextLength(c: ModelConfig): number {
   return c.slidingWindow ? Math.min(c.maxPositionEmbeddings, c.slidingWindow) : c.maxPositionEmbeddings;
 }
 
+/** Names of the tensors of decoder layer i in HF layout. */
+export function layerNames(c: ModelConfig, i: number): string[] {
+  const names: string[] = [];
+  const p = `model.layers.${i}`;
+  for (const m of ['q', 'k', 'v', 'o']) {
+    names.push(`${p}.self_attn.${m}_proj.weight`);
+    if (m !== 'o' ? c.attentionBias : c.oBias) names.push(`${p}.self_attn.${m}_proj.bias`);
+  }
+  for (const m of ['gate', 'up', 'down']) {
+    names.push(`${p}.mlp.${m}_proj.weight`);
+    if (c.mlpBias) names.push(`${p}.mlp.${m}_proj.bias`);
+  }
+  names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
+  return names;
+}
+
+/**
+ * How many tensors config c implies, computed without listing them: compared with what the files
+ * hold before any list is built, so a config claiming millions of layers costs nothing.
+ */
+export function expectedTensorCount(c: ModelConfig): number {
+  const perLayer = 9 + (c.attentionBias ? 3 : 0) + (c.oBias ? 1 : 0) + (c.mlpBias ? 3 : 0);
+  return 2 + c.numLayers * perLayer + (c.tieWordEmbeddings ? 0 : 1);
+}
+
+/**
+ * The first tensor config c implies that `has` lacks, or null. Names are made one layer at a time and
+ * the search stops at the first gap, so the work is bounded by what the files hold, not by what a
+ * (possibly absurd) config claims.
+ */
+export function firstMissingTensor(c: ModelConfig, has: (name: string) => boolean): string | null {
+  if (!has('model.embed_tokens.weight')) return 'model.embed_tokens.weight';
+  for (let i = 0; i < c.numLayers; i++) {
+    const gap = layerNames(c, i).find((n) => !has(n));
+    if (gap !== undefined) return gap;
+  }
+  if (!has('model.norm.weight')) return 'model.norm.weight';
+  if (!c.tieWordEmbeddings && !has('lm_head.weight')) return 'lm_head.weight';
+  return null;
+}
+
 /** Names of the tensors of a LLaMA-family model in HF layout, for one config. */
 export function expectedTensorNames(c: ModelConfig): string[] {
   const names = ['model.embed_tokens.weight'];
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    for (const m of ['q', 'k', 'v', 'o']) {
-      names.push(`${p}.self_attn.${m}_proj.weight`);
-      if (m !== 'o' ? c.attentionBias : c.oBias) names.push(`${p}.self_attn.${m}_proj.bias`);
-    }
-    for (const m of ['gate', 'up', 'down']) {
-      names.push(`${p}.mlp.${m}_proj.weight`);
-      if (c.mlpBias) names.push(`${p}.mlp.${m}_proj.bias`);
-    }
-    names.push(`${p}.input_layernorm.weight`, `${p}.post_attention_layernorm.weight`);
-  }
+  for (let i = 0; i < c.numLayers; i++) names.push(...layerNames(c, i));
   names.push('model.norm.weight');
   if (!c.tieWordEmbeddings) names.push('lm_head.weight');
   return names;

@@ -10,7 +10,14 @@ import { alloc, allocFrom, getPrecision } from '../engine/alloc.js';
 import { kernels } from '../engine/backend.js';
 import { HalfArray } from '../engine/half.js';
 import { InputError } from '../errors.js';
-import { expectedShape, expectedTensorNames, type ModelConfig } from './config.js';
+import {
+  expectedShape,
+  expectedTensorNames,
+  expectedTensorCount,
+  firstMissingTensor,
+  layerNames,
+  type ModelConfig,
+} from './config.js';
 import type { WeightSource } from './weights.js';
 
 type F32 = Float32Array;
@@ -155,8 +162,31 @@ export class ParamStore {
 
 /** Names of the tensors of decoder layer i under config c. */
 export function layerTensorNames(c: ModelConfig, i: number): string[] {
-  const prefix = `model.layers.${i}.`;
-  return expectedTensorNames(c).filter((n) => n.startsWith(prefix));
+  return layerNames(c, i);
+}
+
+/**
+ * Refuses NaN or infinite weights, naming the tensor: a damaged file would otherwise generate empty
+ * text or NaN losses with no hint of where they come from. One pass, cheap next to reading the bytes.
+ */
+export function checkFinite(source: string, name: string, data: ArrayLike<number>): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      throw new InputError(
+        source,
+        `tensor ${name} holds ${v} at index ${i}: the weights are damaged (NaN or infinite values)`,
+      );
+    }
+  }
+}
+
+/**
+ * Refuses a store holding NaN or infinite weights, naming the first such tensor (for models loaded
+ * to generate text: with them the model writes empty text with no hint why).
+ */
+export function checkFiniteParams(store: ParamStore, source: string): void {
+  for (const name of store.names()) checkFinite(source, name, store.get(name).data);
 }
 
 function checkShape(ws: WeightSource, c: ModelConfig, name: string): void {
@@ -230,7 +260,11 @@ export function loadLayerParams(ws: WeightSource, c: ModelConfig, i: number): Pa
  * of a tied model is ignored (HF itself ignores it when tie_word_embeddings is true).
  */
 export function loadOuterParams(ws: WeightSource, c: ModelConfig): ParamStore {
-  const names = expectedTensorNames(c).filter((n) => !n.startsWith('model.layers.'));
+  const names = [
+    'model.embed_tokens.weight',
+    'model.norm.weight',
+    ...(c.tieWordEmbeddings ? [] : ['lm_head.weight']),
+  ];
   const store = loadParams(ws, c, names);
   if (c.tieWordEmbeddings) store.alias('lm_head.weight', 'model.embed_tokens.weight');
   return store;
@@ -238,12 +272,29 @@ export function loadOuterParams(ws: WeightSource, c: ModelConfig): ParamStore {
 
 /** Refuses tensors the config does not explain (a wrong config would otherwise load silently). */
 export function checkNoExtraTensors(ws: WeightSource, c: ModelConfig): void {
+  checkTensorCount(ws, c);
   const expected = new Set(expectedTensorNames(c));
   if (c.tieWordEmbeddings) expected.add('lm_head.weight');
   const extra = ws.names().filter((n) => !expected.has(n) && !IGNORABLE.test(n));
   if (extra.length > 0) {
     const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
     throw new InputError(ws.source, `tensors not explained by the model config: ${shown}`);
+  }
+}
+
+/**
+ * Refuses a config that implies more tensors than the weights hold, before any list of names is
+ * built (a config.json claiming 10 million layers would otherwise exhaust memory first).
+ */
+export function checkTensorCount(ws: WeightSource, c: ModelConfig): void {
+  const want = expectedTensorCount(c);
+  const held = ws.names().length;
+  if (want > held) {
+    const gap = firstMissingTensor(c, (n) => ws.has(n));
+    throw new InputError(
+      ws.source,
+      `missing tensor ${gap} (required by the model config: ${want} tensors for ${c.numLayers} layers, the weights hold ${held})`,
+    );
   }
 }
 

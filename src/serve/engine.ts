@@ -198,7 +198,8 @@ export class ServeEngine {
 
   private chatIds(messages: ChatMessageIn[]): number[] {
     try {
-      return tokenizePieces(renderPrompt(messages, this.chat), this.tokenizer, { addBos: true }).ids;
+      return tokenizePieces(renderPrompt(messages, this.chat), this.tokenizer, { addBos: true, mask: false })
+        .ids;
     } catch (e) {
       throw new ApiError(
         400,
@@ -244,8 +245,15 @@ export class ServeEngine {
     const onDelta = hooks.onDelta ?? (() => {});
     const cancelled = hooks.cancelled ?? (() => false);
     const p = req.params;
+    refuseOversizedText(req, this.info.contextLength);
     const prompts =
-      req.kind === 'chat' ? [this.chatIds(req.messages)] : req.prompts.map((x) => this.promptIds(x));
+      req.kind === 'chat'
+        ? [this.chatIds(req.messages)]
+        : req.prompts.map((x) => {
+            if (cancelled()) throw new Cancelled();
+            return this.promptIds(x);
+          });
+    if (cancelled()) throw new Cancelled();
     const budgets = prompts.map((ids) =>
       this.budget(ids.length, p.maxTokens, req.kind === 'chat' ? 'messages' : 'prompt'),
     );
@@ -305,6 +313,31 @@ export class ServeEngine {
     });
     return { choices, promptTokens, completionTokens };
   }
+}
+
+/**
+ * No token of a real vocabulary spans more characters than this; a prompt with more characters than
+ * the context times this cannot fit, and is refused before any tokenising (the request limit checked
+ * early, so an oversized request costs a length check, not the worker's time).
+ */
+export const MAX_CHARS_PER_TOKEN = 64;
+
+function refuseOversizedText(req: GenerationRequest, contextLength: number): void {
+  const limit = contextLength * MAX_CHARS_PER_TOKEN;
+  // one prompt per chat (all its messages); each completion prompt on its own
+  const sizes =
+    req.kind === 'chat'
+      ? [req.messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), 0)]
+      : req.prompts.map((x) => ('text' in x ? x.text.length : 0));
+  const chars = Math.max(0, ...sizes);
+  if (chars > limit)
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${contextLength} tokens. However, your ${req.kind === 'chat' ? 'messages have' : 'prompt has'} ${chars} characters, more than ${contextLength} tokens can hold.`,
+      'invalid_request_error',
+      req.kind === 'chat' ? 'messages' : 'prompt',
+      'context_length_exceeded',
+    );
 }
 
 function finishOf(r: ModelFinish): 'stop' | 'length' {

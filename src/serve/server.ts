@@ -13,7 +13,9 @@
  *
  * Every failure is a JSON error `{"error": {message, type, param, code}}` with a 4xx/5xx status:
  * 400 malformed JSON / wrong fields, 401 missing or wrong API key (when one is configured), 404
- * unknown route or model, 405 wrong method, 413 body over the limit, 429 queue full, 500/503 model
+ * unknown route or model, 405 wrong method, 413 body over the limit, 415 a body that is not
+ * application/json, 403 a Host header other than loopback's when bound to loopback (DNS
+ * rebinding), 429 queue full, 500/503 model
  * worker failures. Bodies are read up to `maxBodyBytes`; generation runs in a worker thread behind a
  * bounded queue (scheduler.ts), so the server keeps answering while the model computes.
  */
@@ -47,6 +49,11 @@ export interface ServerOptions {
   limits: ProtocolLimits;
   /** One line per request (method, path, status, seconds) and server notes. */
   log?: (line: string) => void;
+  /**
+   * Host names (besides localhost, 127.x.x.x and ::1) that requests may be addressed to when the
+   * server is bound to loopback. Any other Host header is refused (DNS rebinding defence).
+   */
+  allowedHosts?: string[];
 }
 
 export interface RunningServer {
@@ -68,6 +75,35 @@ const ROUTES: Record<string, readonly string[]> = {
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** The host name of a Host header ("a:80" -> "a", "[::1]:80" -> "::1"), lower case; null when absent. */
+export function hostName(header: string | undefined): string | null {
+  if (header === undefined || header === '') return null;
+  const h = header.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end < 0 ? h : h.slice(1, end);
+  }
+  const colon = h.indexOf(':');
+  return colon < 0 ? h : h.slice(0, colon);
+}
+
+/**
+ * Whether a request addressed to `header` may be answered by a server bound to `bound`. Bound to
+ * loopback, only loopback names (and `extra`) are accepted: a web page whose DNS name is rebound to
+ * 127.0.0.1 sends its own name as Host and is refused. Bound elsewhere, the operator chose to be
+ * reachable under any name (and should set an API key).
+ */
+export function hostAllowed(
+  header: string | undefined,
+  bound: string,
+  extra: readonly string[] = [],
+): boolean {
+  if (!isLoopback(bound)) return true;
+  const name = hostName(header);
+  if (name === null) return false;
+  return isLoopback(name) || extra.some((e) => e.toLowerCase() === name);
 }
 
 function sendJson(
@@ -169,6 +205,17 @@ export function startServer(
     res: ServerResponse,
   ): Promise<void> {
     const raw = await readBody(req, o.maxBodyBytes);
+    // JSON only: a browser sends a cross-site POST without a preflight only as text/plain, form or
+    // multipart, so requiring application/json keeps web pages from driving the model
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/json')
+      throw new ApiError(
+        415,
+        `the request body must be JSON sent with "Content-Type: application/json" (got ${type === '' ? 'no content type' : JSON.stringify(type)})`,
+        'invalid_request_error',
+        null,
+        'unsupported_media_type',
+      );
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
@@ -290,6 +337,15 @@ export function startServer(
     method: string,
     path: string,
   ): Promise<void> {
+    if (!hostAllowed(req.headers.host, o.host, o.allowedHosts)) {
+      throw new ApiError(
+        403,
+        `requests addressed to Host ${JSON.stringify(req.headers.host ?? '')} are refused: this server listens on loopback and answers only localhost, 127.0.0.1 and [::1]${(o.allowedHosts ?? []).length > 0 ? ` and ${o.allowedHosts!.join(', ')}` : ''} (see --allowed-hosts)`,
+        'invalid_request_error',
+        null,
+        'host_not_allowed',
+      );
+    }
     if (path.startsWith('/v1/') && !authorized(req)) {
       throw new ApiError(
         401,

@@ -13,6 +13,7 @@
  *   --jobs is: the kernels' reductions depend on the thread count, and the table must not depend on
  *   --jobs.
  * - A child whose runner dies (kill -9) ends itself (orphan-guard.ts), so a rerun never races it.
+ * - One run per folder at a time (lock.ts): a second one is refused instead of mixing configurations.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { Experiment } from './config.js';
+import { lockRunFolder } from './lock.js';
 import { buildPlan, PLAN_FILE, RESULT_FILE, type Job, type Plan } from './plan.js';
 import { buildTable, tableMarkdown, writeTable, type ResultsTable } from './table.js';
 
@@ -119,6 +121,21 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   if (!Number.isInteger(opts.jobs) || opts.jobs < 1)
     throw new InputError('--jobs', `must be a positive integer, got ${opts.jobs}`);
   mkdirSync(out, { recursive: true });
+  const lock = lockRunFolder(out, log);
+  try {
+    return await runLocked(exp, opts, out, log, t0);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(
+  exp: Experiment,
+  opts: RunOptions,
+  out: string,
+  log: (line: string) => void,
+  t0: number,
+): Promise<RunSummary> {
   const plan = buildPlan(exp, out);
 
   const conflicts: string[] = [];

@@ -15,8 +15,8 @@
  * - A llama2.c student is imported in the HF layout (q/k rows permuted, src/io/load.ts), so its
  *   adapter's deltas add as they are; its tokenizer.bin becomes a tokenizer.json as in `nuggets convert`.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { readJsonFile } from '../io/json.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
@@ -117,6 +117,8 @@ export interface MergeOptions {
   dtype: 'f32' | 'f16' | 'bf16';
   /** Largest weight file, as transformers' max_shard_size ("5GB" when absent). */
   maxShardSize?: string;
+  /** Replace an existing, non-empty output folder (default: refuse). */
+  force?: boolean;
 }
 
 export interface MergeContext {
@@ -252,8 +254,18 @@ export function runMerge(
     throw new InputError(o.out, 'holds an adapter; write the merged model to another folder');
   }
   const maxShardBytes = parseShardSize(o.maxShardSize ?? '5GB'); // a bad size fails before any work
+  const existing = existsSync(o.out) ? statSync(o.out) : null;
+  if (existing !== null && !existing.isDirectory()) throw new InputError(o.out, 'exists and is not a folder');
+  const occupied = existing !== null && readdirSync(o.out).length > 0;
+  if (occupied && !o.force)
+    throw new InputError(o.out, 'already exists; choose another folder or pass --force to replace it');
   const src = loadModelSource(o.student, { tokenizer: o.tokenizer });
+  // Everything goes to a temporary sibling folder first, renamed into place once complete: a merge
+  // that fails half-way leaves no half-written model, and --force replaces the old one only then.
+  const final = resolve(o.out);
+  const tmp = `${final}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   try {
+    mkdirSync(tmp, { recursive: true });
     const adapter = readAdapter(o.adapter, src.config);
     const merged = mergeModel(src, adapter.modules);
     const dtype = o.dtype.toUpperCase() as 'F32' | 'F16' | 'BF16';
@@ -261,10 +273,10 @@ export function runMerge(
       ...merged.config,
       torchDtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype],
     };
-    writeHfModel(o.out, outConfig, merged, { dtype, maxShardBytes });
-    writeTokenizerFiles(o.out, src, o);
+    writeHfModel(tmp, outConfig, merged, { dtype, maxShardBytes });
+    writeTokenizerFiles(tmp, src, o);
     const { training, manifest, seeds } = provenance(o.adapter);
-    writeFileAtomic(join(o.out, 'README.md'), [
+    writeFileAtomic(join(tmp, 'README.md'), [
       modelCard({
         out: o.out,
         student: o.student,
@@ -280,6 +292,7 @@ export function runMerge(
         dtype: o.dtype,
       }),
     ]);
+    publishFolder(tmp, final);
     return {
       out: o.out,
       files: readdirSync(o.out)
@@ -290,5 +303,23 @@ export function runMerge(
     };
   } finally {
     src.weights.close();
+    rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** Renames the finished folder `tmp` to `final`, replacing what is there (moved aside, then removed). */
+function publishFolder(tmp: string, final: string): void {
+  if (!existsSync(final)) {
+    renameSync(tmp, final);
+    return;
+  }
+  const old = `${final}.old-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  renameSync(final, old);
+  try {
+    renameSync(tmp, final);
+  } catch (e) {
+    renameSync(old, final);
+    throw e;
+  }
+  rmSync(old, { recursive: true, force: true });
 }

@@ -113,6 +113,26 @@ export interface TrainResult {
   log: TrainerLogRecord[];
 }
 
+/**
+ * Training that went astray (a non-finite loss or gradient, or a loss far beyond its start): an
+ * expected failure of the chosen hyperparameters, reported in one line naming --learning-rate.
+ */
+export class TrainingDiverged extends InputError {
+  constructor(learningRate: number, what: string) {
+    super(`--learning-rate ${learningRate}`, `${what}; lower the learning rate`);
+    this.name = 'TrainingDiverged';
+  }
+}
+
+/**
+ * The loss above which training counts as diverged: 4 x the first update's loss, and at least that
+ * loss plus ln(vocab) (one uniform guess worse than the start), so noisy batches of a low-loss
+ * fine-tune do not trip it while a run whose logits blow up stops long before NaN.
+ */
+export function divergenceLimit(startLoss: number, vocabSize: number): number {
+  return Math.max(4 * startLoss, startLoss + Math.log(vocabSize));
+}
+
 function checkHyper(h: TrainHyper): void {
   const positiveInt = (v: number, name: string) => {
     if (!(Number.isInteger(v) && v >= 1)) throw new InputError(name, `must be a positive integer, got ${v}`);
@@ -296,6 +316,8 @@ export function train(input: TrainerInput): TrainResult {
 
   let lastCheckpoint: string | null = null;
   let lastSavedStep = -1;
+  /** The first update's loss in this session: the reference for the divergence stop. */
+  let startLoss: number | null = null;
   let lastEpochLoss: number | null = null;
   const save = (): string => {
     lastCheckpoint = saveCheckpoint(
@@ -362,13 +384,22 @@ export function train(input: TrainerInput): TrainResult {
         tokens += g.tokens;
         const loss = g.loss;
         if (!Number.isFinite(loss)) {
-          throw new Error(
-            `training loss is ${loss} at update ${step + 1} (lines ${rows.map((r) => r.line).join(', ')}); lower the learning rate`,
+          throw new TrainingDiverged(
+            h.learningRate,
+            `training loss is ${loss} at update ${step + 1} (lines ${rows.map((r) => r.line).join(', ')})`,
+          );
+        }
+        startLoss ??= loss;
+        const limit = divergenceLimit(startLoss, model.config.vocabSize);
+        if (loss > limit) {
+          throw new TrainingDiverged(
+            h.learningRate,
+            `training diverged: loss ${loss.toFixed(4)} at update ${step + 1}, far beyond its start ${startLoss.toFixed(4)} (limit ${limit.toFixed(4)})`,
           );
         }
         const norm = clipGradNorm(params.grad, h.maxGradNorm);
         if (!Number.isFinite(norm))
-          throw new Error(`gradient norm is ${norm} at update ${step + 1}; lower the learning rate`);
+          throw new TrainingDiverged(h.learningRate, `gradient norm is ${norm} at update ${step + 1}`);
         opt.update(params.data, params.grad, schedule.lrAt(step));
         step++;
         acc.logLossSum += loss;

@@ -11,9 +11,10 @@
  * - pass@k: the unbiased estimator of Chen et al., 1 - C(n-c, k)/C(n, k), computed in the stable
  *   product form 1 - prod_{i=n-c+1..n} (1 - k/i); averaged over problems. Reported for each requested
  *   k <= n (n = samples per problem).
- * Execution happens ONLY when the caller opts in (allowCodeExecution); see execute.ts for what the
- * limits do and do not protect against (it is not a security sandbox). Without the opt-in the
- * completions are generated and logged, and no pass@k is reported.
+ * Execution happens ONLY when the caller opts in (allowCodeExecution), and then inside the
+ * bubblewrap sandbox of execute.ts (docs/security.md), unless the caller also opts out of that
+ * (exec.sandbox false). Without the opt-in the completions are generated and logged, and no pass@k
+ * is reported.
  */
 import { InputError } from '../../errors.js';
 import { DEFAULT_EXEC_LIMITS, checkExecutionWorks, mapPool, runPythonProgram, type ExecOptions, type ExecResult } from '../execute.js';
@@ -85,6 +86,7 @@ export interface CheckResult {
   exitCode: number | null;
   signal: string | null;
   wallMs: number;
+  sandbox: ExecResult['sandbox'];
   network: ExecResult['network'];
   /** The tail of stderr (the assertion or exception), for the samples log. */
   stderrTail: string;
@@ -113,6 +115,7 @@ export async function checkCompletions(
         exitCode: r.exitCode,
         signal: r.signal,
         wallMs: r.wallMs,
+        sandbox: r.sandbox,
         network: r.network,
         stderrTail: r.stderr.slice(-1000),
       } satisfies CheckResult;
@@ -133,7 +136,7 @@ export interface HumanEvalOptions {
   /** k values for pass@k; those above n are skipped. Default [1, 10, 100]. */
   ks?: number[];
   maxTokens?: number;
-  /** Explicit opt-in to run model-written code (not a security sandbox). */
+  /** Explicit opt-in to run model-written code (in the sandbox unless exec.sandbox is false). */
   allowCodeExecution?: boolean;
   exec?: ExecOptions & { concurrency?: number };
   task?: string;
@@ -179,6 +182,7 @@ export async function runHumanEval(ctx: TaskContext, opts: HumanEvalOptions): Pr
     }
   });
   const network = checks?.flat()[0]?.network;
+  const sandbox = checks?.flat()[0]?.sandbox;
   return {
     task: opts.task ?? 'humaneval',
     version: 1,
@@ -200,8 +204,17 @@ export async function runHumanEval(ctx: TaskContext, opts: HumanEvalOptions): Pr
       execution: checks
         ? {
             enabled: true,
-            note: 'each program in its own python3 process, temp dir, process-group timeout, rlimits; NOT a security sandbox',
-            network: network === 'unshare' ? 'cut off (unshare -rn)' : 'NOT isolated (unshare -rn unavailable)',
+            note:
+              sandbox === 'bwrap'
+                ? 'each program in its own bubblewrap sandbox (user, PID, network, IPC namespaces; read-only /usr; private tmpfs; clean environment), hard deadline, rlimits'
+                : 'NO SANDBOX (--no-sandbox): each program a plain process of the user in a temp dir, process-group deadline, rlimits',
+            sandbox: sandbox === 'bwrap' ? 'bubblewrap' : 'none (opted out)',
+            network:
+              network === 'bwrap'
+                ? 'cut off (bubblewrap network namespace)'
+                : network === 'unshare'
+                  ? 'cut off (unshare -rn)'
+                  : 'NOT isolated (unshare -rn unavailable)',
             limits: {
               ...DEFAULT_EXEC_LIMITS,
               cpuSeconds: Math.max(1, Math.ceil((opts.exec?.timeoutMs ?? DEFAULT_EXEC_LIMITS.timeoutMs) / 1000)),
