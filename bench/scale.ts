@@ -89,7 +89,7 @@ function seedFile(n: number): string {
 }
 
 async function train05(rec: Recorder): Promise<void> {
-  const s: Spec & { weight_dtype?: string; autocast?: string } = {
+  const s: Spec & { autocast?: string } = {
     ...TRAIN_SPEC,
     vocab: 151936,
     d: 896,
@@ -126,7 +126,7 @@ async function train05(rec: Recorder): Promise<void> {
       s.threads,
     );
   }
-  const f32 = child(s);
+  const f32 = child({ ...s, weight_dtype: 'f32' });
   const bf16 = child({ ...s, weight_dtype: 'bf16' });
   const tps = (r: ChildResult) => r.tokens_per_step / r.best_seconds;
   const base = pt ? rec.record('0.5B lora step pytorch fp32', tps(pt), 'tokens/s') : null;
@@ -177,7 +177,8 @@ async function sense7b(rec: Recorder): Promise<void> {
   rec.record('sense 7B CPU-seconds a seed', t.cpuSeconds / 2, 'CPU-s');
   rec.note(
     `32 seeds on this machine: ~${(((t.seconds / 2) * 32) / 60).toFixed(0)} min; --shard i/n over n machines divides it`,
-  );
+  ); // the 13.5 GB sensitivity file is not kept: extract needs the disk for the 13B files
+  rmSync(dirname(out), { recursive: true, force: true });
 }
 
 /**

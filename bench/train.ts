@@ -23,6 +23,11 @@ import type { Recorder } from './lib.js';
 import { PYTHON, childSpec, maxRssKb, runChild, runSelfChild, torchUnavailable } from './child.js';
 import { benchWeights, parameterCount, specConfig, type LlamaSpec } from './llama.js';
 import { LlamaModel } from '../src/model/model.js';
+import type { ModelConfig } from '../src/model/config.js';
+import type { WeightSource } from '../src/model/weights.js';
+import { HalfArray } from '../src/engine/half.js';
+import { f32ToBf16 } from '../src/engine/dtype.js';
+import { RandomInitWeights } from '../src/io/random-model.js';
 import { kernels } from '../src/engine/backend.js';
 import { Rng } from '../src/engine/rng.js';
 import type { EncodedExample } from '../src/data/encode.js';
@@ -46,6 +51,8 @@ export interface Spec extends LlamaSpec {
   reps: number;
   warmup: number;
   threads: number;
+  /** Scale bench: frozen weights drawn lazily, kept f32 or bf16 in memory (default: the fast in-memory draw). */
+  weight_dtype?: 'f32' | 'bf16';
 }
 
 export interface ChildResult {
@@ -100,10 +107,31 @@ function benchRows(s: Spec): EncodedExample[] {
   });
 }
 
+/**
+ * The frozen weights: the fast in-memory draw by default; with `weight_dtype` (the scale bench), drawn
+ * tensor by tensor as the model loads, so the peak RSS is the model's alone, and for 'bf16' handed over
+ * as bf16 bits, which the model keeps half (as it does with a bf16 checkpoint).
+ */
+function childWeights(s: Spec, c: ModelConfig): WeightSource {
+  if (!s.weight_dtype) return benchWeights(c);
+  const draw = new RandomInitWeights(c, 1, 0.02);
+  if (s.weight_dtype === 'f32') return draw;
+  const matrix = (name: string) => draw.info(name).shape.length === 2;
+  return {
+    source: `${draw.source} as bf16`,
+    names: () => draw.names(),
+    has: (name) => draw.has(name),
+    info: (name) => ({ ...draw.info(name), dtype: matrix(name) ? 'BF16' : 'F32' }),
+    get: (name) => draw.get(name),
+    getStored: (name) => (matrix(name) ? new HalfArray('bf16', f32ToBf16(draw.get(name))) : draw.get(name)),
+    close: () => draw.close(),
+  };
+}
+
 /** The nuggets child: LoRA training steps; prints one JSON line. */
 function child(s: Spec): void {
   const c = specConfig(s, s.seq);
-  const model = LlamaModel.load({ config: c, weights: benchWeights(c) });
+  const model = LlamaModel.load({ config: c, weights: childWeights(s, c) });
   // PEFT default init, then B made non-zero so that every LoRA product carries a real signal
   const rng = new Rng(3);
   for (const ref of moduleRefs(LAYER_KINDS, c.numLayers)) {
