@@ -19,7 +19,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import type { Recorder } from './lib.js';
+import { benchHelpers, type Recorder } from './lib.js';
 import { PYTHON, childSpec, maxRssKb, runChild, runSelfChild, torchUnavailable } from './child.js';
 import { benchWeights, parameterCount, specConfig, type LlamaSpec } from './llama.js';
 import { LlamaModel } from '../src/model/model.js';
@@ -122,6 +122,25 @@ function child(s: Spec): void {
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
+/**
+ * Model FLOP/s of fwd+bwd (PaLM's count: 6 N + 12 L d T a token, N the matrix parameters with lm_head)
+ * as a fraction of OpenBLAS sgemm called from C on this machine in this run, at the model's largest
+ * product (the MLP: rows = tokens, d -> MLP width): how much of the machine's GEMM speed the whole
+ * training step keeps, with attention, norms and everything between the products included.
+ */
+function sgemmFraction(rec: Recorder, s: Spec, rows: number, tokensPerSecond: number): void {
+  const { helpers, error } = benchHelpers();
+  if (!helpers) return rec.note(`sgemm fraction skipped: ${error}`);
+  const perLayer = s.d * s.d * 2 + 2 * s.d * ((s.d / s.heads) * s.kv_heads) + 3 * s.d * s.mlp;
+  const N = s.layers * perLayer + s.vocab * s.d;
+  const flopsPerToken = 6 * N + 12 * s.layers * s.d * s.seq;
+  const modelGflops = (flopsPerToken * tokensPerSecond) / 1e9;
+  const secs = helpers.benchSgemmDirect(rows, s.mlp, s.d, 5);
+  const sgemm = (2 * rows * s.mlp * s.d) / secs / 1e9;
+  const base = rec.record(`openblas sgemm from C ${rows}x${s.mlp}x${s.d}`, sgemm, 'GFLOP/s');
+  rec.record(`model fwd+bwd nuggets ${rows} tokens model GFLOP/s / sgemm`, modelGflops, 'GFLOP/s', base);
+}
+
 export async function run(rec: Recorder): Promise<void> {
   const s = SPEC;
   const params = parameterCount(modelConfig(s));
@@ -167,6 +186,7 @@ export async function run(rec: Recorder): Promise<void> {
     rec.note(
       `B${r.B}: loss nuggets ${r.loss.toFixed(4)}${p ? `, pytorch ${p.loss.toFixed(4)}` : ''} (ln V = ${Math.log(s.vocab).toFixed(4)})`,
     );
+    sgemmFraction(rec, s, r.B * r.T, tps);
   }
   if (pt) rec.record('model fwd+bwd peak RSS pytorch', pt.max_rss_kb / 1024, 'MiB');
   rec.record(
