@@ -11,6 +11,7 @@ import { registerServe } from './serve.js';
 import { registerSense } from './sense.js';
 import { registerExtract } from './extract.js';
 import { registerTrain } from './train.js';
+import { registerDistillData } from './distill-data.js';
 import { registerMerge } from './merge.js';
 import { registerExperiment } from './experiment.js';
 import { registerReport } from './report.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerSense(program);
   registerExtract(program);
   registerTrain(program);
+  registerDistillData(program);
   registerMerge(program);
   registerExperiment(program);
   registerReport(program);

@@ -178,6 +178,18 @@ export const trainSchema = z
       'activation checkpointing per decoder layer: keep layer inputs, recompute the rest in backward (same gradients, ~1/3 more compute, far less memory at long sequences)',
     ).default(false),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
+    kdTeacher: path(
+      'logit distillation: train on (1 - lambda)*CE + lambda*T^2*KL(teacher || student) over answer tokens, with this teacher (same tokenizer as the student)',
+    ).optional(),
+    kdLambda: num('weight lambda of the distillation term (0: plain cross-entropy)')
+      .min(0)
+      .max(1)
+      .default(0.5),
+    kdTemperature: num('softmax temperature T of the distillation term').positive().default(2),
+    kdCache: path(
+      'folder of the teacher-logit cache (built once, reused while data and teacher are unchanged; default: <out>/kd-cache). Size: answer tokens x vocabulary x 2 bytes',
+    ).optional(),
+    kdCacheDtype: oneOf(['f16', 'bf16'], 'precision of the cached teacher logits').default('f16'),
   })
   .strict()
   .refine((o) => o.microBatchSize <= o.batchSize, {
@@ -258,6 +270,26 @@ export const generateSchema = z
     topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
     seed: int('sampling seed').default(42),
     stream: bool('print tokens as they are generated').default(true),
+  })
+  .strict();
+
+/** `nuggets distill-data`: the teacher's answers to the training prompts (sequence-level distillation). */
+export const distillDataSchema = z
+  .object({
+    teacher: path('teacher model that answers (HF folder or llama2.c checkpoint)'),
+    data: path('training examples (JSONL) whose prompts the teacher answers'),
+    out: path('JSONL file to write: the rows with the teacher answer as the last assistant message'),
+    tokenizer,
+    chatFormat: dataFields.chatFormat,
+    maxNewTokens: int('answer budget in tokens').min(1).default(256),
+    temperature: num('sampling temperature (0: greedy)').min(0).default(0),
+    topP: num('nucleus sampling: keep the smallest set of tokens with this much probability')
+      .gt(0)
+      .max(1)
+      .default(1),
+    topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
+    seed: int('sampling seed (each row samples from its own seed derived from it)').default(42),
+    batchSize: int('prompts per generation batch').min(1).default(8),
   })
   .strict();
 
@@ -379,6 +411,7 @@ export type ExtractOptions = z.infer<typeof extractSchema>;
 export type TrainOptions = z.infer<typeof trainSchema>;
 export type EvalOptionsConfig = z.infer<typeof evalSchema>;
 export type GenerateOptions = z.infer<typeof generateSchema>;
+export type DistillDataOptions = z.infer<typeof distillDataSchema>;
 export type MergeOptions = z.infer<typeof mergeSchema>;
 export type ServeOptions = z.infer<typeof serveSchema>;
 export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
@@ -391,6 +424,7 @@ export const COMMAND_SCHEMAS = {
   train: trainSchema,
   eval: evalSchema,
   generate: generateSchema,
+  'distill-data': distillDataSchema,
   merge: mergeSchema,
   serve: serveSchema,
   pretrain: pretrainSchema,
