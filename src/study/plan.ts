@@ -111,6 +111,11 @@ export function fingerprint(path: string): string {
     .join(',');
 }
 
+/** Train options without the distillation term's (cells that do not distil keep their usual argv). */
+function withoutKd(train: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(train).filter(([k]) => !k.startsWith('kd')));
+}
+
 /** Expands the grid in table order: task, then method, then seed. */
 export function buildPlan(exp: Experiment, out: string): Plan {
   const jobs: Job[] = [];
@@ -217,7 +222,7 @@ export function buildPlan(exp: Experiment, out: string): Plan {
           argv: [
             'train',
             ...toFlags('train', {
-              ...exp.train,
+              ...(m.distill === 'logits' ? exp.train : withoutKd(exp.train)),
               ...m.train,
               student: exp.student,
               data: trainData,
