@@ -6,11 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveOptions } from '../src/config/cli.js';
 import { runTrain } from '../src/train/run.js';
+import { main } from '../src/cli/main.js';
 import { ensureTeacherLogits, KD_INDEX } from '../src/distill/cache.js';
 import { runDistillData } from '../src/distill/sequence.js';
 import { runGenerate } from '../src/cli/generate.js';
@@ -174,4 +175,28 @@ test("distill-data writes the teacher's greedy answers, the same as nuggets gene
   // the file is training data for plain `nuggets train`
   const t = runTrain(opts({ data: out, out: join(dir, 'seq'), epochs: 1 }));
   assert.equal(t.result.steps, Math.ceil(rows.length / 4));
+});
+
+test('distill-data refuses bad input with one clear error (exit 2)', async () => {
+  const texts = join(dir, 'texts.jsonl');
+  writeFileSync(texts, JSON.stringify({ text: 'Once upon a time' }) + '\n');
+  const cli = async (args: string[]) => {
+    const origError = console.error;
+    let err = '';
+    console.error = (...a: unknown[]) => {
+      err += a.map(String).join(' ') + '\n';
+    };
+    try {
+      return { code: await main(['node', 'nuggets', ...args]), err };
+    } finally {
+      console.error = origError;
+    }
+  };
+  const out = join(dir, 'never.jsonl');
+  let r = await cli(['distill-data', teacher, '--data', texts, '--out', out]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /texts\.jsonl:1: a \{"text"\} row has no prompt/);
+  r = await cli(['distill-data', teacher, '--data', join(dir, 'missing.jsonl'), '--out', out]);
+  assert.equal(r.code, 2);
+  assert.ok(!existsSync(out), 'nothing written');
 });
