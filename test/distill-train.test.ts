@@ -71,6 +71,11 @@ test('kd-logits with λ = 0 trains bit for bit like plain training; λ > 0 does 
   assert.ok(!adapterBytes(plain).equals(adapterBytes(kd)));
   // the logged training loss now includes the KD term, the held-out loss stays cross-entropy
   assert.ok(Number.isFinite(r.result.trainLoss!));
+  // top-k teacher logits: another run, another adapter
+  const kdTop = join(dir, 'kd-top');
+  const rt = runTrain(opts({ out: kdTop, kdTeacher: teacher, kdLambda: 0.5, kdTemperature: 2, kdTopK: 16 }));
+  assert.ok(Number.isFinite(rt.result.trainLoss!));
+  assert.ok(!adapterBytes(kdTop).equals(adapterBytes(kd)));
   const rec = JSON.parse(readFileSync(join(kd, 'training.json'), 'utf8')) as {
     options: Record<string, unknown>;
   };
@@ -131,6 +136,37 @@ test('the teacher-logit cache holds the teacher logits (f16), is reused, and is 
     const c = ensure(enc(changed));
     assert.equal(c.built, true, 'rebuilt');
     c.cache.close();
+
+    // top-k storage: the 8 largest logits of each row, −∞ elsewhere, 6 bytes per kept logit
+    const topDir = join(dir, 'cache-top8');
+    const top = ensureTeacherLogits({
+      dir: topDir,
+      teacher,
+      examples,
+      studentTokenizer: src.tokenizer,
+      studentName: student,
+      dtype: 'f16',
+      topK: 8,
+      batchSize: 5,
+    });
+    assert.equal(top.cache.bytes, tokens * 8 * 6);
+    const sparse = top.cache.rowsFor(examples.slice(4, 6));
+    assert.equal(sparse.length, want.length);
+    for (let r = 0; r < want.length / 512; r++) {
+      const dense = want.slice(r * 512, (r + 1) * 512);
+      const kth = [...dense].sort((x, y) => y - x)[7];
+      let kept = 0;
+      for (let c = 0; c < 512; c++) {
+        const v = sparse[r * 512 + c];
+        if (v === -Infinity) assert.ok(dense[c] <= kth, `row ${r} id ${c} dropped but in the top 8`);
+        else {
+          assert.equal(v, dense[c]);
+          kept++;
+        }
+      }
+      assert.equal(kept, 8);
+    }
+    top.cache.close();
   } finally {
     src.weights.close();
     tsrc.weights.close();

@@ -190,6 +190,11 @@ export const trainSchema = z
       'folder of the teacher-logit cache (built once, reused while data and teacher are unchanged; default: <out>/kd-cache). Size: answer tokens x vocabulary x 2 bytes',
     ).optional(),
     kdCacheDtype: oneOf(['f16', 'bf16'], 'precision of the cached teacher logits').default('f16'),
+    kdTopK: int(
+      'cache only the k largest teacher logits per answer token (k x 6 bytes instead of V x 2); the teacher distribution becomes its top k renormalised (0: all)',
+    )
+      .min(0)
+      .default(0),
   })
   .strict()
   .refine((o) => o.microBatchSize <= o.batchSize, {

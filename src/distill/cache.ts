@@ -7,10 +7,13 @@
  * Layout of the cache folder:
  *   index.json                      format, fingerprint, vocabulary size, dtype, shard files, and per
  *                                   example key: [shard, first row, rows]
- *   logits-<fp12>-<n>.bin           raw little-endian f16 (or bf16) rows of V values, shard after shard
+ *   logits-<fp12>-<n>.bin           raw little-endian f16 (or bf16) rows of V values, shard after shard;
+ *                                   with top-k storage, rows of k values then their k uint32 token ids
  *
  * Size: (answer tokens of the training set) × V × 2 bytes (e.g. 1 M answer tokens × V = 32000 is 64 GB;
- * the bundled V = 512 models need 1 KiB per answer token).
+ * the bundled V = 512 models need 1 KiB per answer token); with top-k, answer tokens × k × 6 bytes.
+ * Top-k rows come back dense with −∞ outside the k largest logits: the teacher distribution is then
+ * its top k renormalised (src/distill/kl.ts skips zero-probability entries).
  *
  * An example's key is the SHA-256 of its token ids and answer mask, so a changed data file, chat
  * format or --max-length gives other keys; the fingerprint hashes the teacher's files (size and mtime),
@@ -59,11 +62,40 @@ interface KdIndex {
   teacher: string;
   vocab: number;
   dtype: KdCacheDtype;
+  /** Logits kept per row (0: all V). */
+  topK: number;
   /** Answer-token rows stored and their bytes. */
   rows: number;
   bytes: number;
   shards: string[];
   examples: Record<string, [number, number, number]>;
+}
+
+/** Bytes of one stored row: V half floats, or k half floats and k uint32 token ids. */
+function rowBytesOf(V: number, K: number): number {
+  return K === 0 ? V * 2 : K * 6;
+}
+
+function halfBytes(f32: Float32Array, dtype: KdCacheDtype): Uint8Array {
+  const half = dtype === 'f16' ? f32ToF16(f32) : f32ToBf16(f32);
+  return new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
+}
+
+/** Rows of the k largest logits (values, then their ids; ties keep the lower id first). */
+function topKBytes(f32: Float32Array, rows: number, V: number, K: number, dtype: KdCacheDtype): Uint8Array {
+  const out = new Uint8Array(rows * K * 6);
+  const order = new Uint32Array(V);
+  for (let r = 0; r < rows; r++) {
+    const row = f32.subarray(r * V, (r + 1) * V);
+    for (let c = 0; c < V; c++) order[c] = c;
+    order.sort((a, b) => row[b] - row[a] || a - b);
+    const ids = order.slice(0, K);
+    const vals = new Float32Array(K);
+    for (let j = 0; j < K; j++) vals[j] = row[ids[j]];
+    out.set(halfBytes(vals, dtype), r * K * 6);
+    out.set(new Uint8Array(ids.buffer), r * K * 6 + 2 * K);
+  }
+  return out;
 }
 
 /** The cache key of an encoded example: its ids and answer mask. */
@@ -89,9 +121,9 @@ function modelFingerprint(path: string): string {
     .join(',');
 }
 
-function cacheFingerprint(teacher: string, dtype: KdCacheDtype, keys: string[]): string {
+function cacheFingerprint(teacher: string, dtype: KdCacheDtype, topK: number, keys: string[]): string {
   const h = createHash('sha256');
-  h.update(`${KD_CACHE_FORMAT}/1\n${modelFingerprint(teacher)}\n${dtype}\n`);
+  h.update(`${KD_CACHE_FORMAT}/1\n${modelFingerprint(teacher)}\n${dtype}\n${topK}\n`);
   for (const k of keys) h.update(k + '\n');
   return h.digest('hex');
 }
@@ -132,15 +164,27 @@ export class TeacherLogits {
       return w;
     });
     const out = new Float32Array(n * V);
+    const K = this.index.topK;
+    const rowBytes = rowBytesOf(V, K);
+    const decode = this.index.dtype === 'f16' ? f16ToF32 : bf16ToF32;
     let at = 0;
     for (const [shard, first, rows] of where) {
-      const raw = new Uint16Array(rows * V);
-      const bytes = new Uint8Array(raw.buffer);
-      const got = readSync(this.fd(shard), bytes, 0, bytes.length, first * V * 2);
+      const bytes = new Uint8Array(rows * rowBytes);
+      const got = readSync(this.fd(shard), bytes, 0, bytes.length, first * rowBytes);
       if (got !== bytes.length) throw new Error(`kd cache ${this.dir}: shard ${shard} is truncated`);
-      const dst = out.subarray(at * V, (at + rows) * V);
-      if (this.index.dtype === 'f16') f16ToF32(raw, dst);
-      else bf16ToF32(raw, dst);
+      if (K === 0) {
+        decode(new Uint16Array(bytes.buffer), out.subarray(at * V, (at + rows) * V));
+      } else {
+        const vals = new Float32Array(K);
+        for (let r = 0; r < rows; r++) {
+          const o = r * rowBytes;
+          decode(new Uint16Array(bytes.buffer, o, K), vals);
+          const ids = new Uint32Array(bytes.buffer.slice(o + 2 * K, o + 6 * K));
+          const dst = out.subarray((at + r) * V, (at + r + 1) * V);
+          dst.fill(-Infinity);
+          for (let j = 0; j < K; j++) dst[ids[j]] = vals[j];
+        }
+      }
       at += rows;
     }
     return out;
@@ -171,6 +215,8 @@ export interface EnsureKdCacheOptions {
   studentTokenizer: Tokenizer;
   studentName: string;
   dtype: KdCacheDtype;
+  /** Keep only the k largest logits per answer token (0: all V). */
+  topK?: number;
   /** Examples per teacher forward. */
   batchSize: number;
   padId?: number;
@@ -180,7 +226,7 @@ export interface EnsureKdCacheOptions {
 /** Opens the cache when it matches the examples and teacher, else (re)builds it with the teacher. */
 export function ensureTeacherLogits(o: EnsureKdCacheOptions): { cache: TeacherLogits; built: boolean } {
   const keys = o.examples.map(exampleKey);
-  const fp = cacheFingerprint(o.teacher, o.dtype, keys);
+  const fp = cacheFingerprint(o.teacher, o.dtype, o.topK ?? 0, keys);
   const indexPath = join(o.dir, KD_INDEX);
   if (existsSync(indexPath)) {
     let idx: KdIndex | null;
@@ -205,6 +251,10 @@ function buildTeacherLogits(o: EnsureKdCacheOptions, keys: string[], fp: string)
   try {
     checkSameVocabulary(src.tokenizer, o.studentTokenizer, o.teacher, o.studentName);
     const V = src.config.vocabSize;
+    const K = o.topK ?? 0;
+    if (!(Number.isInteger(K) && K >= 0 && K <= V))
+      throw new InputError('--kd-top-k', `must be an integer in [0, ${V}] (the vocabulary), got ${K}`);
+    const rowBytes = rowBytesOf(V, K);
     let longest = 0;
     for (const ex of o.examples) longest = Math.max(longest, ex.ids.length);
     if (longest > contextLength(src.config))
@@ -223,6 +273,7 @@ function buildTeacherLogits(o: EnsureKdCacheOptions, keys: string[], fp: string)
       teacher: o.teacher,
       vocab: V,
       dtype: o.dtype,
+      topK: K,
       rows: 0,
       bytes: 0,
       shards: [],
@@ -262,7 +313,7 @@ function buildTeacherLogits(o: EnsureKdCacheOptions, keys: string[], fp: string)
         const logits = model.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
         rows.forEach((ex, j) => {
           const n = ex.nTargets;
-          if ((shard.rows + n) * V * 2 > SHARD_BYTES && shard.rows > 0) {
+          if ((shard.rows + n) * rowBytes > SHARD_BYTES && shard.rows > 0) {
             closeShard();
             openShard();
           }
@@ -274,12 +325,12 @@ function buildTeacherLogits(o: EnsureKdCacheOptions, keys: string[], fp: string)
             f32.set(row, k * V);
             k++;
           }
-          const half = o.dtype === 'f16' ? f32ToF16(f32) : f32ToBf16(f32);
-          writeSync(shard.fd, new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+          const bytes = K === 0 ? halfBytes(f32, o.dtype) : topKBytes(f32, n, V, K, o.dtype);
+          writeSync(shard.fd, bytes);
           index.examples[todoKeys[i + j]] = [index.shards.length - 1, shard.rows, n];
           shard.rows += n;
           index.rows += n;
-          index.bytes += half.byteLength;
+          index.bytes += bytes.byteLength;
         });
       }
       closeShard();
@@ -295,7 +346,7 @@ function buildTeacherLogits(o: EnsureKdCacheOptions, keys: string[], fp: string)
       if (/^logits-[0-9a-f]{12}-\d+\.bin$/.test(n) && !index.shards.includes(n))
         rmSync(join(o.dir, n), { force: true });
     o.say?.(
-      `kd cache: teacher logits of ${todo.length} examples, ${index.rows} answer tokens x ${V} (${o.dtype}, ${(index.bytes / 2 ** 20).toFixed(1)} MiB) in ${o.dir}`,
+      `kd cache: teacher logits of ${todo.length} examples, ${index.rows} answer tokens x ${K === 0 ? V : `top ${K} of ${V}`} (${o.dtype}, ${(index.bytes / 2 ** 20).toFixed(1)} MiB) in ${o.dir}`,
     );
     return new TeacherLogits(o.dir, index);
   } finally {

@@ -184,6 +184,7 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
         studentTokenizer: src.tokenizer,
         studentName: opts.student,
         dtype: opts.kdCacheDtype,
+        topK: opts.kdTopK,
         batchSize: opts.microBatchSize,
         padId: c.padTokenId ?? 0,
         say,
