@@ -21,7 +21,8 @@
         "native/src/crossentropy.cc",
         "native/src/adamw.cc",
         "native/src/sensitivity.cc",
-        "native/src/window.cc"
+        "native/src/window.cc",
+        "native/src/gemm_half.cc"
       ]
     },
     {

@@ -12,10 +12,14 @@ const MODULES: Array<[string, () => Promise<BenchModule>]> = [
   ['window', () => import('./window.js')],
   ['svd', () => import('./svd.js')],
   ['sense', () => import('./sense.js')],
+  ['sensemem', () => import('./sensemem.js')],
   ['eval', () => import('./eval.js')],
   ['model', () => import('./model.js')],
   ['train', () => import('./train.js')],
   ['scale', () => import('./scale.js')],
+  ['halfgemm', () => import('./halfgemm.js')],
+  ['halfload', () => import('./halfload.js')],
+  ['gguf', () => import('./gguf.js')],
 ];
 
 function parseOnly(argv: string[]): string | null {

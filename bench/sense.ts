@@ -39,7 +39,7 @@ const ROOT = join(HERE, '..');
 const TMP = join(HERE, 'tmp');
 
 /** Random weights generated on demand, tensor by tensor (a 1.57 GB model never sits in memory). */
-class LazyRandomWeights implements WeightSource {
+export class LazyRandomWeights implements WeightSource {
   readonly source = 'lazy-random';
   private readonly names_: string[];
   constructor(

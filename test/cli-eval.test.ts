@@ -20,7 +20,9 @@ import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { LlamaModel } from '../src/model/model.js';
 import { Rng } from '../src/engine/rng.js';
 import { ModelLM } from '../src/eval/model-lm.js';
+import { lmEvalSampleLine } from '../src/eval/results.js';
 import { runEval } from '../src/eval/runner.js';
+import { DEFAULT_SEED } from '../src/config/schemas.js';
 import { writeAdapter } from '../src/transfer/peft.js';
 import { FIXTURES, ROOT } from './eval-helpers.js';
 import { cliBatch, type CliResult } from './helpers/cli.js';
@@ -146,7 +148,7 @@ test('eval: results JSON equals the in-process harness; shot counts keyed per ru
     maxNewTokens: 8,
     batchSize: 4,
     chatFormat: 'plain',
-    seed: 1234,
+    seed: DEFAULT_SEED,
   });
   assert.deepEqual(Object.keys(res.results).sort(), ['gsm8k_0shot', 'gsm8k_1shot', 'perplexity', 'super_ni']);
   for (const task of Object.keys(ref.results.results)) {
@@ -171,7 +173,7 @@ test('eval: results JSON equals the in-process harness; shot counts keyed per ru
   });
   assert.equal(typeof res.date, 'number');
   // every task's samples in one file, each record naming its task, in task order
-  const lines = readFileSync(samples1, 'utf8')
+  const lines: Array<Record<string, string>> = readFileSync(samples1, 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l));
@@ -180,7 +182,8 @@ test('eval: results JSON equals the in-process harness; shot counts keyed per ru
     lines.map((l) => l.task),
     expectTasks,
   );
-  assert.deepEqual(lines[0], { task: ref.tasks[0].task, ...ref.tasks[0].samples[0] });
+  assert.deepEqual(lines[0], { task: ref.tasks[0].task, ...lmEvalSampleLine(ref.tasks[0].samples[0]) });
+  assert.match((lines[0] as Record<string, string>).doc_hash, /^[0-9a-f]{64}$/);
   // summary table on stdout; plain progress lines on the non-terminal stderr
   assert.match(r.out, /^\| Tasks +\| Version \| Filter +\| n-shot \| Metric +\| Value +\| Stderr +\|$/m);
   assert.match(
@@ -243,7 +246,7 @@ test('eval: bad input is one line naming the culprit, exit code 2, nothing writt
   };
   assert.match(
     err('unknownTask'),
-    /^nuggets: tasks: unknown task "gsmk"; known tasks: gsm8k, mmlu, mmlu_<subject>, super_ni, alpaca_eval_proxy, humaneval, perplexity/,
+    /^nuggets: tasks: unknown task "gsmk"; known tasks: gsm8k, gsm8k_cot, mmlu, mmlu_<subject>, super_ni, alpaca_eval_proxy, humaneval, perplexity/,
   );
   assert.match(err('missingFile'), /nope\.txt: data file for task perplexity not found/);
   assert.match(err('missingModel'), /no-model\.bin: no such file or folder/);

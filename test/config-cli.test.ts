@@ -169,7 +169,7 @@ test('merged options are validated: missing required, ranges and cross-field rul
   assert.throws(
     () => resolveOptions('train', { data: 'd', out: 'o' }),
     (e: unknown) =>
-      e instanceof InputError && e.source === 'nuggets train' && /--student is required/.test(e.problem),
+      e instanceof InputError && e.source === 'train' && /--student is required/.test(e.problem),
   );
   assert.throws(
     () =>

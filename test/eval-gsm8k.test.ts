@@ -117,7 +117,8 @@ test('scoring plumbing: a model that writes the gold solution scores 1 on both f
     return cot(d.answer) + '\n\nQ: a follow-up question the stop string cuts off, The answer is 99.';
   });
   const r = await runGsm8k(ctxFor(lm, { limit: 20, batchSize: 8 }), { path: TEST, shots: 8 });
-  assert.equal(r.task, 'gsm8k');
+  assert.equal(r.task, 'gsm8k_cot');
+  assert.equal(r.version, 3);
   assert.deepEqual(
     r.metrics.map((m) => [m.name, m.filter, m.value, m.stderr]),
     [
@@ -131,8 +132,15 @@ test('scoring plumbing: a model that writes the gold solution scores 1 on both f
     [8, 8, 4],
   );
   assert.equal(r.samples[0].target, '18');
-  // filtered responses are logged raw, as lm-eval does; normalisation happens in the comparison
-  assert.deepEqual(r.samples[0].filtered_resps, { 'strict-match': '18', 'flexible-extract': '18.' });
+  // lm-eval's records: one per document and filter, strict-match first; filtered responses raw
+  assert.equal(r.samples.length, 40);
+  assert.deepEqual(
+    [r.samples[0].filter, r.samples[0].filtered_resps, r.samples[20].filter, r.samples[20].filtered_resps],
+    ['strict-match', ['18'], 'flexible-extract', ['18.']],
+  );
+  assert.equal(r.samples[20].doc_id, 0);
+  assert.deepEqual(r.samples[0].metrics, ['exact_match']);
+  assert.equal(r.samples[0].exact_match, 1);
 });
 
 test('scoring plumbing: strict and flexible differ when the model never says "The answer is"', async () => {
@@ -146,10 +154,9 @@ test('scoring plumbing: strict and flexible differ when the model never says "Th
   assert.equal(strict.value, 0);
   assert.equal(flex.value, 0.25);
   assert.equal(flex.stderr, 0.25); // sqrt(var 0.25 * 4/3 / 4) = 0.25 for [1,0,0,0]
-  assert.equal(
-    r.samples[1].filtered_resps && (r.samples[1].filtered_resps as Record<string, string>)['strict-match'],
-    '[invalid]',
-  );
+  assert.deepEqual(r.samples[1].filtered_resps, ['[invalid]']);
+  assert.equal(r.samples[1].filter, 'strict-match');
+  assert.deepEqual(r.samples[4].filtered_resps, ['18']);
 });
 
 test('bad GSM8K files: missing gold marker, missing field, missing file', () => {

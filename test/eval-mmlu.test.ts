@@ -85,6 +85,8 @@ test('0-shot and 1-shot prompts are the standard format, letters scored after "A
   );
 });
 
+const anatomyAOf = (docs: MmluDoc[], n: number) => docs.filter((d) => d.answer === 'A').length / n;
+
 test('scoring: per-subject accuracy, micro and macro averages, ties go to A', async () => {
   const limit = 30;
   const golds = new Map<string, MmluDoc>();
@@ -105,11 +107,27 @@ test('scoring: per-subject accuracy, micro and macro averages, ties go to A', as
     shots: 2,
     subjects: ['abstract_algebra', 'anatomy'],
   });
-  const [group, ra, rn] = res;
+  const [group, stem, ra, rn] = res;
+  // lm-eval's grouping: both subjects are tagged mmlu_stem_tasks
   assert.deepEqual(
-    res.map((r) => r.task),
-    ['mmlu', 'mmlu_abstract_algebra', 'mmlu_anatomy'],
+    res.map((r) => [r.task, r.version]),
+    [
+      ['mmlu', 2],
+      ['mmlu_stem', 2],
+      ['mmlu_abstract_algebra', 1],
+      ['mmlu_anatomy', 1],
+    ],
   );
+  assert.deepEqual(group.subtasks, ['mmlu_stem']);
+  assert.deepEqual(stem.subtasks, ['mmlu_abstract_algebra', 'mmlu_anatomy']);
+  assert.equal(stem.metrics[0].value, (limit + anatomyAOf(an, limit) * limit) / (2 * limit));
+  // lm-eval's pooled_sample_stderr over the two subjects (sizes 30 and 30)
+  const se = [ra, rn].map((r) => r.metrics[0].stderr as number);
+  const pooled = Math.sqrt(
+    ((limit - 1) * se[0] ** 2 * limit + (limit - 1) * se[1] ** 2 * limit) / (2 * limit - 2) / (2 * limit),
+  );
+  assert.ok(Math.abs((stem.metrics[0].stderr as number) - pooled) < 1e-15);
+  assert.equal(group.metrics[0].stderr, stem.metrics[0].stderr);
   const anatomyA = an.filter((d) => d.answer === 'A').length / limit;
   assert.equal(ra.metrics[0].value, 1);
   assert.equal(rn.metrics[0].value, anatomyA);
@@ -130,7 +148,21 @@ test('scoring: per-subject accuracy, micro and macro averages, ties go to A', as
     4 * 2 * limit,
   );
   assert.ok(lm.calls.every((c) => c.size <= 7));
-  assert.equal(rn.samples[0].filtered_resps, 'A');
+  // lm-eval's multiple_choice record
+  assert.deepEqual(rn.samples[0].filtered_resps, [
+    [-2, false],
+    [-2, false],
+    [-2, false],
+    [-2, false],
+  ]);
+  assert.deepEqual(rn.samples[0].resps, [[[-2, false]], [[-2, false]], [[-2, false]], [[-2, false]]]);
+  assert.equal(rn.samples[0].target, ['A', 'B', 'C', 'D'].indexOf(an[0].answer));
+  assert.deepEqual(
+    (rn.samples[0].arguments as string[][]).map((a) => a[1]),
+    [' A', ' B', ' C', ' D'],
+  );
+  assert.equal(rn.samples[0].filter, 'none');
+  assert.deepEqual(rn.samples[0].metrics, ['acc']);
 });
 
 test('bad MMLU input: wrong answer letter, wrong column count, unknown subject, too many shots', async () => {

@@ -5,9 +5,18 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
-import { buildResults, writeEvalOutputs } from '../src/eval/results.js';
+import { buildResults, pyStr, writeEvalOutputs } from '../src/eval/results.js';
 import { runEval, type ProgressEvent } from '../src/eval/runner.js';
 import { loadMmlu } from '../src/eval/tasks/mmlu.js';
+import { loadGsm8k } from '../src/eval/tasks/gsm8k.js';
+import {
+  emNormalize,
+  flexibleExtract,
+  gsm8kExactMatch,
+  gsm8kLmEvalPrompt,
+  strictMatch,
+} from '../src/eval/tasks/gsm8k-lmeval.js';
+import { createHash } from 'node:crypto';
 import { DATA, FIXTURES, ScriptedLM } from './eval-helpers.js';
 
 const SNI = join(FIXTURES, 'superni_toy.jsonl');
@@ -19,7 +28,7 @@ test('unknown task names fail before anything runs, listing the known tasks', as
     (e: Error) =>
       e instanceof InputError &&
       e.message.startsWith(
-        'tasks: unknown task "gsm8kk"; known tasks: gsm8k, mmlu, mmlu_<subject>, super_ni, alpaca_eval_proxy, humaneval, perplexity',
+        'tasks: unknown task "gsm8kk"; known tasks: gsm8k, gsm8k_cot, mmlu, mmlu_<subject>, super_ni, alpaca_eval_proxy, humaneval, perplexity',
       ),
   );
   assert.equal(lm.calls.length, 0);
@@ -57,7 +66,8 @@ test('unknown task names fail before anything runs, listing the known tasks', as
     /batch size: must be a positive integer/,
   );
   await assert.rejects(runEval(lm, { tasks: ['gsm8k'], limit: 1.5 }), /limit: must be a positive integer/);
-  await assert.rejects(runEval(lm, { tasks: ['gsm8k', 'gsm8k_cot'] }), /task gsm8k is listed twice/);
+  await assert.rejects(runEval(lm, { tasks: ['gsm8k_cot', 'gsm8k_cot'] }), /task gsm8k_cot is listed twice/);
+  await assert.rejects(runEval(lm, { tasks: ['mmlu', 'mmlu_stem'] }), /task mmlu_stem is listed twice/);
   await assert.rejects(runEval(lm, { tasks: ['mmlu', 'mmlu_anatomy'] }), /task mmlu_anatomy is listed twice/);
   assert.equal(lm.calls.length, 0);
 });
@@ -73,8 +83,8 @@ test('runEval: several tasks and shot counts in one lm-eval-shaped results objec
   const run = await runEval(
     lm,
     {
-      tasks: ['gsm8k', 'mmlu_anatomy', `super_ni:${SNI}`],
-      shots: { gsm8k: [0, 8], mmlu: 1 },
+      tasks: ['gsm8k_cot', 'mmlu_anatomy', `super_ni:${SNI}`],
+      shots: { gsm8k_cot: [0, 8], mmlu: 1 },
       limit: 2,
       batchSize: 3,
       seed: 5,
@@ -82,14 +92,19 @@ test('runEval: several tasks and shot counts in one lm-eval-shaped results objec
     (e) => events.push(e),
   );
   const R = run.results;
-  assert.deepEqual(Object.keys(R.results), ['gsm8k_0shot', 'gsm8k_8shot', 'mmlu_anatomy', 'super_ni']);
+  assert.deepEqual(Object.keys(R.results), [
+    'gsm8k_cot_0shot',
+    'gsm8k_cot_8shot',
+    'mmlu_anatomy',
+    'super_ni',
+  ]);
   // first GSM8K question answered right, second wrong
-  assert.equal(R.results.gsm8k_8shot['exact_match,strict-match'], 0.5);
-  assert.equal(R.results.gsm8k_8shot['exact_match_stderr,strict-match'], 0.5);
-  assert.equal(R.results.gsm8k_0shot['exact_match,flexible-extract'], 0.5);
-  assert.equal(R.results.gsm8k_0shot.alias, 'gsm8k_0shot');
-  assert.deepEqual(R['n-shot'], { gsm8k_0shot: 0, gsm8k_8shot: 8, mmlu_anatomy: 1, super_ni: 0 });
-  assert.deepEqual(R['n-samples'].gsm8k_8shot, { original: 1319, effective: 2 });
+  assert.equal(R.results.gsm8k_cot_8shot['exact_match,strict-match'], 0.5);
+  assert.equal(R.results.gsm8k_cot_8shot['exact_match_stderr,strict-match'], 0.5);
+  assert.equal(R.results.gsm8k_cot_0shot['exact_match,flexible-extract'], 0.5);
+  assert.equal(R.results.gsm8k_cot_0shot.alias, 'gsm8k_cot_0shot');
+  assert.deepEqual(R['n-shot'], { gsm8k_cot_0shot: 0, gsm8k_cot_8shot: 8, mmlu_anatomy: 1, super_ni: 0 });
+  assert.deepEqual(R['n-samples'].gsm8k_cot_8shot, { original: 1319, effective: 2 });
   assert.deepEqual(R['n-samples'].mmlu_anatomy, { original: 135, effective: 2 });
   // the model always picks A (right on the first question, wrong on the second)
   const golds = loadMmlu(join(DATA, 'mmlu'), 'test', 'anatomy')
@@ -100,7 +115,8 @@ test('runEval: several tasks and shot counts in one lm-eval-shaped results objec
   assert.ok(R.configs.mmlu_anatomy.subject === 'anatomy');
   assert.equal(R.results.super_ni['exact_match,none'], 0);
   assert.deepEqual(R.higher_is_better.super_ni, { exact_match: true, rougeL: true });
-  assert.equal(R.versions.gsm8k_8shot, 1);
+  assert.equal(R.versions.gsm8k_cot_8shot, 3);
+  assert.equal(R.versions.mmlu_anatomy, 1);
   assert.equal(R.config.model, 'scripted');
   assert.equal(R.config.seed, 5);
   assert.equal(R.config.batch_size, 3);
@@ -108,7 +124,7 @@ test('runEval: several tasks and shot counts in one lm-eval-shaped results objec
   assert.ok(R.date >= before - 1 && R.date <= Date.now() / 1000 + 1);
   assert.equal(R.configs.super_ni.data, SNI);
   // progress: per task, done never decreases and ends at total
-  for (const task of ['gsm8k_0shot', 'gsm8k_8shot', 'mmlu_anatomy', 'super_ni']) {
+  for (const task of ['gsm8k_cot_0shot', 'gsm8k_cot_8shot', 'mmlu_anatomy', 'super_ni']) {
     const ev = events.filter((e) => e.task === task);
     assert.ok(ev.length > 0, task);
     for (let i = 1; i < ev.length; i++)
@@ -121,8 +137,8 @@ test('runEval: several tasks and shot counts in one lm-eval-shaped results objec
   const paths = writeEvalOutputs(dir, R, run.tasks);
   assert.deepEqual(readdirSync(dir).sort(), [
     'results.json',
-    'samples_gsm8k_0shot.jsonl',
-    'samples_gsm8k_8shot.jsonl',
+    'samples_gsm8k_cot_0shot.jsonl',
+    'samples_gsm8k_cot_8shot.jsonl',
     'samples_mmlu_anatomy.jsonl',
     'samples_super_ni.jsonl',
   ]);
@@ -131,14 +147,23 @@ test('runEval: several tasks and shot counts in one lm-eval-shaped results objec
     JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')),
     JSON.parse(JSON.stringify(R)),
   );
-  const lines = readFileSync(join(dir, 'samples_gsm8k_8shot.jsonl'), 'utf8')
+  const lines = readFileSync(join(dir, 'samples_gsm8k_cot_8shot.jsonl'), 'utf8')
     .trimEnd()
     .split('\n')
     .map((l) => JSON.parse(l));
-  assert.equal(lines.length, 2);
-  assert.equal(lines[0].doc_id, 0);
-  assert.equal(lines[0]['exact_match,strict-match'], 1);
-  assert.ok(lines[0].arguments.prompt.endsWith('\nA:'));
+  // lm-eval's saved records: one per document and filter
+  assert.equal(lines.length, 4);
+  assert.deepEqual(
+    lines.map((l) => [l.doc_id, l.filter, l.exact_match]),
+    [
+      [0, 'strict-match', 1],
+      [1, 'strict-match', 0],
+      [0, 'flexible-extract', 1],
+      [1, 'flexible-extract', 0],
+    ],
+  );
+  assert.ok(lines[0].arguments.gen_args_0.arg_0.endsWith('\nA:'));
+  assert.equal(lines[0].arguments.gen_args_0.arg_1.max_gen_toks, 256);
 });
 
 test('results: a stderr that cannot be computed is "N/A"; a duplicated task is refused', () => {
@@ -207,8 +232,143 @@ test('an adapter that answers the wrong number of requests is caught', async () 
 test('chat format: a template function is applied to every prompt', async () => {
   const prompts: string[] = [];
   const lm = new ScriptedLM('chat', (r) => (prompts.push(r.prompt), ' 1'));
-  await runEval(lm, { tasks: ['gsm8k'], limit: 1, shots: 0, chatFormat: (u) => `<s>[INST] ${u} [/INST]` });
+  await runEval(lm, {
+    tasks: ['gsm8k_cot'],
+    limit: 1,
+    shots: 0,
+    chatFormat: (u) => `<s>[INST] ${u} [/INST]`,
+  });
   assert.equal(prompts.length, 1);
   assert.ok(prompts[0].startsWith('<s>[INST] Answer the following question.\n\nQuestion: Janet'));
   assert.ok(prompts[0].endsWith(' [/INST] Answer:'));
+});
+
+test("gsm8k is lm-eval's: 5 train shots drawn as Python's Random(1234).sample draws them, #### scoring, lm-eval files", async () => {
+  const train = loadGsm8k(join(DATA, 'gsm8k', 'train.jsonl'));
+  const test = loadGsm8k(join(DATA, 'gsm8k', 'test.jsonl'));
+  const prompts: string[] = [];
+  // right on the first question (in lm-eval's "#### N" form), a bare number on the second
+  const lm = new ScriptedLM('scripted', (r) => {
+    prompts.push(r.prompt);
+    return r.prompt.endsWith(`Question: ${test[0].question}\nAnswer:`)
+      ? ' She makes 9 * 2 = $18.\n#### 18\n\nQuestion: more'
+      : ' 4';
+  });
+  const run = await runEval(lm, { tasks: ['gsm8k'], limit: 2 });
+  // python3: r = random.Random(1234); [r.sample(range(7473), 5) for _ in range(2)]
+  const draws = [
+    [6374, 3610, 957, 61, 742],
+    [7462, 6610, 4769, 286, 5501],
+  ];
+  prompts.forEach((p, i) => {
+    const shots = draws[i]
+      .map((j) => `Question: ${train[j].question}\nAnswer: ${train[j].answer}\n\n`)
+      .join('');
+    assert.equal(p, shots + `Question: ${test[i].question}\nAnswer:`);
+  });
+  const R = run.results;
+  assert.equal(R.results.gsm8k['exact_match,strict-match'], 0.5);
+  // flexible-extract takes the last number: "4" is wrong (gold 3), "18" right
+  assert.equal(R.results.gsm8k['exact_match,flexible-extract'], 0.5);
+  assert.equal(R.versions.gsm8k, 3);
+  assert.equal(R['n-shot'].gsm8k, 5);
+  assert.deepEqual(R.configs.gsm8k.generation_kwargs, {
+    until: ['Question:', '</s>', '<|im_end|>'],
+    do_sample: false,
+    temperature: 0,
+    max_gen_toks: 256,
+  });
+  // lm-eval's top-level keys
+  for (const k of [
+    'results',
+    'groups',
+    'group_subtasks',
+    'configs',
+    'versions',
+    'n-shot',
+    'higher_is_better',
+    'n-samples',
+    'config',
+    'git_hash',
+    'date',
+    'task_hashes',
+    'model_name',
+    'start_time',
+    'end_time',
+    'total_evaluation_time_seconds',
+  ])
+    assert.ok(k in R, k);
+  assert.equal(typeof R.total_evaluation_time_seconds, 'string');
+  assert.ok(R.end_time >= R.start_time);
+  assert.match(R.task_hashes.gsm8k, /^[0-9a-f]{64}$/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'eval-lmeval-'));
+  writeEvalOutputs(dir, R, run.tasks);
+  const lines = readFileSync(join(dir, 'samples_gsm8k.jsonl'), 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(Object.keys(lines[0]), [
+    'doc_id',
+    'doc',
+    'target',
+    'arguments',
+    'resps',
+    'filtered_resps',
+    'filter',
+    'metrics',
+    'exact_match',
+    'doc_hash',
+    'prompt_hash',
+    'target_hash',
+  ]);
+  // the text up to the stop string "Question:"
+  assert.deepEqual(lines[0].resps, [[' She makes 9 * 2 = $18.\n#### 18\n\n']]);
+  assert.deepEqual(lines[0].filtered_resps, ['18']);
+  assert.deepEqual(lines[3].filtered_resps, ['4']);
+  // python3: hashlib.sha256(json.dumps(doc, indent=2, ensure_ascii=False)) and of str(target)
+  assert.equal(lines[0].doc_hash, '986c19252f3c7f6eaeff2229e9a5777f96a85c0ceea931a92d2289084dfd518c');
+  assert.equal(lines[0].target_hash, '623a0fbdf774fcb55e485a3e6b012e6c3965616af5b8eb9b9aebd2f6712be2eb');
+  assert.equal(lines[0].prompt_hash, createHash('sha256').update(prompts[0]).digest('hex'));
+});
+
+test('lm-eval exact_match normalisation and filters for gsm8k', () => {
+  assert.equal(strictMatch('so 5.\n#### 1,234.\nmore #### 7'), '1,234.');
+  assert.equal(strictMatch('The answer is 5.'), '[invalid]');
+  assert.equal(flexibleExtract('it costs $1,200 then 7 apples'), '7');
+  assert.equal(flexibleExtract('it costs $1,200.'), '$1,200.');
+  assert.equal(flexibleExtract('no digits'), '[invalid]');
+  assert.equal(gsm8kExactMatch('$1,200.', 'work <<a=b>>\n#### 1200'), 1);
+  assert.equal(gsm8kExactMatch('1200.0', 'x\n#### 1200'), 0); // no numeric comparison in lm-eval's gsm8k
+  assert.equal(emNormalize('A.\n'), 'a\n'); // Python's "$" matches before a final newline
+  assert.equal(
+    gsm8kLmEvalPrompt({ question: 'q?' }, [{ question: 'a?', answer: 'b\n#### 1' }]),
+    'Question: a?\nAnswer: b\n#### 1\n\nQuestion: q?\nAnswer:',
+  );
+});
+
+test('MMLU samples are written in lm-eval form, hashes as Python computes them; Python str() of floats', async () => {
+  const lm = new ScriptedLM('s', undefined, (r) => ({
+    logprob: r.continuation === ' A' ? -1.5e-5 : -2,
+    greedy: r.continuation === ' A',
+  }));
+  const run = await runEval(lm, { tasks: ['mmlu_anatomy'], limit: 1 });
+  const dir = mkdtempSync(join(tmpdir(), 'eval-mmlu-out-'));
+  writeEvalOutputs(dir, run.results, run.tasks);
+  const line = JSON.parse(readFileSync(join(dir, 'samples_mmlu_anatomy.jsonl'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(line.doc_hash, 'db3e0248b1e7550821a198960ad9d303b6f810052e113cbb2f196ac2d26dda82');
+  assert.equal(line.target, '0');
+  assert.equal(line.target_hash, '5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9');
+  assert.deepEqual(line.filtered_resps, [
+    ['-1.5e-05', 'True'],
+    ['-2.0', 'False'],
+    ['-2.0', 'False'],
+    ['-2.0', 'False'],
+  ]);
+  assert.deepEqual((line.arguments as Record<string, Record<string, string>>).gen_args_3.arg_1, ' D');
+  assert.equal(pyStr(-12.345678901234567), '-12.345678901234567');
+  assert.equal(pyStr(-0.5), '-0.5');
 });

@@ -114,7 +114,7 @@ test('resuming with other options or other data is refused, listing what differs
     (e: unknown) =>
       e instanceof InputError &&
       /learningRate: 0\.005 in the checkpoint, 0\.001 now/.test(e.problem) &&
-      /seed: 1337 in the checkpoint, 9 now/.test(e.problem),
+      /seed: 42 in the checkpoint, 9 now/.test(e.problem),
   );
   writeFileSync(DATA, readFileSync(DATA, 'utf8') + JSON.stringify({ text: 'One more story.' }) + '\n');
   assert.throws(

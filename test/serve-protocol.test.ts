@@ -103,7 +103,16 @@ test('completions: malformed fields are 400s naming the field', () => {
   rejects400(() => parseCompletionRequest({ model: 'm', prompt: 7 }), 'prompt', /'prompt' must be a string/);
   rejects400(() => parseCompletionRequest({ model: 'm', prompt: [] }), 'prompt', /non-empty/);
   rejects400(() => parseCompletionRequest({ model: 'm', prompt: ['a', 3] }), 'prompt', /'prompt' must be/);
-  rejects400(() => parseCompletionRequest({ model: 'm', prompt: [1, -2] }), 'prompt', /'prompt' must be/);
+  rejects400(
+    () => parseCompletionRequest({ model: 'm', prompt: [1, -2] }),
+    'prompt[1]',
+    /'prompt\[1\]' must be a token id \(an integer >= 0\), got -2/,
+  );
+  rejects400(
+    () => parseCompletionRequest({ model: 'm', prompt: [[1], [3, -1]] }),
+    'prompt[1][1]',
+    /must be a token id/,
+  );
   rejects400(
     () => parseCompletionRequest({ ...ok, temperature: 'hot' }),
     'temperature',
@@ -119,15 +128,27 @@ test('completions: malformed fields are 400s naming the field', () => {
   rejects400(() => parseCompletionRequest({ ...ok, top_p: 0 }), 'top_p', /in \(0, 1\], got 0/);
   rejects400(() => parseCompletionRequest({ ...ok, max_tokens: 1.5 }), 'max_tokens', /must be an integer/);
   rejects400(() => parseCompletionRequest({ ...ok, max_tokens: -1 }), 'max_tokens', />= 0, got -1/);
-  rejects400(() => parseCompletionRequest({ ...ok, n: 0 }), 'n', /in \[1, 8\], got 0/);
-  rejects400(() => parseCompletionRequest({ ...ok, n: 100 }), 'n', /in \[1, 8\], got 100/);
+  rejects400(() => parseCompletionRequest({ ...ok, n: 0 }), 'n', /in \[1, 64\], got 0/);
+  rejects400(() => parseCompletionRequest({ ...ok, n: 100 }), 'n', /in \[1, 64\], got 100/);
   rejects400(
-    () => parseCompletionRequest({ model: 'm', prompt: ['a', 'b', 'c'], n: 3 }),
+    () => parseCompletionRequest({ model: 'm', prompt: ['a', 'b', 'c'], n: 30 }),
+    'n',
+    /90 choices; at most 64/,
+  );
+  const small = { maxChoices: 8, maxStop: 16 };
+  rejects400(() => parseCompletionRequest({ ...ok, n: 9 }, small), 'n', /in \[1, 8\], got 9/);
+  rejects400(
+    () => parseCompletionRequest({ model: 'm', prompt: ['a', 'b', 'c'], n: 3 }, small),
     'n',
     /9 choices; at most 8/,
   );
   rejects400(() => parseCompletionRequest({ ...ok, seed: 1.5 }), 'seed', /must be an integer/);
-  rejects400(() => parseCompletionRequest({ ...ok, stop: [1] }), 'stop', /string or an array of strings/);
+  rejects400(() => parseCompletionRequest({ ...ok, stop: 1 }), 'stop', /string or an array of strings/);
+  rejects400(
+    () => parseCompletionRequest({ ...ok, stop: [1] }),
+    'stop[0]',
+    /'stop\[0\]' must be a string, got number 1/,
+  );
   rejects400(() => parseCompletionRequest({ ...ok, stop: Array(17).fill('x') }), 'stop', /at most 16/);
   rejects400(() => parseCompletionRequest({ ...ok, stream: 'yes' }), 'stream', /must be a boolean/);
   rejects400(
@@ -136,23 +157,30 @@ test('completions: malformed fields are 400s naming the field', () => {
     /only allowed when 'stream' is true/,
   );
   rejects400(
-    () => parseCompletionRequest({ ...ok, stream: true, stream_options: { usage: true } }),
-    'stream_options.usage',
-    /unrecognized request argument/,
+    () => parseCompletionRequest({ ...ok, stream_options: 'yes', stream: true }),
+    'stream_options',
+    /'stream_options' must be an object, got string "yes"/,
+    'invalid_type',
   );
   rejects400(
-    () => parseCompletionRequest({ ...ok, temprature: 0 }),
-    'temprature',
-    /unrecognized request argument supplied: temprature/,
-    'unknown_parameter',
-  );
-  // features not implemented are refused unless they ask for the default
-  rejects400(
-    () => parseCompletionRequest({ ...ok, logprobs: 5 }),
+    () => parseCompletionRequest({ ...ok, logprobs: 21 }),
     'logprobs',
-    /not supported/,
+    /'logprobs' must be in \[0, 20\], got 21/,
+  );
+  rejects400(() => parseCompletionRequest({ ...ok, logprobs: 'x' }), 'logprobs', /must be an integer in/);
+  rejects400(
+    () => parseCompletionRequest({ ...ok, echo: 1 }),
+    'echo',
+    /'echo' must be a boolean, got number 1/,
+  );
+  rejects400(
+    () => parseCompletionRequest({ ...ok, logprobs: 1, stream: true }),
+    'logprobs',
+    /with 'stream' is not supported/,
     'unsupported_parameter',
   );
+  rejects400(() => parseCompletionRequest({ ...ok, seed: 2 ** 60 }), 'seed', /must be an integer/);
+  // features not implemented are refused unless they ask for the default
   rejects400(
     () => parseCompletionRequest({ ...ok, presence_penalty: 0.5 }),
     'presence_penalty',
@@ -205,7 +233,11 @@ test('chat: messages, content parts, roles, max_completion_tokens', () => {
     'messages',
     /must be an array, got string/,
   );
-  rejects400(() => parseChatRequest({ model: 'm', messages: [] }), 'messages', /must not be empty/);
+  rejects400(
+    () => parseChatRequest({ model: 'm', messages: [] }),
+    'messages',
+    /non-empty array, got 0 items/,
+  );
   rejects400(
     () => parseChatRequest({ model: 'm', messages: ['hi'] }),
     'messages[0]',
@@ -231,11 +263,6 @@ test('chat: messages, content parts, roles, max_completion_tokens', () => {
     'messages[0].content[0]',
     /only text/,
   );
-  rejects400(
-    () => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'x', extra: 1 }] }),
-    'messages[0].extra',
-    /unrecognized/,
-  );
   rejects400(() => parseChatRequest({ ...ok, max_tokens: 0 }), 'max_tokens', />= 1, got 0/);
   rejects400(
     () => parseChatRequest({ ...ok, max_tokens: 5, max_completion_tokens: 6 }),
@@ -248,10 +275,70 @@ test('chat: messages, content parts, roles, max_completion_tokens', () => {
     'response_format',
     /only \{"type": "text"\}/,
   );
-  rejects400(() => parseChatRequest({ ...ok, echo: true }), 'echo', /unrecognized/); // completions-only field
+  rejects400(
+    () => parseChatRequest({ ...ok, logprobs: true }),
+    'logprobs',
+    /by \/v1\/completions only/,
+    'unsupported_parameter',
+  );
   assert.doesNotThrow(() =>
     parseChatRequest({ ...ok, tools: [], response_format: { type: 'text' }, logprobs: false }),
   );
+});
+
+test('unknown and vendor fields are accepted, ignored and listed; logprobs and echo are read', () => {
+  // vLLM's rule: a typo or another server's extension does not fail the request; the server logs it
+  const r = parseCompletionRequest({
+    model: 'm',
+    prompt: [[1, 2, 3]],
+    temprature: 0,
+    repetition_penalty: 1.1,
+    min_p: 0.05,
+    service_tier: 'auto',
+    stream: true,
+    stream_options: { include_usage: true, continuous_usage_stats: true },
+  });
+  assert.deepEqual(r.ignored, [
+    'temprature',
+    'repetition_penalty',
+    'min_p',
+    'service_tier',
+    'stream_options.continuous_usage_stats',
+  ]);
+  assert.equal(r.params.temperature, 1); // the typo had no effect
+  assert.equal(r.logprobs, null);
+  assert.deepEqual(parseCompletionRequest({ model: 'm', prompt: 'x' }).ignored, []);
+  const c = parseChatRequest({
+    model: 'm',
+    messages: [{ role: 'user', content: 'x', extra: 1 }],
+    echo: true,
+    top_k: 5,
+  });
+  assert.deepEqual(c.ignored, ['echo', 'messages[0].extra']);
+  assert.equal(c.params.topK, 5);
+  // lm-eval's local-completions loglikelihood payload: token lists, echo, logprobs 1, max_tokens 1
+  const ll = parseCompletionRequest({
+    model: 'm',
+    prompt: [
+      [1, 400, 30],
+      [1, 400, 31, 7],
+    ],
+    temperature: 0,
+    max_tokens: 1,
+    logprobs: 1,
+    seed: 1234,
+    echo: true,
+  });
+  assert.deepEqual(ll.prompts, [{ ids: [1, 400, 30] }, { ids: [1, 400, 31, 7] }]);
+  assert.equal(ll.echo, true);
+  assert.equal(ll.logprobs, 1);
+  assert.equal(ll.params.maxTokens, 1);
+  assert.deepEqual(ll.ignored, []);
+  // logprobs false (some clients) and 0 are both "no alternatives"; 0 still returns token logprobs
+  assert.equal(parseCompletionRequest({ model: 'm', prompt: 'x', logprobs: false }).logprobs, null);
+  assert.equal(parseCompletionRequest({ model: 'm', prompt: 'x', logprobs: 0 }).logprobs, 0);
+  // a list of 64 prompts (lm-eval --batch_size 64) fits the default limit
+  assert.equal(parseCompletionRequest({ model: 'm', prompt: Array(64).fill('x') }).prompts.length, 64);
 });
 
 test('response and stream-chunk shapes', () => {

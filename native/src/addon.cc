@@ -15,6 +15,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAdamw(env, exports);
   InitSensitivity(env, exports);
   InitWindow(env, exports);
+  InitGemmHalf(env, exports);
   return exports;
 }
 

@@ -9,11 +9,13 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { convertLlama2cToHf } from '../io/convert.js';
+import { parseShardSize } from '../io/checkpoint.js';
 
 export interface ConvertOptions {
   tokenizer?: string;
   out: string;
   force?: boolean;
+  maxShardSize?: string;
 }
 
 /** Files of a folder that say it already holds a model (or a conversion of one). */
@@ -52,7 +54,8 @@ export function convertCommand(input: string, opts: ConvertOptions): string[] {
   } else {
     mkdirSync(out, { recursive: true });
   }
-  return convertLlama2cToHf(input, tok, out);
+  const maxShardBytes = opts.maxShardSize === undefined ? undefined : parseShardSize(opts.maxShardSize);
+  return convertLlama2cToHf(input, tok, out, { maxShardBytes });
 }
 
 export function registerConvert(program: Command): void {
@@ -63,6 +66,10 @@ export function registerConvert(program: Command): void {
     .option('--tokenizer <file>', 'llama2.c tokenizer.bin (default: tokenizer.bin beside the checkpoint)')
     .requiredOption('-o, --out <folder>', 'HF model folder to write')
     .option('--force', 'overwrite a model already in the output folder')
+    .option(
+      '--max-shard-size <size>',
+      'split the weights into shards of at most this size, as HF does (default 5GB)',
+    )
     .action((input: string, opts: ConvertOptions) => {
       const files = convertCommand(input, opts);
       console.log(`wrote ${opts.out}: ${files.join(', ')}`);

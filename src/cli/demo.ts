@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { loadExperiment } from '../study/config.js';
-import { runExperimentFile } from './experiment.js';
+import { positiveInt, runExperimentFile } from './experiment.js';
 import { makeReport } from './report.js';
 
 /** experiments/<name> of this installation (source tree or built dist/). */
@@ -75,17 +75,7 @@ export function registerDemo(program: Command): void {
       'run the whole pipeline on the bundled models (sense, extract, train, eval for a small grid) and write the HTML report',
     )
     .option('-o, --out <folder>', 'run folder', 'out/demo')
-    .option(
-      '-j, --jobs <n>',
-      'cells run at the same time',
-      (v: string) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1)
-          throw new InputError('--jobs', `must be a positive integer, got "${v}"`);
-        return n;
-      },
-      2,
-    )
+    .option('-j, --jobs <n>', 'cells run at the same time', positiveInt, 2)
     .option('--experiment <file>', 'another experiment file instead of experiments/demo.yaml')
     .action(async (o: DemoOptions) => {
       const r = await runDemo(o);

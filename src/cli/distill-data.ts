@@ -1,11 +1,12 @@
 /**
  * `nuggets distill-data`: the teacher answers every prompt of a training file, and the rows are
  * written with its answers (sequence-level distillation; the output feeds a plain `nuggets train`).
- * Options come from the `distill-data` schema (src/config/schemas.ts); the work is src/distill/sequence.ts.
+ * Options come from the `distill-data` schema (src/config/schemas.ts); the work is the library's
+ * `distillData` (src/api/steps.ts, over src/distill/sequence.ts).
  */
 import type { Command } from 'commander';
 import { addSchemaOptions, foldAlias, resolveOptions } from '../config/cli.js';
-import { runDistillData } from '../distill/sequence.js';
+import { distillData } from '../api/steps.js';
 
 export function registerDistillData(program: Command): void {
   const cmd = program
@@ -24,7 +25,7 @@ export function registerDistillData(program: Command): void {
       () => `two teachers given: ${teacher} and --teacher ${String(flags.teacher)}`,
     );
     const opts = resolveOptions('distill-data', flags);
-    const r = runDistillData(opts, (line) => process.stderr.write(line + '\n'));
+    const r = distillData(opts, (line) => process.stderr.write(line + '\n'));
     process.stdout.write(r.summary + '\n');
   });
 }

@@ -29,8 +29,9 @@ import {
   type EvalOptions,
   type ProgressEvent,
 } from '../eval/runner.js';
-import { writeResults, type ResultsJson, type TaskResult } from '../eval/results.js';
+import { lmEvalSampleLine, writeResults, type ResultsJson, type TaskResult } from '../eval/results.js';
 import { Progress, type ProgressStream } from '../train/progress.js';
+import { evaluate } from '../api/steps.js';
 
 type EvalCliOpts = OptionsOf<'eval'>;
 
@@ -41,7 +42,7 @@ export interface EvalIO {
 }
 
 /** Tasks whose prompts take shots (the others always run 0-shot). */
-const SHOT_TASKS = new Set(['gsm8k', 'mmlu']);
+const SHOT_TASKS = new Set(['gsm8k', 'gsm8k_cot', 'mmlu']);
 
 /** --shots as the runner's option: one count for all shot-taking tasks, or a list per such task. */
 export function shotsOption(
@@ -156,11 +157,13 @@ export function summaryTable(results: ResultsJson): string {
   );
 }
 
-/** Every task's samples as one JSONL, each record led by its task name. */
+/** Every task's samples as one JSONL, each record (in lm-eval's saved form) led by its task name. */
 export function writeAllSamples(path: string, tasks: readonly TaskResult[]): void {
   writeFileAtomic(
     path,
-    tasks.flatMap((t) => t.samples.map((s) => JSON.stringify({ task: t.task, ...s }) + '\n')),
+    tasks.flatMap((t) =>
+      t.samples.map((s) => JSON.stringify({ task: t.task, ...lmEvalSampleLine(s) }) + '\n'),
+    ),
   );
 }
 
@@ -246,6 +249,6 @@ export function registerEval(program: Command): void {
         () => `two models given: ${model} and --model ${String(rest.model)}`,
       );
       foldAlias(rest, 'out', output, 'eval', () => 'give --out or --output, not both');
-      await runEvalCommand(resolveOptions('eval', rest));
+      await evaluate(resolveOptions('eval', rest), { out: process.stdout, err: process.stderr });
     });
 }

@@ -4,33 +4,32 @@
  * skipped on rerun, `--jobs N` cells at a time in child processes, and one results table (mean, std,
  * n, paired comparison against plain LoRA) as results.json + results.md in the run folder.
  *
- * `nuggets __job <run-dir> <job-id>` (hidden) is the child process of one job.
+ * `nuggets __job <run-dir> <job-id>` (hidden) is the child process of one job (src/study/job.ts: the
+ * job's steps as library calls).
+ *
+ * The library's `runExperiment` (src/api/steps.ts) does the work; this module adds Ctrl-C handling.
  */
-import { CommanderError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
-import { InputError } from '../errors.js';
-import { loadExperiment } from '../study/config.js';
+import { runExperiment } from '../api/steps.js';
 import { runJob } from '../study/job.js';
 import { startOrphanGuard } from '../study/orphan-guard.js';
-import { runExperiment, type RunSummary } from '../study/runner.js';
+import type { RunSummary } from '../study/runner.js';
 
 export interface RunCommandOptions {
   out?: string;
   jobs: number;
 }
 
-function positiveInt(raw: string): number {
+/** A commander value parser: a mistake is a usage error (one line with the help hint, exit 2). */
+export function positiveInt(raw: string): number {
   const v = Number(raw);
-  if (!Number.isInteger(v) || v < 1)
-    throw new InputError('--jobs', `must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError('expected a positive integer.');
   return v;
 }
 
 /** Runs an experiment file with Ctrl-C handling: children are stopped and the run can be resumed. */
 export async function runExperimentFile(file: string, o: RunCommandOptions): Promise<RunSummary> {
-  const exp = loadExperiment(file);
-  const out = o.out ? resolve(o.out) : exp.out;
-  if (!out) throw new InputError(exp.file, 'no output folder: give "out:" in the file or --out');
   const ac = new AbortController();
   const stop = () => {
     process.stderr.write(
@@ -41,7 +40,7 @@ export async function runExperimentFile(file: string, o: RunCommandOptions): Pro
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    return await runExperiment(exp, { out, jobs: o.jobs, signal: ac.signal });
+    return await runExperiment({ experiment: file, out: o.out, jobs: o.jobs, signal: ac.signal });
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
@@ -82,18 +81,7 @@ export function registerExperiment(program: Command): void {
     .argument('<job-id>')
     .action(async (runDir: string, jobId: string) => {
       startOrphanGuard();
-      const { main } = await import('./main.js');
-      // Each step runs as if typed: process.argv is what commands record as their command line
-      // (training.json, model cards), so it is set to the step's own for the step's duration.
-      const code = await runJob(resolve(runDir), jobId, async (argv) => {
-        const saved = process.argv;
-        process.argv = [saved[0], saved[1], ...argv];
-        try {
-          return await main(['node', 'nuggets', ...argv]);
-        } finally {
-          process.argv = saved;
-        }
-      });
+      const code = await runJob(resolve(runDir), jobId);
       if (code !== 0) throw new CommanderError(code, 'nuggets.job.failed', `job ${jobId} failed`);
     });
 }

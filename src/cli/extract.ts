@@ -26,6 +26,7 @@ import { MANIFEST_FILE, writeManifest } from '../transfer/manifest.js';
 import type { Structure } from '../transfer/submatrix.js';
 import type { InitKind } from '../transfer/plan.js';
 import { Progress, type ProgressMode } from '../train/progress.js';
+import { extract as extractStep } from '../api/steps.js';
 
 export type ExtractCliOptions = OptionsOf<'extract'> & { force?: boolean; progress?: boolean };
 
@@ -165,21 +166,14 @@ export function registerExtract(program: Command): void {
     );
   addSchemaOptions(cmd, 'extract');
   cmd
-    .addOption(new Option('-o <folder>', 'same as --out'))
     .addOption(new Option('--force', 'overwrite an initialisation already in the output folder'))
     .addOption(new Option('--no-progress', 'no progress bar'))
     .action((flags: Record<string, unknown>) => {
-      const { o, force, progress, ...rest } = flags as {
-        o?: string;
+      const { force, progress, ...rest } = flags as {
         force?: boolean;
         progress?: boolean;
       } & Record<string, unknown>;
-      if (o !== undefined) {
-        if (rest.out !== undefined && rest.out !== o)
-          throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
-        rest.out = o;
-      }
       const opts = resolveOptions('extract', rest);
-      extractCommand({ ...opts, force, progress });
+      extractStep({ ...opts, force, progress });
     });
 }

@@ -23,7 +23,8 @@ import { applyChatTemplate } from '../io/chat-template.js';
 import { renderPrompt, TULU } from '../data/chat.js';
 import { tokenizePieces } from '../data/encode.js';
 import { ContinuationTokenizer } from '../model/continuation.js';
-import { generate, type FinishReason } from '../model/generate.js';
+import { generate as generateTokens, type FinishReason } from '../model/generate.js';
+import { generate } from '../api/steps.js';
 
 type GenerateOpts = OptionsOf<'generate'>;
 
@@ -86,7 +87,7 @@ export function runGenerate(
   }
   const t0 = performance.now();
   let text = '';
-  const [r] = generate(model, [ids], {
+  const [r] = generateTokens(model, [ids], {
     maxNewTokens: o.maxNewTokens,
     temperature: o.temperature,
     topP: o.topP,
@@ -162,7 +163,7 @@ export function registerGenerate(program: Command): void {
       if (chat && rest.chatFormat !== undefined)
         throw new InputError('generate', 'give --chat or --chat-format, not both');
       const o = resolveOptions('generate', rest);
-      const r = runGenerate({ ...o, stop: stop ?? [], chat: chat ?? false }, (t) => process.stdout.write(t));
+      const r = generate({ ...o, stop, chat, onText: (t) => process.stdout.write(t) });
       process.stdout.write('\n');
       if (process.stderr.isTTY) {
         const rate = r.seconds > 0 ? (r.tokens / r.seconds).toFixed(1) : 'inf';

@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { addSchemaOptions, resolveOptions, toFlags } from '../config/cli.js';
 import { shellQuote } from '../config/shell.js';
-import { pretrain } from '../train/pretrain.js';
+import { pretrain } from '../api/steps.js';
 
 export function registerPretrain(program: Command): void {
   const cmd = program

@@ -4,16 +4,10 @@
  * paper's table beside ours (src/report/).
  */
 import type { Command } from 'commander';
-import { join, resolve } from 'node:path';
-import { loadReportData } from '../report/data.js';
-import { writeReport } from '../report/html.js';
+import { report } from '../api/steps.js';
 
 export function makeReport(runDir: string, out?: string): { path: string; plots: number } {
-  const dir = resolve(runDir);
-  const path = resolve(out ?? join(dir, 'report.html'));
-  const data = loadReportData(dir);
-  const { plots } = writeReport(path, data);
-  return { path, plots };
+  return report({ run: runDir, out });
 }
 
 export function registerReport(program: Command): void {

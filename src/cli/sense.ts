@@ -1,18 +1,22 @@
 /**
  * `nuggets sense`: docs/method.md step 1 on a teacher and a seed file -> a sensitivity safetensors (one
- * tensor per teacher parameter, f32 or bf16) and a JSON summary beside it (per-tensor and per-layer
- * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts).
+ * tensor per teacher parameter, f32, bf16 or f16) and a JSON summary beside it (per-tensor and per-layer
+ * sums, the loss of each seed). Runs layer by layer by default (src/transfer/sense/streaming.ts),
+ * spilling the seeds' layer-boundary states to a scratch folder beside the output (or --scratch-dir)
+ * when they are big (--spill; docs/memory.md).
  *
  *   nuggets sense --teacher <model> --seeds <jsonl> -o sens.safetensors [--shard i/n | --shard-from-env]
  *   nuggets sense merge <shard files...> -o sens.safetensors
  *
  * Options come from the `sense` / `sense-merge` schemas (flags and YAML alike), plus command-line
- * conveniences: `-o` (= --out), `--shard-from-env` and `--shard-count` (docs/sharding.md).
+ * conveniences: `--shard-from-env` and `--shard-count` (docs/sharding.md). The work is the library's
+ * `sense` (src/api/steps.ts) over `senseCommand` below.
  * Ctrl-C (SIGINT) or SIGTERM stops at the next step, removes the temporary per-layer files and
  * exits with status 130 without writing the output.
  */
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { addSchemaOptions, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { InputError } from '../errors.js';
 import { loadModelSource } from '../io/load.js';
@@ -23,6 +27,7 @@ import { describeReport, encodeExamples } from '../data/encode.js';
 import { kernels } from '../engine/backend.js';
 import { sha256File } from '../transfer/manifest.js';
 import { SenseAborted } from '../transfer/sense/abort.js';
+import { boundaryBytes, spills } from '../transfer/sense/boundaries.js';
 import { runSense } from '../transfer/sense/run.js';
 import { toSenseExamples } from '../transfer/sense/seeds.js';
 import { DiskSink, MemorySink, type SensSink } from '../transfer/sense/sink.js';
@@ -35,15 +40,9 @@ import {
   type SensSummary,
 } from '../transfer/sense/summary.js';
 import { writeSensitivityFile } from '../transfer/sense/writer.js';
-import {
-  mergeSensitivity,
-  parseShard,
-  shardFromEnv,
-  shardPath,
-  shardRange,
-  type ShardSpec,
-} from '../transfer/shard.js';
+import { parseShard, shardFromEnv, shardPath, shardRange, type ShardSpec } from '../transfer/shard.js';
 import { Progress, type ProgressMode } from '../train/progress.js';
+import { sense, senseMerge } from '../api/steps.js';
 
 export type SenseCliOptions = OptionsOf<'sense'> & { shardFromEnv?: boolean; shardCount?: number };
 
@@ -91,6 +90,13 @@ export async function senseCommand(
   if (existsSync(out) && statSync(out).isDirectory())
     throw new InputError(out, 'is a folder; --out names the sensitivity file to write');
   if (!existsSync(o.seeds)) throw new InputError(o.seeds, 'no such seed file');
+  if (o.spill === 'always' && !o.streaming)
+    throw new InputError(
+      '--spill',
+      'always spills the layer-boundary states of streaming; --no-streaming holds the whole model in memory',
+    );
+  if (o.scratchDir !== undefined && !(existsSync(o.scratchDir) && statSync(o.scratchDir).isDirectory()))
+    throw new InputError(o.scratchDir, 'no such folder (--scratch-dir)');
 
   const src = loadModelSource(o.teacher, { tokenizer: o.tokenizer });
   let sink: SensSink | null = null;
@@ -139,6 +145,15 @@ export async function senseCommand(
       );
     }
 
+    const scratchDir = o.scratchDir ?? dirname(resolve(out));
+    if (o.streaming) {
+      const tokens = seeds.reduce((a, s) => a + s.ids.length, 0);
+      const bytes = boundaryBytes(c.numLayers, tokens, c.hiddenSize);
+      log(
+        `sense: the seeds' layer-boundary states take ${(bytes / 1e9).toFixed(2)} GB: ` +
+          (spills(o.spill, bytes) ? `spilled to a scratch folder in ${scratchDir}` : 'kept in memory'),
+      );
+    }
     sink = o.streaming ? new DiskSink(out) : new MemorySink();
     const progress = new Progress({
       label: 'sense',
@@ -149,6 +164,9 @@ export async function senseCommand(
     try {
       run = await runSense({ config: c, weights: src.weights }, seeds, sink, {
         streaming: o.streaming,
+        spill: o.spill,
+        // beside the output by default: the disk chosen for big files (os.tmpdir() may be RAM)
+        scratchDir,
         signal: io.signal,
         onProgress: (done, total, fields) => progress.update(Math.floor((1000 * done) / total), fields),
       });
@@ -198,7 +216,8 @@ export async function senseCommand(
       },
     };
     if (io.signal?.aborted) throw new SenseAborted();
-    writeSensitivityFile(out, sink, c, o.dtype, summary);
+    const note = writeSensitivityFile(out, sink, c, o.dtype, summary);
+    if (note) log(`sense: ${note}`);
     log(
       `sense: wrote ${out} and ${summaryPathFor(out)}: ${perSeed.length} seeds, mean answer loss ${summary.loss.mean.toFixed(4)}, ` +
         `${run.tokens} tokens in ${run.seconds.toFixed(1)} s (${summary.compute!.tokensPerSecond.toFixed(1)} tokens/s)`,
@@ -238,7 +257,6 @@ export function registerSense(program: Command): void {
     );
   addSchemaOptions(cmd, 'sense');
   cmd
-    .addOption(new Option('-o <path>', 'same as --out'))
     .addOption(
       new Option(
         '--shard-from-env',
@@ -253,16 +271,12 @@ export function registerSense(program: Command): void {
     )
     .action(async (flags: Record<string, unknown>) => {
       const {
-        o,
         shardFromEnv: fromEnv,
         shardCount,
         ...rest
-      } = flags as { o?: string; shardFromEnv?: boolean; shardCount?: number } & Record<string, unknown>;
-      applyShortOut(rest, o);
+      } = flags as { shardFromEnv?: boolean; shardCount?: number } & Record<string, unknown>;
       const opts = resolveOptions('sense', rest);
-      await interruptible((signal) =>
-        senseCommand({ ...opts, shardFromEnv: fromEnv, shardCount }, { signal }),
-      );
+      await interruptible((signal) => sense({ ...opts, shardFromEnv: fromEnv, shardCount }, { signal }));
     });
 
   const merge = cmd
@@ -270,37 +284,26 @@ export function registerSense(program: Command): void {
     .description('sum shard sensitivity files written by "sense --shard i/n" into one file')
     .argument('[shards...]', 'shard files (or --inputs)');
   addSchemaOptions(merge, 'sense-merge');
-  merge
-    .addOption(new Option('-o <path>', 'same as --out'))
-    .action((shards: string[], own: Record<string, unknown>, self: Command) => {
-      // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
-      // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
-      const parent = self.parent!.opts() as Record<string, unknown>;
-      const foreign = Object.keys(parent).filter(
-        (key) => parent[key] !== undefined && !['o', 'out', 'dtype', 'config'].includes(key),
+  merge.action((shards: string[], own: Record<string, unknown>, self: Command) => {
+    // Commander lets the parent `sense` parse the options it shares with `merge` (-o, --out,
+    // --dtype, --config) wherever they stand; take them from there, and refuse sense-only ones.
+    const parent = self.parent!.opts() as Record<string, unknown>;
+    const foreign = Object.keys(parent).filter(
+      (key) => parent[key] !== undefined && !['out', 'dtype', 'config'].includes(key),
+    );
+    if (foreign.length > 0)
+      throw new InputError(
+        'sense merge',
+        `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`,
       );
-      if (foreign.length > 0)
-        throw new InputError(
-          'sense merge',
-          `takes shard files, -o/--out, --dtype and --config; not ${foreign.map((f) => `--${f.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}`,
-        );
-      const flags = { ...parent, ...own };
-      const { o, ...rest } = flags as { o?: string } & Record<string, unknown>;
-      applyShortOut(rest, o);
-      if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
-      const opts = resolveOptions('sense-merge', rest);
-      const s = mergeSensitivity(opts.inputs, opts.out, opts.dtype);
-      console.error(
-        `sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`,
-      );
-    });
-}
-
-function applyShortOut(rest: Record<string, unknown>, o: string | undefined): void {
-  if (o === undefined) return;
-  if (rest.out !== undefined && rest.out !== o)
-    throw new InputError('-o', `two outputs given: -o ${o} and --out ${String(rest.out)}`);
-  rest.out = o;
+    const rest = { ...parent, ...own };
+    if (shards.length > 0) rest.inputs = [...((rest.inputs as string[] | undefined) ?? []), ...shards];
+    const opts = resolveOptions('sense-merge', rest);
+    const s = senseMerge(opts);
+    console.error(
+      `sense merge: wrote ${opts.out} (${s.seeds.mergedFrom!.length} shards, ${s.loss.perSeed.length} seeds, mean answer loss ${s.loss.mean.toFixed(4)})`,
+    );
+  });
 }
 
 function positiveInt(v: string): number {

@@ -12,6 +12,7 @@ import { InputError } from '../errors.js';
 import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
 import { Scheduler } from '../serve/scheduler.js';
 import { isLoopback, startServer, type RunningServer } from '../serve/server.js';
+import { serve } from '../api/steps.js';
 
 type ServeCliOpts = OptionsOf<'serve'>;
 
@@ -105,8 +106,7 @@ export function registerServe(program: Command): void {
       'serve',
       () => `two models given: ${model} and --model ${String(rest.model)}`,
     );
-    const o = resolveOptions('serve', rest);
-    const h = await startServe(o);
+    const h = await serve(resolveOptions('serve', rest));
     const info = h.scheduler.info!;
     process.stdout.write(
       `nuggets serve: ${info.name} at ${h.server.url}/v1 (context ${info.contextLength} tokens, chat format ${info.chatFormat}${info.adapter ? `, adapter ${info.adapter}` : ''})\n`,

@@ -2,12 +2,13 @@
  * `nuggets train`: LoRA fine-tuning of a student (docs/method.md steps 5-6), optionally from an
  * initialisation folder written by `nuggets extract`. Options come from the `train` schema
  * (src/config/schemas.ts), as flags or from a YAML file (--config); everything below the command line
- * is src/train/run.ts. Progress goes to stderr (a bar on a terminal, plain lines otherwise); the
+ * is the library's `train` (src/api/steps.ts, over src/train/run.ts). Progress goes to stderr (a bar on a terminal, plain lines otherwise); the
  * one-line summary goes to stdout.
  */
 import type { Command } from 'commander';
+import { train } from '../api/steps.js';
 import { addSchemaOptions, foldAlias, resolveOptions } from '../config/cli.js';
-import { runTrain } from '../train/run.js';
+import { typedArgs } from './argv.js';
 
 export function registerTrain(program: Command): void {
   const cmd = program
@@ -17,7 +18,7 @@ export function registerTrain(program: Command): void {
     )
     .argument('[student]', 'student model (or --student, or student: in --config)');
   addSchemaOptions(cmd, 'train');
-  cmd.action((student: string | undefined, flags: Record<string, unknown>) => {
+  cmd.action((student: string | undefined, flags: Record<string, unknown>, self: Command) => {
     foldAlias(
       flags,
       'student',
@@ -26,8 +27,7 @@ export function registerTrain(program: Command): void {
       () => `two students given: ${student} and --student ${String(flags.student)}`,
     );
     const opts = resolveOptions('train', flags);
-    const argv = process.argv.slice(2);
-    const r = runTrain(opts, { argv, say: (line) => process.stderr.write(line + '\n') });
+    const r = train(opts, { argv: typedArgs(self), say: (line) => process.stderr.write(line + '\n') });
     process.stdout.write(r.summary + '\n');
   });
 }

@@ -13,13 +13,13 @@
  *   cmd.action(async (flags) => { const opts = resolveOptions('train', flags); ... });
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { z } from 'zod';
 import { InputError } from '../errors.js';
 import { fieldsOf, type FieldInfo } from './fields.js';
 import { closestValue, configValues, readConfigFile, schemaError, type Origins } from './file.js';
+import type { OptionsOf } from './parse.js';
 import { COMMAND_SCHEMAS, type CommandName } from './schemas.js';
 
-export type OptionsOf<C extends CommandName> = z.infer<(typeof COMMAND_SCHEMAS)[C]>;
+export type { OptionsOf } from './parse.js';
 
 function showDefault(v: unknown): string {
   if (Array.isArray(v)) return v.join(',');
@@ -96,7 +96,9 @@ export function addSchemaOptions(
       cmd.addOption(o);
       continue;
     }
-    const o = new Option(`${f.flag} <${VALUE_NAME[f.kind]}>`, f.description + suffix);
+    // -o is short for --out on every command that writes.
+    const flags = f.key === 'out' ? `-o, ${f.flag}` : f.flag;
+    const o = new Option(`${flags} <${VALUE_NAME[f.kind]}>`, f.description + suffix);
     if (f.kind === 'enum') o.choices(f.choices!);
     else if (f.kind === 'number' || f.kind === 'integer')
       o.argParser((raw: string) => parseNumber(raw, f.kind === 'integer'));

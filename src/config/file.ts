@@ -255,13 +255,17 @@ function checkValue(where: string, given: string, f: FieldInfo, v: unknown, base
   return one(f.kind, v);
 }
 
-/** Formats the first schema issue as "key: problem" in the words of the option's source. */
+/**
+ * Formats the schema issues as "key: problem" in the words of the option's source: flags and
+ * config files by default, or option keys (`asKeys`) for options given as an object (library calls).
+ */
 export function schemaError(
   issues: z.core.$ZodIssue[],
   schema: CommandSchema,
   values: Record<string, unknown>,
   origins: Origins,
   command: string,
+  asKeys = false,
 ): InputError {
   const fields = new Map(fieldsOf(schema).map((f) => [f.key, f]));
   const lines: string[] = [];
@@ -270,17 +274,28 @@ export function schemaError(
     const key = String(issue.path[0] ?? '');
     const f = fields.get(key);
     const origin = origins[key];
-    source ||= origin && origin !== 'flag' ? origin : `nuggets ${command}`;
-    const name = f ? (origin && origin !== 'flag' ? key : f.flag) : key;
+    source ||= origin && origin !== 'flag' ? origin : command;
+    const name = f ? (asKeys || (origin && origin !== 'flag') ? key : f.flag) : key;
     if (f && issue.code === 'invalid_type' && values[key] === undefined && issue.path.length === 1) {
-      lines.push(`${f.flag} is required (${f.description}); give it as a flag or in a config file`);
+      lines.push(
+        asKeys
+          ? `${key} is required (${f.description})`
+          : `${f.flag} is required (${f.description}); give it as a flag or in a config file`,
+      );
     } else if (f && (issue.code === 'invalid_type' || issue.code === 'invalid_value')) {
       lines.push(`${name}: expected ${expected(f)}`);
     } else if (issue.code === 'unrecognized_keys') {
-      lines.push(`unknown option(s) ${issue.keys.join(', ')}`);
+      const hints = issue.keys.map((k) => {
+        const hint = closestKey(k, [...fields.keys()]);
+        return hint ? `${k} (did you mean "${hint}"?)` : k;
+      });
+      lines.push(`unknown option(s) ${hints.join(', ')}`);
     } else {
       lines.push(
-        `${name}: ${issue.message.replace(/^Too (big|small): expected number to be /, 'must be ').replace(/^Invalid input: /, '')}`,
+        `${name}: ${issue.message
+          .replace(/^Too (big|small): expected number to be /, 'must be ')
+          .replace(/^Too small: expected array to have >=(\d+) items?$/, 'needs at least $1 value(s)')
+          .replace(/^Invalid input: /, '')}`,
       );
     }
   }

@@ -41,6 +41,12 @@ const dataFields = {
   ).default('truncate'),
 };
 
+/**
+ * The seed every command uses when none is given (extract, train, eval, generate, pretrain): one
+ * number, so that "the default seed" means the same run everywhere.
+ */
+export const DEFAULT_SEED = 42;
+
 const tokenizer = path(
   'tokenizer file or folder when the model has none beside it (llama2.c tokenizer.bin)',
 ).optional();
@@ -54,8 +60,8 @@ export const senseSchema = z
     tokenizer,
     numSeeds: int('use the first k seed examples').min(1).default(32),
     dtype: oneOf(
-      ['f32', 'bf16'],
-      'storage precision of the sensitivity file (computed in fp32 either way)',
+      ['f32', 'bf16', 'f16'],
+      "storage precision of the sensitivity file (computed in fp32 either way; f16's range is narrow, bf16 is safer)",
     ).default('f32'),
     ...dataFields,
     shard: str(
@@ -66,6 +72,13 @@ export const senseSchema = z
     streaming: bool(
       'run layer by layer so that peak memory is about one layer (off: whole model in memory)',
     ).default(true),
+    spill: oneOf(
+      ['auto', 'always', 'never'],
+      "streaming: keep the seeds' hidden states at layer boundaries in scratch files, not memory (auto: when they exceed 1 GiB)",
+    ).default('auto'),
+    scratchDir: path(
+      'folder for the spilled hidden states (default: beside --out); needs (layers + 1) x tokens x hidden x 4 bytes free',
+    ).optional(),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict();
@@ -78,7 +91,7 @@ export const senseMergeSchema = z
       .min(1)
       .describe('shard sensitivity files written by "sense --shard i/n" (comma separated)'),
     out: path('merged sensitivity file to write'),
-    dtype: oneOf(['f32', 'bf16'], 'storage precision of the merged file').default('f32'),
+    dtype: oneOf(['f32', 'bf16', 'f16'], 'storage precision of the merged file').default('f32'),
   })
   .strict();
 
@@ -117,7 +130,7 @@ export const extractSchema = z
       ['teacher', 'lora', 'pissa', 'random-matched'],
       'teacher factors (the method), or a control: PEFT default, PiSSA, random of matched norm',
     ).default('teacher'),
-    seed: int('seed for the random choices (random layers/structure/init)').default(42),
+    seed: int('seed for the random choices (random layers/structure/init)').default(DEFAULT_SEED),
     dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the adapter factors').default('f32'),
   })
   .strict();
@@ -167,7 +180,7 @@ export const trainSchema = z
       'modules that get LoRA: names or groups (all, attention, mlp, embedding, lm_head), comma separated',
     ),
     ...dataFields,
-    seed: int('seed for data order, dropout and LoRA init').default(1),
+    seed: int('seed for data order, dropout and LoRA init').default(DEFAULT_SEED),
     loggingSteps: int('write a trainer_log.jsonl line every N updates').min(1).default(10),
     saveSteps: int('save a checkpoint every N updates (0: only at the end of each epoch)').min(0).default(0),
     keepCheckpoints: int('keep the newest N checkpoints').min(1).default(10),
@@ -212,13 +225,15 @@ export const evalSchema = z
       .array(str('a task'))
       .min(1)
       .describe(
-        'tasks, comma separated: gsm8k, mmlu, mmlu_<subject>, super_ni:<file>, alpaca_eval, humaneval, perplexity:<file>',
+        'tasks, comma separated: gsm8k, gsm8k_cot, mmlu, mmlu_stem (and the other lm-eval MMLU groups), mmlu_<subject>, super_ni:<file>, alpaca_eval, humaneval, perplexity:<file>',
       ),
     out: path('results JSON to write'),
     shots: z
       .array(int('a shot count').min(0))
       .optional()
-      .describe('few-shot counts, comma separated (each is run; default per task: gsm8k 8, mmlu 0)'),
+      .describe(
+        'few-shot counts, comma separated (each is run; default per task: gsm8k 5, gsm8k_cot 8, mmlu 0)',
+      ),
     limit: int('evaluate only the first N samples of each task').min(1).optional(),
     chatFormat: oneOf(
       ['plain', 'tulu', 'template'],
@@ -250,7 +265,7 @@ export const evalSchema = z
     )
       .min(0)
       .optional(),
-    seed: int('seed for sampling and shot selection').default(1234),
+    seed: int('seed for sampling and shot selection').default(DEFAULT_SEED),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict();
@@ -273,7 +288,7 @@ export const generateSchema = z
       .max(1)
       .default(1),
     topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
-    seed: int('sampling seed').default(42),
+    seed: int('sampling seed').default(DEFAULT_SEED),
     stream: bool('print tokens as they are generated').default(true),
   })
   .strict();
@@ -293,7 +308,7 @@ export const distillDataSchema = z
       .max(1)
       .default(1),
     topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
-    seed: int('sampling seed (each row samples from its own seed derived from it)').default(42),
+    seed: int('sampling seed (each row samples from its own seed derived from it)').default(DEFAULT_SEED),
     batchSize: int('prompts per generation batch').min(1).default(8),
   })
   .strict();
@@ -319,7 +334,7 @@ export const serveSchema = z
     ).default('auto'),
     maxQueue: int('requests that may wait for the model; more are answered 429').min(0).default(16),
     maxBodyKb: int('largest request body in KiB; larger ones are answered 413').min(1).default(1024),
-    maxChoices: int('most choices (prompts x n) per request').min(1).default(8),
+    maxChoices: int('most choices (prompts x n) per request').min(1).default(64),
     apiKeyEnv: str(
       'environment variable holding an API key that clients must send as "Authorization: Bearer <key>"',
     )
@@ -382,7 +397,7 @@ export const pretrainSchema = z
     initStd: num('std of the random init (residual output projections get std/sqrt(2*layers))')
       .positive()
       .default(0.02),
-    seed: int('seed for the init, the held-out split and the data order').default(1337),
+    seed: int('seed for the init, the held-out split and the data order').default(DEFAULT_SEED),
     evalSteps: int('held-out loss every N updates (0: only at the end)').min(0).default(0),
     loggingSteps: int('write a trainer_log.jsonl line every N updates').min(1).default(10),
     saveSteps: int('save a checkpoint every N updates (0: none)').min(0).default(0),
@@ -391,6 +406,9 @@ export const pretrainSchema = z
     resume: bool('continue from the newest checkpoint').default(false),
     resumeFrom: path('continue from this checkpoint folder').optional(),
     dtype: oneOf(['f32', 'bf16'], 'storage precision of the written model').default('f32'),
+    gradientCheckpointing: bool(
+      'activation checkpointing per decoder layer: keep layer inputs, recompute the rest in backward (same result, less memory)',
+    ).default(false),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
   })
   .strict()
@@ -407,9 +425,41 @@ export const mergeSchema = z
     out: path('merged Hugging Face model folder to write'),
     tokenizer,
     dtype: oneOf(['f32', 'f16', 'bf16'], 'storage precision of the merged weights').default('f32'),
+    maxShardSize: str(
+      'split the weights into shards of at most this size, as HF does (5GB, 500MB, 2GiB)',
+    ).default('5GB'),
   })
   .strict();
 
+/** `nuggets export gguf`: a model (+ adapter, merged) as one GGUF file for llama.cpp (docs/gguf.md). */
+export const exportGgufSchema = z
+  .object({
+    model: path('model to export (HF folder or llama2.c checkpoint)'),
+    adapter: path('LoRA adapter folder (PEFT format) merged into the model before export').optional(),
+    tokenizer,
+    out: path('GGUF file to write'),
+    outtype: oneOf(
+      ['f32', 'f16', 'bf16', 'q8_0'],
+      'tensor type of the matrices (norms stay f32; q8_0 rows that are not whole 32-blocks fall back to f16)',
+    ).default('f16'),
+    name: str('general.name written into the file (default: the model folder or file name)').optional(),
+    force: bool('overwrite an existing output file').default(false),
+  })
+  .strict();
+
+/** `nuggets export gguf-lora`: a PEFT adapter as a GGUF LoRA file llama.cpp applies at run time. */
+export const exportGgufLoraSchema = z
+  .object({
+    adapter: path('LoRA adapter folder (PEFT format)'),
+    base: path('the model the adapter loads on (HF folder or llama2.c checkpoint), for its architecture'),
+    out: path('GGUF LoRA file to write'),
+    outtype: oneOf(['f32', 'f16', 'bf16'], 'tensor type of the LoRA factors').default('f32'),
+    name: str('general.name written into the file (default: the adapter folder name)').optional(),
+    force: bool('overwrite an existing output file').default(false),
+  })
+  .strict();
+
+/** Options as validated (defaults applied): what the steps receive. */
 export type SenseOptions = z.infer<typeof senseSchema>;
 export type SenseMergeOptions = z.infer<typeof senseMergeSchema>;
 export type ExtractOptions = z.infer<typeof extractSchema>;
@@ -420,6 +470,20 @@ export type DistillDataOptions = z.infer<typeof distillDataSchema>;
 export type MergeOptions = z.infer<typeof mergeSchema>;
 export type ServeOptions = z.infer<typeof serveSchema>;
 export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
+export type ExportGgufOptions = z.infer<typeof exportGgufSchema>;
+export type ExportGgufLoraOptions = z.infer<typeof exportGgufLoraSchema>;
+
+/** Options as a caller passes them (fields with a default may be left out): z.input of each schema. */
+export type SenseInput = z.input<typeof senseSchema>;
+export type SenseMergeInput = z.input<typeof senseMergeSchema>;
+export type ExtractInput = z.input<typeof extractSchema>;
+export type TrainInput = z.input<typeof trainSchema>;
+export type DistillDataInput = z.input<typeof distillDataSchema>;
+export type EvalInput = z.input<typeof evalSchema>;
+export type GenerateInput = z.input<typeof generateSchema>;
+export type MergeInput = z.input<typeof mergeSchema>;
+export type ServeInput = z.input<typeof serveSchema>;
+export type PretrainInput = z.input<typeof pretrainSchema>;
 
 /** Every command schema by command name (config files may hold a section per command). */
 export const COMMAND_SCHEMAS = {
@@ -433,6 +497,8 @@ export const COMMAND_SCHEMAS = {
   merge: mergeSchema,
   serve: serveSchema,
   pretrain: pretrainSchema,
+  'export-gguf': exportGgufSchema,
+  'export-gguf-lora': exportGgufLoraSchema,
 } satisfies Record<string, CommandSchema>;
 
 export type CommandName = keyof typeof COMMAND_SCHEMAS;

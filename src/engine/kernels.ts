@@ -12,6 +12,8 @@
  *   unless the function returns a fresh result (svd, qr, topk).
  */
 
+import type { HalfDtype } from './half.js';
+
 export type F32 = Float32Array;
 
 /** RoPE pairing: HF `rotate_half` pairs (i, i + hd/2); llama2.c pairs adjacent (2i, 2i + 1). */
@@ -82,6 +84,40 @@ export interface Kernels {
     strideC: number,
     batch: number,
   ): void;
+
+  // ---------------------------------------------------------------- half-precision weights
+  /**
+   * C[M,N] = alpha * A[M,K] * op(B)[K,N] + beta * C with B holding bf16 or f16 bits (a frozen weight
+   * kept in its file dtype): transB means B is stored [N, ldb] (forward Y = X W^T), otherwise
+   * [K, ldb] (backward dX = dY W). float32 accumulation; computeBf16 rounds A to bf16 first.
+   */
+  gemmHalf(
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: F32,
+    lda: number,
+    B: Uint16Array,
+    ldb: number,
+    dtype: HalfDtype,
+    beta: number,
+    C: F32,
+    ldc: number,
+    computeBf16: boolean,
+  ): void;
+  /** embeddingForward with the table in bf16/f16 bits. */
+  embeddingForwardHalf(
+    out: F32,
+    ids: Int32Array,
+    table: Uint16Array,
+    dtype: HalfDtype,
+    n: number,
+    dim: number,
+  ): void;
+  /** sensAccumulate with theta in bf16/f16 bits. */
+  sensAccumulateHalf(S: F32, theta: Uint16Array, dtype: HalfDtype, grad: F32, n: number): void;
 
   // ---------------------------------------------------------------- RMSNorm
   /** out[r] = x[r] * rstd[r] * w, rstd[r] = 1/sqrt(mean(x[r]^2) + eps). Writes out [rows,dim], rstd [rows]. */
@@ -264,6 +300,9 @@ export const KERNEL_TABLE = {
   topk: true,
   svd: true,
   qr: true,
+  gemmHalf: true,
+  embeddingForwardHalf: true,
+  sensAccumulateHalf: true,
 } as const satisfies Record<KernelName, true>;
 
 export const KERNEL_NAMES = Object.keys(KERNEL_TABLE) as KernelName[];

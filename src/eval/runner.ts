@@ -1,8 +1,10 @@
 /**
  * runEval: runs the requested tasks against an EvalLM and assembles one lm-eval-shaped results
  * object (see results.ts). Task names:
- *   gsm8k              GSM8K chain-of-thought, 0..8 shots (default 8)
- *   mmlu               all 57 subjects, 0..5 shots from dev (default 0, lm-eval's default)
+ *   gsm8k              lm-eval's gsm8k: "Question:/Answer:", 0..8 shots from the train split (default 5)
+ *   gsm8k_cot          the paper's GSM8K chain of thought, 0..8 shots (default 8)
+ *   mmlu               all 57 subjects, 0..5 shots from dev (default 0, lm-eval's default), with
+ *                      lm-eval's groups mmlu_stem / _humanities / _social_sciences / _other
  *   mmlu_<subject>     one subject (same prompt and scoring)
  *   super_ni           exact match + ROUGE-L on a JSONL of {input, references} or {messages} rows;
  *                      needs a file: "super_ni:<path>" or options.files.super_ni
@@ -16,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
+import { DEFAULT_SEED } from '../config/schemas.js';
 import type { ExecOptions } from './execute.js';
 import type { Judge } from './judge.js';
 import type { EvalLM } from './lm.js';
@@ -24,6 +27,8 @@ import { buildResults, type ResultsJson, type TaskResult } from './results.js';
 import type { TaskContext } from './task.js';
 import { runAlpacaEval } from './tasks/alpaca.js';
 import { GSM8K_MAX_SHOTS, runGsm8k } from './tasks/gsm8k.js';
+import { runGsm8kLmEval } from './tasks/gsm8k-lmeval.js';
+import { MMLU_CATEGORIES, MMLU_SUBJECT_CATEGORY, type MmluCategory } from './tasks/mmlu-groups.js';
 import { runHumanEval } from './tasks/humaneval.js';
 import { mmluSubjects, runMmlu } from './tasks/mmlu.js';
 import { runPerplexity } from './tasks/perplexity.js';
@@ -31,6 +36,7 @@ import { runSuperNi } from './tasks/superni.js';
 
 export const KNOWN_TASKS = [
   'gsm8k',
+  'gsm8k_cot',
   'mmlu',
   'mmlu_<subject>',
   'super_ni',
@@ -38,16 +44,17 @@ export const KNOWN_TASKS = [
   'humaneval',
   'perplexity',
 ] as const;
-type BaseTask = 'gsm8k' | 'mmlu' | 'super_ni' | 'alpaca_eval_proxy' | 'humaneval' | 'perplexity';
+type BaseTask =
+  'gsm8k' | 'gsm8k_cot' | 'mmlu' | 'super_ni' | 'alpaca_eval_proxy' | 'humaneval' | 'perplexity';
 
 const ALIASES: Record<string, BaseTask> = {
   alpaca_eval: 'alpaca_eval_proxy',
   alpacaeval: 'alpaca_eval_proxy',
-  gsm8k_cot: 'gsm8k',
   superni: 'super_ni',
 };
 const DEFAULT_SHOTS: Record<BaseTask, number> = {
-  gsm8k: 8,
+  gsm8k: 5,
+  gsm8k_cot: 8,
   mmlu: 0,
   super_ni: 0,
   alpaca_eval_proxy: 0,
@@ -55,7 +62,8 @@ const DEFAULT_SHOTS: Record<BaseTask, number> = {
   perplexity: 0,
 };
 const MAX_SHOTS: Record<BaseTask, number> = {
-  gsm8k: GSM8K_MAX_SHOTS,
+  gsm8k: 8,
+  gsm8k_cot: GSM8K_MAX_SHOTS,
   mmlu: 5,
   super_ni: 0,
   alpaca_eval_proxy: 0,
@@ -119,6 +127,8 @@ interface TaskSpec {
   base: BaseTask;
   /** For mmlu_<subject>. */
   subject?: string;
+  /** For mmlu_stem, mmlu_humanities, mmlu_social_sciences, mmlu_other (lm-eval's groups). */
+  category?: MmluCategory;
   file?: string;
   /** The name the user wrote (without the file part), used for result keys. */
   name: string;
@@ -134,13 +144,15 @@ export function parseTaskSpec(spec: string, dataDir: string, files: Record<strin
   const file = colon >= 0 ? spec.slice(colon + 1).trim() : undefined;
   if (colon >= 0 && !file) throw new InputError('tasks', `"${spec}": empty file after ":"`);
   const name = ALIASES[rawName] ?? rawName;
-  const base = (['gsm8k', 'mmlu', 'super_ni', 'alpaca_eval_proxy', 'humaneval', 'perplexity'] as const).find(
-    (t) => t === name,
-  );
+  const base = (
+    ['gsm8k', 'gsm8k_cot', 'mmlu', 'super_ni', 'alpaca_eval_proxy', 'humaneval', 'perplexity'] as const
+  ).find((t) => t === name);
   if (base) return { base, name: base, file: file ?? files[base] ?? files[rawName] };
   if (name.startsWith('mmlu_')) {
     const subject = name.slice(5);
     const dir = file ?? files.mmlu ?? join(dataDir, 'mmlu');
+    const category = MMLU_CATEGORIES.find((c) => c === subject);
+    if (category) return { base: 'mmlu', category, name, file: dir };
     const subjects = mmluSubjects(dir);
     if (!subjects.includes(subject)) {
       throw new InputError(
@@ -190,6 +202,7 @@ export async function runEval(
   opts: EvalOptions,
   onProgress?: (e: ProgressEvent) => void,
 ): Promise<EvalRun> {
+  const startTime = Date.now() / 1000;
   if (!opts.tasks || opts.tasks.length === 0)
     throw new InputError('tasks', `no tasks given; known tasks: ${knownList()}`);
   const batchSize = opts.batchSize ?? 8;
@@ -198,7 +211,7 @@ export async function runEval(
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
     throw new InputError('limit', `must be a positive integer, got ${opts.limit}`);
   }
-  const seed = opts.seed ?? 1234;
+  const seed = opts.seed ?? DEFAULT_SEED;
   const chatFormat = opts.chatFormat ?? 'plain';
   const dataDir = opts.dataDir ?? defaultDataDir();
   const files = opts.files ?? {};
@@ -212,11 +225,17 @@ export async function runEval(
       plan.push({ spec, shots: n, key: shotList.length > 1 ? `${spec.name}_${n}shot` : spec.name });
   }
   // every result key, MMLU subjects included, must be unique (e.g. "mmlu" already holds "mmlu_anatomy")
-  const keys = plan.flatMap((p) =>
-    p.spec.base === 'mmlu' && !p.spec.subject
-      ? [p.key, ...mmluSubjects(p.spec.file ?? join(dataDir, 'mmlu')).map((s) => `${p.key}_${s}`)]
-      : [p.key],
-  );
+  const keys = plan.flatMap((p) => {
+    if (p.spec.base !== 'mmlu' || p.spec.subject) return [p.key];
+    const subjects = mmluSubjects(p.spec.file ?? join(dataDir, 'mmlu'));
+    const cat = p.spec.category;
+    if (cat) {
+      const group = p.key.replace(`_${cat}`, '');
+      const mine = subjects.filter((s) => MMLU_SUBJECT_CATEGORY[s] === cat);
+      return [`${group}_${cat}`, ...mine.map((s) => `${group}_${s}`)];
+    }
+    return [p.key, ...MMLU_CATEGORIES.map((c) => `${p.key}_${c}`), ...subjects.map((s) => `${p.key}_${s}`)];
+  });
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup) throw new InputError('tasks', `task ${dup} is listed twice`);
   for (const { spec } of plan) {
@@ -246,6 +265,16 @@ export async function runEval(
     switch (spec.base) {
       case 'gsm8k':
         out.push(
+          await runGsm8kLmEval(ctx, {
+            path: spec.file ?? join(dataDir, 'gsm8k', 'test.jsonl'),
+            shots,
+            maxTokens,
+            task: key,
+          }),
+        );
+        break;
+      case 'gsm8k_cot':
+        out.push(
           await runGsm8k(ctx, {
             path: spec.file ?? join(dataDir, 'gsm8k', 'test.jsonl'),
             shots,
@@ -260,10 +289,26 @@ export async function runEval(
             await runMmlu(ctx, {
               dir: spec.file ?? join(dataDir, 'mmlu'),
               shots,
-              subjects: spec.subject ? [spec.subject] : undefined,
-              task: spec.subject ? key.replace(`_${spec.subject}`, '') : key,
+              subjects: spec.subject
+                ? [spec.subject]
+                : spec.category
+                  ? mmluSubjects(spec.file ?? join(dataDir, 'mmlu')).filter(
+                      (s) => MMLU_SUBJECT_CATEGORY[s] === spec.category,
+                    )
+                  : undefined,
+              task: spec.subject
+                ? key.replace(`_${spec.subject}`, '')
+                : spec.category
+                  ? key.replace(`_${spec.category}`, '')
+                  : key,
             })
-          ).filter((r) => !spec.subject || r.subtasks === undefined),
+          ).filter((r) =>
+            spec.subject
+              ? r.subtasks === undefined
+              : spec.category
+                ? r.task !== key.replace(`_${spec.category}`, '')
+                : true,
+          ),
         );
         break;
       case 'super_ni':
@@ -318,5 +363,9 @@ export async function runEval(
     judge: opts.judge?.name ?? null,
     rouge_stemmer: opts.rougeStemmer === true,
   };
-  return { results: buildResults(out, runConfig), tasks: out };
+  const endTime = Date.now() / 1000;
+  return {
+    results: buildResults(out, runConfig, new Date(startTime * 1000), { start: startTime, end: endTime }),
+    tasks: out,
+  };
 }

@@ -10,6 +10,7 @@ import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { expectedShape, expectedTensorNames } from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
+import type { HalfArray } from '../engine/half.js';
 import { writeJsonAtomic } from './atomic.js';
 import { parseHfConfig, toHfConfig } from './hfconfig.js';
 import { readJsonFile } from './json.js';
@@ -51,6 +52,9 @@ export class FolderWeights implements WeightSource {
   }
   get(name: string): Float32Array {
     return this.reader(name).get(name);
+  }
+  getStored(name: string): Float32Array | HalfArray {
+    return this.reader(name).getStored(name);
   }
   getRaw(name: string): Uint8Array {
     return this.reader(name).getRaw(name);
@@ -171,6 +175,10 @@ class CheckedWeights implements WeightSource {
     this.check(name);
     return this.inner.get(name);
   }
+  getStored(name: string): Float32Array | HalfArray {
+    this.check(name);
+    return this.inner.getStored(name);
+  }
   close(): void {
     this.inner.close();
   }
@@ -242,7 +250,7 @@ const DTYPE_TO_TORCH: Record<WriteDtype, string> = { F32: 'float32', F16: 'float
 export interface WriteHfOptions {
   /** Storage dtype; default from config.torchDtype (float32 when it names something else). */
   dtype?: WriteDtype;
-  /** Shard when the weights exceed this many bytes (transformers' default max_shard_size is 5GB). */
+  /** Shard when the weights exceed this many bytes (transformers' default max_shard_size is 5GB); see parseShardSize. */
   maxShardBytes?: number;
 }
 
@@ -256,7 +264,7 @@ export function writeHfModel(
   config: ModelConfig,
   weights: WeightSource,
   opts: WriteHfOptions = {},
-): void {
+): string[] {
   const dtype = opts.dtype ?? TORCH_TO_DTYPE[config.torchDtype] ?? 'F32';
   const hf = toHfConfig({ ...config, torchDtype: DTYPE_TO_TORCH[dtype] });
   const names = expectedTensorNames(config);
@@ -309,4 +317,20 @@ export function writeHfModel(
     if (weightFile && !written.has(f)) rmSync(join(folder, f), { force: true });
   }
   writeJsonAtomic(join(folder, 'config.json'), hf);
+  return [...written];
+}
+
+/**
+ * A shard size as transformers' save_pretrained takes it: an integer number of bytes, or a number with
+ * a unit, decimal (KB, MB, GB = 10^3, 10^6, 10^9) or binary (KiB, MiB, GiB). Returns bytes.
+ */
+export function parseShardSize(text: string, source = '--max-shard-size'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(text);
+  const units: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
+  const bin: Record<string, number> = { KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+  const unit = (m?.[2] ?? 'B').toUpperCase();
+  const bytes = m ? Number(m[1]) * (units[unit] ?? bin[unit]) : NaN;
+  if (!(bytes >= 1))
+    throw new InputError(source, `"${text}" is not a size (e.g. 5GB, 500MB, 2GiB or a byte count)`);
+  return Math.floor(bytes);
 }

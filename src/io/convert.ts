@@ -167,11 +167,19 @@ export function buildTokenizerConfig(maxLength: number): Record<string, unknown>
 }
 
 /** Converts a llama2.c model (+ tokenizer.bin) into an HF folder; returns the files written. */
-export function convertLlama2cToHf(binPath: string, tokenizerBinPath: string, outFolder: string): string[] {
+export function convertLlama2cToHf(
+  binPath: string,
+  tokenizerBinPath: string,
+  outFolder: string,
+  opts: { maxShardBytes?: number } = {},
+): string[] {
   const { config, weights } = toHfLayout(readLlama2c(binPath));
   const tok = Llama2cTokenizer.fromFile(tokenizerBinPath, config.vocabSize);
   const tokenizerJson = buildTokenizerJson(tok);
-  writeHfModel(outFolder, { ...config, torchDtype: 'float32' }, weights, { dtype: 'F32' });
+  const weightFiles = writeHfModel(outFolder, { ...config, torchDtype: 'float32' }, weights, {
+    dtype: 'F32',
+    maxShardBytes: opts.maxShardBytes,
+  });
   writeJsonAtomic(join(outFolder, 'tokenizer.json'), tokenizerJson);
   writeJsonAtomic(
     join(outFolder, 'tokenizer_config.json'),
@@ -182,11 +190,5 @@ export function convertLlama2cToHf(binPath: string, tokenizerBinPath: string, ou
     bos_token_id: 1,
     eos_token_id: 2,
   });
-  return [
-    'config.json',
-    'model.safetensors',
-    'tokenizer.json',
-    'tokenizer_config.json',
-    'generation_config.json',
-  ];
+  return ['config.json', ...weightFiles, 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
 }

@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../engine/dtype.js';
+import { HalfArray } from '../engine/half.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
 import { writeFileAtomic } from './atomic.js';
 
@@ -110,6 +111,17 @@ export class SafetensorsReader implements WeightSource {
     return toFloat32(raw, e.dtype, this.source, name);
   }
 
+  /** BF16/F16 tensors as their bits (the buffer read from the file, no conversion), others as get(). */
+  getStored(name: string): Float32Array | HalfArray {
+    const e = this.entry(name);
+    if (e.dtype !== 'BF16' && e.dtype !== 'F16') return this.get(name);
+    const raw = this.getRaw(name);
+    return new HalfArray(
+      e.dtype === 'BF16' ? 'bf16' : 'f16',
+      new Uint16Array(raw.buffer, 0, raw.byteLength / 2),
+    );
+  }
+
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
@@ -124,38 +136,43 @@ export class SafetensorsReader implements WeightSource {
 
 /** Converts raw little-endian bytes of a dtype to float32 by value. */
 export function toFloat32(raw: Uint8Array, dtype: string, source: string, name: string): Float32Array {
-  const b = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
+  // An aligned view (a fresh read from getRaw is one) is read in place; only an unaligned one is copied.
+  const width = DTYPE_BYTES[dtype] ?? 1;
+  const aligned = raw.byteOffset % width === 0;
+  const b = aligned ? raw.buffer : raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
+  const off = aligned ? raw.byteOffset : 0;
+  const n = Math.floor(raw.byteLength / width);
   switch (dtype) {
     case 'F32':
-      return new Float32Array(b);
+      return new Float32Array(b.slice(off, off + n * 4));
     case 'F16':
-      return f16ToF32(new Uint16Array(b));
+      return f16ToF32(new Uint16Array(b, off, n));
     case 'BF16':
-      return bf16ToF32(new Uint16Array(b));
+      return bf16ToF32(new Uint16Array(b, off, n));
     case 'F64':
-      return Float32Array.from(new Float64Array(b));
+      return Float32Array.from(new Float64Array(b, off, n));
     case 'I32':
-      return Float32Array.from(new Int32Array(b));
+      return Float32Array.from(new Int32Array(b, off, n));
     case 'U32':
-      return Float32Array.from(new Uint32Array(b));
+      return Float32Array.from(new Uint32Array(b, off, n));
     case 'I16':
-      return Float32Array.from(new Int16Array(b));
+      return Float32Array.from(new Int16Array(b, off, n));
     case 'U16':
-      return Float32Array.from(new Uint16Array(b));
+      return Float32Array.from(new Uint16Array(b, off, n));
     case 'I8':
-      return Float32Array.from(new Int8Array(b));
+      return Float32Array.from(new Int8Array(b, off, n));
     case 'U8':
-      return Float32Array.from(new Uint8Array(b));
+      return Float32Array.from(new Uint8Array(b, off, n));
     case 'BOOL':
-      return Float32Array.from(new Uint8Array(b), (v) => (v ? 1 : 0));
+      return Float32Array.from(new Uint8Array(b, off, n), (v) => (v ? 1 : 0));
     case 'I64':
-      return Float32Array.from(new BigInt64Array(b), (v) => Number(v));
+      return Float32Array.from(new BigInt64Array(b, off, n), (v) => Number(v));
     case 'U64':
-      return Float32Array.from(new BigUint64Array(b), (v) => Number(v));
+      return Float32Array.from(new BigUint64Array(b, off, n), (v) => Number(v));
     case 'F8_E4M3':
-      return Float32Array.from(new Uint8Array(b), (v) => E4M3[v]);
+      return Float32Array.from(new Uint8Array(b, off, n), (v) => E4M3[v]);
     case 'F8_E5M2':
-      return Float32Array.from(new Uint8Array(b), (v) => E5M2[v]);
+      return Float32Array.from(new Uint8Array(b, off, n), (v) => E5M2[v]);
     default:
       throw new InputError(source, `tensor "${name}": cannot convert dtype ${dtype} to float32`);
   }

@@ -47,7 +47,9 @@ export class Embedding {
   /** y [n, d] overwritten. */
   forward(y: F32, ids: Int32Array, n: number): void {
     const k = kernels();
-    k.embeddingForward(y, ids, this.weight.data, n, this.dim);
+    const half = this.weight.half;
+    if (half) k.embeddingForwardHalf(y, ids, half.bits, half.dtype, n, this.dim);
+    else k.embeddingForward(y, ids, this.weight.data, n, this.dim);
     const lora = this.lora;
     if (!lora) return;
     const r = lora.r,

@@ -1,12 +1,14 @@
 /**
  * Linear op y = x W^T + b (W [out, in], HF layout) with an optional LoRA (src/model/lora.ts).
  * Every product goes through kernels().gemm with transpose flags; nothing is transposed in memory.
+ * A weight stored bf16/f16 (a frozen base) is read in place by kernels().gemmHalf.
  *
  * Forward saves only what the LoRA backward needs (h = drop(x) A^T and the dropout mask); the
  * input x itself is owned and kept by the caller (the decoder layer saves it anyway) and passed
  * back to backward.
  */
 import { kernels } from '../engine/backend.js';
+import { getComputeDtype } from '../engine/half.js';
 import { Growable, Workspace } from './workspace.js';
 import { Lora, type LoraOptions } from './lora.js';
 import { RunMode } from './mode.js';
@@ -60,7 +62,25 @@ export class Linear {
       k.gemm(false, false, rows, m, 1, 1, this.ws.ones(rows), 1, this.bias.data, m, 0, y, m);
       beta = 1;
     }
-    k.gemm(false, true, rows, m, n, 1, x, n, this.weight.data, n, beta, y, m);
+    const half = this.weight.half;
+    if (half)
+      k.gemmHalf(
+        true,
+        rows,
+        m,
+        n,
+        1,
+        x,
+        n,
+        half.bits,
+        n,
+        half.dtype,
+        beta,
+        y,
+        m,
+        getComputeDtype() === 'bf16',
+      );
+    else k.gemm(false, true, rows, m, n, 1, x, n, this.weight.data, n, beta, y, m);
     const lora = this.lora;
     if (!lora) return;
     const r = lora.r;
@@ -100,7 +120,13 @@ export class Linear {
     if (W.grad) k.gemm(true, false, m, n, rows, 1, dy, m, x, n, 1, W.grad, n);
     if (this.bias?.grad)
       k.gemm(true, false, m, 1, rows, 1, dy, m, this.ws.ones(rows), 1, 1, this.bias.grad, 1);
-    if (dx) k.gemm(false, false, rows, n, m, 1, dy, m, W.data, n, accumulate ? 1 : 0, dx, n);
+    if (dx) {
+      // dX keeps float32 activations whatever the compute dtype: rounding gradients costs more than it saves
+      const half = W.half;
+      if (half)
+        k.gemmHalf(false, rows, n, m, 1, dy, m, half.bits, n, half.dtype, accumulate ? 1 : 0, dx, n, false);
+      else k.gemm(false, false, rows, n, m, 1, dy, m, W.data, n, accumulate ? 1 : 0, dx, n);
+    }
     const lora = this.lora;
     if (!lora) return;
     const r = lora.r;

@@ -1,25 +1,71 @@
 /**
  * A model's parameters by HF name, as compute arrays (Float32Array; Float64Array in the float64
- * gradient-check mode) with optional gradient arrays. Loaded from a WeightSource one name at a time,
+ * gradient-check mode; bf16/f16 bits for matrices a file stores so) with optional gradient arrays. Loaded from a WeightSource one name at a time,
  * so a single decoder layer can be loaded on its own (sensitivity streams a big teacher that way).
  *
  * Tied embeddings: `lm_head.weight` is the same Param object as `model.embed_tokens.weight`, so the
  * lm_head and the embedding read one array and accumulate into one gradient.
  */
 import { alloc, allocFrom, getPrecision } from '../engine/alloc.js';
+import { kernels } from '../engine/backend.js';
+import { HalfArray } from '../engine/half.js';
 import { InputError } from '../errors.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from './config.js';
 import type { WeightSource } from './weights.js';
 
 type F32 = Float32Array;
 
-export interface Param {
-  readonly name: string;
+/**
+ * One named parameter. A frozen weight read from a bf16/f16 file keeps its bits (`half`) and the
+ * matrix products read them directly (Kernels.gemmHalf). Reading `data` of such a param widens it to
+ * float32 once, for code that needs float32 values (an optimiser step, the LoRA subtract trick W' =
+ * W - B·A): from then on the param is float32 and `half` is null.
+ */
+export class Param {
   readonly shape: readonly number[];
-  /** The values; callers may edit them in place (e.g. the LoRA subtract trick W' = W - B·A). */
-  data: F32;
   /** The gradient, accumulated by backward; null = frozen (no gradient computed). */
-  grad: F32 | null;
+  grad: F32 | null = null;
+  private values: F32 | null;
+  private halfValues: HalfArray | null;
+
+  constructor(
+    readonly name: string,
+    shape: readonly number[],
+    data: F32 | HalfArray,
+  ) {
+    this.shape = [...shape];
+    this.values = data instanceof HalfArray ? null : data;
+    this.halfValues = data instanceof HalfArray ? data : null;
+  }
+
+  /** The values as float32 (widened on first use when stored half); callers may edit them in place. */
+  get data(): F32 {
+    if (!this.values) {
+      this.values = toCompute(this.halfValues!.toF32());
+      this.halfValues = null;
+    }
+    return this.values;
+  }
+
+  set data(v: F32) {
+    this.values = v;
+    this.halfValues = null;
+  }
+
+  /** The bf16/f16 bits while the param is stored half, else null. */
+  get half(): HalfArray | null {
+    return this.halfValues;
+  }
+
+  /** Number of values (without widening a half param). */
+  get size(): number {
+    return this.values ? this.values.length : this.halfValues!.length;
+  }
+
+  /** Bytes its values take in memory. */
+  get bytes(): number {
+    return this.values ? this.values.byteLength : this.halfValues!.bits.byteLength;
+  }
 }
 
 /** Tensors that old checkpoints carry but that are recomputed, not learned. */
@@ -38,12 +84,12 @@ export class ParamStore {
   private readonly map = new Map<string, Param>();
 
   /** Adds a param (the data array is used as is). */
-  add(name: string, shape: readonly number[], data: F32): Param {
+  add(name: string, shape: readonly number[], data: F32 | HalfArray): Param {
     let n = 1;
     for (const s of shape) n *= s;
     if (data.length !== n)
       throw new Error(`param ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
-    const p: Param = { name, shape: [...shape], data, grad: null };
+    const p = new Param(name, shape, data);
     this.map.set(name, p);
     return p;
   }
@@ -78,13 +124,13 @@ export class ParamStore {
   /** Number of distinct parameter values. */
   count(): number {
     let n = 0;
-    for (const p of this.unique()) n += p.data.length;
+    for (const p of this.unique()) n += p.size;
     return n;
   }
 
   /** Allocates (zeroed) gradients for every param, or only for names accepted by `filter`. */
   enableGrads(filter: (name: string) => boolean = () => true): void {
-    for (const [name, p] of this.map) if (!p.grad && filter(name)) p.grad = alloc(p.data.length);
+    for (const [name, p] of this.map) if (!p.grad && filter(name)) p.grad = alloc(p.size);
   }
 
   /** Drops every gradient (parameters become frozen). */
@@ -113,8 +159,7 @@ export function layerTensorNames(c: ModelConfig, i: number): string[] {
   return expectedTensorNames(c).filter((n) => n.startsWith(prefix));
 }
 
-/** Reads one tensor, checking presence and shape against the config. */
-export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 {
+function checkShape(ws: WeightSource, c: ModelConfig, name: string): void {
   if (!ws.has(name)) throw new InputError(ws.source, `missing tensor ${name} (required by the model config)`);
   const want = expectedShape(c, name);
   const got = ws.info(name).shape;
@@ -124,6 +169,12 @@ export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 
       `tensor ${name} has shape [${got.join(', ')}] but the config implies [${want.join(', ')}]`,
     );
   }
+}
+
+/** Reads one tensor as float32 (float64 in gradient-check mode), checking presence and shape against the config. */
+export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 {
+  checkShape(ws, c, name);
+  const want = expectedShape(c, name);
   const data = ws.get(name);
   let n = 1;
   for (const s of want) n *= s;
@@ -132,11 +183,41 @@ export function loadTensor(ws: WeightSource, c: ModelConfig, name: string): F32 
   return toCompute(data);
 }
 
-/** Loads the named tensors into a store. */
+/**
+ * Reads one tensor for a Param: matrices stored bf16/f16 in the file stay half (half the memory, read
+ * directly by the products); everything else, and everything in the float64 gradient-check mode, is
+ * float32 (float64) as loadTensor gives it.
+ */
+export function loadStored(ws: WeightSource, c: ModelConfig, name: string): F32 | HalfArray {
+  const want = expectedShape(c, name);
+  if (want.length !== 2 || getPrecision() !== 'f32' || !ws.getStored || !ws.has(name))
+    return loadTensor(ws, c, name);
+  const { dtype } = ws.info(name);
+  if (dtype !== 'BF16' && dtype !== 'F16') return loadTensor(ws, c, name);
+  checkShape(ws, c, name);
+  const data = ws.getStored(name);
+  if (data.length !== want[0] * want[1])
+    throw new InputError(
+      ws.source,
+      `tensor ${name} holds ${data.length} values, expected ${want[0] * want[1]}`,
+    );
+  return data;
+}
+
+/** Loads the named tensors into a store (half matrices kept half, see loadStored). */
 export function loadParams(ws: WeightSource, c: ModelConfig, names: readonly string[]): ParamStore {
   const store = new ParamStore();
-  for (const name of names) store.add(name, expectedShape(c, name), loadTensor(ws, c, name));
+  for (const name of names) store.add(name, expectedShape(c, name), loadStored(ws, c, name));
   return store;
+}
+
+/** S += |θ · grad| for a param with a gradient, reading θ in its stored dtype (docs/method.md step 1). */
+export function accumulateSensitivity(S: F32, p: Param): void {
+  const grad = p.grad;
+  if (!grad) throw new Error(`param ${p.name} has no gradient to accumulate sensitivity from`);
+  const half = p.half;
+  if (half) kernels().sensAccumulateHalf(S, half.bits, half.dtype, grad, p.size);
+  else kernels().sensAccumulate(S, p.data, grad, p.size);
 }
 
 /** The params of decoder layer i only. */

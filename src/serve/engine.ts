@@ -14,6 +14,10 @@
  *   a SentencePiece tokenizer's leading space is kept ("A:" + " 18", not "A:18"; src/model/continuation.ts).
  * - Context: like vLLM, a prompt plus max_tokens beyond the model's context is a 400, not a silent
  *   truncation; max_tokens null (chat default) means "up to the end of the context".
+ * - logprobs (completions): each choice's tokens (the prompt's too with echo) are scored in one
+ *   forward pass after generation (logprobs.ts), which is how lm-eval's local-completions model
+ *   scores loglikelihood requests (echo, max_tokens 0 or 1). A choice that ends on EOS includes the
+ *   EOS token in its logprobs and in completion_tokens, as vLLM counts it, but not in its text.
  */
 import { contextLength } from '../model/config.js';
 import { renderPrompt, TULU, type ChatFormat } from '../data/chat.js';
@@ -23,6 +27,7 @@ import { kernels } from '../engine/backend.js';
 import { loadModelLM } from '../eval/model-lm.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import { ContinuationTokenizer } from '../model/continuation.js';
+import { completionLogprobs, scoreTokens, TokenTexts } from './logprobs.js';
 import { generate, type FinishReason as ModelFinish } from '../model/generate.js';
 import type { LlamaModel } from '../model/model.js';
 import {
@@ -248,16 +253,21 @@ export class ServeEngine {
     const stop = req.kind === 'chat' ? [...p.stop, ...this.turnEnd.stop] : p.stop;
     const eosIds = req.kind === 'chat' ? [...new Set([...this.eosIds, ...this.turnEnd.eosIds])] : this.eosIds;
     const choices: ChoiceResult[] = [];
+    const logprobsK = req.kind === 'completion' ? req.logprobs : null;
+    const texts = logprobsK !== null ? new TokenTexts(this.tokenizer) : null;
     let promptTokens = 0;
     let completionTokens = 0;
     prompts.forEach((ids, pi) => {
       promptTokens += ids.length;
       let echo = '';
-      if (req.kind === 'completion' && req.echo) {
+      const echoOn = req.kind === 'completion' && req.echo;
+      if (echoOn) {
         const src = req.prompts[pi];
         echo = 'text' in src ? src.text : this.tokenizer.decode(ids, { skipSpecial: true });
         for (let j = 0; j < p.n; j++) onDelta(pi * p.n + j, echo);
       }
+      // the EOS token a choice ended on (generate() leaves it out of `tokens`)
+      const eosToken: (number | null)[] = Array.from({ length: p.n }, () => null);
       const res = generate(
         this.model,
         Array.from({ length: p.n }, () => ids),
@@ -272,14 +282,26 @@ export class ServeEngine {
           tokenizer: new ContinuationTokenizer(this.tokenizer, ids),
           onToken: (e) => {
             if (cancelled()) throw new Cancelled();
+            if (e.finishReason === 'eos') eosToken[e.seq] = e.token;
             if (e.text) onDelta(pi * p.n + e.seq, e.text);
           },
         },
       );
-      for (const r of res) {
-        completionTokens += r.tokens.length;
-        choices.push({ text: echo + (r.text ?? ''), finishReason: finishOf(r.finishReason) });
-      }
+      res.forEach((r, j) => {
+        const eos = eosToken[j];
+        const generated = eos === null ? r.tokens : [...r.tokens, eos];
+        completionTokens += generated.length;
+        const text = echo + (r.text ?? '');
+        let logprobs = null;
+        if (logprobsK !== null && texts !== null) {
+          if (cancelled()) throw new Cancelled();
+          const seq = [...ids, ...generated];
+          const from = echoOn ? 0 : ids.length;
+          const scores = scoreTokens(this.model, seq, Math.max(from, 1), logprobsK);
+          logprobs = completionLogprobs(texts, seq, from, scores, echoOn ? 0 : echo.length);
+        }
+        choices.push({ text, finishReason: finishOf(r.finishReason), ...(logprobs ? { logprobs } : {}) });
+      });
     });
     return { choices, promptTokens, completionTokens };
   }

@@ -1,14 +1,17 @@
 /**
- * The OpenAI wire format as `nuggets serve` speaks it: request validation for /v1/completions and
+ * The OpenAI wire format as `nuggets serve` speaks it: request schemas (zod) for /v1/completions and
  * /v1/chat/completions, the error body, and the response / stream-chunk shapes.
  *
- * Validation is strict in the way OpenAI's own API is: a field of the wrong type or out of range,
- * or a field we do not know, is a 400 naming the field (`param`) rather than something silently
- * ignored; features we do not implement (logprobs, penalties, tools, suffix, logit_bias) are refused
- * when they ask for anything but the default. `null` means "not given" for every optional field, as
- * OpenAI clients send it.
+ * Validation follows vLLM's OpenAI server: a known field of the wrong type or out of range is a 400
+ * naming the field (`param`, e.g. `messages[0].role`) and saying what is wrong; a field this server
+ * does not know (a typo, or another server's extension such as `repetition_penalty`, `min_p`,
+ * `service_tier`) is accepted, ignored and listed in `ignored` so the server can log it. OpenAI
+ * features that would change the output but are not implemented (penalties, logit_bias, suffix,
+ * tools, best_of other than n) are refused unless they ask for the default. `null` means "not
+ * given" for every optional field, as OpenAI clients send it.
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import { z } from 'zod';
 
 /** An error answered as `{"error": {message, type, param, code}}` with an HTTP status. */
 export class ApiError extends Error {
@@ -67,6 +70,8 @@ export interface SamplingParams {
 
 interface Common {
   model: string;
+  /** Fields given but not known to this server (accepted and ignored, for the log), e.g. "min_p". */
+  ignored: string[];
   stream: boolean;
   /** stream_options.include_usage: one last chunk with usage and no choices. */
   includeUsage: boolean;
@@ -76,7 +81,10 @@ interface Common {
 export interface CompletionRequest extends Common {
   kind: 'completion';
   prompts: PromptIn[];
+  /** The prompt is returned before the completion (and, with logprobs, scored token by token). */
   echo: boolean;
+  /** Top-k alternatives per token in choices[i].logprobs; null = no logprobs (OpenAI's legacy field). */
+  logprobs: number | null;
 }
 
 export interface ChatRequest extends Common {
@@ -93,13 +101,16 @@ export interface ProtocolLimits {
   maxStop: number;
 }
 
-export const DEFAULT_LIMITS: ProtocolLimits = { maxChoices: 8, maxStop: 16 };
+/** 64 prompts: lm-eval's API models send `batch_size` prompts per request (commonly 16 to 64). */
+export const DEFAULT_LIMITS: ProtocolLimits = { maxChoices: 64, maxStop: 16 };
+
+/** Most alternatives per token in logprobs (vLLM's default max_logprobs). */
+export const MAX_LOGPROBS = 20;
 
 /** OpenAI's completions default. */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-const bad = (param: string, message: string, code = 'invalid_value') =>
-  new ApiError(400, message, 'invalid_request_error', param, code);
+// ------------------------------------------------------------------ request schemas
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
@@ -107,194 +118,246 @@ function describe(v: unknown): string {
   return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`;
 }
 
-/** Reads fields of one JSON object and remembers which were read, so unknown ones can be refused. */
-class Fields {
-  private readonly seen = new Set<string>();
-  constructor(
-    readonly body: Record<string, unknown>,
-    private readonly prefix = '',
-  ) {}
+/** messages[0].content[1] style names for an issue path. */
+function paramName(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? String(p) : `.${String(p)}`;
+  return s;
+}
 
-  private get(key: string): unknown {
-    this.seen.add(key);
-    const v = this.body[key];
-    return v === null ? undefined : v;
-  }
+const TYPE_WORDS: Record<string, string> = {
+  number: 'a number',
+  int: 'an integer',
+  string: 'a string',
+  boolean: 'a boolean',
+  array: 'an array',
+  object: 'an object',
+};
 
-  name(key: string): string {
-    return this.prefix + key;
-  }
-
-  raw(key: string): unknown {
-    return this.get(key);
-  }
-
-  string(key: string, required: true): string;
-  string(key: string, required?: false): string | undefined;
-  string(key: string, required = false): string | undefined {
-    const v = this.get(key);
-    if (v === undefined) {
-      if (required)
-        throw bad(this.name(key), `you must provide '${this.name(key)}'`, 'missing_required_parameter');
-      return undefined;
-    }
-    if (typeof v !== 'string')
-      throw bad(this.name(key), `'${this.name(key)}' must be a string, got ${describe(v)}`, 'invalid_type');
-    return v;
-  }
-
-  bool(key: string, dflt: boolean): boolean {
-    const v = this.get(key);
-    if (v === undefined) return dflt;
-    if (typeof v !== 'boolean')
-      throw bad(this.name(key), `'${this.name(key)}' must be a boolean, got ${describe(v)}`, 'invalid_type');
-    return v;
-  }
-
-  number(
-    key: string,
-    dflt: number,
-    o: { min?: number; max?: number; gtMin?: boolean; integer?: boolean },
-  ): number;
-  number(
-    key: string,
-    dflt: null,
-    o: { min?: number; max?: number; gtMin?: boolean; integer?: boolean },
-  ): number | null;
-  number(
-    key: string,
-    dflt: number | null,
-    o: { min?: number; max?: number; gtMin?: boolean; integer?: boolean },
-  ): number | null {
-    const v = this.get(key);
-    if (v === undefined) return dflt;
-    const what = o.integer ? 'an integer' : 'a number';
-    if (typeof v !== 'number' || !Number.isFinite(v) || (o.integer && !Number.isSafeInteger(v))) {
-      throw bad(this.name(key), `'${this.name(key)}' must be ${what}, got ${describe(v)}`, 'invalid_type');
-    }
-    const lo = o.min ?? -Infinity,
-      hi = o.max ?? Infinity;
-    if (v < lo || (o.gtMin && v === lo) || v > hi) {
-      const range = o.gtMin ? `in (${lo}, ${hi}]` : hi === Infinity ? `>= ${lo}` : `in [${lo}, ${hi}]`;
-      throw bad(this.name(key), `'${this.name(key)}' must be ${range}, got ${v}`);
-    }
-    return v;
-  }
-
-  /** A field we accept only at its default (a feature not implemented): refused otherwise. */
-  onlyDefault(key: string, isDefault: (v: unknown) => boolean, what: string): void {
-    const v = this.get(key);
-    if (v !== undefined && !isDefault(v))
-      throw bad(
-        this.name(key),
-        `'${this.name(key)}' is not supported by this server (${what})`,
-        'unsupported_parameter',
+/**
+ * The schemas below carry their "must be ..." phrase as the issue message (ranges, unions, enums);
+ * zod's own messages are used only for plain type errors, reworded here.
+ */
+function issueError(iss: z.core.$ZodIssue): ApiError {
+  const param = paramName(iss.path);
+  const input = (iss as { input?: unknown }).input;
+  const own = !iss.message.startsWith('Invalid input') && !iss.message.startsWith('Too ');
+  const err = (message: string, code: string) =>
+    new ApiError(400, message, 'invalid_request_error', param === '' ? null : param, code);
+  if (param === '')
+    return err(`the request body must be a JSON object, got ${describe(input)}`, 'invalid_type');
+  if (input === undefined && (iss.code === 'invalid_type' || iss.code === 'invalid_union'))
+    return err(`you must provide '${param}'`, 'missing_required_parameter');
+  switch (iss.code) {
+    case 'invalid_type':
+      return err(
+        `'${param}' must be ${TYPE_WORDS[iss.expected] ?? iss.expected}, got ${describe(input)}`,
+        'invalid_type',
       );
-  }
-
-  /** Accepted and ignored (no effect on the output). */
-  ignore(...keys: string[]): void {
-    for (const k of keys) this.seen.add(k);
-  }
-
-  refuseUnknown(): void {
-    for (const k of Object.keys(this.body)) {
-      if (!this.seen.has(k))
-        throw bad(
-          this.name(k),
-          `unrecognized request argument supplied: ${this.name(k)}`,
-          'unknown_parameter',
-        );
+    case 'invalid_union': {
+      // one branch that got past the outer type (an array of bad parts) says more than the union
+      const past = (e: z.core.$ZodIssue) =>
+        e.path.length > 0 || (e.code !== 'invalid_type' && e.code !== 'invalid_value');
+      const deeper = iss.errors.filter((b) => b.some(past));
+      if (deeper.length === 1) {
+        const inner = deeper[0].find(past)!;
+        return issueError({ ...inner, path: [...iss.path, ...inner.path] });
+      }
+      return err(`'${param}' must be ${iss.message}, got ${describe(input)}`, 'invalid_type');
     }
+    case 'too_small':
+    case 'too_big':
+      if (iss.origin === 'int')
+        return err(`'${param}' must be an integer, got ${describe(input)}`, 'invalid_type');
+      if (!own) return err(`'${param}' is out of range: ${iss.message}`, 'invalid_value');
+      return err(
+        `'${param}' must be ${iss.message}, got ${Array.isArray(input) ? `${input.length} items` : String(input)}`,
+        'invalid_value',
+      );
+    case 'invalid_value':
+      return err(`'${param}' must be ${iss.message}, got ${JSON.stringify(input)}`, 'invalid_value');
+    case 'custom': {
+      const code = (iss.params as { code?: string } | undefined)?.code ?? 'invalid_value';
+      if (code === 'unsupported_parameter')
+        return err(`'${param}' is not supported by this server (${iss.message})`, code);
+      return err(iss.message.replaceAll('{param}', param), code);
+    }
+    default:
+      return err(`'${param}': ${iss.message}`, 'invalid_value');
   }
 }
 
-function asObject(body: unknown, what: string): Record<string, unknown> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new ApiError(
-      400,
-      `${what} must be a JSON object, got ${describe(body)}`,
-      'invalid_request_error',
-      null,
-      'invalid_type',
-    );
-  }
-  return body as Record<string, unknown>;
+/** Parses with `schema` or throws the first problem as a 400 ApiError. */
+function parseOr400<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+  const r = schema.safeParse(body, { reportInput: true });
+  if (!r.success) throw issueError(r.error.issues[0]);
+  return r.data;
 }
 
-function parseStop(f: Fields, limits: ProtocolLimits): string[] {
-  const v = f.raw('stop');
-  if (v === undefined) return [];
-  const list = typeof v === 'string' ? [v] : v;
-  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
-    throw bad('stop', `'stop' must be a string or an array of strings, got ${describe(v)}`, 'invalid_type');
-  }
-  if (list.length > limits.maxStop)
-    throw bad('stop', `'stop' has ${list.length} strings; at most ${limits.maxStop} are allowed`);
-  return (list as string[]).filter((s) => s !== '');
+/** An optional field: absent and null both mean "not given". */
+const opt = <T extends z.ZodType>(s: T) => s.nullish();
+
+/** A number in [min, max] (or (min, max] with gtMin); the phrase goes into the 400's message. */
+function ranged(min: number, max: number, o: { integer?: boolean; gtMin?: boolean } = {}) {
+  const phrase = o.gtMin ? `in (${min}, ${max}]` : max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`;
+  let s = o.integer ? z.int() : z.number();
+  s = o.gtMin ? s.gt(min, { error: phrase }) : s.gte(min, { error: phrase });
+  return max === Infinity ? s : s.lte(max, { error: phrase });
 }
 
-function parseStreamOptions(f: Fields, stream: boolean): boolean {
-  const v = f.raw('stream_options');
-  if (v === undefined) return false;
-  if (!stream) throw bad('stream_options', "'stream_options' is only allowed when 'stream' is true");
-  const o = new Fields(asObjectParam(v, 'stream_options'), 'stream_options.');
-  const u = o.bool('include_usage', false);
-  o.refuseUnknown();
-  return u;
+/** An OpenAI field accepted only at its default value (the feature is not implemented). */
+function onlyDefault(isDefault: (v: unknown) => boolean, what: string) {
+  return z
+    .unknown()
+    .refine((v) => v === null || isDefault(v), { error: what, params: { code: 'unsupported_parameter' } })
+    .optional();
 }
 
-function asObjectParam(v: unknown, param: string): Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v))
-    throw bad(param, `'${param}' must be an object, got ${describe(v)}`, 'invalid_type');
-  return v as Record<string, unknown>;
-}
+const tokenIds = z.array(z.int().gte(0, { error: 'a token id (an integer >= 0)' })).min(1);
+const PROMPT_SHAPES =
+  'a string, an array of strings, an array of token ids or an array of such arrays (non-empty)';
+const promptSchema = z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)], {
+  error: PROMPT_SHAPES,
+});
 
-/** Sampling fields shared by both endpoints. */
-function parseSampling(f: Fields, limits: ProtocolLimits, maxTokens: number | null): SamplingParams {
-  const n = f.number('n', 1, { min: 1, max: limits.maxChoices, integer: true });
-  const seed = f.number('seed', null, { integer: true });
+const streamOptionsSchema = z.looseObject({ include_usage: opt(z.boolean()) });
+
+const isZero = (v: unknown) => v === 0;
+
+/** Fields both endpoints take (OpenAI's, plus vLLM's top_k). */
+function commonShape(limits: ProtocolLimits) {
   return {
-    maxTokens,
-    temperature: f.number('temperature', 1, { min: 0, max: 2 }),
-    topP: f.number('top_p', 1, { min: 0, max: 1, gtMin: true }),
+    model: z.string(),
+    n: opt(ranged(1, limits.maxChoices, { integer: true })),
+    seed: opt(z.int()),
+    temperature: opt(ranged(0, 2)),
+    top_p: opt(ranged(0, 1, { gtMin: true })),
     // vLLM's extension; -1 and 0 both mean "all tokens"
-    topK: Math.max(0, f.number('top_k', 0, { min: -1, integer: true })),
-    n,
-    stop: parseStop(f, limits),
-    seed: seed ?? randomInt(0, 2 ** 31),
+    top_k: opt(ranged(-1, Infinity, { integer: true })),
+    stop: opt(
+      z.union(
+        [z.string(), z.array(z.string()).max(limits.maxStop, { error: `at most ${limits.maxStop} strings` })],
+        {
+          error: 'a string or an array of strings',
+        },
+      ),
+    ),
+    stream: opt(z.boolean()),
+    stream_options: opt(streamOptionsSchema),
+    presence_penalty: onlyDefault(isZero, 'only 0'),
+    frequency_penalty: onlyDefault(isZero, 'only 0'),
+    logit_bias: onlyDefault(
+      (v) => typeof v === 'object' && v !== null && Object.keys(v).length === 0,
+      'only {}',
+    ),
+    // accepted, no effect on the output
+    user: z.unknown().optional(),
+    metadata: z.unknown().optional(),
+    store: z.unknown().optional(),
   };
 }
 
-function refuseUnsupported(f: Fields): void {
-  const zero = (v: unknown) => v === 0;
-  f.onlyDefault('presence_penalty', zero, 'only 0');
-  f.onlyDefault('frequency_penalty', zero, 'only 0');
-  f.onlyDefault(
-    'logit_bias',
-    (v) => typeof v === 'object' && v !== null && Object.keys(v).length === 0,
-    'only {}',
-  );
-  f.ignore('user', 'metadata', 'store');
+function completionSchema(limits: ProtocolLimits) {
+  return z.looseObject({
+    ...commonShape(limits),
+    prompt: promptSchema,
+    max_tokens: opt(ranged(0, Infinity, { integer: true })),
+    echo: opt(z.boolean()),
+    // OpenAI's legacy field: top-k per token; false (some clients) = none
+    logprobs: opt(
+      z.union([ranged(0, MAX_LOGPROBS, { integer: true }), z.literal(false)], {
+        error: `an integer in [0, ${MAX_LOGPROBS}]`,
+      }),
+    ),
+    best_of: opt(ranged(1, Infinity, { integer: true })),
+    suffix: onlyDefault((v) => v === '', 'no insertion mode'),
+  });
 }
 
-function isTokenArray(v: unknown): v is number[] {
-  return Array.isArray(v) && v.length > 0 && v.every((x) => Number.isSafeInteger(x) && (x as number) >= 0);
+/** A text content part; anything else (images, audio) is refused by name. */
+const textPart = z.custom<{ type: 'text'; text: string }>(
+  (p) =>
+    p !== null &&
+    typeof p === 'object' &&
+    (p as { type?: unknown }).type === 'text' &&
+    typeof (p as { text?: unknown }).text === 'string',
+  { error: 'content parts must be {"type": "text", "text": string}; only text is supported ({param})' },
+);
+
+const messageSchema = z.looseObject({
+  // "developer" is OpenAI's newer name for the system role
+  role: z.enum(['system', 'user', 'assistant', 'developer'], { error: '"system", "user" or "assistant"' }),
+  content: z.union([z.string(), z.array(textPart)], { error: 'a string or an array of text parts' }),
+  name: z.unknown().optional(),
+});
+
+function chatSchema(limits: ProtocolLimits) {
+  return z.looseObject({
+    ...commonShape(limits),
+    messages: z.array(messageSchema).min(1, { error: 'a non-empty array' }),
+    max_tokens: opt(ranged(1, Infinity, { integer: true })),
+    max_completion_tokens: opt(ranged(1, Infinity, { integer: true })),
+    logprobs: onlyDefault((v) => v === false, 'log-probabilities are returned by /v1/completions only'),
+    top_logprobs: onlyDefault(isZero, 'log-probabilities are returned by /v1/completions only'),
+    tools: onlyDefault((v) => Array.isArray(v) && v.length === 0, 'no tool calls'),
+    tool_choice: onlyDefault((v) => v === 'none', 'no tool calls'),
+    parallel_tool_calls: z.unknown().optional(),
+    response_format: onlyDefault(
+      (v) =>
+        v !== null &&
+        typeof v === 'object' &&
+        (v as { type?: unknown }).type === 'text' &&
+        Object.keys(v).length === 1,
+      'only {"type": "text"}',
+    ),
+  });
 }
 
-function parsePrompt(v: unknown): PromptIn[] {
-  if (v === undefined) throw bad('prompt', "you must provide 'prompt'", 'missing_required_parameter');
-  if (typeof v === 'string') return [{ text: v }];
-  if (isTokenArray(v)) return [{ ids: v }];
-  if (Array.isArray(v) && v.length > 0) {
-    if (v.every((p) => typeof p === 'string')) return (v as string[]).map((text) => ({ text }));
-    if (v.every(isTokenArray)) return (v as number[][]).map((ids) => ({ ids }));
-  }
-  throw bad(
-    'prompt',
-    `'prompt' must be a string, an array of strings, an array of token ids or an array of such arrays (non-empty), got ${describe(v)}`,
-    'invalid_type',
-  );
+/** Schemas depend on the limits; a server uses one limits object for its lifetime. */
+const schemaCache = new WeakMap<ProtocolLimits, { completion: z.ZodType; chat: z.ZodType }>();
+function schemasFor(limits: ProtocolLimits) {
+  let s = schemaCache.get(limits);
+  if (!s) schemaCache.set(limits, (s = { completion: completionSchema(limits), chat: chatSchema(limits) }));
+  return s as { completion: ReturnType<typeof completionSchema>; chat: ReturnType<typeof chatSchema> };
+}
+
+/** Keys of `obj` that `schema` does not name, with `prefix` ("stream_options.", "messages[0]."). */
+function unknownKeys(obj: unknown, schema: { shape: Record<string, unknown> }, prefix = ''): string[] {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return [];
+  return Object.keys(obj)
+    .filter((k) => !(k in schema.shape))
+    .map((k) => prefix + k);
+}
+
+const bad = (param: string, message: string, code = 'invalid_value') =>
+  new ApiError(400, message, 'invalid_request_error', param, code);
+
+type CommonFields = z.output<ReturnType<typeof completionSchema>> | z.output<ReturnType<typeof chatSchema>>;
+
+function samplingOf(f: CommonFields, maxTokens: number | null): SamplingParams {
+  const stop = f.stop ?? [];
+  return {
+    maxTokens,
+    temperature: f.temperature ?? 1,
+    topP: f.top_p ?? 1,
+    topK: Math.max(0, f.top_k ?? 0),
+    n: f.n ?? 1,
+    stop: (typeof stop === 'string' ? [stop] : stop).filter((s) => s !== ''),
+    seed: f.seed ?? randomInt(0, 2 ** 31),
+  };
+}
+
+function streamFlags(f: CommonFields): { stream: boolean; includeUsage: boolean } {
+  const stream = f.stream ?? false;
+  if (f.stream_options != null && !stream)
+    throw bad('stream_options', "'stream_options' is only allowed when 'stream' is true");
+  return { stream, includeUsage: f.stream_options?.include_usage ?? false };
+}
+
+function toPrompts(p: z.output<typeof promptSchema>): PromptIn[] {
+  if (typeof p === 'string') return [{ text: p }];
+  if (typeof p[0] === 'number') return [{ ids: p as number[] }];
+  return (p as (string | number[])[]).map((x) => (typeof x === 'string' ? { text: x } : { ids: x }));
 }
 
 /** Validates a /v1/completions body. */
@@ -302,120 +365,93 @@ export function parseCompletionRequest(
   body: unknown,
   limits: ProtocolLimits = DEFAULT_LIMITS,
 ): CompletionRequest {
-  const f = new Fields(asObject(body, 'the request body'));
-  const model = f.string('model', true);
-  const prompts = parsePrompt(f.raw('prompt'));
-  const maxTokens = f.number('max_tokens', COMPLETIONS_DEFAULT_MAX_TOKENS, { min: 0, integer: true });
-  const params = parseSampling(f, limits, maxTokens);
-  const stream = f.bool('stream', false);
-  const includeUsage = parseStreamOptions(f, stream);
-  const echo = f.bool('echo', false);
-  const bestOf = f.number('best_of', null, { min: 1, integer: true });
-  if (bestOf !== null && bestOf !== params.n)
+  const schema = schemasFor(limits).completion;
+  const f = parseOr400(schema, body);
+  const prompts = toPrompts(f.prompt);
+  const params = samplingOf(f, f.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS);
+  const { stream, includeUsage } = streamFlags(f);
+  if (f.best_of != null && f.best_of !== params.n)
     throw bad('best_of', `'best_of' other than n is not supported by this server`, 'unsupported_parameter');
-  f.onlyDefault('logprobs', (v) => v === 0 || v === false, 'log-probabilities are not returned');
-  f.onlyDefault('suffix', (v) => v === '', 'no insertion mode');
-  refuseUnsupported(f);
-  f.refuseUnknown();
+  const logprobs = typeof f.logprobs === 'number' ? f.logprobs : null;
+  if (logprobs !== null && stream)
+    throw bad(
+      'logprobs',
+      "'logprobs' with 'stream' is not supported by this server",
+      'unsupported_parameter',
+    );
   if (prompts.length * params.n > limits.maxChoices) {
     throw bad(
       'n',
       `${prompts.length} prompts x n = ${params.n} is ${prompts.length * params.n} choices; at most ${limits.maxChoices} per request`,
     );
   }
-  return { kind: 'completion', model, prompts, echo, stream, includeUsage, params };
-}
-
-function parseContent(v: unknown, param: string): string {
-  if (typeof v === 'string') return v;
-  // the content-parts form: [{type: "text", text}]
-  if (Array.isArray(v)) {
-    const parts = v.map((p, i) => {
-      const o =
-        p !== null && typeof p === 'object' && !Array.isArray(p) ? (p as Record<string, unknown>) : null;
-      if (!o || o.type !== 'text' || typeof o.text !== 'string') {
-        throw bad(
-          `${param}[${i}]`,
-          `content parts must be {"type": "text", "text": string}; only text is supported`,
-          'invalid_type',
-        );
-      }
-      return o.text;
-    });
-    return parts.join('');
-  }
-  throw bad(
-    param,
-    `'${param}' must be a string or an array of text parts, got ${describe(v)}`,
-    'invalid_type',
-  );
-}
-
-function parseMessages(v: unknown): ChatMessageIn[] {
-  if (v === undefined) throw bad('messages', "you must provide 'messages'", 'missing_required_parameter');
-  if (!Array.isArray(v))
-    throw bad('messages', `'messages' must be an array, got ${describe(v)}`, 'invalid_type');
-  if (v.length === 0) throw bad('messages', "'messages' must not be empty");
-  return v.map((m, i) => {
-    const p = `messages[${i}]`;
-    const f = new Fields(asObjectParam(m, p), `${p}.`);
-    const role = f.string('role', true);
-    // "developer" is OpenAI's newer name for the system role
-    const r = role === 'developer' ? 'system' : role;
-    if (r !== 'system' && r !== 'user' && r !== 'assistant') {
-      throw bad(
-        `${p}.role`,
-        `'${p}.role' must be "system", "user" or "assistant", got ${JSON.stringify(role)}`,
-      );
-    }
-    const content = f.raw('content');
-    if (content === undefined)
-      throw bad(`${p}.content`, `you must provide '${p}.content'`, 'missing_required_parameter');
-    const text = parseContent(content, `${p}.content`);
-    f.ignore('name');
-    f.refuseUnknown();
-    return { role: r, content: text };
-  });
+  return {
+    kind: 'completion',
+    model: f.model,
+    ignored: [
+      ...unknownKeys(body, schema),
+      ...unknownKeys(f.stream_options, streamOptionsSchema, 'stream_options.'),
+    ],
+    prompts,
+    echo: f.echo ?? false,
+    logprobs,
+    stream,
+    includeUsage,
+    params,
+  };
 }
 
 /** Validates a /v1/chat/completions body. */
 export function parseChatRequest(body: unknown, limits: ProtocolLimits = DEFAULT_LIMITS): ChatRequest {
-  const f = new Fields(asObject(body, 'the request body'));
-  const model = f.string('model', true);
-  const messages = parseMessages(f.raw('messages'));
-  const a = f.number('max_tokens', null, { min: 1, integer: true });
-  const b = f.number('max_completion_tokens', null, { min: 1, integer: true });
+  const schema = schemasFor(limits).chat;
+  const f = parseOr400(schema, body);
+  const a = f.max_tokens ?? null;
+  const b = f.max_completion_tokens ?? null;
   if (a !== null && b !== null && a !== b)
     throw bad('max_tokens', "give 'max_tokens' or 'max_completion_tokens', not two different values");
-  const params = parseSampling(f, limits, a ?? b);
-  const stream = f.bool('stream', false);
-  const includeUsage = parseStreamOptions(f, stream);
-  f.onlyDefault('logprobs', (v) => v === false, 'log-probabilities are not returned');
-  f.onlyDefault('top_logprobs', (v) => v === 0, 'log-probabilities are not returned');
-  f.onlyDefault('tools', (v) => Array.isArray(v) && v.length === 0, 'no tool calls');
-  f.onlyDefault('tool_choice', (v) => v === 'none', 'no tool calls');
-  f.onlyDefault('parallel_tool_calls', () => true, 'no tool calls');
-  f.onlyDefault(
-    'response_format',
-    (v) =>
-      v !== null &&
-      typeof v === 'object' &&
-      (v as { type?: unknown }).type === 'text' &&
-      Object.keys(v).length === 1,
-    'only {"type": "text"}',
-  );
-  refuseUnsupported(f);
-  f.refuseUnknown();
-  return { kind: 'chat', model, messages, stream, includeUsage, params };
+  const { stream, includeUsage } = streamFlags(f);
+  const raw = (body as { messages: unknown[] }).messages;
+  return {
+    kind: 'chat',
+    model: f.model,
+    ignored: [
+      ...unknownKeys(body, schema),
+      ...unknownKeys(f.stream_options, streamOptionsSchema, 'stream_options.'),
+      ...raw.flatMap((m, i) => unknownKeys(m, messageSchema, `messages[${i}].`)),
+    ],
+    messages: f.messages.map((m) => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    })),
+    stream,
+    includeUsage,
+    params: samplingOf(f, a ?? b),
+  };
 }
 
 // ------------------------------------------------------------------ responses
 
 export type FinishReason = 'stop' | 'length';
 
+/**
+ * choices[i].logprobs of a completion, OpenAI's legacy layout (vLLM's too): one entry per token
+ * (the echoed prompt's first, when echo is on, then the generated ones); `token_logprobs[i]` is
+ * log p(token i | tokens before it), null for the first prompt token, which has no context;
+ * `top_logprobs[i]` maps the k likeliest tokens' text (and the chosen token's) to their
+ * log-probabilities; `text_offset[i]` is where token i's text starts in the choice's text.
+ */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
 export interface ChoiceResult {
   text: string;
   finishReason: FinishReason;
+  /** Set when the request asked for logprobs. */
+  logprobs?: CompletionLogprobs | null;
 }
 
 export interface Usage {
@@ -455,7 +491,7 @@ export function completionResponse(
     choices: choices.map((c, index) => ({
       index,
       text: c.text,
-      logprobs: null,
+      logprobs: c.logprobs ?? null,
       finish_reason: c.finishReason,
     })),
     usage,

@@ -183,6 +183,8 @@ export function startServer(
     }
     const r: GenerationRequest =
       kind === 'chat' ? parseChatRequest(body, o.limits) : parseCompletionRequest(body, o.limits);
+    // vLLM's rule: fields this server does not know are ignored, and said so in the log
+    if (r.ignored.length > 0) log(`ignored request fields on ${req.url}: ${r.ignored.join(', ')}`);
     if (r.model !== info.name) {
       throw new ApiError(
         404,

@@ -1,8 +1,8 @@
 /**
  * One job of a run, executed inside its own child process (`nuggets __job <run-dir> <job-id>`, spawned
- * by runner.ts): the job's `nuggets` steps run in this process, one after the other, through the same
- * command-line code a user runs (so a cell is exactly "sense -> extract -> train -> eval" as typed in
- * its commands.sh), then a cell writes result.json atomically.
+ * by runner.ts): the job's steps run in this process, one after the other, as calls of the library
+ * functions the commands call (src/api/steps.ts) with the planned options; commands.sh holds the same
+ * options as `nuggets` command lines, to redo a cell by hand. Then a cell writes result.json atomically.
  *
  * Restartable: each finished step leaves steps/<name>.json; a rerun skips finished steps, and a
  * training step that was cut off continues from its newest checkpoint (`--resume`, which the trainer
@@ -10,14 +10,79 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { distillData, evaluate, extract, sense, train } from '../api/steps.js';
+import type { DistillDataInput, EvalInput, ExtractInput, SenseInput, TrainInput } from '../config/schemas.js';
+import { InputError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { shellQuote } from '../config/shell.js';
+import { SenseAborted } from '../transfer/sense/abort.js';
 import { readTrainerLog } from '../train/log.js';
-import { ADAPTER_PLACEHOLDER, PLAN_FILE, RESULT_FILE, type CellJob, type Job, type Plan } from './plan.js';
+import {
+  ADAPTER_PLACEHOLDER,
+  PLAN_FILE,
+  RESULT_FILE,
+  type CellJob,
+  type Job,
+  type Plan,
+  type StepPlan,
+} from './plan.js';
 import { findTrainedAdapter } from './outputs.js';
 
-/** Runs `nuggets <argv>` in this process; returns the exit code. */
-export type CliRunner = (argv: string[]) => Promise<number>;
+/** Runs one step (its library function with `step.options`) in this process. */
+export type StepRunner = (step: StepPlan) => Promise<void>;
+
+/** The library function of each step, called with the step's options; output as the command's. */
+export async function runStep(step: StepPlan): Promise<void> {
+  const say = (line: string) => process.stderr.write(line + '\n');
+  switch (step.name) {
+    case 'sense': {
+      // sense stops at its next step on SIGINT/SIGTERM and removes its temporary files (the other
+      // steps end with the process, the default for those signals)
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      try {
+        await sense(step.options as SenseInput, { signal: ac.signal });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+      return;
+    }
+    case 'distill-data': {
+      const r = distillData(step.options as DistillDataInput, say);
+      process.stdout.write(r.summary + '\n');
+      return;
+    }
+    case 'extract':
+      extract(step.options as ExtractInput);
+      return;
+    case 'train': {
+      // training.json and the model card record the command line of the step as commands.sh has it
+      const r = train(step.options as TrainInput, { argv: step.argv, say });
+      process.stdout.write(r.summary + '\n');
+      return;
+    }
+    case 'eval':
+      await evaluate(step.options as EvalInput, { out: process.stdout, err: process.stderr });
+      return;
+  }
+}
+
+/** The exit status of a failed step, with its message logged: 2 for bad input, 130 when stopped, else 1. */
+function failure(e: unknown, log: (line: string) => void, where: string): number {
+  if (e instanceof InputError) {
+    log(`${where}: ${e.message}`);
+    return 2;
+  }
+  if (e instanceof SenseAborted) {
+    log(`${where}: interrupted; no output written`);
+    return 130;
+  }
+  log(`${where}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return 1;
+}
 
 export interface CellResult {
   id: string;
@@ -100,7 +165,7 @@ export function cellResult(job: CellJob, seconds: Record<string, number>): CellR
 export async function runJob(
   runDir: string,
   jobId: string,
-  cli: CliRunner,
+  run: StepRunner = runStep,
   log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
 ): Promise<number> {
   const plan = readPlan(runDir);
@@ -120,20 +185,27 @@ export async function runJob(
       log(`${job.id}: ${step.name} already done`);
       continue;
     }
+    let options = { ...step.options };
     let argv = [...step.argv];
-    if (step.name === 'train' && job.kind === 'cell' && hasCheckpoint(job.trainDir)) argv.push('--resume');
+    if (step.name === 'train' && job.kind === 'cell' && hasCheckpoint(job.trainDir)) {
+      options = { ...options, resume: true };
+      argv.push('--resume');
+    }
     if (step.name === 'eval' && job.kind === 'cell') {
       const adapter = findTrainedAdapter(job.trainDir);
+      if (options.adapter === ADAPTER_PLACEHOLDER) options = { ...options, adapter };
       argv = argv.map((a) => (a === ADAPTER_PLACEHOLDER ? adapter : a));
     }
     log(`${job.id}: nuggets ${shellQuote(argv)}`);
     const t0 = performance.now();
-    const code = await cli(argv);
-    const s = (performance.now() - t0) / 1000;
-    if (code !== 0) {
+    try {
+      await run({ ...step, options, argv });
+    } catch (e) {
+      const code = failure(e, log, `${job.id}: ${step.name}`);
       log(`${job.id}: ${step.name} failed (exit ${code})`);
       return code;
     }
+    const s = (performance.now() - t0) / 1000;
     seconds[step.name] = Math.round(s * 100) / 100;
     writeJsonAtomic(marker(job, step.name), {
       planned: step.argv,

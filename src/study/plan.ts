@@ -21,13 +21,25 @@ import { BASELINE, type MethodSpec } from './methods.js';
 
 export const PLAN_FILE = 'plan.json';
 export const RESULT_FILE = 'result.json';
-/** Placeholder in the eval argv, replaced by the trained adapter folder once training has run. */
+/** Placeholder in the eval options (and argv), replaced by the trained adapter folder once training has run. */
 export const ADAPTER_PLACEHOLDER = '{trained-adapter}';
 
+export type StepName = 'sense' | 'distill-data' | 'extract' | 'train' | 'eval';
+
 export interface StepPlan {
-  name: 'sense' | 'distill' | 'extract' | 'train' | 'eval';
-  /** argv after "nuggets" (e.g. ["train", "--student", ...]). */
+  name: StepName;
+  /**
+   * The options the step's library function is called with (src/api/steps.ts; validated there by
+   * the command's schema).
+   */
+  options: Record<string, unknown>;
+  /** The same options as the command line after "nuggets" (e.g. ["train", "--student", ...]): commands.sh. */
   argv: string[];
+}
+
+/** A step called with `options`; its command line is derived from the very same options. */
+export function stepPlan(name: StepName, options: Record<string, unknown>): StepPlan {
+  return { name, options, argv: [name, ...toFlags(name, options)] };
 }
 
 interface JobBase {
@@ -135,16 +147,13 @@ export function buildPlan(exp: Experiment, out: string): Plan {
     const dir = join(out, id);
     const output = join(dir, SENSITIVITY_FILE);
     const teacherPath = teacher === 'student' ? exp.student : exp.teachers[teacher];
-    const argv = [
-      'sense',
-      ...toFlags('sense', {
-        ...exp.sense,
-        teacher: teacherPath,
-        seeds: task.seeds,
-        out: output,
-        progress: false,
-      }),
-    ];
+    const step = stepPlan('sense', {
+      ...exp.sense,
+      teacher: teacherPath,
+      seeds: task.seeds,
+      out: output,
+      progress: false,
+    });
     const inputs = { teacher: print(teacherPath), seeds: print(task.seeds) };
     const job: SenseJob = {
       kind: 'sense',
@@ -153,8 +162,8 @@ export function buildPlan(exp: Experiment, out: string): Plan {
       teacher,
       task: task.name,
       output,
-      steps: [{ name: 'sense', argv }],
-      spec: { steps: [argv], inputs },
+      steps: [step],
+      spec: { steps: [step.argv], inputs },
     };
     senses.set(id, job);
     jobs.push(job);
@@ -179,19 +188,15 @@ export function buildPlan(exp: Experiment, out: string): Plan {
         let trainData = task.train;
         if (m.distill === 'sequence') {
           trainData = join(dir, 'distill', 'answers.jsonl');
-          steps.push({
-            name: 'distill',
-            argv: [
-              'distill-data',
-              ...toFlags('distill-data', {
-                ...exp.distillData,
-                teacher: teacherPath,
-                data: task.train,
-                out: trainData,
-                seed,
-              }),
-            ],
-          });
+          steps.push(
+            stepPlan('distill-data', {
+              ...exp.distillData,
+              teacher: teacherPath,
+              data: task.train,
+              out: trainData,
+              seed,
+            }),
+          );
         }
         const kd =
           m.distill === 'logits'
@@ -199,57 +204,45 @@ export function buildPlan(exp: Experiment, out: string): Plan {
             : {};
         if (m.extract) {
           const teacherArg = teacher === 'student' ? 'self' : exp.teachers[teacher!];
-          steps.push({
-            name: 'extract',
-            argv: [
-              'extract',
-              ...toFlags('extract', {
-                ...exp.extract,
-                ...m.extract,
-                teacher: teacherArg,
-                student: exp.student,
-                sensitivity: sense!.output,
-                out: initDir,
-                seed,
-                rank,
-                alpha,
-              }),
-            ],
-          });
-        }
-        steps.push({
-          name: 'train',
-          argv: [
-            'train',
-            ...toFlags('train', {
-              ...(m.distill === 'logits' ? exp.train : withoutKd(exp.train)),
-              ...m.train,
+          steps.push(
+            stepPlan('extract', {
+              ...exp.extract,
+              ...m.extract,
+              teacher: teacherArg,
               student: exp.student,
-              data: trainData,
-              out: trainDir,
-              ...kd,
-              ...(initDir ? { init: initDir } : {}),
+              sensitivity: sense!.output,
+              out: initDir,
               seed,
-              evalData: task.test,
+              rank,
+              alpha,
+            }),
+          );
+        }
+        steps.push(
+          stepPlan('train', {
+            ...(m.distill === 'logits' ? exp.train : withoutKd(exp.train)),
+            ...m.train,
+            student: exp.student,
+            data: trainData,
+            out: trainDir,
+            ...kd,
+            ...(initDir ? { init: initDir } : {}),
+            seed,
+            evalData: task.test,
+            progress: false,
+          }),
+        );
+        if (METRICS[task.metric].needsEval) {
+          steps.push(
+            stepPlan('eval', {
+              ...exp.eval,
+              model: exp.student,
+              adapter: ADAPTER_PLACEHOLDER,
+              tasks: [`super_ni:${task.test}`],
+              out: join(evalDir, 'results.json'),
               progress: false,
             }),
-          ],
-        });
-        if (METRICS[task.metric].needsEval) {
-          steps.push({
-            name: 'eval',
-            argv: [
-              'eval',
-              ...toFlags('eval', {
-                ...exp.eval,
-                model: exp.student,
-                adapter: ADAPTER_PLACEHOLDER,
-                tasks: [`super_ni:${task.test}`],
-                out: join(evalDir, 'results.json'),
-                progress: false,
-              }),
-            ],
-          });
+          );
         }
         cells.push({
           kind: 'cell',

@@ -20,7 +20,7 @@ import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { readJsonFile } from '../io/json.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
-import { writeHfModel } from '../io/checkpoint.js';
+import { parseShardSize, writeHfModel } from '../io/checkpoint.js';
 import { buildTokenizerConfig, buildTokenizerJson } from '../io/convert.js';
 import { loadModelSource, type ModelSource } from '../io/load.js';
 import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
@@ -115,6 +115,8 @@ export interface MergeOptions {
   out: string;
   tokenizer?: string;
   dtype: 'f32' | 'f16' | 'bf16';
+  /** Largest weight file, as transformers' max_shard_size ("5GB" when absent). */
+  maxShardSize?: string;
 }
 
 export interface MergeContext {
@@ -249,6 +251,7 @@ export function runMerge(
   if (existsSync(o.out) && statSync(o.out).isDirectory() && existsSync(join(o.out, 'adapter_config.json'))) {
     throw new InputError(o.out, 'holds an adapter; write the merged model to another folder');
   }
+  const maxShardBytes = parseShardSize(o.maxShardSize ?? '5GB'); // a bad size fails before any work
   const src = loadModelSource(o.student, { tokenizer: o.tokenizer });
   try {
     const adapter = readAdapter(o.adapter, src.config);
@@ -258,7 +261,7 @@ export function runMerge(
       ...merged.config,
       torchDtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype],
     };
-    writeHfModel(o.out, outConfig, merged, { dtype });
+    writeHfModel(o.out, outConfig, merged, { dtype, maxShardBytes });
     writeTokenizerFiles(o.out, src, o);
     const { training, manifest, seeds } = provenance(o.adapter);
     writeFileAtomic(join(o.out, 'README.md'), [

@@ -18,6 +18,7 @@ import {
   type SensSummary,
 } from './sense/summary.js';
 import type { SeedLoss } from './sense/types.js';
+import { F16Fit, safetensorsDtype, type SensDtype } from './sense/writer.js';
 
 export interface ShardSpec {
   index: number;
@@ -145,11 +146,16 @@ export function readSummary(r: SafetensorsReader): SensSummary {
 const MERGE_KEYS = ['numSeeds', 'chatFormat', 'effectiveMaxLength', 'overflow'] as const;
 
 /**
- * Sums shard files into `out` (f32 or bf16), after checking that they are shards of one run: the
+ * Sums shard files into `out` (f32, bf16 or f16; the shards may be of any of them), after checking that they are shards of one run: the
  * same teacher config, seed file (sha256), options and shard count, each index exactly once, the
  * same tensors. Tensors are summed one at a time (shard order), so memory stays at two tensors.
  */
-export function mergeSensitivity(inputs: readonly string[], out: string, dtype: 'f32' | 'bf16'): SensSummary {
+export function mergeSensitivity(
+  inputs: readonly string[],
+  out: string,
+  dtype: SensDtype,
+  log: (line: string) => void = () => {},
+): SensSummary {
   if (inputs.length === 0) throw new InputError('sense merge', 'no shard files given');
   const readers: SafetensorsReader[] = [];
   try {
@@ -252,13 +258,15 @@ export function mergeSensitivity(inputs: readonly string[], out: string, dtype: 
             }
           : null,
     };
+    const f16 = dtype === 'f16' ? new F16Fit() : null;
     writeSafetensorsLazy(
       out,
       readers[0].names().map((name) => ({
         name,
         shape: readers[0].info(name).shape,
-        dtype: dtype === 'bf16' ? ('BF16' as const) : ('F32' as const),
+        dtype: safetensorsDtype(dtype),
         load: () => {
+          // get() gives float32 whatever the shard's dtype
           const acc = readers[order[0]].get(name);
           for (const i of order.slice(1)) {
             const x = readers[i].get(name);
@@ -266,12 +274,14 @@ export function mergeSensitivity(inputs: readonly string[], out: string, dtype: 
           }
           if (!Number.isFinite(k.sum(acc, acc.length)))
             throw new InputError(name, 'the merged sensitivity holds NaN or Inf');
-          return acc;
+          return f16 ? f16.fit(acc) : acc;
         },
       })),
       { format: SENS_FORMAT, [SUMMARY_METADATA_KEY]: JSON.stringify(summary) },
     );
     writeJsonAtomic(summaryPathFor(out), summary);
+    const note = f16?.note(out);
+    if (note) log(`sense merge: ${note}`);
     return summary;
   } finally {
     for (const r of readers) r.close();

@@ -11,6 +11,7 @@ import { swigluForward, swigluBackward } from './swiglu.js';
 import { sensAccumulate, sum, rowSums, colSums } from './sensitivity.js';
 import { attentionForward, attentionBackward } from './attention.js';
 import { rmsnormForward, rmsnormBackward } from './rmsnorm.js';
+import { gemmHalf, embeddingForwardHalf, sensAccumulateHalf } from './gemm-half.js';
 
 export const tsKernels: Kernels = {
   name: 'ts',
@@ -35,4 +36,7 @@ export const tsKernels: Kernels = {
   attentionBackward,
   rmsnormForward,
   rmsnormBackward,
+  gemmHalf,
+  embeddingForwardHalf,
+  sensAccumulateHalf,
 };

@@ -1,5 +1,7 @@
 /**
- * GSM8K chain-of-thought evaluation (grade-school math word problems; gold after "#### ").
+ * `gsm8k_cot`: GSM8K chain-of-thought evaluation (grade-school math word problems; gold after
+ * "#### "), the paper's GSM task. lm-eval's plain `gsm8k` (5 train-split shots, "Question:/Answer:")
+ * is gsm8k-lmeval.ts.
  *
  * Prompts
  * - plain, k > 0 shots: lm-evaluation-harness `gsm8k_cot` (v3): the first k of the 8 exemplars of
@@ -83,6 +85,9 @@ export const GSM8K_COT_EXEMPLARS: readonly { question: string; target: string }[
 ];
 
 export const GSM8K_MAX_SHOTS = GSM8K_COT_EXEMPLARS.length;
+
+/** lm-eval's gsm8k-cot.yaml metadata version. */
+export const GSM8K_COT_VERSION = 3;
 
 /** lm-eval exact_match normalisation for GSM8K (regexes_to_ignore + ignore_case). */
 export function normalizeNumber(s: string): string {
@@ -185,27 +190,36 @@ export async function runGsm8k(ctx: TaskContext, opts: Gsm8kOptions): Promise<Ta
   const outs = await generateAll(ctx.lm, reqs, ctx.batchSize, (d, t) => ctx.progress('generate', d, t));
   const strict: number[] = [];
   const flexible: number[] = [];
-  const samples: SampleRecord[] = docs.map((d, i) => {
+  const genKwargs = { until: reqs[0]?.stop ?? [], do_sample: false, temperature: 0, max_gen_toks: maxTokens };
+  const byFilter: Record<string, SampleRecord[]> = { 'strict-match': [], 'flexible-extract': [] };
+  docs.forEach((d, i) => {
     const s = extractStrict(outs[i]);
     const f = extractFlexible(outs[i]);
     const sOk = answersMatch(s, d.gold) ? 1 : 0;
     const fOk = answersMatch(f, d.gold) ? 1 : 0;
     strict.push(sOk);
     flexible.push(fOk);
-    return {
+    // lm-eval's record: one per document and filter
+    const common = {
       doc_id: i,
       doc: { question: d.question, answer: d.answer },
       target: d.gold,
-      arguments: { prompt: reqs[i].prompt, until: reqs[i].stop, max_gen_toks: maxTokens },
-      resps: [outs[i]],
-      filtered_resps: { 'strict-match': s ?? '[invalid]', 'flexible-extract': f ?? '[invalid]' },
-      'exact_match,strict-match': sOk,
-      'exact_match,flexible-extract': fOk,
+      arguments: [[reqs[i].prompt, genKwargs]],
+      resps: [[outs[i]]],
+      metrics: ['exact_match'],
     };
+    byFilter['strict-match'].push({ ...common, filtered_resps: [s ?? '[invalid]'], filter: 'strict-match', exact_match: sOk });
+    byFilter['flexible-extract'].push({
+      ...common,
+      filtered_resps: [f ?? '[invalid]'],
+      filter: 'flexible-extract',
+      exact_match: fOk,
+    });
   });
+  const samples = [...byFilter['strict-match'], ...byFilter['flexible-extract']];
   return {
-    task: opts.task ?? 'gsm8k',
-    version: 1,
+    task: opts.task ?? 'gsm8k_cot',
+    version: GSM8K_COT_VERSION,
     nShot: opts.shots,
     nSamples: { original: all.length, effective: docs.length },
     metrics: [

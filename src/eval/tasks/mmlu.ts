@@ -10,9 +10,10 @@
  * continuation " A" / " B" / " C" / " D" has the highest log-likelihood (ties go to the first).
  * In chat mode (open-instruct's MMLU script, the paper's evaluation) the whole text above is the user
  * turn and the assistant turn starts "The answer is:", followed by the scored " A".." D".
- * Reported: accuracy per subject (task `mmlu_<subject>`), and for the group `mmlu` the micro average
- * over all questions ("acc,none", what lm-eval's group reports) and the macro average over subjects
- * ("acc_macro,none").
+ * Reported as lm-eval groups it (mmlu-groups.ts): accuracy per subject (task `mmlu_<subject>`,
+ * version 1), per category (`mmlu_stem`, `mmlu_humanities`, `mmlu_social_sciences`, `mmlu_other`)
+ * and for `mmlu` (groups, version 2): the size-weighted mean of their subtasks ("acc,none", the micro
+ * average over questions), plus for `mmlu` the macro average over subjects ("acc_macro,none").
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +24,13 @@ import { chatPrompt, chatFormatName, isChat, type ChatFormat } from '../prompt.j
 import type { TaskResult, SampleRecord } from '../results.js';
 import { macroStderr, mean, meanStderr } from '../stats.js';
 import { applyLimit, type TaskContext } from '../task.js';
+import {
+  MMLU_CATEGORIES,
+  MMLU_GROUP_VERSION,
+  MMLU_SUBJECT_CATEGORY,
+  MMLU_TASK_VERSION,
+  pooledStderr,
+} from './mmlu-groups.js';
 
 export const MMLU_LETTERS = ['A', 'B', 'C', 'D'] as const;
 export type MmluLetter = (typeof MMLU_LETTERS)[number];
@@ -94,7 +102,7 @@ export interface MmluOptions {
   task?: string;
 }
 
-/** Runs MMLU; returns the group result first, then one result per subject. */
+/** Runs MMLU; returns the `mmlu` group first, then the category groups present, then one result per subject. */
 export async function runMmlu(ctx: TaskContext, opts: MmluOptions): Promise<TaskResult[]> {
   const available = mmluSubjects(opts.dir);
   const subjects = opts.subjects ?? available;
@@ -133,7 +141,6 @@ export async function runMmlu(ctx: TaskContext, opts: MmluOptions): Promise<Task
 
   const perSubject = new Map<string, { accs: number[]; samples: SampleRecord[] }>();
   for (const s of subjects) perSubject.set(s, { accs: [], samples: [] });
-  const allAccs: number[] = [];
   items.forEach((it, i) => {
     const scores = lls.slice(4 * i, 4 * i + 4);
     let best = 0;
@@ -141,14 +148,21 @@ export async function runMmlu(ctx: TaskContext, opts: MmluOptions): Promise<Task
     const acc = MMLU_LETTERS[best] === it.doc.answer ? 1 : 0;
     const bucket = perSubject.get(it.subject)!;
     bucket.accs.push(acc);
-    allAccs.push(acc);
+    // lm-eval's multiple_choice record: one request per choice, each answered [logprob, is_greedy]
     bucket.samples.push({
       doc_id: bucket.samples.length,
-      doc: { question: it.doc.question, choices: it.doc.choices, answer: it.doc.answer, subject: it.subject },
-      target: it.doc.answer,
-      arguments: { context: it.context, continuations: MMLU_LETTERS.map((l) => ` ${l}`) },
-      resps: scores.map((s) => [s.logprob, s.greedy]),
-      filtered_resps: MMLU_LETTERS[best],
+      doc: {
+        question: it.doc.question,
+        subject: it.subject,
+        choices: it.doc.choices,
+        answer: MMLU_LETTERS.indexOf(it.doc.answer),
+      },
+      target: MMLU_LETTERS.indexOf(it.doc.answer),
+      arguments: MMLU_LETTERS.map((l) => [it.context, ` ${l}`]),
+      resps: scores.map((s) => [[s.logprob, s.greedy]]),
+      filtered_resps: scores.map((s) => [s.logprob, s.greedy]),
+      filter: 'none',
+      metrics: ['acc'],
       acc,
     });
   });
@@ -164,36 +178,69 @@ export async function runMmlu(ctx: TaskContext, opts: MmluOptions): Promise<Task
     const b = perSubject.get(s)!;
     return {
       task: `${group}_${s}`,
-      version: 1,
+      version: MMLU_TASK_VERSION,
       nShot: opts.shots,
       nSamples: { original: originals.get(s)!, effective: b.accs.length },
       metrics: [{ name: 'acc', filter: 'none', value: mean(b.accs), stderr: meanStderr(b.accs), higherIsBetter: true }],
-      config: { ...common, data: mmluFile(opts.dir, 'test', s), subject: s },
+      config: { ...common, data: mmluFile(opts.dir, 'test', s), subject: s, tag: tagOf(s) },
       samples: b.samples,
     };
   });
-  const subjectAccs = subResults.map((r) => r.metrics[0].value as number);
-  const groupResult: TaskResult = {
-    task: group,
-    version: 1,
-    nShot: opts.shots,
-    nSamples: {
-      original: [...originals.values()].reduce((a, b) => a + b, 0),
-      effective: allAccs.length,
-    },
-    metrics: [
-      { name: 'acc', filter: 'none', value: mean(allAccs), stderr: meanStderr(allAccs), higherIsBetter: true },
-      {
-        name: 'acc_macro',
-        filter: 'none',
-        value: mean(subjectAccs),
-        stderr: macroStderr(subResults.map((r) => r.metrics[0].stderr)),
-        higherIsBetter: true,
-      },
-    ],
-    config: { ...common, data: opts.dir, subjects, aggregation: 'acc = micro average over questions; acc_macro = mean of subject accuracies' },
-    samples: [],
-    subtasks: subResults.map((r) => r.task),
+  /** A group's acc: size-weighted mean of its subtasks' (lm-eval weight_by_size), pooled stderr. */
+  const groupOf = (name: string, members: TaskResult[], subtasks: string[], extra: Record<string, unknown>): TaskResult => {
+    const sizes = members.map((r) => r.nSamples.effective);
+    const accs = members.map((r) => r.metrics[0].value as number);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    return {
+      task: name,
+      version: MMLU_GROUP_VERSION,
+      nShot: opts.shots,
+      nSamples: { original: members.reduce((a, r) => a + r.nSamples.original, 0), effective: total },
+      metrics: [
+        {
+          name: 'acc',
+          filter: 'none',
+          value: total > 0 ? accs.reduce((a, x, i) => a + x * sizes[i], 0) / total : null,
+          stderr: pooledStderr(
+            members.map((r) => r.metrics[0].stderr ?? NaN),
+            sizes,
+          ),
+          higherIsBetter: true,
+        },
+      ],
+      config: { ...common, ...extra, aggregate_metric_list: [{ metric: 'acc', weight_by_size: true }] },
+      samples: [],
+      subtasks,
+    };
   };
-  return [groupResult, ...subResults];
+  const categories: TaskResult[] = [];
+  for (const c of MMLU_CATEGORIES) {
+    const members = subResults.filter((r, i) => MMLU_SUBJECT_CATEGORY[subjects[i]] === c);
+    if (members.length === 0) continue;
+    categories.push(groupOf(`${group}_${c}`, members, members.map((r) => r.task), { group: `${group}_${c}`, group_alias: c }));
+  }
+  // subjects outside lm-eval's 57 (a custom MMLU folder) belong to the top group directly
+  const loose = subResults.filter((_, i) => MMLU_SUBJECT_CATEGORY[subjects[i]] === undefined);
+  const top = groupOf(
+    group,
+    [...categories, ...loose],
+    [...categories.map((r) => r.task), ...loose.map((r) => r.task)],
+    { group, data: opts.dir, subjects },
+  );
+  // nuggets' extra: the macro average over subjects (lm-eval reports the micro one as acc)
+  const subjectAccs = subResults.map((r) => r.metrics[0].value as number);
+  top.metrics.push({
+    name: 'acc_macro',
+    filter: 'none',
+    value: mean(subjectAccs),
+    stderr: macroStderr(subResults.map((r) => r.metrics[0].stderr)),
+    higherIsBetter: true,
+  });
+  return [top, ...categories, ...subResults];
+}
+
+/** The subject's lm-eval tag (mmlu_<category>_tasks), or null for a subject lm-eval does not have. */
+function tagOf(subject: string): string | null {
+  const c = MMLU_SUBJECT_CATEGORY[subject];
+  return c === undefined ? null : `mmlu_${c}_tasks`;
 }

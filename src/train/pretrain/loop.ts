@@ -106,6 +106,7 @@ export function trainModel(
   }
   const model = LlamaModel.load({ config, weights });
   model.enableGrads();
+  model.setGradientCheckpointing(o.gradientCheckpointing);
   const params = model.params.unique();
   // Weight decay on matrices (embedding and lm_head included), none on norm weights (llama2.c).
   const optimizers = params.map(

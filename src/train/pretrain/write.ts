@@ -170,7 +170,8 @@ function writeRecipe(o: PretrainOptions, command: string | undefined, r: RecipeI
     'All options as resolved:',
     '',
     '```json',
-    JSON.stringify({ ...o, dataSha256: r.dataSha256 }, null, 2),
+    // Checkpointing changes memory, not numbers: leaving it out keeps a rebuilt recipe byte-identical.
+    JSON.stringify({ ...o, gradientCheckpointing: undefined, dataSha256: r.dataSha256 }, null, 2),
     '```',
     '',
   ];

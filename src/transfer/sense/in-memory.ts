@@ -1,7 +1,7 @@
 /** The in-memory executor of docs/method.md step 1: the reference the streaming executor is tested against. */
-import { kernels } from '../../engine/backend.js';
 import { expectedShape, expectedTensorNames } from '../../model/config.js';
 import { LlamaModel } from '../../model/model.js';
+import { accumulateSensitivity } from '../../model/params.js';
 import { tick } from './abort.js';
 import { checkGradient, checkLoss } from './checks.js';
 import { seedLoss } from './seeds.js';
@@ -15,12 +15,11 @@ export async function senseInMemory(
   sink: SensSink,
   opts: SenseRunOptions = {},
 ): Promise<SeedLoss[]> {
-  const k = kernels();
   const c = src.config;
   const model = LlamaModel.load(src);
   model.enableGrads();
   const params = model.params.unique();
-  const S = new Map(params.map((p) => [p.name, new Float32Array(p.data.length)]));
+  const S = new Map(params.map((p) => [p.name, new Float32Array(p.size)]));
   const losses: SeedLoss[] = [];
   let lossSum = 0;
   for (const [j, ex] of examples.entries()) {
@@ -29,9 +28,8 @@ export async function senseInMemory(
     checkLoss(loss, ex);
     model.backward();
     for (const p of params) {
-      const n = p.data.length;
-      checkGradient(p.grad!, n, p.name, ex);
-      k.sensAccumulate(S.get(p.name)!, p.data, p.grad!, n);
+      checkGradient(p.grad!, p.size, p.name, ex);
+      accumulateSensitivity(S.get(p.name)!, p);
     }
     losses.push(seedLoss(ex, loss));
     lossSum += loss;

@@ -17,21 +17,25 @@
  *      gradient of the shared parameter. Rows of tokens outside a seed got their (lm_head-only)
  *      share in B.
  *
- * Peak memory: one layer's weights + gradients + S, plus the boundary states of all seeds
- * ((L + 1) * tokens * d floats), plus one [V, d] weight and its S during B and D.
+ * Peak memory: one layer's weights + gradients + S, plus dL/dh of every seed (tokens * d floats),
+ * plus one [V, d] weight and its S during B and D, plus the boundary states h_0..h_L: in memory
+ * ((L + 1) * tokens * d floats) for a small teacher, or spilled to scratch files with one seed's
+ * state in memory (boundaries.ts; `spill` option), so that the peak does not grow with depth.
+ * docs/memory.md has the numbers for real model sizes.
  *
  * Each phase and each layer runs in its own function, and memory is collected after each
  * (releaseMemory): a suspended async frame keeps every local it ever held alive, so a dropped layer
  * must not be a local of the long-running loop, and V8 left alone frees large arrays late.
  */
 import { kernels } from '../../engine/backend.js';
-import { checkNoExtraTensors, loadTensor } from '../../model/params.js';
+import { accumulateSensitivity, checkNoExtraTensors, loadTensor } from '../../model/params.js';
 import { DecoderLayer } from '../../model/block.js';
 import { seqContext } from '../../model/batch.js';
 import { Workspace } from '../../model/workspace.js';
 import type { SeqContext } from '../../model/block.js';
 import type { ModelConfig } from '../../model/config.js';
 import { tick } from './abort.js';
+import { openBoundaries, type BoundaryStore } from './boundaries.js';
 import { checkGradient, checkLoss } from './checks.js';
 import { releaseMemory } from './release-memory.js';
 import { seedLoss } from './seeds.js';
@@ -56,8 +60,8 @@ interface Run {
   sink: SensSink;
   opts: SenseRunOptions;
   workspace: Workspace;
-  /** bounds[l][j]: hidden state of seed j entering layer l (l = L: the last layer's output). */
-  bounds: Array<Array<F32 | null>>;
+  /** bounds.get(l, j): hidden state of seed j entering layer l (l = L: the last layer's output). */
+  bounds: BoundaryStore;
   /** dL/dh of each seed at the current boundary (from phase B on). */
   dh: F32[];
   losses: SeedLoss[];
@@ -97,7 +101,11 @@ export async function senseStreaming(
     opts,
     ctx: examples.map((e) => seqContext({ ids: e.ids, B: 1, T: e.ids.length })),
     workspace: new Workspace(),
-    bounds: Array.from({ length: L + 1 }, () => new Array<F32 | null>(n).fill(null)),
+    bounds: openBoundaries(
+      L,
+      T.map((t) => t * c.hiddenSize),
+      opts,
+    ),
     dh: new Array<F32>(n),
     losses: new Array<SeedLoss>(n),
     headRows: new Array(n).fill(null),
@@ -120,20 +128,24 @@ export async function senseStreaming(
   const collect = async () => {
     if (run.collectEach) await collectNow();
   };
-  embedForward(run);
-  await collect();
-  for (let l = 0; l < L; l++) {
-    await layerForward(run, l);
+  try {
+    embedForward(run);
     await collect();
-  }
-  await head(run);
-  await collect();
-  for (let l = L - 1; l >= 0; l--) {
-    await layerBackward(run, l);
+    for (let l = 0; l < L; l++) {
+      await layerForward(run, l);
+      await collect();
+    }
+    await head(run);
     await collect();
+    for (let l = L - 1; l >= 0; l--) {
+      await layerBackward(run, l);
+      await collect();
+    }
+    await embedBackward(run);
+    await collect();
+  } finally {
+    run.bounds.close(); // scratch files go after success, error and abort alike
   }
-  await embedBackward(run);
-  await collect();
   return run.losses;
 }
 
@@ -154,7 +166,7 @@ function embedForward(run: Run): void {
   for (let j = 0; j < examples.length; j++) {
     const h = new Float32Array(T[j] * d);
     kernels().embeddingForward(h, examples[j].ids, E, T[j], d);
-    run.bounds[0][j] = h;
+    run.bounds.put(0, j, h);
   }
 }
 
@@ -163,7 +175,7 @@ async function layerForward(run: Run, l: number): Promise<void> {
   const { c, examples, T, bounds } = run;
   const layer = DecoderLayer.load(run.src.weights, c, l, run.workspace);
   for (let j = 0; j < examples.length; j++) {
-    bounds[l + 1][j] = layer.forward(bounds[l][j]!, run.ctx[j]).slice();
+    bounds.put(l + 1, j, layer.forward(bounds.get(l, j), run.ctx[j]));
     run.report(`forward ${l + 1}/${c.numLayers}`, T[j]);
     await tick(run.opts.signal);
   }
@@ -189,7 +201,7 @@ async function head(run: Run): Promise<void> {
   for (let j = 0; j < examples.length; j++) {
     const ex = examples[j];
     const n = T[j];
-    const h = run.bounds[L][j]!;
+    const h = run.bounds.get(L, j);
     const hn = workspace.view('sense.hn', n * d),
       rstd = workspace.view('sense.rstd', n);
     k.rmsnormForward(hn, rstd, h, normW, n, d, c.rmsNormEps);
@@ -236,10 +248,10 @@ async function head(run: Run): Promise<void> {
       );
     }
     if (own) run.headRows[j] = { ids: own.ids, rows: own.rows };
-    run.bounds[L][j] = null;
     run.report('head', n * run.headCost, loss);
     await tick(run.opts.signal);
   }
+  run.bounds.drop(L);
   workspace.release(); // the [T, V] logits
   sink.put('model.norm.weight', [d], Snorm);
   if (tied) sink.put('~tied-lm-head-share', [V, d], SW);
@@ -248,30 +260,29 @@ async function head(run: Run): Promise<void> {
 
 /** C: recompute layer l's forward per seed, backward, accumulate its S; dL/dh moves down a layer. */
 async function layerBackward(run: Run, l: number): Promise<void> {
-  const k = kernels();
   const { c, examples, T } = run;
   const d = c.hiddenSize;
   const layer = DecoderLayer.load(run.src.weights, c, l, run.workspace);
   layer.params.enableGrads();
   const params = layer.params.unique();
-  const S = params.map((p) => new Float32Array(p.data.length));
+  const S = params.map((p) => new Float32Array(p.size));
   for (let j = 0; j < examples.length; j++) {
     const ex = examples[j];
     for (const p of params) p.grad!.fill(0);
-    layer.forward(run.bounds[l][j]!, run.ctx[j]); // recompute this layer's activations
+    layer.forward(run.bounds.get(l, j), run.ctx[j]); // recompute this layer's activations
     const dx = run.workspace.view('sense.dx', T[j] * d);
     layer.backward(run.dh[j], dx);
     run.dh[j].set(dx);
     params.forEach((p, i) => {
-      checkGradient(p.grad!, p.data.length, p.name, ex);
-      k.sensAccumulate(S[i], p.data, p.grad!, p.data.length);
+      checkGradient(p.grad!, p.size, p.name, ex);
+      accumulateSensitivity(S[i], p);
     });
     run.report(`backward ${l + 1}/${c.numLayers}`, 3 * T[j]);
     await tick(run.opts.signal);
   }
   params.forEach((p, i) => run.sink.put(p.name, [...p.shape], S[i]));
   layer.releaseActivations();
-  run.bounds[l].fill(null);
+  run.bounds.drop(l);
 }
 
 /** D: the embedding's S from dL/dh_0 (plus, tied, the lm_head rows kept in B). */

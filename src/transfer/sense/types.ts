@@ -1,6 +1,7 @@
 /** The shapes every part of docs/method.md step 1 (teacher sensitivity) shares. */
 import type { ModelConfig } from '../../model/config.js';
 import type { WeightSource } from '../../model/weights.js';
+import type { SpillMode } from './boundaries.js';
 
 /** One seed example, tokenised: ids and the next-token targets aligned to positions (-1 = ignored). */
 export interface SenseExample {
@@ -34,6 +35,13 @@ export interface SenseRunOptions {
   /** Aborting stops at the next step with SenseAborted (the CLI wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
   onProgress?: ProgressFn;
+  /**
+   * Streaming only: keep the layer-boundary states in memory ('never'), in scratch files ('always'),
+   * or in files when they would exceed 1 GiB ('auto', the default); see boundaries.ts.
+   */
+  spill?: SpillMode;
+  /** Where the spilled states' scratch folder is made (default os.tmpdir()). */
+  scratchDir?: string;
 }
 
 export interface SenseRun {
