@@ -164,6 +164,7 @@ test('one default seed: every command with a seed defaults to DEFAULT_SEED', () 
   const required: Record<string, Record<string, unknown>> = {
     extract: { teacher: 't', student: 's', out: 'o' },
     train: { student: 's', data: 'd', out: 'o' },
+    'distill-data': { teacher: 't', data: 'd', out: 'o' },
     eval: { model: 'm', tasks: ['gsm8k'], out: 'o' },
     generate: { model: 'm' },
     pretrain: { data: 'd', out: 'o' },

@@ -66,6 +66,7 @@ export function syntheticExperiment(
     extract: {},
     train: {},
     eval: {},
+    distillData: {},
   };
 }
 

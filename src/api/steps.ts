@@ -21,6 +21,7 @@ import type {
   SenseMergeInput,
   ServeInput,
   TrainInput,
+  DistillDataInput,
 } from '../config/schemas.js';
 import { InputError } from '../errors.js';
 import { loadModelLM, type LoadModelLMOptions } from '../eval/model-lm.js';
@@ -39,6 +40,7 @@ import { pretrain as runPretrain } from '../train/pretrain.js';
 import type { PretrainIo, PretrainResult } from '../train/pretrain/options.js';
 import type { ProgressMode } from '../train/progress.js';
 import { runTrain, type RunTrainContext, type RunTrainResult } from '../train/run.js';
+import { runDistillData, type DistillDataResult } from '../distill/sequence.js';
 import { toFlags } from '../config/cli.js';
 import { senseCommand, type SenseIo } from '../cli/sense.js';
 import { extractCommand } from '../cli/extract.js';
@@ -91,6 +93,17 @@ export function extract(
 /** Steps 5-6: LoRA fine-tuning of the student, from an `extract` folder or a plain/PiSSA init. */
 export function train(options: TrainInput, context: RunTrainContext = {}): RunTrainResult {
   return runTrain(parseOptions('train', options), context);
+}
+
+/**
+ * Sequence-level distillation data: the teacher answers every training prompt (greedy or sampled) and
+ * the rows are written with its answers, for a plain `train` (the kd-sequence method).
+ */
+export function distillData(
+  options: DistillDataInput,
+  say: (line: string) => void = () => {},
+): DistillDataResult {
+  return runDistillData(parseOptions('distill-data', options), say);
 }
 
 export interface MergeResult {

@@ -21,6 +21,7 @@ import { registerServe } from './serve.js';
 import { registerSense } from './sense.js';
 import { registerExtract } from './extract.js';
 import { registerTrain } from './train.js';
+import { registerDistillData } from './distill-data.js';
 import { registerMerge } from './merge.js';
 import { registerExperiment } from './experiment.js';
 import { registerReport } from './report.js';
@@ -72,6 +73,10 @@ const SYNOPSIS: Record<string, { usage: string; example: string }> = {
   train: {
     usage: '<student> --data <jsonl> -o <folder> [--init <folder>] [options]',
     example: 'nuggets train zoo/student-tiny --data tasks/facts/train.jsonl --init init -o trained',
+  },
+  'distill-data': {
+    usage: '<teacher> --data <jsonl> -o <jsonl> [--temperature <t> --top-p <p> --seed <n>] [options]',
+    example: 'nuggets distill-data zoo/teacher-facts --data tasks/facts/train.jsonl -o answers.jsonl',
   },
   merge: {
     usage: '--student <model> --adapter <folder> -o <folder> [options]',
@@ -173,6 +178,7 @@ export function buildProgram(): Command {
   registerSense(program);
   registerExtract(program);
   registerTrain(program);
+  registerDistillData(program);
   registerMerge(program);
   registerExperiment(program);
   registerReport(program);

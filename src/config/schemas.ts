@@ -196,6 +196,23 @@ export const trainSchema = z
       'activation checkpointing per decoder layer: keep layer inputs, recompute the rest in backward (same gradients, ~1/3 more compute, far less memory at long sequences)',
     ).default(false),
     progress: bool('show a progress bar (plain lines when stderr is not a terminal)').default(true),
+    kdTeacher: path(
+      'logit distillation: train on (1 - lambda)*CE + lambda*T^2*KL(teacher || student) over answer tokens, with this teacher (same tokenizer as the student)',
+    ).optional(),
+    kdLambda: num('weight lambda of the distillation term (0: plain cross-entropy)')
+      .min(0)
+      .max(1)
+      .default(0.5),
+    kdTemperature: num('softmax temperature T of the distillation term').positive().default(2),
+    kdCache: path(
+      'folder of the teacher-logit cache (built once, reused while data and teacher are unchanged; default: <out>/kd-cache). Size: answer tokens x vocabulary x 2 bytes',
+    ).optional(),
+    kdCacheDtype: oneOf(['f16', 'bf16'], 'precision of the cached teacher logits').default('f16'),
+    kdTopK: int(
+      'cache only the k largest teacher logits per answer token (k x 6 bytes instead of V x 2); the teacher distribution becomes its top k renormalised (0: all)',
+    )
+      .min(0)
+      .default(0),
   })
   .strict()
   .refine((o) => o.microBatchSize <= o.batchSize, {
@@ -281,6 +298,26 @@ export const generateSchema = z
     topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
     seed: int('sampling seed').default(DEFAULT_SEED),
     stream: bool('print tokens as they are generated').default(true),
+  })
+  .strict();
+
+/** `nuggets distill-data`: the teacher's answers to the training prompts (sequence-level distillation). */
+export const distillDataSchema = z
+  .object({
+    teacher: path('teacher model that answers (HF folder or llama2.c checkpoint)'),
+    data: path('training examples (JSONL) whose prompts the teacher answers'),
+    out: path('JSONL file to write: the rows with the teacher answer as the last assistant message'),
+    tokenizer,
+    chatFormat: dataFields.chatFormat,
+    maxNewTokens: int('answer budget in tokens').min(1).default(256),
+    temperature: num('sampling temperature (0: greedy)').min(0).default(0),
+    topP: num('nucleus sampling: keep the smallest set of tokens with this much probability')
+      .gt(0)
+      .max(1)
+      .default(1),
+    topK: int('sample only among the K most likely tokens (0: all)').min(0).default(0),
+    seed: int('sampling seed (each row samples from its own seed derived from it)').default(DEFAULT_SEED),
+    batchSize: int('prompts per generation batch').min(1).default(8),
   })
   .strict();
 
@@ -443,6 +480,7 @@ export type ExtractOptions = z.infer<typeof extractSchema>;
 export type TrainOptions = z.infer<typeof trainSchema>;
 export type EvalOptionsConfig = z.infer<typeof evalSchema>;
 export type GenerateOptions = z.infer<typeof generateSchema>;
+export type DistillDataOptions = z.infer<typeof distillDataSchema>;
 export type MergeOptions = z.infer<typeof mergeSchema>;
 export type ServeOptions = z.infer<typeof serveSchema>;
 export type PretrainOptionsConfig = z.infer<typeof pretrainSchema>;
@@ -454,6 +492,7 @@ export type SenseInput = z.input<typeof senseSchema>;
 export type SenseMergeInput = z.input<typeof senseMergeSchema>;
 export type ExtractInput = z.input<typeof extractSchema>;
 export type TrainInput = z.input<typeof trainSchema>;
+export type DistillDataInput = z.input<typeof distillDataSchema>;
 export type EvalInput = z.input<typeof evalSchema>;
 export type GenerateInput = z.input<typeof generateSchema>;
 export type MergeInput = z.input<typeof mergeSchema>;
@@ -468,6 +507,7 @@ export const COMMAND_SCHEMAS = {
   train: trainSchema,
   eval: evalSchema,
   generate: generateSchema,
+  'distill-data': distillDataSchema,
   merge: mergeSchema,
   serve: serveSchema,
   pretrain: pretrainSchema,

@@ -3,6 +3,7 @@
  * Param when tied, possibly with a LoRA), and the answer-only cross-entropy.
  */
 import { kernels } from '../engine/backend.js';
+import { distillLoss, type KdTerm } from '../distill/kl.js';
 import type { ModelConfig } from './config.js';
 import { Linear } from './linear.js';
 import { RunMode } from './mode.js';
@@ -21,6 +22,7 @@ export class Head {
   private readonly hn = new Growable();
   private readonly rstd = new Growable();
   private readonly logitsBuf = new Growable();
+  private readonly kdGrad = new Growable();
 
   constructor(
     readonly config: ModelConfig,
@@ -57,8 +59,15 @@ export class Head {
    * rowLoss, if given, receives each row's loss (0 for ignored rows). gradScale is the factor of each
    * token's gradient: 1/count by default (the gradient of the mean); a trainer averaging over a whole
    * accumulated batch passes 1/(tokens in the batch) instead.
+   * With `kd` the loss is (1 − λ)·CE + λ·T²·KL(teacher ‖ student) per token (src/distill/kl.ts), its
+   * gradient likewise; λ = 0 leaves the cross-entropy path exactly as without `kd`.
    */
-  loss(targets: Int32Array, rowLoss: F32 | null = null, gradScale?: number): { loss: number; count: number } {
+  loss(
+    targets: Int32Array,
+    rowLoss: F32 | null = null,
+    gradScale?: number,
+    kd?: KdTerm,
+  ): { loss: number; count: number } {
     const rows = this.rows,
       V = this.V;
     let count = 0;
@@ -72,8 +81,24 @@ export class Head {
     }
     if (count === 0) throw new Error('loss: every target is ignored (-1): no tokens to score');
     const logits = this.logits();
-    const sum = kernels().crossEntropy(logits, targets, rows, V, logits, gradScale ?? 1 / count, rowLoss);
-    return { loss: sum / count, count };
+    const scale = gradScale ?? 1 / count;
+    if (!kd) {
+      const sum = kernels().crossEntropy(logits, targets, rows, V, logits, scale, rowLoss);
+      return { loss: sum / count, count };
+    }
+    const lambda = kd.lambda;
+    if (!(lambda >= 0 && lambda <= 1))
+      throw new RangeError(`distillation weight must be in [0, 1], got ${lambda}`);
+    // the KD gradient is taken from the logits before the cross-entropy overwrites them with its own
+    let kdGrad: F32 | null = null;
+    if (lambda > 0) {
+      kdGrad = this.kdGrad.view(rows * V);
+      kdGrad.fill(0);
+    }
+    const kdSum = distillLoss(logits, targets, rows, V, kd, kdGrad, lambda * scale);
+    const ceSum = kernels().crossEntropy(logits, targets, rows, V, logits, (1 - lambda) * scale, rowLoss);
+    if (kdGrad) for (let i = 0; i < rows * V; i++) logits[i] += kdGrad[i];
+    return { loss: ((1 - lambda) * ceSum + lambda * kdSum) / count, count };
   }
 
   /** dh [rows, d] overwritten from dlogits (as left in the logits buffer by loss(), or given). */

@@ -18,6 +18,7 @@ import { DecoderLayer, newActivationBuffers, type LayerCache, type SeqContext } 
 import { Head } from './head.js';
 import { Linear } from './linear.js';
 import type { Lora, LoraOptions } from './lora.js';
+import type { KdTerm } from '../distill/kl.js';
 import { checkBatch, positionsFromMask, type Batch } from './batch.js';
 
 type F32 = Float32Array;
@@ -178,12 +179,17 @@ export class LlamaModel {
    * of row i is the token that should follow it. Prepares backward().
    * opts.rowLoss receives each row's loss; opts.gradScale replaces the 1/count factor of the
    * gradient (e.g. 1/tokens of a whole accumulated batch); the returned loss is the mean either way.
+   * opts.kd adds the logit-distillation term (src/distill/kl.ts): loss (1 − λ)·CE + λ·T²·KL.
    */
-  loss(batch: Batch, targets: Int32Array, opts: { rowLoss?: F32; gradScale?: number } = {}): number {
+  loss(
+    batch: Batch,
+    targets: Int32Array,
+    opts: { rowLoss?: F32; gradScale?: number; kd?: KdTerm } = {},
+  ): number {
     this.forward(batch);
     if (targets.length < batch.B * batch.T)
       throw new RangeError(`loss: ${targets.length} targets for B*T = ${batch.B * batch.T}`);
-    const { loss } = this.head.loss(targets, opts.rowLoss ?? null, opts.gradScale);
+    const { loss } = this.head.loss(targets, opts.rowLoss ?? null, opts.gradScale, opts.kd);
     this.lossPending = true;
     return loss;
   }

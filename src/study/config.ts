@@ -67,11 +67,15 @@ export const experimentSchema = z
     extract: section,
     train: section,
     eval: section,
+    'distill-data': section,
   })
   .strict();
 
+/** The experiment sections that hold one command's options. */
+export type StepSection = 'sense' | 'extract' | 'train' | 'eval' | 'distill-data';
+
 /** Options the runner sets itself per cell; an experiment file may not set them in a step section. */
-export const RESERVED: Record<'sense' | 'extract' | 'train' | 'eval', readonly string[]> = {
+export const RESERVED: Record<StepSection, readonly string[]> = {
   sense: ['teacher', 'seeds', 'out', 'shard', 'progress'],
   extract: [
     'teacher',
@@ -98,8 +102,11 @@ export const RESERVED: Record<'sense' | 'extract' | 'train' | 'eval', readonly s
     'evalData',
     'valSize',
     'progress',
+    'kdTeacher',
+    'kdCache',
   ],
   eval: ['model', 'adapter', 'tasks', 'out', 'progress', 'samples'],
+  'distill-data': ['teacher', 'data', 'out', 'seed'],
 };
 
 const RESERVED_WHY: Record<string, string> = {
@@ -142,6 +149,8 @@ export interface Experiment {
   extract: Record<string, unknown>;
   train: Record<string, unknown>;
   eval: Record<string, unknown>;
+  /** `nuggets distill-data` options of the kd-sequence cells. */
+  distillData: Record<string, unknown>;
 }
 
 function issueText(issue: z.core.$ZodIssue): string {
@@ -168,7 +177,7 @@ const abs = (base: string, p: string) => (isAbsolute(p) ? p : resolve(base, p));
 /** Checks a step section: unknown keys (with suggestions) and types through the command's schema, reserved keys refused. */
 function stepSection(
   file: string,
-  step: 'sense' | 'extract' | 'train' | 'eval',
+  step: StepSection,
   raw: Record<string, unknown> | null,
   base: string,
 ): Record<string, unknown> {
@@ -255,6 +264,7 @@ export function loadExperiment(path: string): Experiment {
     extract: stepSection(file, 'extract', e.extract, base),
     train: stepSection(file, 'train', e.train, base),
     eval: stepSection(file, 'eval', e.eval, base),
+    distillData: stepSection(file, 'distill-data', e['distill-data'], base),
   };
   return {
     file,

@@ -10,8 +10,8 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { evaluate, extract, sense, train } from '../api/steps.js';
-import type { EvalInput, ExtractInput, SenseInput, TrainInput } from '../config/schemas.js';
+import { distillData, evaluate, extract, sense, train } from '../api/steps.js';
+import type { DistillDataInput, EvalInput, ExtractInput, SenseInput, TrainInput } from '../config/schemas.js';
 import { InputError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { shellQuote } from '../config/shell.js';
@@ -48,6 +48,11 @@ export async function runStep(step: StepPlan): Promise<void> {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }
+      return;
+    }
+    case 'distill-data': {
+      const r = distillData(step.options as DistillDataInput, say);
+      process.stdout.write(r.summary + '\n');
       return;
     }
     case 'extract':

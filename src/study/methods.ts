@@ -5,6 +5,10 @@
  * initialisation, and the `nuggets train` options it needs (plain LoRA and PiSSA initialise inside
  * `train`, without an extract step).
  *
+ * Distillation methods (`kd-logits`, `kd-sequence`, `transfer+kd`) read the task's teacher too: its
+ * logits at the answer tokens as a second training signal (`nuggets train --kd-teacher`), or its
+ * answers to the training prompts as the training data (`nuggets distill-data`, then plain training).
+ *
  * An experiment may also define its own methods as `{name, like, extract, train}`: a catalogue
  * method with some options changed (e.g. FFN-only modules).
  */
@@ -21,6 +25,12 @@ export interface MethodSpec {
   extract: Record<string, unknown> | null;
   /** `nuggets train` options specific to the method. */
   train: Record<string, unknown>;
+  /**
+   * Distillation from the task's teacher: `logits` trains with the KD term (the runner adds
+   * --kd-teacher and a teacher-logit cache shared by the task's cells); `sequence` trains on the
+   * teacher's answers (a `nuggets distill-data` step writes them first).
+   */
+  distill?: 'logits' | 'sequence';
 }
 
 const teacherInit = (structure: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -110,6 +120,31 @@ export const METHOD_CATALOGUE: Readonly<Record<string, MethodSpec>> = {
     extract: null,
     train: { loraInit: 'default' },
   },
+  'kd-logits': {
+    name: 'kd-logits',
+    description:
+      'distillation: plain LoRA trained on (1 - lambda)*CE + lambda*T^2*KL(teacher || student) over answer tokens',
+    teacher: 'task',
+    extract: null,
+    train: { loraInit: 'default' },
+    distill: 'logits',
+  },
+  'kd-sequence': {
+    name: 'kd-sequence',
+    description: "distillation: plain LoRA trained on the teacher's (greedy) answers to the training prompts",
+    teacher: 'task',
+    extract: null,
+    train: { loraInit: 'default' },
+    distill: 'sequence',
+  },
+  'transfer+kd': {
+    name: 'transfer+kd',
+    description: 'the reference transfer init, then kd-logits training',
+    teacher: 'task',
+    extract: teacherInit('block'),
+    train: {},
+    distill: 'logits',
+  },
 };
 
 /** The baseline every method is compared against. */
@@ -156,5 +191,6 @@ export function resolveMethod(m: string | CustomMethod, where: string): MethodSp
     teacher: base.teacher,
     extract: base.extract ? { ...base.extract, ...m.extract } : null,
     train: { ...base.train, ...m.train },
+    ...(base.distill ? { distill: base.distill } : {}),
   };
 }

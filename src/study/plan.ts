@@ -4,7 +4,10 @@
  *   sense/<teacher>--<task>/          one sensitivity file per teacher x task, shared by every cell
  *                                     that needs it (teacher "student" for the self-teacher control)
  *   cells/<task>/<method>/seed-<n>/   one cell: extract (when the method has one) -> train -> eval,
- *                                     then result.json
+ *                                     then result.json; a kd-sequence cell first writes the teacher's
+ *                                     answers (distill-data), which its training step reads
+ *   kd-cache/<teacher>--<task>/       the teacher-logit cache of the task's kd-logits cells (shared:
+ *                                     the same training data gives the same cache for every seed)
  *
  * A job's `spec` is everything that determines its output (the argv of its steps and the metric);
  * a finished job whose recorded spec differs from the plan's is refused instead of silently mixed
@@ -21,7 +24,7 @@ export const RESULT_FILE = 'result.json';
 /** Placeholder in the eval options (and argv), replaced by the trained adapter folder once training has run. */
 export const ADAPTER_PLACEHOLDER = '{trained-adapter}';
 
-export type StepName = 'sense' | 'extract' | 'train' | 'eval';
+export type StepName = 'sense' | 'distill-data' | 'extract' | 'train' | 'eval';
 
 export interface StepPlan {
   name: StepName;
@@ -120,6 +123,11 @@ export function fingerprint(path: string): string {
     .join(',');
 }
 
+/** Train options without the distillation term's (cells that do not distil keep their usual argv). */
+function withoutKd(train: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(train).filter(([k]) => !k.startsWith('kd')));
+}
+
 /** Expands the grid in table order: task, then method, then seed. */
 export function buildPlan(exp: Experiment, out: string): Plan {
   const jobs: Job[] = [];
@@ -166,7 +174,10 @@ export function buildPlan(exp: Experiment, out: string): Plan {
   for (const task of exp.tasks) {
     for (const m of exp.methods) {
       const teacher = m.teacher === 'task' ? task.teacher : m.teacher === 'student' ? 'student' : null;
-      const sense = teacher === null ? null : ensureSense(teacher, task);
+      // distillation-only methods read the teacher but not its sensitivity
+      const sense = teacher === null || !m.extract ? null : ensureSense(teacher, task);
+      const teacherPath =
+        teacher === null ? null : teacher === 'student' ? exp.student : exp.teachers[teacher];
       for (const seed of exp.seeds) {
         const id = cellId(task.name, m.name, seed);
         const dir = join(out, id);
@@ -174,6 +185,23 @@ export function buildPlan(exp: Experiment, out: string): Plan {
         const trainDir = join(dir, 'train');
         const evalDir = join(dir, 'eval');
         const steps: StepPlan[] = [];
+        let trainData = task.train;
+        if (m.distill === 'sequence') {
+          trainData = join(dir, 'distill', 'answers.jsonl');
+          steps.push(
+            stepPlan('distill-data', {
+              ...exp.distillData,
+              teacher: teacherPath,
+              data: task.train,
+              out: trainData,
+              seed,
+            }),
+          );
+        }
+        const kd =
+          m.distill === 'logits'
+            ? { kdTeacher: teacherPath, kdCache: join(out, 'kd-cache', `${teacher}--${task.name}`) }
+            : {};
         if (m.extract) {
           const teacherArg = teacher === 'student' ? 'self' : exp.teachers[teacher!];
           steps.push(
@@ -192,11 +220,12 @@ export function buildPlan(exp: Experiment, out: string): Plan {
         }
         steps.push(
           stepPlan('train', {
-            ...exp.train,
+            ...(m.distill === 'logits' ? exp.train : withoutKd(exp.train)),
             ...m.train,
             student: exp.student,
-            data: task.train,
+            data: trainData,
             out: trainDir,
+            ...kd,
             ...(initDir ? { init: initDir } : {}),
             seed,
             evalData: task.test,

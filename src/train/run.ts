@@ -29,6 +29,7 @@ import { train, TRAINER_LOG, type TrainResult } from './trainer.js';
 import { studentAdapterModules, writeTrainedAdapters } from './export.js';
 import { writeAdapter } from '../transfer/peft.js';
 import type { LlamaModel } from '../model/model.js';
+import { ensureTeacherLogits, type TeacherLogits } from '../distill/cache.js';
 
 export type TrainOptions = OptionsOf<'train'>;
 
@@ -141,6 +142,7 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
   const say = ctx.say ?? (() => {});
   const resume = resumePoint(opts);
   const src = loadModelSource(opts.student, { tokenizer: opts.tokenizer });
+  let kdCache: TeacherLogits | null = null;
   try {
     const c = src.config;
     const fmt = formatFor(opts, src);
@@ -170,6 +172,25 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
     if (heldRows.length > 0) {
       held = encode(heldRows, src, fmt, opts, maxLength, opts.evalData ?? opts.data);
       say(`held-out data: ${describeReport(held.report, maxLength)}`);
+    }
+
+    // Logit distillation: the teacher's logits at the answer tokens, from the cache (built when stale).
+    if (opts.kdTeacher) {
+      const dir = opts.kdCache ?? join(opts.out, 'kd-cache');
+      const k = ensureTeacherLogits({
+        dir,
+        teacher: opts.kdTeacher,
+        examples: tr.examples,
+        studentTokenizer: src.tokenizer,
+        studentName: opts.student,
+        dtype: opts.kdCacheDtype,
+        topK: opts.kdTopK,
+        batchSize: opts.microBatchSize,
+        padId: c.padTokenId ?? 0,
+        say,
+      });
+      kdCache = k.cache;
+      if (!k.built) say(`kd cache: reusing ${dir} (${k.cache.rowsStored} answer tokens)`);
     }
 
     // The student with its adapters.
@@ -212,6 +233,13 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
       progress: opts.progress ? (ctx.progress ?? 'auto') : 'off',
       progressStream: ctx.progressStream,
       shouldStop: ctx.shouldStop,
+      kd: kdCache
+        ? {
+            lambda: opts.kdLambda,
+            temperature: opts.kdTemperature,
+            teacherRows: (rows) => kdCache!.rowsFor(rows),
+          }
+        : undefined,
       // every checkpoint folder is itself an adapter folder that loads on the untouched student
       checkpointExtra: (dir, params) =>
         writeAdapter(dir, studentAdapterModules(params, setup.refs, setup.initFactors, c), c, {
@@ -316,6 +344,7 @@ export function runTrain(opts: TrainOptions, ctx: RunTrainContext = {}): RunTrai
       summary: parts.join('; '),
     };
   } finally {
+    kdCache?.close();
     src.weights.close();
   }
 }

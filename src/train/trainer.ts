@@ -39,6 +39,7 @@ import {
 } from './checkpoint.js';
 import { LoraParams } from './lora-params.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
+import type { KdSource } from '../distill/kl.js';
 
 export const TRAINER_LOG = 'trainer_log.jsonl';
 
@@ -88,6 +89,8 @@ export interface TrainerInput {
   checkpointExtra?: (dir: string, params: LoraParams) => void;
   /** Seconds clock for the log (tests). */
   now?: () => number;
+  /** Logit distillation (kd-logits): the training loss becomes (1 − λ)·CE + λ·T²·KL per answer token. */
+  kd?: KdSource;
 }
 
 export interface TrainResult {
@@ -182,7 +185,8 @@ export function heldOutLoss(
  * The gradient of one update into `params.grad` (zeroed first): the effective batch `rows` runs in
  * micro-batches of `microBatchSize`, every answer token's gradient weighted 1 / (answer tokens of the
  * whole batch), so the sum over micro-batches is the gradient of the batch's token-mean loss.
- * Returns that loss, the answer-token count and the non-padding tokens processed.
+ * Returns that loss, the answer-token count and the non-padding tokens processed. With `kd` the loss
+ * includes the distillation term (src/distill/kl.ts) against the cached teacher rows.
  */
 export function batchGradient(
   model: LlamaModel,
@@ -190,6 +194,7 @@ export function batchGradient(
   rows: EncodedExample[],
   microBatchSize: number,
   padId = 0,
+  kd?: KdSource,
 ): { loss: number; nTargets: number; tokens: number } {
   let nTargets = 0;
   for (const r of rows) nTargets += r.nTargets;
@@ -198,9 +203,11 @@ export function batchGradient(
   let lossSum = 0,
     tokens = 0;
   for (let i = 0; i < rows.length; i += microBatchSize) {
-    const mb = collate(rows.slice(i, i + microBatchSize), { padId });
+    const mbRows = rows.slice(i, i + microBatchSize);
+    const mb = collate(mbRows, { padId });
     const mean = model.loss({ ids: mb.ids, B: mb.B, T: mb.T, attentionMask: mb.attentionMask }, mb.targets, {
       gradScale: 1 / nTargets,
+      kd: kd && { teacher: kd.teacherRows(mbRows), lambda: kd.lambda, temperature: kd.temperature },
     });
     model.backward();
     lossSum += mean * mb.nTargets;
@@ -380,7 +387,7 @@ export function train(input: TrainerInput): TrainResult {
       epochRng(h.seed, epoch).shuffle(order);
       for (let b = step - epoch * perEpoch; b < perEpoch; b++) {
         const rows = batchRows(examples, order, b, h.batchSize);
-        const g = batchGradient(model, params, rows, h.microBatchSize, padId);
+        const g = batchGradient(model, params, rows, h.microBatchSize, padId, input.kd);
         tokens += g.tokens;
         const loss = g.loss;
         if (!Number.isFinite(loss)) {
