@@ -12,4 +12,5 @@ node --import tsx src/cli/run.ts info
 npm run --silent typecheck
 npm run --silent lint
 npm run --silent format:check
+npm run --silent check:circular
 npm run --silent test:unit

@@ -24,7 +24,7 @@ import { summaryPathFor } from '../src/transfer/sense/summary.js';
 import { runTrain } from '../src/train/run.js';
 import { runMerge } from '../src/train/merge.js';
 import { readTrainerLog } from '../src/train/log.js';
-import { runGenerate } from '../src/cli/generate.js';
+import { runGenerate } from '../src/eval/generate-text.js';
 import { convertLlama2cToHf } from '../src/io/convert.js';
 import { InputError } from '../src/errors.js';
 import { heldOutStories, STORIES260K } from './model-helpers.js';

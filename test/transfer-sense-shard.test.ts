@@ -14,7 +14,7 @@ import {
   shardPath,
   shardRange,
 } from '../src/transfer/shard.js';
-import { senseCommand } from '../src/cli/sense.js';
+import { senseCommand } from '../src/transfer/sense/command.js';
 import { openSafetensors } from '../src/io/safetensors.js';
 import { resolveOptions } from '../src/config/cli.js';
 import { main } from '../src/cli/main.js';

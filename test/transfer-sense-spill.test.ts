@@ -27,7 +27,7 @@ import {
 import { F16Fit, writeSensitivityFile } from '../src/transfer/sense/writer.js';
 import type { SensSummary } from '../src/transfer/sense/summary.js';
 import type { SenseExample, SenseRunOptions } from '../src/transfer/sense/types.js';
-import { senseCommand } from '../src/cli/sense.js';
+import { senseCommand } from '../src/transfer/sense/command.js';
 import { resolveOptions } from '../src/config/cli.js';
 import { openSafetensors } from '../src/io/safetensors.js';
 import { mergeSensitivity } from '../src/transfer/shard.js';

@@ -24,15 +24,20 @@ import type {
   DistillDataInput,
 } from '../config/schemas.js';
 import { InputError } from '../errors.js';
+import { evaluateToFiles, type EvalIO } from '../eval/evaluate.js';
 import { loadModelLM, type LoadModelLMOptions } from '../eval/model-lm.js';
+import { runGenerate, type GenerateTextResult } from '../eval/generate-text.js';
 import type { ResultsJson } from '../eval/results.js';
 import type { Tokenizer } from '../model/tokenizer.js';
 import type { LlamaModel } from '../model/model.js';
 import { loadReportData } from '../report/data.js';
 import { writeReport } from '../report/html.js';
+import { startServe, type ServeHandle } from '../serve/start.js';
 import { loadExperiment } from '../study/config.js';
 import { runExperiment as runStudy, type RunSummary } from '../study/runner.js';
 import type { ExtractResult } from '../transfer/extract.js';
+import { extractToFolder } from '../transfer/extract-folder.js';
+import { senseCommand, type SenseIo } from '../transfer/sense/command.js';
 import type { SensSummary } from '../transfer/sense/summary.js';
 import { mergeSensitivity } from '../transfer/shard.js';
 import { runMerge, type MergeContext } from '../train/merge.js';
@@ -42,11 +47,6 @@ import type { ProgressMode } from '../train/progress.js';
 import { runTrain, type RunTrainContext, type RunTrainResult } from '../train/run.js';
 import { runDistillData, type DistillDataResult } from '../distill/sequence.js';
 import { toFlags } from '../config/cli.js';
-import { senseCommand, type SenseIo } from '../cli/sense.js';
-import { extractCommand } from '../cli/extract.js';
-import { runEvalCommand, type EvalIO } from '../cli/eval.js';
-import { runGenerate, type GenerateCliResult } from '../cli/generate.js';
-import { startServe, type ServeHandle } from '../cli/serve.js';
 
 /** `sense` takes the shard from the scheduler's environment as well (docs/sharding.md). */
 export interface SenseShardOptions {
@@ -87,7 +87,7 @@ export function extract(
   io: { log?: (line: string) => void; progressMode?: ProgressMode } = {},
 ): ExtractResult {
   const { force, progress, ...rest } = options;
-  return extractCommand({ ...parseOptions('extract', rest), force, progress }, io);
+  return extractToFolder({ ...parseOptions('extract', rest), force, progress }, io);
 }
 
 /** Steps 5-6: LoRA fine-tuning of the student, from an `extract` folder or a plain/PiSSA init. */
@@ -125,7 +125,7 @@ export function merge(options: MergeInput, context: MergeContext = {}): MergeRes
  * nowhere), progress to `io.err` (default: stderr; `progress: false` turns the bars off).
  */
 export async function evaluate(options: EvalInput, io: Partial<EvalIO> = {}): Promise<ResultsJson> {
-  return runEvalCommand(parseOptions('eval', options), {
+  return evaluateToFiles(parseOptions('eval', options), {
     out: io.out ?? { write: () => true },
     err: io.err ?? process.stderr,
   });
@@ -167,7 +167,7 @@ export interface GenerateExtraOptions {
 }
 
 /** Text from a model (+ adapter): greedy or sampled from a seed, with a KV cache. */
-export function generate(options: GenerateInput & GenerateExtraOptions): GenerateCliResult {
+export function generate(options: GenerateInput & GenerateExtraOptions): GenerateTextResult {
   const { stop, chat, onText, ...rest } = options;
   const o = parseOptions('generate', rest);
   return runGenerate({ ...o, stop: stop ?? [], chat: chat ?? false }, (t) => onText?.(t));

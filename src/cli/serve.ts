@@ -6,92 +6,11 @@
  * Binds loopback unless --host says otherwise (then a warning: no TLS, and no auth without
  * --api-key-env). Prints one line with the URL on stdout once the model is loaded (with --port 0
  * the port the OS chose), request lines on stderr, and stops cleanly on SIGINT / SIGTERM.
+ * The work is the library's `serve` (src/api/steps.ts over src/serve/start.ts).
  */
 import type { Command } from 'commander';
-import { InputError } from '../errors.js';
-import { addSchemaOptions, foldAlias, resolveOptions, type OptionsOf } from '../config/cli.js';
-import { Scheduler } from '../serve/scheduler.js';
-import { isLoopback, startServer, type RunningServer } from '../serve/server.js';
+import { addSchemaOptions, foldAlias, resolveOptions } from '../config/cli.js';
 import { serve } from '../api/steps.js';
-
-type ServeCliOpts = OptionsOf<'serve'>;
-
-export interface ServeHandle {
-  server: RunningServer;
-  scheduler: Scheduler;
-  /** Stops the HTTP server and the model worker. */
-  close(): Promise<void>;
-}
-
-/** Loads the model in its worker and starts listening; resolves once requests can be served. */
-export async function startServe(
-  o: ServeCliOpts,
-  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-): Promise<ServeHandle> {
-  let apiKey: string | null = null;
-  if (o.apiKeyEnv !== undefined) {
-    apiKey = process.env[o.apiKeyEnv] ?? '';
-    if (apiKey === '')
-      throw new InputError(
-        `environment variable ${o.apiKeyEnv}`,
-        'is not set; it must hold the API key clients will send',
-      );
-  }
-  const scheduler = new Scheduler({
-    engine: {
-      model: o.model,
-      adapter: o.adapter,
-      tokenizer: o.tokenizer,
-      name: o.servedModelName,
-      chatFormat: o.chatFormat,
-    },
-    maxQueue: o.maxQueue,
-    log,
-  });
-  let info;
-  try {
-    info = await scheduler.start();
-  } catch (e) {
-    await scheduler.close();
-    throw e;
-  }
-  let server: RunningServer;
-  try {
-    server = await startServer(scheduler, info, {
-      host: o.host,
-      port: o.port,
-      maxBodyBytes: o.maxBodyKb * 1024,
-      apiKey,
-      limits: { maxChoices: o.maxChoices, maxStop: 16 },
-      allowedHosts: (o.allowedHosts ?? '')
-        .split(',')
-        .map((h) => h.trim())
-        .filter((h) => h !== ''),
-      log,
-    });
-  } catch (e) {
-    await scheduler.close();
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE')
-      throw new InputError(`--port ${o.port}`, `address ${o.host}:${o.port} is already in use`);
-    if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EACCES')
-      throw new InputError(`--host ${o.host}`, `cannot listen there (${err.code})`);
-    throw e;
-  }
-  if (!isLoopback(o.host)) {
-    log(
-      `warning: listening on ${o.host}, reachable from other machines; plain HTTP${apiKey === null ? ' and no API key (set --api-key-env)' : ''}`,
-    );
-  }
-  return {
-    server,
-    scheduler,
-    close: async () => {
-      await server.close();
-      await scheduler.close();
-    },
-  };
-}
 
 export function registerServe(program: Command): void {
   const cmd = program
