@@ -14,7 +14,7 @@ import { runTrain } from '../src/train/run.js';
 import { main } from '../src/cli/main.js';
 import { ensureTeacherLogits, KD_INDEX } from '../src/distill/cache.js';
 import { runDistillData } from '../src/distill/sequence.js';
-import { runGenerate } from '../src/cli/generate.js';
+import { runGenerate } from '../src/eval/generate-text.js';
 import { loadModelSource } from '../src/io/load.js';
 import { readExamples } from '../src/data/examples.js';
 import { collate, encodeExamples } from '../src/data/encode.js';

@@ -13,6 +13,7 @@
  * a finished job whose recorded spec differs from the plan's is refused instead of silently mixed
  * into the table (see runner.ts).
  */
+import { SENSITIVITY_FILE } from '../transfer/sense/output.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { toFlags } from '../config/cli.js';
@@ -93,7 +94,7 @@ export interface Plan {
   jobs: Job[];
 }
 
-export const SENSITIVITY_FILE = 'sensitivity.safetensors';
+export { SENSITIVITY_FILE };
 
 export function senseId(teacher: string, task: string): string {
   return `sense/${teacher}--${task}`;

@@ -5,7 +5,9 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, sep } from 'node:path';
 import { InputError } from '../../errors.js';
-import { SENSITIVITY_FILE } from '../../study/plan.js';
+
+/** The file name `sense -o <folder>/` writes (and the study runner's sensitivity steps). */
+export const SENSITIVITY_FILE = 'sensitivity.safetensors';
 
 /**
  * The file `--out` names: a path ending in "/" or an existing folder means <folder>/sensitivity.safetensors
