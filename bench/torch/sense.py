@@ -83,9 +83,10 @@ def main():
         targets[prompt - 1:-1] = ids[prompt:]
         seeds.append((ids, targets))
 
-    best, losses = float("inf"), []
+    best, best_cpu, losses = float("inf"), float("inf"), []
     for _ in range(s["reps"]):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         losses = []
         for ids, targets in seeds:
             for p in P.values():
@@ -97,7 +98,8 @@ def main():
                     S[k] += (p * p.grad).abs()
             losses.append(loss.item())
         best = min(best, time.perf_counter() - t0)
-    print(json.dumps({"seconds": best, "tokens": sum(len(x) for x in s["seeds"]), "losses": losses,
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    print(json.dumps({"seconds": best, "cpu_seconds": best_cpu, "tokens": sum(len(x) for x in s["seeds"]), "losses": losses,
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
