@@ -56,6 +56,24 @@ test('safetensors: tensors must tile the data section: holes and trailing bytes 
   assert.throws(() => openSafetensors(safetensors('overlap.safetensors', [0, 8], [4, 12], 12)), /overlaps/);
 });
 
+test('the NaN check reads bf16 weights as bits: a clean bf16 model stays half, a damaged one is refused', () => {
+  // zoo/teacher-facts is stored bf16: its matrices load half, and checking them must not widen them
+  const src = loadModelSource(join(ROOT, 'zoo', 'teacher-facts'));
+  const m = LlamaModel.load(src);
+  src.weights.close();
+  const q = m.params.get('model.layers.0.self_attn.q_proj.weight');
+  assert.ok(q.half, 'stored half');
+  checkFiniteParams(m.params, 'teacher-facts');
+  assert.ok(q.half, 'still half after the check');
+  q.half!.bits[7] = 0x7fc0; // a bf16 NaN
+  assert.throws(
+    () => checkFiniteParams(m.params, 'teacher-facts'),
+    /teacher-facts: tensor model\.layers\.0\.self_attn\.q_proj\.weight holds NaN at index 7/,
+  );
+  q.half!.bits[7] = 0xff80; // bf16 -Infinity
+  assert.throws(() => checkFiniteParams(m.params, 'teacher-facts'), /holds -Infinity at index 7/);
+});
+
 test('NaN or infinite weights are refused when a model is loaded to generate, naming the tensor', () => {
   const config = tinyConfig({ numLayers: 1 });
   const w = randomWeights(config, 3);

@@ -9,6 +9,7 @@
 import { alloc, allocFrom, getPrecision } from '../engine/alloc.js';
 import { kernels } from '../engine/backend.js';
 import { HalfArray } from '../engine/half.js';
+import { bf16ToF32, halfToFloat } from '../engine/dtype.js';
 import { InputError } from '../errors.js';
 import {
   expectedShape,
@@ -186,7 +187,27 @@ export function checkFinite(source: string, name: string, data: ArrayLike<number
  * to generate text: with them the model writes empty text with no hint why).
  */
 export function checkFiniteParams(store: ParamStore, source: string): void {
-  for (const name of store.names()) checkFinite(source, name, store.get(name).data);
+  for (const name of store.names()) {
+    const p = store.get(name);
+    // A half param is checked on its bits: reading .data would widen it to float32 for good.
+    if (p.half) checkFiniteHalf(source, name, p.half);
+    else checkFinite(source, name, p.data);
+  }
+}
+
+/** NaN/Inf in bf16 or f16 bits: the exponent field all ones. */
+function checkFiniteHalf(source: string, name: string, h: HalfArray): void {
+  const mask = h.dtype === 'bf16' ? 0x7f80 : 0x7c00;
+  const bits = h.bits;
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i] & mask) === mask) {
+      const v = h.dtype === 'bf16' ? bf16ToF32(bits.subarray(i, i + 1))[0] : halfToFloat(bits[i]);
+      throw new InputError(
+        source,
+        `tensor ${name} holds ${v} at index ${i}: the weights are damaged (NaN or infinite values)`,
+      );
+    }
+  }
 }
 
 function checkShape(ws: WeightSource, c: ModelConfig, name: string): void {
