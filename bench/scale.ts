@@ -12,7 +12,8 @@
  *            fixtures/configs/llama-2-7b, 13.5 GB of shards), 2 seeds x 512 tokens: peak RSS, seconds a seed.
  *   extract  `nuggets extract` of a whole Llama-2-13B-shaped teacher into a 7B-shaped student (40 -> 32
  *            layers, all nine module kinds, rank 16) from a real-size bf16 sensitivity file.
- *   train7b  one `nuggets train` update of 1 x 512 on the 7B-shaped bf16 student, LoRA r 16.
+ *   train7b  one `nuggets train` update of 1 x 512 on the 7B-shaped bf16 student, LoRA r 16
+ *            (train7b-cp: the same with --gradient-checkpointing).
  *
  * Models and files go to NUGGETS_BENCH_MODELS (default bench/tmp/scale) and are reused when present.
  * Wall time and peak RSS of CLI runs come from GNU time (/usr/bin/time, Debian package `time`).
@@ -35,7 +36,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const RUN = join(ROOT, 'src', 'cli', 'run.ts');
 const MODELS = process.env.NUGGETS_BENCH_MODELS ?? join(HERE, 'tmp', 'scale');
-const ITEMS = (process.env.NUGGETS_BENCH_SCALE ?? 'train05,sense7b,extract,train7b').split(',');
+const ITEMS = (process.env.NUGGETS_BENCH_SCALE ?? 'train05,sense7b,extract,train7b,train7b-cp').split(',');
 
 interface Timed {
   seconds: number;
@@ -236,11 +237,12 @@ async function extract(rec: Recorder): Promise<void> {
   rec.record('extract 13B -> 7B peak RSS', t.maxRssMiB, 'MiB');
 }
 
-async function train7b(rec: Recorder): Promise<void> {
+async function train7b(rec: Recorder, checkpointing = false): Promise<void> {
   const student = randomFolder(rec, 'llama-2-7b');
   const data = seedFile(1);
   const out = join(MODELS, 'train-7b');
   rmSync(out, { recursive: true, force: true });
+  const label = checkpointing ? ', gradient checkpointing' : '';
   const t = nuggets(
     [
       'train',
@@ -257,17 +259,18 @@ async function train7b(rec: Recorder): Promise<void> {
       '512',
       '--rank',
       '16',
+      ...(checkpointing ? ['--gradient-checkpointing'] : []),
       '--no-progress',
       '--out',
       out,
     ],
     rec.note.bind(rec),
   );
-  rec.record('train 7B one update 1 x 512 peak RSS', t.maxRssMiB, 'MiB', {
+  rec.record(`train 7B one update 1 x 512 peak RSS${label}`, t.maxRssMiB, 'MiB', {
     name: '24 GiB',
     value: 24 * 1024,
   });
-  rec.record('train 7B one update 1 x 512 wall (load + step + save)', t.seconds, 's');
+  rec.record(`train 7B one update 1 x 512 wall (load + step + save)${label}`, t.seconds, 's');
 }
 
 export async function run(rec: Recorder): Promise<void> {
@@ -275,7 +278,8 @@ export async function run(rec: Recorder): Promise<void> {
     ['train05', train05],
     ['sense7b', sense7b],
     ['extract', extract],
-    ['train7b', train7b],
+    ['train7b', (r) => train7b(r)],
+    ['train7b-cp', (r) => train7b(r, true)],
   ];
   for (const [name, fn] of items) {
     if (!ITEMS.includes(name)) continue;
