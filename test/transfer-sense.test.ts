@@ -1,6 +1,7 @@
 // docs/method.md step 1: the streaming executor (layer by layer, boundary states only) gives the same
 // sensitivities and losses as the whole model in memory, for untied, tied and biased (Qwen2)
 // teachers; NaN/Inf stops with the seed and tensor named; abort stops cleanly.
+import { bf16ToF32, f32ToBf16 } from '../src/engine/dtype.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -228,6 +229,30 @@ test('an aborted run stops with SenseAborted and the disk sink leaves nothing be
     for (const name of expectedTensorNames(c)) assert.deepEqual(sink2.get(name), mem.get(name), name);
     sink2.close();
     assert.ok(!existsSync(sink2.dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a bf16 disk sink keeps its parts rounded to bf16: exactly the values of a bf16 file, sums of the float32 S', async () => {
+  // tied embeddings: the lm_head share is a "~" scratch tensor that must stay float32 until added to
+  const c = tinyConfig({ numLayers: 2, tieWordEmbeddings: true });
+  const w = randomWeights(c, 27);
+  const ex = seeds(c, 6, [7, 5]);
+  const dir = mkdtempSync(join(tmpdir(), 'nuggets-sense-bf16-'));
+  try {
+    const half = new DiskSink(join(dir, 'sens.safetensors'), 'bf16');
+    const mem = new MemorySink();
+    await runSense({ config: c, weights: w }, ex, half);
+    await runSense({ config: c, weights: w }, ex, mem);
+    const parts = readdirSync(half.dir);
+    assert.ok(parts.length > 0 && parts.every((f) => f.endsWith('.bf16')), parts.join());
+    for (const name of expectedTensorNames(c)) {
+      const full = mem.get(name);
+      assert.deepEqual(half.get(name), bf16ToF32(f32ToBf16(full)), name);
+      assert.equal(half.sum(name), mem.sum(name), `${name}: sum of the float32 S`);
+    }
+    half.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

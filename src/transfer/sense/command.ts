@@ -149,7 +149,9 @@ export async function senseCommand(
           (spills(o.spill, bytes) ? `spilled to a scratch folder in ${scratchDir}` : 'kept in memory'),
       );
     }
-    sink = o.streaming ? new DiskSink(out) : new MemorySink();
+    // bf16 parts are what the bf16 file will hold; f16 parts stay f32 so the writer sees (and counts)
+    // the values f16 cannot hold
+    sink = o.streaming ? new DiskSink(out, o.dtype === 'bf16' ? 'bf16' : 'f32') : new MemorySink();
     const progress = new Progress({
       label: 'sense',
       total: 1000,

@@ -5,8 +5,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { kernels } from '../../engine/backend.js';
+import { bf16ToF32, f32ToBf16 } from '../../engine/dtype.js';
 import { InputError } from '../../errors.js';
 import { describeNonFinite } from './checks.js';
+
+/** The precision DiskSink keeps its parts in: the output file's. */
+export type PartDtype = 'f32' | 'bf16';
 
 /** Where finished sensitivities go. Names starting with "~" are scratch (never in the output). */
 export interface SensSink {
@@ -93,33 +97,43 @@ export class MemorySink extends BaseSink {
 }
 
 /**
- * Writes each tensor as a raw float32 file in a hidden temporary folder beside the output (same
- * file system, so the final assembly is a local copy), so memory holds only the tensors being
- * computed. close() removes the folder.
+ * Writes each tensor as a raw file in a hidden temporary folder beside the output (same file system,
+ * so the final assembly is a local copy), so memory holds only the tensors being computed. With a
+ * bf16 output the parts are stored already rounded to it (half the scratch disk: a 13B S is
+ * 26 GB of parts instead of 52), which is exactly what the output file would hold; the sums were taken
+ * in float32 at put(), and scratch tensors ("~" names, still to be added to) stay float32. close()
+ * removes the folder.
  */
 export class DiskSink extends BaseSink {
   readonly dir: string;
-  private readonly files = new Map<string, string>();
+  private readonly files = new Map<string, { file: string; dtype: PartDtype }>();
   private count = 0;
 
-  constructor(outputPath: string) {
+  constructor(
+    outputPath: string,
+    private readonly partDtype: PartDtype = 'f32',
+  ) {
     super();
     this.dir = mkdtempSync(join(dirname(outputPath), `.${basename(outputPath)}.parts-`));
   }
   protected store(name: string, data: Float32Array): void {
-    const file = join(this.dir, `${this.count++}.f32`);
-    writeFileSync(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    this.files.set(name, file);
+    const dtype: PartDtype = name.startsWith('~') ? 'f32' : this.partDtype;
+    const file = join(this.dir, `${this.count++}.${dtype}`);
+    const raw = dtype === 'f32' ? data : f32ToBf16(data);
+    writeFileSync(file, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+    this.files.set(name, { file, dtype });
   }
   protected drop(name: string): void {
     const f = this.files.get(name);
-    if (f) rmSync(f, { force: true });
+    if (f) rmSync(f.file, { force: true });
     this.files.delete(name);
   }
   get(name: string): Float32Array {
     const f = this.files.get(name);
     if (!f) throw new Error(`sensitivity sink: no tensor ${name}`);
-    const b = readFileSync(f);
+    const b = readFileSync(f.file);
+    if (f.dtype === 'bf16')
+      return bf16ToF32(new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
     // a large read owns its buffer: view it in place rather than copy it
     if (b.byteOffset % 4 === 0 && b.byteLength === b.buffer.byteLength)
       return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
