@@ -16,7 +16,7 @@ import { LINEAR_NAMES } from '../model/block.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../model/config.js';
 import type { TensorInfo, WeightSource } from '../model/weights.js';
 import { parseHfConfig } from '../io/hfconfig.js';
-import { INDEX_FILE, SINGLE_FILE, openHfModel } from '../io/checkpoint.js';
+import { INDEX_FILE, SINGLE_FILE, TORCH_TO_DTYPE, openHfModel } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { DTYPE_BYTES } from '../io/safetensors.js';
@@ -112,8 +112,6 @@ export function architectureOf(c: ModelConfig): Record<string, unknown> {
   };
 }
 
-const TORCH_DTYPES: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
-
 /** The tensors a config implies, in the dtype it names, without data (inspect of a config alone). */
 class ShapeOnlyWeights implements WeightSource {
   readonly source = 'config.json';
@@ -128,7 +126,7 @@ class ShapeOnlyWeights implements WeightSource {
     return this.names_.includes(name);
   }
   info(name: string): TensorInfo {
-    return { dtype: TORCH_DTYPES[this.c.torchDtype] ?? 'F32', shape: expectedShape(this.c, name) };
+    return { dtype: TORCH_TO_DTYPE[this.c.torchDtype] ?? 'F32', shape: expectedShape(this.c, name) };
   }
   get(name: string): Float32Array {
     throw new Error(`${name}: a config alone has no weights`);

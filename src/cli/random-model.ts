@@ -6,31 +6,11 @@
  */
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
+import { parseShardSize } from '../io/checkpoint.js';
 import { writeRandomModel } from '../io/random-model.js';
 import type { WriteDtype } from '../io/safetensors.js';
 
 const DTYPES: Record<string, WriteDtype> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
-
-/** "5GB", "500MB", "2GiB" or a byte count, as transformers' max_shard_size. */
-export function parseSize(text: string, option: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$/i.exec(text);
-  if (!m) throw new InputError(option, `"${text}" is not a size (e.g. 5GB, 500MB, 2GiB, 1048576)`);
-  const unit = (m[2] ?? 'B').toUpperCase();
-  const mult: Record<string, number> = {
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    TB: 1e12,
-    KIB: 2 ** 10,
-    MIB: 2 ** 20,
-    GIB: 2 ** 30,
-    TIB: 2 ** 40,
-  };
-  const bytes = Math.floor(Number(m[1]) * mult[unit]);
-  if (bytes <= 0) throw new InputError(option, `"${text}" must be more than 0 bytes`);
-  return bytes;
-}
 
 export interface RandomModelCliOptions {
   out: string;
@@ -66,7 +46,7 @@ export function registerRandomModel(program: Command): void {
       const files = writeRandomModel(config, opts.out, {
         seed,
         dtype,
-        maxShardBytes: parseSize(opts.maxShardSize, '--max-shard-size'),
+        maxShardBytes: parseShardSize(opts.maxShardSize),
         tokenizerFrom: opts.tokenizerFrom,
         force: opts.force,
       });

@@ -259,7 +259,12 @@ function describe(c: ModelConfig): string {
   return `${c.numLayers} layers, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}, ${c.numHeads}/${c.numKvHeads} heads of ${c.headDim}, vocab ${c.vocabSize}${c.tieWordEmbeddings ? ', tied embeddings' : ''}`;
 }
 
-const TORCH_TO_DTYPE: Record<string, WriteDtype> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+/** config.json torch_dtype -> safetensors dtype. */
+export const TORCH_TO_DTYPE: Record<string, WriteDtype> = {
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+};
 const DTYPE_TO_TORCH: Record<WriteDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 export interface WriteHfOptions {
