@@ -30,7 +30,14 @@ import { SPEC as TRAIN_SPEC, type ChildResult, type Spec } from './train.js';
 import { RandomInitWeights, readConfigFile } from '../src/io/random-model.js';
 import { writeSafetensorsLazy } from '../src/io/safetensors.js';
 import { expectedShape, expectedTensorNames } from '../src/model/config.js';
-import { SENS_FORMAT } from '../src/transfer/sense/summary.js';
+import {
+  SENS_FORMAT,
+  SENS_VERSION,
+  SUMMARY_METADATA_KEY,
+  TIED_NOTE,
+  tensorSums,
+  type SensSummary,
+} from '../src/transfer/sense/summary.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -184,24 +191,52 @@ async function sense7b(rec: Recorder): Promise<void> {
 
 /**
  * A sensitivity file of a teacher's real size in the layout `sense` writes (every tensor of the
- * teacher, bf16): |uniform| values, so each matrix has its own arbitrary best window. Timing extract
- * needs the size and the layout, not a measured S (a 13B sense run is hours on this machine).
+ * teacher, bf16, the JSON summary with per-tensor fp32 sums in its metadata): |uniform| values, so each
+ * matrix has its own arbitrary best window. Timing extract needs the size and the layout, not a measured
+ * S (a 13B sense run is hours on this machine). The values are drawn twice (sums first: the summary is
+ * in the header, before the data), which costs CPU-minutes but no disk.
  */
 function syntheticSensitivity(rec: Recorder, teacher: string, out: string): void {
   if (existsSync(out)) return;
   mkdirSync(dirname(out), { recursive: true });
   const t0 = performance.now();
   const { config } = readConfigFile(teacher);
-  const draw = new RandomInitWeights(config, 99, 1);
+  const names = expectedTensorNames(config);
+  const values = (name: string) => new RandomInitWeights(config, 99, 1).get(name).map(Math.abs);
+  const sums = new Map<string, number>();
+  for (const name of names) {
+    const v = values(name);
+    let s = 0;
+    for (let i = 0; i < v.length; i++) s += v[i];
+    sums.set(name, s);
+  }
+  const sink = {
+    names: () => names,
+    shape: (n: string) => expectedShape(config, n),
+    sum: (n: string) => sums.get(n)!,
+  };
+  const summary: SensSummary = {
+    format: SENS_FORMAT,
+    version: SENS_VERSION,
+    created: new Date().toISOString(),
+    teacher: { path: teacher, config },
+    seeds: { path: 'synthetic', sha256: null, used: 0, indices: [], shard: null },
+    options: { synthetic: 'bench/scale.ts: |uniform| values, not a measured sensitivity' },
+    encode: null,
+    loss: { mean: 0, perSeed: [] },
+    tiedEmbeddings: config.tieWordEmbeddings ? TIED_NOTE : null,
+    ...tensorSums(sink, config),
+    compute: null,
+  };
   writeSafetensorsLazy(
     out,
-    expectedTensorNames(config).map((name) => ({
+    names.map((name) => ({
       name,
       shape: expectedShape(config, name),
       dtype: 'BF16' as const,
-      load: () => draw.get(name).map(Math.abs),
+      load: () => values(name),
     })),
-    { format: SENS_FORMAT },
+    { format: SENS_FORMAT, [SUMMARY_METADATA_KEY]: JSON.stringify(summary) },
   );
   rec.note(
     `synthetic sensitivity ${(statSync(out).size / 1e9).toFixed(1)} GB in ${((performance.now() - t0) / 1000).toFixed(0)} s`,

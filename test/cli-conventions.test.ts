@@ -100,7 +100,7 @@ test('parser mistakes: one line naming the problem and the help to read, exit 2,
     ],
     [
       ['extract', '--svd', 'fast'],
-      /^nuggets: error: option '--svd <choice>' argument 'fast' is invalid\. Allowed choices are exact, randomized\. \(see 'nuggets extract --help'\)$/,
+      /^nuggets: error: option '--svd <choice>' argument 'fast' is invalid\. Allowed choices are auto, exact, randomized\. \(see 'nuggets extract --help'\)$/,
     ],
     [
       ['convert', 'x.bin'],

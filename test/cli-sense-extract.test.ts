@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
 import { convertLlama2cToHf } from '../src/io/convert.js';
 import { writeHfModel } from '../src/io/checkpoint.js';
-import { openSafetensors } from '../src/io/safetensors.js';
+import { openSafetensors, writeSafetensorsLazy } from '../src/io/safetensors.js';
 import { loadModelSource } from '../src/io/load.js';
 import { randomWeights, tinyConfig } from '../src/model/random.js';
 import { LlamaModel } from '../src/model/model.js';
@@ -31,7 +31,8 @@ import { assertAdapterFolder } from '../src/transfer/peft.js';
 import { readManifest } from '../src/transfer/manifest.js';
 import { setupLora } from '../src/train/lora-init.js';
 import { ALL_KINDS } from '../src/transfer/modules.js';
-import type { SensSummary } from '../src/transfer/sense/summary.js';
+import { recordedSums, type SensSummary } from '../src/transfer/sense/summary.js';
+import { layerScores } from '../src/transfer/layers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const LLAMA2C = join(ROOT, 'data', 'stories260k', 'checkpoint_legacy.bin');
@@ -387,6 +388,92 @@ test('extract: PEFT folder + manifest; the initialised student gives the untouch
   assert.equal(
     (await cli('extract', '--config', yaml, '-o', init, '--rank', '4', '--no-progress', '--force')).code,
     0,
+  );
+});
+
+test("extract scores layers from the sensitivity file's summary without reading it, refuses a file changed since, and sums the values of a file without one", async () => {
+  assert.equal((await senseOnce()).code, 0);
+  const file = openSafetensors(sens);
+  const names = file.names();
+  const raw = new Map(names.map((n) => [n, file.getRaw(n)]));
+  const infos = new Map(names.map((n) => [n, file.info(n)]));
+  const recorded = recordedSums(file)!;
+  assert.ok(recorded, 'sense writes the summary into the file');
+  // the recorded sums are the float32 ones; the file's bf16 values reproduce them within bf16 rounding
+  const fromFile = layerScores(file, 5, sens);
+  const fromSummary = layerScores(
+    { names: () => names, get: () => assert.fail('read a tensor') },
+    5,
+    sens,
+    recorded,
+  );
+  const s = JSON.parse(readFileSync(join(dir, 'sens.summary.json'), 'utf8')) as SensSummary;
+  for (let l = 0; l < 5; l++) {
+    assert.ok(Math.abs(fromSummary[l] - s.layers[l]) <= 1e-12 * s.layers[l], `layer ${l}`);
+    assert.ok(
+      Math.abs(fromFile[l] - s.layers[l]) <= 1e-2 * s.layers[l],
+      `layer ${l}: ${fromFile[l]} vs ${s.layers[l]}`,
+    );
+    assert.notEqual(fromFile[l], fromSummary[l]); // really two routes: the bf16 values differ in the last bits
+  }
+  file.close();
+  const rewrite = (out: string, meta: Record<string, string> | undefined, zero?: string) =>
+    writeSafetensorsLazy(
+      out,
+      names.map((n) => ({
+        name: n,
+        shape: infos.get(n)!.shape,
+        dtype: infos.get(n)!.dtype,
+        loadRaw: () => (n === zero ? new Uint8Array(raw.get(n)!.length) : raw.get(n)!),
+      })),
+      meta,
+    );
+  const meta = openSafetensors(sens).metadata!;
+  // a tensor the selected layers use, zeroed after sense wrote the file: refused, naming it
+  const best = s.layers.map((v, l) => [v, l]).sort((a, b) => b[0] - a[0])[0][1];
+  const changed = join(dir, 'sens-changed.safetensors');
+  rewrite(changed, meta, `model.layers.${best}.mlp.up_proj.weight`);
+  const args = (sf: string, out: string) => [
+    'extract',
+    '--teacher',
+    teacher,
+    '--student',
+    student,
+    '--sensitivity',
+    sf,
+    '-o',
+    out,
+    '--rank',
+    '4',
+    '--no-progress',
+  ];
+  const bad = await cli(...args(changed, join(dir, 'init-changed')));
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(
+    bad.err,
+    new RegExp(
+      `sens-changed\\.safetensors.*model\\.layers\\.${best}\\.mlp\\.up_proj\\.weight sums to 0, but the file's summary records .*changed after sense wrote it`,
+    ),
+  );
+  assert.ok(!existsSync(join(dir, 'init-changed', 'adapter_model.safetensors')));
+  // no summary (a file from another tool): the values are summed, the same layers are chosen
+  const bare = join(dir, 'sens-bare.safetensors');
+  rewrite(bare, undefined);
+  const a = await cli(...args(sens, join(dir, 'init-summary')));
+  const b = await cli(...args(bare, join(dir, 'init-bare')));
+  assert.equal(a.code, 0, a.err);
+  assert.equal(b.code, 0, b.err);
+  const ma = readManifest(join(dir, 'init-summary'));
+  const mb = readManifest(join(dir, 'init-bare'));
+  assert.deepEqual(mb.layers!.teacherLayers, ma.layers!.teacherLayers);
+  assert.deepEqual(ma.layers!.scores, Array.from(fromSummary));
+  assert.deepEqual(mb.layers!.scores, Array.from(fromFile));
+  // --svd auto (the default) is exact on these small blocks, recorded per matrix
+  assert.equal((ma.options as { svd: { method: string } }).svd.method, 'auto');
+  for (const m of ma.matrices) assert.equal(m.svd, 'exact', m.module);
+  assert.deepEqual(
+    ma.matrices.map((m) => m.singularValues),
+    mb.matrices.map((m) => m.singularValues),
   );
 });
 

@@ -80,7 +80,7 @@ test("every command schema is complete (help text on every field) and train's de
   const x = resolveOptions('extract', { teacher: 't', student: 's', out: 'o' });
   assert.deepEqual(
     [x.layers, x.structure, x.rank, x.alpha, x.init, x.svd],
-    ['sensitivity', 'block', 16, 16, 'teacher', 'exact'],
+    ['sensitivity', 'block', 16, 16, 'teacher', 'auto'],
   );
 });
 

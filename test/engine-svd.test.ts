@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { tsKernels } from '../src/engine/ts/index.js';
 import { loadNative } from '../src/engine/native.js';
 import { Rng } from '../src/engine/rng.js';
-import { svdTopR } from '../src/engine/svd.js';
+import { AUTO_EXACT_MAX_SIDE, resolveSvdMethod, svdTopR } from '../src/engine/svd.js';
 import type { Kernels } from '../src/engine/kernels.js';
 import { orthonormal } from './helpers/linalg.js';
 
@@ -336,4 +336,23 @@ test('randomized rank-16 SVD error is within 1% of optimal on a 512x384 decaying
   assert.deepEqual(a.S, b.S);
   const A64 = Float64Array.from(A) as unknown as Float32Array;
   assert.ok(svdTopR(tsKernels, A64, m, n, r, { method: 'randomized' }).U instanceof Float64Array);
+});
+
+test("'auto' is the exact SVD up to 1024 on the smaller side and the randomized one above, bit for bit", () => {
+  assert.equal(resolveSvdMethod('auto', 4096, AUTO_EXACT_MAX_SIDE), 'exact');
+  assert.equal(resolveSvdMethod('auto', AUTO_EXACT_MAX_SIDE + 1, 11008), 'randomized');
+  assert.equal(resolveSvdMethod('exact', 4096, 4096), 'exact');
+  assert.equal(resolveSvdMethod('randomized', 8, 8), 'randomized');
+  const k = backends[backends.length - 1];
+  const rng = new Rng(5);
+  const small = Float32Array.from({ length: 40 * 30 }, () => rng.normal());
+  const ex = svdTopR(k, small, 40, 30, 4, { method: 'exact' });
+  assert.deepEqual(svdTopR(k, small, 40, 30, 4, { method: 'auto' }), ex);
+  // A wide matrix whose smaller side is 1025: only the sketch runs (gesdd would take seconds here).
+  const m = AUTO_EXACT_MAX_SIDE + 1,
+    n = 1100;
+  const big = Float32Array.from({ length: m * n }, () => rng.normal());
+  const rnd = svdTopR(k, big, m, n, 4, { method: 'randomized', seed: 2 });
+  assert.deepEqual(svdTopR(k, big, m, n, 4, { method: 'auto', seed: 2 }), rnd);
+  assert.notDeepEqual(svdTopR(k, big, m, n, 4, { method: 'auto', seed: 3 }).U, rnd.U);
 });

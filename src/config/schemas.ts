@@ -130,7 +130,10 @@ export const extractSchema = z
     )
       .positive()
       .default(16),
-    svd: oneOf(['exact', 'randomized'], 'truncated SVD method').default('exact'),
+    svd: oneOf(
+      ['auto', 'exact', 'randomized'],
+      'truncated SVD method (auto: exact up to 1024 on the smaller side, randomized above)',
+    ).default('auto'),
     init: oneOf(
       ['teacher', 'lora', 'pissa', 'random-matched'],
       'teacher factors (the method), or a control: PEFT default, PiSSA, random of matched norm',

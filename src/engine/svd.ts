@@ -7,14 +7,29 @@
  *   every half step (so float32 round-off does not wash out the small directions), Q = qr(Y),
  *   B = Q^T A [l, n], the small exact SVD B = Ub S Vt, and U = Q Ub. Only GEMMs touch A, so the
  *   cost is ~(2q + 2) * 2mnl flops instead of gesdd's O(mn min(m, n)).
+ * - 'auto': 'exact' up to AUTO_EXACT_MAX_SIDE on the smaller side, 'randomized' above. gesdd's cost
+ *   grows with mn min(m, n): on a 2-core machine a 2048 x 2048 block takes ~9 s and a 4096 x 11008 one
+ *   minutes, so a 13B -> 7B extraction (224 such blocks) would take hours; the sketch takes ~1 s each.
+ *   Every matrix of the bundled models stays exact.
  *
  * Works on Float64Array inputs too (float64 mode, TS backend): every temporary takes A's type.
  */
 import type { F32, Kernels } from './kernels.js';
 import { Rng } from './rng.js';
 
+export type SvdMethod = 'exact' | 'randomized' | 'auto';
+
+/** 'auto' takes the exact SVD when min(m, n) is at most this, the randomized one above it. */
+export const AUTO_EXACT_MAX_SIDE = 1024;
+
+/** The method 'auto' (or an explicit method) resolves to for an [m, n] matrix. */
+export function resolveSvdMethod(method: SvdMethod, m: number, n: number): 'exact' | 'randomized' {
+  if (method !== 'auto') return method;
+  return Math.min(m, n) <= AUTO_EXACT_MAX_SIDE ? 'exact' : 'randomized';
+}
+
 export interface SvdTopROptions {
-  method?: 'exact' | 'randomized';
+  method?: SvdMethod;
   /** Extra sketch columns beyond r (randomized). Default 10. */
   oversample?: number;
   /** Power iterations (randomized). Default 2. */
@@ -46,7 +61,7 @@ export function svdTopR(
   r: number,
   opts: SvdTopROptions = {},
 ): TruncatedSvd {
-  const method = opts.method ?? 'exact';
+  const method = opts.method === 'auto' ? resolveSvdMethod('auto', m, n) : (opts.method ?? 'exact');
   const oversample = opts.oversample ?? 10;
   const powerIters = opts.powerIters ?? 2;
   const seed = opts.seed ?? 0;
@@ -64,7 +79,7 @@ export function svdTopR(
     throw new RangeError(`svdTopR: powerIters=${powerIters} must be an integer >= 0`);
   if (method === 'exact') return truncate(A, k.svd(A, m, n), m, n, r);
   if (method !== 'randomized')
-    throw new RangeError(`svdTopR: method "${String(method)}" is not "exact" or "randomized"`);
+    throw new RangeError(`svdTopR: method "${String(method)}" is not "exact", "randomized" or "auto"`);
   return randomized(k, A, m, n, r, oversample, powerIters, seed);
 }
 

@@ -23,8 +23,10 @@ import { Progress, type ProgressMode } from '../train/progress.js';
 import { extract, type ExtractResult } from './extract.js';
 import { writeAdapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from './peft.js';
 import { MANIFEST_FILE, writeManifest } from './manifest.js';
+import { recordedSums } from './sense/summary.js';
 import type { Structure } from './submatrix.js';
 import type { InitKind } from './plan.js';
+import type { SvdMethod } from '../engine/svd.js';
 
 /** The `extract` schema's options, plus overwrite permission and the progress bar switch. */
 export type ExtractFolderOptions = OptionsOf<'extract'> & { force?: boolean; progress?: boolean };
@@ -107,6 +109,7 @@ export function extractToFolder(
           student: student.weights,
           studentConfig: student.config,
           sensitivity: sens ?? undefined,
+          sensitivitySums: sens ? recordedSums(sens) : null,
         },
         {
           init,
@@ -116,7 +119,7 @@ export function extractToFolder(
           dropout: LORA_DROPOUT,
           structure,
           layers: o.layers,
-          svd: { method: o.svd },
+          svd: { method: o.svd as SvdMethod },
           seed: o.seed,
           baseModel: o.student,
           teacherName,

@@ -10,10 +10,13 @@ import { mkdirSync } from 'node:fs';
 import type { ModelConfig } from '../model/config.js';
 import type { WeightSource } from '../model/weights.js';
 import { Rng } from '../engine/rng.js';
+import { resolveSvdMethod } from '../engine/svd.js';
 import { InputError } from '../errors.js';
 import {
+  checkRecordedSum,
   layerScores,
   selectLayers,
+  type RecordedSums,
   type LayerMethod,
   type LayerSelection,
   type TensorSource,
@@ -61,6 +64,8 @@ export interface ExtractSources {
   studentConfig: ModelConfig;
   /** Sensitivity of the teacher, one tensor per teacher parameter (HF names). */
   sensitivity?: TensorSource & ShapeSource;
+  /** The sensitivity file's recorded per-tensor sums (its summary), when it has them. */
+  sensitivitySums?: RecordedSums | null;
 }
 
 export interface ExtractResult {
@@ -113,7 +118,12 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
   if (plan.needsTeacher && tcfg) {
     const scores =
       opts.layers === 'sensitivity'
-        ? layerScores(src.sensitivity!, tcfg.numLayers, opts.teacherName ?? 'sensitivity')
+        ? layerScores(
+            src.sensitivity!,
+            tcfg.numLayers,
+            opts.teacherName ?? 'sensitivity',
+            src.sensitivitySums,
+          )
         : undefined;
     layers = selectLayers(opts.layers, tcfg.numLayers, scfg.numLayers, {
       scores,
@@ -144,15 +154,18 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
       share: null,
       singularValues: [],
       energyKept: null,
+      svd: null,
       deltaNorm: 0,
     };
     if (plan.needsTeacher) {
       const tLayer = pair.ref.layer === null ? null : layers!.teacherLayers[pair.ref.layer];
       const tName = weightName({ kind: pair.ref.kind, layer: tLayer }, tcfg!);
       // Steps 3-4: cut the student-shaped block out of the teacher matrix, then its top-r SVD.
+      const S = src.sensitivity!.get(tName);
+      checkRecordedSum(tName, S, src.sensitivitySums, opts.inputPaths?.sensitivity ?? 'sensitivity');
       const cut = cutSubmatrix(
         src.teacher!.get(tName),
-        src.sensitivity!.get(tName),
+        S,
         {
           name: tName,
           teacher: pair.teacherFactor!,
@@ -172,13 +185,18 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
         share: cut.share,
         singularValues: f.singularValues,
         energyKept: f.energyKept,
+        svd: resolveSvdMethod(svd.method, n, m),
       });
       factors = opts.init === 'random-matched' ? randomMatched(f, matchedRng) : f;
     } else if (opts.init === 'pissa') {
       const w = src.student.get(pair.studentWeight);
       const Ws = pair.transposed ? transposeOf(w, m, n) : w;
       const f = pissaInit(Ws, n, m, r, scale, svd, `${pair.studentWeight} (pissa)`);
-      Object.assign(rec, { singularValues: f.singularValues, energyKept: f.energyKept });
+      Object.assign(rec, {
+        singularValues: f.singularValues,
+        energyKept: f.energyKept,
+        svd: resolveSvdMethod(svd.method, n, m),
+      });
       factors = f;
     } else {
       factors = loraDefaultInit(n, m, r, pair.ref.kind === 'embed_tokens', loraRng);

@@ -6,12 +6,15 @@
  * still the best rank-r approximation of W_e.
  */
 import { kernels } from '../engine/backend.js';
-import { svdTopR } from '../engine/svd.js';
+import { svdTopR, type SvdMethod } from '../engine/svd.js';
 import { InputError } from '../errors.js';
 
 export interface SvdOptions {
-  /** `exact`: LAPACK thin SVD then truncation; `randomized`: Halko et al. range finder. */
-  method: 'exact' | 'randomized';
+  /**
+   * `exact`: LAPACK thin SVD then truncation; `randomized`: Halko et al. range finder; `auto`: exact
+   * for blocks up to 1024 on the smaller side, randomized above (src/engine/svd.ts).
+   */
+  method: SvdMethod;
   oversample?: number;
   powerIters?: number;
   seed?: number;

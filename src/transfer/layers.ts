@@ -32,11 +32,26 @@ export const LAYER_TENSORS = [
 const LAYER_NAME = /^model\.layers\.(\d+)\.(.+)$/;
 
 /**
+ * The per-tensor float64 sums a sensitivity file's summary records (`sense` takes them from the float32
+ * S, before any bf16 rounding of the file), each with the relative tolerance within which the file's
+ * own values must reproduce it (Infinity: not checked, e.g. f16 files, whose tiny values underflow).
+ */
+export type RecordedSums = ReadonlyMap<string, { sum: number; rtol: number }>;
+
+/**
  * score[l] = sum of S over every tensor of teacher layer l (the 7 linears and 2 norms; biases too,
  * when a Qwen2-style model has them). Embedding, final norm and lm_head do not count. Sums are
- * float64. Each tensor is loaded, summed and dropped, so memory stays at one tensor.
+ * float64. Each tensor is loaded, summed and dropped, so memory stays at one tensor. With `recorded`
+ * (the file's summary), no tensor is read: a 13B teacher's S is 26 GB even in bf16, and extract reads
+ * the selected layers' tensors once more anyway, checking each against its recorded sum
+ * (checkRecordedSum).
  */
-export function layerScores(sens: TensorSource, numLayers: number, source: string): Float64Array {
+export function layerScores(
+  sens: TensorSource,
+  numLayers: number,
+  source: string,
+  recorded?: RecordedSums | null,
+): Float64Array {
   const k = kernels();
   const scores = new Float64Array(numLayers);
   const seen: Array<Set<string>> = Array.from({ length: numLayers }, () => new Set());
@@ -50,8 +65,12 @@ export function layerScores(sens: TensorSource, numLayers: number, source: strin
         `sensitivity tensor ${name} names layer ${l}, but the teacher has ${numLayers} layers`,
       );
     }
-    const t = sens.get(name);
-    const s = k.sum(t, t.length);
+    let s: number;
+    if (recorded) s = recorded.get(name)!.sum;
+    else {
+      const t = sens.get(name);
+      s = k.sum(t, t.length);
+    }
     if (!Number.isFinite(s)) throw new InputError(source, `sensitivity tensor ${name} holds NaN or Inf`);
     scores[l] += s;
     seen[l].add(m[2]);
@@ -66,6 +85,28 @@ export function layerScores(sens: TensorSource, numLayers: number, source: strin
     }
   }
   return scores;
+}
+
+/**
+ * Refuses a sensitivity tensor whose values do not sum to what the file's summary records: the file was
+ * changed after `sense` wrote it, so the layer scores taken from the summary would not be its own.
+ */
+export function checkRecordedSum(
+  name: string,
+  values: Float32Array,
+  recorded: RecordedSums | null | undefined,
+  source: string,
+): void {
+  const r = recorded?.get(name);
+  if (!r || !Number.isFinite(r.rtol)) return;
+  const s = kernels().sum(values, values.length);
+  if (!(Math.abs(s - r.sum) <= r.rtol * Math.max(Math.abs(s), Math.abs(r.sum)) + 1e-30)) {
+    throw new InputError(
+      source,
+      `sensitivity tensor ${name} sums to ${s}, but the file's summary records ${r.sum}: the file was changed ` +
+        'after sense wrote it; rerun sense, or strip the nuggets.summary metadata to score layers from the values',
+    );
+  }
 }
 
 export interface LayerSelection {

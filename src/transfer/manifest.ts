@@ -55,6 +55,8 @@ export interface MatrixRecord {
   singularValues: number[];
   /** sum of the kept s_i^2 over ||W||_F^2. */
   energyKept: number | null;
+  /** The SVD that factorised it ('auto' resolved by the block's shape); null when none ran. */
+  svd?: 'exact' | 'randomized' | null;
   /** ||scale·B·A||_F, the norm of the delta the subtract trick removes. */
   deltaNorm: number;
 }

@@ -73,6 +73,48 @@ export function tensorSums(
   return { tensors, layers, outer, total };
 }
 
+/** How closely a stored tensor's values reproduce the float32 sum the summary took before storing. */
+const SUM_RTOL: Readonly<Record<string, number>> = { F32: 1e-6, BF16: 1e-2, F16: Infinity };
+
+/**
+ * The per-tensor sums of a sensitivity file's summary (its safetensors metadata), or null when it has
+ * none or it does not describe this file's tensors (same names, same shapes): the caller then sums the
+ * values itself.
+ */
+export function recordedSums(file: {
+  metadata: Record<string, string> | null;
+  names(): string[];
+  info(name: string): { dtype: string; shape: number[] };
+}): Map<string, { sum: number; rtol: number }> | null {
+  const text = file.metadata?.[SUMMARY_METADATA_KEY];
+  if (file.metadata?.format !== SENS_FORMAT || typeof text !== 'string') return null;
+  let summary: Partial<SensSummary>;
+  try {
+    summary = JSON.parse(text) as Partial<SensSummary>;
+  } catch {
+    return null;
+  }
+  const tensors = summary.tensors;
+  if (!tensors || typeof tensors !== 'object') return null;
+  const names = file.names();
+  if (Object.keys(tensors).length !== names.length) return null;
+  const out = new Map<string, { sum: number; rtol: number }>();
+  for (const name of names) {
+    const t = tensors[name];
+    const info = file.info(name);
+    if (
+      !t ||
+      typeof t.sum !== 'number' ||
+      !Number.isFinite(t.sum) ||
+      !Array.isArray(t.shape) ||
+      t.shape.join(',') !== info.shape.join(',')
+    )
+      return null;
+    out.set(name, { sum: t.sum, rtol: SUM_RTOL[info.dtype] ?? Infinity });
+  }
+  return out;
+}
+
 /** `sens.safetensors` -> `sens.summary.json` (beside the sensitivity file). */
 export function summaryPathFor(out: string): string {
   return out.replace(/\.safetensors$/, '') + '.summary.json';
