@@ -45,7 +45,7 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     // Reference: an uninterrupted run, two jobs at a time.
     const clean = await runExperiment(exp, { out: join(dir, 'clean'), jobs: 2, log: quiet });
     assert.deepEqual(clean.failed, []);
-    assert.equal(clean.ran.length, 3, 'one sense job and two cells');
+    assert.equal(clean.ran.length, 5, 'one sense job, two reference jobs (teacher, student) and two cells');
     assert.deepEqual(clean.table.missing, []);
     for (const r of clean.table.rows)
       assert.ok(r.n === 1 && Number.isFinite(r.mean!), `${r.method} has a result`);
@@ -89,7 +89,12 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     const lines: string[] = [];
     const resumed = await runExperiment(exp, { out, jobs: 2, log: (l) => lines.push(l) });
     assert.deepEqual(resumed.failed, []);
-    assert.deepEqual(resumed.skipped.sort(), ['cells/toy/lora/seed-1', 'sense/big--toy']);
+    assert.deepEqual(resumed.skipped.sort(), [
+      'cells/toy/lora/seed-1',
+      'reference/big--toy',
+      'reference/student--toy',
+      'sense/big--toy',
+    ]);
     assert.deepEqual(resumed.ran, ['cells/toy/transfer/seed-1'], 'only the missing cell ran');
     assert.equal(statSync(loraResult).mtimeMs, loraMtime, 'the finished cell was not redone');
     // the killed run left its lock behind: taken over with a note, then the plan line
@@ -118,7 +123,8 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
           e.problem,
         ),
     );
-    // ... and so is a rebuilt student (same path, new file): every job that read it is stale.
+    // ... and so is a rebuilt student (same path, new file): every job that read it is stale (the two
+    // cells and the untouched student's reference row).
     writeFileSync(file, yaml);
     const weights = join(dir, 'models/student/model.safetensors');
     utimesSync(weights, new Date(), new Date(Date.now() + 5000));
@@ -126,7 +132,7 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
       runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
       (e: unknown) =>
         e instanceof InputError &&
-        /different options for 2 job\(s\).*model or task files that have changed since/.test(e.problem),
+        /different options for 3 job\(s\).*model or task files that have changed since/.test(e.problem),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

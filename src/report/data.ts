@@ -120,6 +120,7 @@ export function loadReportData(runDir: string): ReportData {
       const old = j.dir;
       j.dir = moved;
       if (j.kind === 'sense') j.output = j.output.replace(old, moved);
+      else if (j.kind === 'reference') j.evalDir = j.evalDir.replace(old, moved);
       else {
         j.trainDir = j.trainDir.replace(old, moved);
         j.evalDir = j.evalDir.replace(old, moved);
