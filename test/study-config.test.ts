@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { loadExperiment } from '../src/study/config.js';
 import { buildPlan, type CellJob, type SenseJob } from '../src/study/plan.js';
@@ -347,6 +347,67 @@ test('the committed experiment files load: the study has every method, 3 seeds, 
   assert.deepEqual(demo.student, study.student);
   for (const f of ['study-lr3e-4.yaml', 'lr-sweep.yaml'])
     assert.ok(loadExperiment(bundledExperiment(f)).tasks.length === 2, f);
+});
+
+test("the committed scale study: the issue's methods, 3 seeds, sizes s and m, each size's rate from its sweep", () => {
+  const sweep = loadExperiment(bundledExperiment('scale-lr-sweep.yaml'));
+  assert.deepEqual(
+    sweep.sizes!.map((s) => [s.name, s.student.replace(/^.*\//, ''), s.learningRate]),
+    [
+      ['s', 'student-tiny', undefined],
+      ['m', 'student-m', undefined],
+    ],
+  );
+  assert.deepEqual(
+    sweep.methods.map((m) => m.train.learningRate),
+    [3e-4, 1e-3, 3e-3, 1e-2],
+  );
+  // scale.yaml reads size m's rate from the sweep's committed results; until they exist, loading it
+  // says which file is missing. Here it reads a stand-in for that file.
+  const file = bundledExperiment('scale.yaml');
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /learning-rate: \{ sweep: \.\.\/results\/scale-lr-sweep\.json, task: facts \}/);
+  if (!existsSync(join(dirname(file), '../results/scale-lr-sweep.json')))
+    assert.throws(
+      () => loadExperiment(file),
+      (e: unknown) =>
+        e instanceof InputError && /results\/scale-lr-sweep\.json does not exist/.test(e.problem),
+    );
+  withFile('', (_, dir) => {
+    const standIn = join(dir, 'sweep.json');
+    writeFileSync(
+      standIn,
+      sweepTable([
+        ['m', 'facts', 'lora-1e-3', 0.3],
+        ['m', 'facts', 'lora-1e-2', 0.2],
+      ]),
+    );
+    // (elsewhere, so its other paths point nowhere: loading an experiment does not read the models)
+    const copy = join(dir, 'experiments', 'scale.yaml');
+    mkdirSync(dirname(copy));
+    writeFileSync(copy, text.replaceAll('../results/scale-lr-sweep.json', standIn));
+    const exp = loadExperiment(copy);
+    assert.deepEqual(
+      exp.methods.map((m) => m.name),
+      ['lora', 'transfer', 'random', 'pissa', 'kd-logits', 'kd-sequence', 'transfer+kd'],
+    );
+    assert.deepEqual(exp.seeds, [1, 2, 3]);
+    assert.deepEqual(
+      exp.sizes!.map((s) => [
+        s.name,
+        s.student.replace(/^.*\//, ''),
+        s.teachers.facts.replace(/^.*\//, ''),
+        s.learningRate,
+      ]),
+      [
+        ['s', 'student-tiny', 'teacher-facts', 3e-3],
+        ['m', 'student-m', 'teacher-m', 1e-3],
+      ],
+    );
+    // 7 methods x 3 seeds x 2 tasks per size
+    const plan = buildPlan(exp, join(dir, 'run'));
+    assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 2 * 42);
+  });
 });
 
 test('the demo refuses to start without the bundled models, naming the missing path', async () => {
