@@ -62,6 +62,35 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
       ],
     );
     assert.equal(loss[1].higherIsBetter, false);
+    // Reference rows: the teacher and the untouched student, without training, on every metric.
+    assert.deepEqual(
+      clean.table.references.map((x) => [x.role, x.model, x.metric]),
+      [
+        ['teacher', 'big', 'exact_match'],
+        ['student', 'student', 'exact_match'],
+        ['teacher', 'big', 'answer_loss'],
+        ['student', 'student', 'answer_loss'],
+        ['teacher', 'big', 'rouge_l'],
+        ['student', 'student', 'rouge_l'],
+      ],
+    );
+    const ref = (model: string, metric: string) =>
+      clean.table.references.find((x) => x.model === model && x.metric === metric)!.value;
+    for (const model of ['big', 'student']) {
+      // exact match and ROUGE-L from `nuggets eval` on the model alone (no adapter)
+      const dirOf = join(dir, 'clean', `reference/${model}--toy`);
+      const ev = JSON.parse(readFileSync(join(dirOf, 'eval/results.json'), 'utf8')).results.super_ni;
+      assert.equal(ref(model, 'exact_match'), ev['exact_match,none']);
+      assert.equal(ref(model, 'rouge_l'), ev['rougeL,none']);
+      const steps: string[][] = JSON.parse(readFileSync(join(dirOf, 'result.json'), 'utf8')).spec.steps;
+      assert.ok(!steps.some((s) => s.includes('--adapter')));
+    }
+    // the untouched student's answer loss is the LoRA cell's held-out loss before training (B = 0)
+    const before = JSON.parse(
+      readFileSync(join(dir, 'clean/cells/toy/lora/seed-1/train/training.json'), 'utf8'),
+    ).results.initialEvalLoss;
+    assert.equal(ref('student', 'answer_loss'), before);
+    assert.ok(ref('big', 'answer_loss')! > 0 && ref('big', 'answer_loss') !== before);
 
     // The same experiment through the CLI, one job at a time (sense, lora, transfer), killed with
     // SIGKILL (no clean-up) as soon as the lora cell has its result: transfer has just started.
