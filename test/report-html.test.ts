@@ -10,7 +10,8 @@ import { InputError } from '../src/errors.js';
 import { loadReportData } from '../src/report/data.js';
 import { reportHtml, windowGroups } from '../src/report/html.js';
 import { makeReport } from '../src/cli/report.js';
-import { writeSyntheticRun } from './study-fixture.js';
+import { SYNTHETIC_SIZES, writeSyntheticRun } from './study-fixture.js';
+import { pairedInterval } from '../src/study/stats.js';
 
 const run = promisify(execFile);
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
@@ -18,11 +19,42 @@ const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/go
 );
 const OUT = resolve('out/report-test');
 
-function fixture(): string {
+function fixture(opts: { sizes?: boolean } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'nuggets-report-'));
-  writeSyntheticRun(join(dir, 'run'));
+  writeSyntheticRun(join(dir, 'run'), opts);
   return join(dir, 'run');
 }
+
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--no-first-run',
+  '--virtual-time-budget=20000',
+];
+const CHROME_ENV = { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' };
+
+/** The DOM after headless Chromium has run the page's scripts, and each plot container's body. */
+async function renderedPlots(
+  page: string,
+): Promise<Array<{ id: string; title: string; attrs: string; body: string }>> {
+  const { stdout: dom } = await run(CHROMIUM!, [...FLAGS, '--dump-dom', pathToFileURL(page).href], {
+    env: CHROME_ENV,
+    maxBuffer: 64 << 20,
+    timeout: 120_000,
+  });
+  return [...dom.matchAll(/<div class="plot[^"]*" id="(plot-\d+)" data-plot="([^"]*)"([^>]*)>/g)].map(
+    ([, id, title, attrs]) => {
+      const start = dom.indexOf(`id="${id}"`);
+      const next = dom.indexOf('class="plot', start + 1);
+      return { id, title, attrs, body: dom.slice(start, next < 0 ? dom.indexOf('<script', start) : next) };
+    },
+  );
+}
+
+const items = (body: string, role: string) =>
+  (body.match(new RegExp(`aria-roledescription="${role}"`, 'g')) ?? []).length;
 
 test('report data: sensitivity cells, selected layers, block windows only, loss points, table', () => {
   const dir = fixture();
@@ -110,23 +142,9 @@ test(
       const { plots } = makeReport(dir, page);
       assert.equal(plots, 7);
       const url = pathToFileURL(page).href;
-      const flags = [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--no-first-run',
-        '--virtual-time-budget=20000',
-      ];
-      const env = { ...process.env, DBUS_SESSION_BUS_ADDRESS: 'disabled:' };
-      const { stdout: dom } = await run(CHROMIUM!, [...flags, '--dump-dom', url], {
-        env,
-        maxBuffer: 64 << 20,
-        timeout: 120_000,
-      });
-      const containers = [
-        ...dom.matchAll(/<div class="plot[^"]*" id="(plot-\d+)" data-plot="([^"]*)"([^>]*)>/g),
-      ];
+      const flags = FLAGS;
+      const env = CHROME_ENV;
+      const containers = await renderedPlots(page);
       assert.equal(containers.length, plots, 'every plot container is in the DOM');
       // How many mark items each plot must draw, from the data (an embed can "succeed" and draw nothing).
       const d = loadReportData(dir);
@@ -147,18 +165,15 @@ test(
         'Training loss': { 'line mark': cells },
         'Held-out loss': { 'line mark': cells, point: d.losses.filter((p) => p.kind === 'held-out').length },
       };
-      for (const [, id, title, attrs] of containers) {
+      for (const { id, title, attrs, body } of containers) {
         const err = /data-error="([^"]*)"/.exec(attrs)?.[1];
         assert.match(attrs, /data-rendered="true"/, `${id} did not render${err ? `: ${err}` : ''}`);
         // The container holds vega's output (an svg) right after the opening tag.
-        const start = dom.indexOf(`id="${id}"`);
-        const next = dom.indexOf('class="plot', start + 1);
-        const body = dom.slice(start, next < 0 ? dom.indexOf('<script', start) : next);
         assert.match(body, /<svg[^>]*class="marks"/, `${id} has no vega svg`);
         const want = expected[title];
         assert.ok(want, `unexpected plot "${title}"`);
         for (const [role, n] of Object.entries(want)) {
-          const got = (body.match(new RegExp(`aria-roledescription="${role}"`, 'g')) ?? []).length;
+          const got = items(body, role);
           assert.equal(got, n, `${title}: ${n} "${role}" items expected, ${got} drawn`);
         }
       }
@@ -176,6 +191,74 @@ test(
         'a PNG file',
       );
       assert.ok(statSync(png).size > 50_000, 'the screenshot has content');
+    } finally {
+      rmSync(resolve(dir, '..'), { recursive: true, force: true });
+    }
+  },
+);
+
+test('scale study report: reference rows in every table, and the difference from LoRA per size', () => {
+  const dir = fixture({ sizes: true });
+  try {
+    const d = loadReportData(dir);
+    const t = d.table;
+    assert.deepEqual(
+      t.sizes!.map((s) => [s.name, s.params]),
+      Object.entries(SYNTHETIC_SIZES),
+    );
+    // 2 sizes x 2 tasks x 5 methods; teacher + student per size x task (one metric each here).
+    assert.equal(t.rows.length, 20);
+    assert.equal(t.references.length, 8);
+    // 4 methods besides lora x 2 sizes x 2 tasks, each the paired mean of the cells' differences.
+    assert.equal(t.scaling!.length, 16);
+    for (const p of t.scaling!) {
+      const r = (m: string) => t.rows.find((x) => x.size === p.size && x.task === p.task && x.method === m)!;
+      const diffs = Object.keys(r('lora').values).map((s) => r(p.method).values[s] - r('lora').values[s]);
+      const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+      assert.ok(Math.abs(p.meanDiff! - mean) < 1e-12, `${p.size}/${p.task}/${p.method}`);
+      assert.deepEqual([p.ciLow, p.ciHigh], pairedInterval(r(p.method).vsBaseline!));
+      assert.equal(p.params, SYNTHETIC_SIZES[p.size as keyof typeof SYNTHETIC_SIZES]);
+    }
+    const html = reportHtml(d);
+    // Every table of the page ends with its two reference rows: 2 sizes x 2 tasks, one table each.
+    assert.equal((html.match(/<tr class="reference"><td>teacher big, no training<\/td>/g) ?? []).length, 4);
+    assert.equal(
+      (html.match(/<tr class="reference"><td>student, no training<\/td><td>0\.0000<\/td>/g) ?? []).length,
+      2,
+    );
+    assert.match(html, /size m: student student-m, 1,200,000 parameters, learning rate 0\.0015/);
+    assert.match(html, /data-plot="Difference from lora against student size"/);
+  } finally {
+    rmSync(resolve(dir, '..'), { recursive: true, force: true });
+  }
+});
+
+test(
+  'headless Chromium renders the scale plot: one point and one interval per method x size x task',
+  { skip: CHROMIUM ? false : 'chromium is not installed (apt-get install chromium)' },
+  async () => {
+    const dir = fixture({ sizes: true });
+    try {
+      mkdirSync(OUT, { recursive: true });
+      const page = join(OUT, 'report-scale.html');
+      const { plots } = makeReport(dir, page);
+      const containers = await renderedPlots(page);
+      assert.equal(containers.length, plots);
+      for (const { id, attrs } of containers) {
+        const err = /data-error="([^"]*)"/.exec(attrs)?.[1];
+        assert.match(attrs, /data-rendered="true"/, `${id} did not render${err ? `: ${err}` : ''}`);
+      }
+      const scale = containers.find((c) => c.title === 'Difference from lora against student size');
+      assert.ok(scale, 'the scale plot is on the page');
+      const points = loadReportData(dir).table.scaling!;
+      assert.equal(items(scale.body, 'point'), points.length);
+      // an interval per point, and the dashed zero line once per task panel
+      assert.equal(items(scale.body, 'rule mark'), points.filter((p) => p.ciLow !== null).length);
+      assert.equal((scale.body.match(/<line [^>]*stroke-dasharray="4,3"/g) ?? []).length, 2);
+      // one line per method and task, through its sizes
+      assert.equal(items(scale.body, 'line mark'), 4 * 2);
+      // The x axis is the parameter count: both sizes are labelled on a log axis.
+      assert.match(scale.body, /student parameters \(log scale\)/);
     } finally {
       rmSync(resolve(dir, '..'), { recursive: true, force: true });
     }

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { loadExperiment } from '../src/study/config.js';
 import { buildPlan, type CellJob, type SenseJob } from '../src/study/plan.js';
@@ -155,6 +155,145 @@ test('experiment files: mistakes are refused naming the file and the key', () =>
   refused('student: [1, 2', /invalid YAML/);
 });
 
+const SIZES = BASE.replace(
+  'student: models/student\nteachers:\n  big: models/teacher\n',
+  [
+    'teachers:',
+    '  big: models/teacher',
+    'sizes:',
+    '  s: { student: models/student, learning-rate: 0.003 }',
+    '  m:',
+    '    student: models/student-m',
+    '    teachers: { big: models/teacher-m }',
+    '    learning-rate: { sweep: sweep.json, task: facts }',
+    '',
+  ].join('\n'),
+);
+
+/** A learning-rate sweep's results.json over sizes s and m (only what the rate choice reads). */
+function sweepTable(rows: Array<[string, string, string, number]>): string {
+  return JSON.stringify({
+    methods: [
+      { name: 'lora-1e-3', learningRate: 1e-3 },
+      { name: 'lora-3e-3', learningRate: 3e-3 },
+      { name: 'lora-1e-2', learningRate: 1e-2 },
+      { name: 'transfer' },
+    ],
+    rows: rows.map(([size, task, method, mean]) => ({
+      size,
+      task,
+      method,
+      mean,
+      higherIsBetter: task === 'facts',
+    })),
+  });
+}
+
+test('sizes: one grid per student size, its own teachers and learning rate (a number, or the best of a sweep)', () => {
+  withFile(SIZES, (file, dir) => {
+    // The rate of size m is the best mean of the sweep's rate methods on its task (higher is better
+    // for facts; "transfer" sets no rate and is ignored; other sizes and tasks do not count).
+    writeFileSync(
+      join(dir, 'sweep.json'),
+      sweepTable([
+        ['m', 'facts', 'lora-1e-3', 0.1],
+        ['m', 'facts', 'lora-3e-3', 0.2],
+        ['m', 'facts', 'lora-1e-2', 0.15],
+        ['m', 'facts', 'transfer', 0.9],
+        ['s', 'facts', 'lora-1e-2', 0.5],
+        ['m', 'stories', 'lora-1e-2', 0.1],
+      ]),
+    );
+    const exp = loadExperiment(file);
+    assert.deepEqual(
+      exp.sizes!.map((s) => [s.name, s.student, s.teachers.big, s.learningRate]),
+      [
+        ['s', join(dir, 'models/student'), join(dir, 'models/teacher'), 0.003],
+        ['m', join(dir, 'models/student-m'), join(dir, 'models/teacher-m'), 0.003],
+      ],
+    );
+    assert.deepEqual(exp.sizes![1].learningRateFrom, {
+      sweep: join(dir, 'sweep.json'),
+      task: 'facts',
+      method: 'lora-3e-3',
+      value: 0.2,
+    });
+    const plan = buildPlan(exp, join(dir, 'run'), { s: 100, m: 1000 });
+    assert.deepEqual(
+      plan.sizes!.map((s) => [s.name, s.params, s.learningRate]),
+      [
+        ['s', 100, 0.003],
+        ['m', 1000, 0.003],
+      ],
+    );
+    const cells = plan.jobs.filter((j): j is CellJob => j.kind === 'cell');
+    assert.equal(cells.length, 2 * 42);
+    const cell = (size: string, m: string) =>
+      cells.find((c) => c.size === size && c.method === m && c.seed === 1 && c.task === 'facts')!;
+    assert.equal(cell('m', 'transfer').id, 'sizes/m/cells/facts/transfer/seed-1');
+    assert.equal(cell('m', 'transfer').needs, 'sizes/m/sense/big--facts');
+    const flag = (argv: string[], f: string) => argv[argv.indexOf(f) + 1];
+    assert.equal(flag(cell('m', 'transfer').steps[0].argv, '--teacher'), join(dir, 'models/teacher-m'));
+    assert.equal(flag(cell('m', 'transfer').steps[0].argv, '--student'), join(dir, 'models/student-m'));
+    assert.equal(flag(cell('s', 'lora').steps[0].argv, '--learning-rate'), '0.003');
+    // Reference jobs: teacher and untouched student per size x task; eval only for exact match.
+    const refs = plan.jobs.filter((j) => j.kind === 'reference');
+    assert.deepEqual(
+      refs.map((j) => [j.id, j.steps.map((s) => s.name).join('+')]),
+      [
+        ['sizes/s/reference/big--facts', 'answer-loss+eval'],
+        ['sizes/s/reference/student--facts', 'answer-loss+eval'],
+        ['sizes/s/reference/big--stories', 'answer-loss'],
+        ['sizes/s/reference/student--stories', 'answer-loss'],
+        ['sizes/m/reference/big--facts', 'answer-loss+eval'],
+        ['sizes/m/reference/student--facts', 'answer-loss+eval'],
+        ['sizes/m/reference/big--stories', 'answer-loss'],
+        ['sizes/m/reference/student--stories', 'answer-loss'],
+      ],
+    );
+    const teacherEval = refs[4].steps[1].argv;
+    assert.equal(flag(teacherEval, '--model'), join(dir, 'models/teacher-m'));
+    assert.ok(!teacherEval.includes('--adapter'));
+    // The answer-loss step scores like the trainer's held-out loss: its batch is --micro-batch-size (8 by default).
+    assert.equal(refs[0].steps[0].options.batchSize, 8);
+
+    // An existing single-student file keeps its folder layout (no sizes/ level).
+    const single = buildPlan(loadExperiment(writeBase(dir)), join(dir, 'run1'));
+    assert.ok(single.jobs.every((j) => !j.id.startsWith('sizes/') && j.size === undefined));
+    assert.equal(single.sizes, undefined);
+  });
+});
+
+function writeBase(dir: string): string {
+  const f = join(dir, 'base.yaml');
+  writeFileSync(f, BASE);
+  return f;
+}
+
+test('sizes: mistakes are refused naming the file, the size and the key', () => {
+  refused(SIZES.replace('sizes:', 'student: models/student\nsizes:'), /either "student".*or "sizes"/);
+  refused(
+    SIZES.replace('learning-rate: 0.003 }', 'learnig-rate: 0.003 }'),
+    /sizes\.s: unknown key "learnig-rate" \(did you mean "learning-rate"\?\)/,
+  );
+  refused(
+    SIZES.replace('teachers:\n  big: models/teacher\nsizes', 'sizes').replace(
+      '{ sweep: sweep.json, task: facts }',
+      '0.002',
+    ),
+    /teacher "big" is not defined under "teachers" of size "s"/,
+  );
+  // The sweep's results are missing, or hold nothing for this size and task.
+  refused(SIZES, /sweep\.json does not exist: run the learning-rate sweep first/);
+  withFile(SIZES, (file, dir) => {
+    writeFileSync(join(dir, 'sweep.json'), sweepTable([['s', 'facts', 'lora-1e-3', 0.1]]));
+    assert.throws(
+      () => loadExperiment(file),
+      (e: unknown) => e instanceof InputError && /no results for size "m" on task "facts"/.test(e.problem),
+    );
+  });
+});
+
 test('table: mean, std, paired comparison; missing cells lower n and are listed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nuggets-study-table-'));
   try {
@@ -208,6 +347,67 @@ test('the committed experiment files load: the study has every method, 3 seeds, 
   assert.deepEqual(demo.student, study.student);
   for (const f of ['study-lr3e-4.yaml', 'lr-sweep.yaml'])
     assert.ok(loadExperiment(bundledExperiment(f)).tasks.length === 2, f);
+});
+
+test("the committed scale study: the issue's methods, 3 seeds, sizes s and m, each size's rate from its sweep", () => {
+  const sweep = loadExperiment(bundledExperiment('scale-lr-sweep.yaml'));
+  assert.deepEqual(
+    sweep.sizes!.map((s) => [s.name, s.student.replace(/^.*\//, ''), s.learningRate]),
+    [
+      ['s', 'student-tiny', undefined],
+      ['m', 'student-m', undefined],
+    ],
+  );
+  assert.deepEqual(
+    sweep.methods.map((m) => m.train.learningRate),
+    [3e-4, 1e-3, 3e-3, 1e-2],
+  );
+  // scale.yaml reads size m's rate from the sweep's committed results; until they exist, loading it
+  // says which file is missing. Here it reads a stand-in for that file.
+  const file = bundledExperiment('scale.yaml');
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /learning-rate: \{ sweep: \.\.\/results\/scale-lr-sweep\.json, task: facts \}/);
+  if (!existsSync(join(dirname(file), '../results/scale-lr-sweep.json')))
+    assert.throws(
+      () => loadExperiment(file),
+      (e: unknown) =>
+        e instanceof InputError && /results\/scale-lr-sweep\.json does not exist/.test(e.problem),
+    );
+  withFile('', (_, dir) => {
+    const standIn = join(dir, 'sweep.json');
+    writeFileSync(
+      standIn,
+      sweepTable([
+        ['m', 'facts', 'lora-1e-3', 0.3],
+        ['m', 'facts', 'lora-1e-2', 0.2],
+      ]),
+    );
+    // (elsewhere, so its other paths point nowhere: loading an experiment does not read the models)
+    const copy = join(dir, 'experiments', 'scale.yaml');
+    mkdirSync(dirname(copy));
+    writeFileSync(copy, text.replaceAll('../results/scale-lr-sweep.json', standIn));
+    const exp = loadExperiment(copy);
+    assert.deepEqual(
+      exp.methods.map((m) => m.name),
+      ['lora', 'transfer', 'random', 'pissa', 'kd-logits', 'kd-sequence', 'transfer+kd'],
+    );
+    assert.deepEqual(exp.seeds, [1, 2, 3]);
+    assert.deepEqual(
+      exp.sizes!.map((s) => [
+        s.name,
+        s.student.replace(/^.*\//, ''),
+        s.teachers.facts.replace(/^.*\//, ''),
+        s.learningRate,
+      ]),
+      [
+        ['s', 'student-tiny', 'teacher-facts', 3e-3],
+        ['m', 'student-m', 'teacher-m', 1e-3],
+      ],
+    );
+    // 7 methods x 3 seeds x 2 tasks per size
+    const plan = buildPlan(exp, join(dir, 'run'));
+    assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 2 * 42);
+  });
 });
 
 test('the demo refuses to start without the bundled models, naming the missing path', async () => {

@@ -24,7 +24,7 @@ test('kd-logits, kd-sequence and transfer+kd run as study cells and write their 
     const out = join(dir, 'run');
     const r = await runExperiment(exp, { out, jobs: 1, log: () => {} });
     assert.deepEqual(r.failed, []);
-    assert.equal(r.ran.length, 4, 'one sense job (transfer+kd only) and three cells');
+    assert.equal(r.ran.length, 6, 'one sense job (transfer+kd only), two reference jobs and three cells');
     assert.deepEqual(r.table.missing, []);
     const results: Record<string, { value: number; spec: { steps: string[][] } }> = {};
     for (const m of ['kd-logits', 'kd-sequence', 'transfer+kd']) {

@@ -31,12 +31,26 @@ function shapeOf(kind: string, m: typeof T | typeof S): [number, number] {
   }
 }
 
+/** Two student sizes of a synthetic scale study, and their parameter counts. */
+export const SYNTHETIC_SIZES = { s: 120_000, m: 1_200_000 } as const;
+
 export function syntheticExperiment(
   dir: string,
   methods = ['lora', 'transfer', 'rowcol', 'self', 'pissa'],
   seeds = [1, 2, 3],
+  sizes = false,
 ): Experiment {
   return {
+    ...(sizes
+      ? {
+          sizes: Object.keys(SYNTHETIC_SIZES).map((name, i) => ({
+            name,
+            student: `/models/student-${name}`,
+            teachers: { big: `/models/teacher-${name}` },
+            learningRate: 3e-3 / (i + 1),
+          })),
+        }
+      : {}),
     file: join(dir, 'synthetic.yaml'),
     name: 'synthetic',
     student: '/models/student',
@@ -70,9 +84,16 @@ export function syntheticExperiment(
   };
 }
 
-/** Writes the synthetic run into `dir` and returns its plan. */
-export function writeSyntheticRun(dir: string): Plan {
-  const plan = buildPlan(syntheticExperiment(dir), dir);
+/**
+ * Writes the synthetic run into `dir` and returns its plan; `sizes`: a scale study over
+ * SYNTHETIC_SIZES (method differences from LoRA grow with the size).
+ */
+export function writeSyntheticRun(dir: string, opts: { sizes?: boolean } = {}): Plan {
+  const plan = buildPlan(
+    syntheticExperiment(dir, undefined, undefined, opts.sizes ?? false),
+    dir,
+    opts.sizes ? { ...SYNTHETIC_SIZES } : {},
+  );
   mkdirSync(dir, { recursive: true });
   writeJsonAtomic(join(dir, PLAN_FILE), plan);
   for (const job of plan.jobs) {
@@ -104,6 +125,27 @@ export function writeSyntheticRun(dir: string): Plan {
         layers: layerSums,
       });
       writeFileSync(job.output, 'not a real safetensors file');
+      continue;
+    }
+    if (job.kind === 'reference') {
+      const teacher = job.role === 'teacher';
+      const metrics: Record<string, number> = {
+        answer_loss: teacher ? 2.25 : 2.75,
+        ...(job.metric === 'answer_loss' ? {} : { [job.metric]: teacher ? 0.0625 : 0 }),
+      };
+      writeJsonAtomic(join(job.dir, RESULT_FILE), {
+        id: job.id,
+        task: job.task,
+        role: job.role,
+        model: job.model,
+        metric: job.metric,
+        higherIsBetter: job.higherIsBetter,
+        value: metrics[job.metric],
+        metrics,
+        seconds: {},
+        spec: job.spec,
+        finished: '2024-01-01T00:00:00Z',
+      });
       continue;
     }
     writeCell(job);
@@ -207,10 +249,11 @@ function writeCell(c: CellJob): void {
   writeFileSync(join(c.trainDir, 'trainer_log.jsonl'), lines.join('\n') + '\n');
   // Made-up values with seed-to-seed noise that differs by method, so paired t values are finite.
   const noise = (((c.seed * 31 + methodIdx * 17) % 11) - 5) / 500;
+  const grow = c.size === 'm' ? 2 : 1;
   const value =
     c.metric === 'answer_loss'
-      ? 1.9 - methodIdx * 0.01 + 0.02 * c.seed + noise
-      : 0.2 + methodIdx * 0.02 + 0.01 * ((c.seed * 7) % 3) + noise;
+      ? 1.9 - methodIdx * 0.01 * grow + 0.02 * c.seed + noise
+      : 0.2 + methodIdx * 0.02 * grow + 0.01 * ((c.seed * 7) % 3) + noise;
   writeJsonAtomic(join(c.dir, RESULT_FILE), {
     id: c.id,
     task: c.task,

@@ -32,10 +32,35 @@ function rows(n: number, offset: number): string {
   return out.join('\n') + '\n';
 }
 
+const base = { vocabSize: 512, maxPositionEmbeddings: 128, tieWordEmbeddings: false, headDim: 8 };
+
+function writeModel(folder: string, cfg: ReturnType<typeof tinyConfig>, seed: number): void {
+  mkdirSync(folder, { recursive: true });
+  writeHfModel(folder, cfg, randomWeights(cfg, seed));
+  copyFileSync(TOKENIZER, join(folder, 'tokenizer.bin'));
+}
+
+/**
+ * A second, larger student for the tiny teacher (hidden 24, 3 heads): the "m" size of a tiny scale
+ * study whose "s" size is writeTinyModels' student.
+ */
+export function writeTinyStudentM(dir: string): string {
+  const student = join(dir, 'student-m');
+  const cfg = tinyConfig({
+    ...base,
+    hiddenSize: 24,
+    intermediateSize: 48,
+    numLayers: 2,
+    numHeads: 3,
+    numKvHeads: 1,
+  });
+  writeModel(student, cfg, 13);
+  return student;
+}
+
 export function writeTinyModels(dir: string): { teacher: string; student: string } {
   const teacher = join(dir, 'teacher');
   const student = join(dir, 'student');
-  const base = { vocabSize: 512, maxPositionEmbeddings: 128, tieWordEmbeddings: false, headDim: 8 };
   const tc = tinyConfig({
     ...base,
     hiddenSize: 32,
@@ -52,14 +77,8 @@ export function writeTinyModels(dir: string): { teacher: string; student: string
     numHeads: 2,
     numKvHeads: 1,
   });
-  for (const [folder, cfg, seed] of [
-    [teacher, tc, 11],
-    [student, sc, 12],
-  ] as const) {
-    mkdirSync(folder, { recursive: true });
-    writeHfModel(folder, cfg, randomWeights(cfg, seed));
-    copyFileSync(TOKENIZER, join(folder, 'tokenizer.bin'));
-  }
+  writeModel(teacher, tc, 11);
+  writeModel(student, sc, 12);
   return { teacher, student };
 }
 
@@ -76,19 +95,31 @@ export function writeTinyTask(dir: string): { seeds: string; train: string; test
   return files;
 }
 
-/** An experiment file over the tiny models: `methods` x `seeds` on one task. */
+/**
+ * An experiment file over the tiny models: `methods` x `seeds` on one task. `sizes`: a scale study
+ * with size "s" (the tiny student, learning rate 0.003) and "m" (writeTinyStudentM, 0.002), both
+ * with the one teacher.
+ */
 export function writeTinyExperiment(
   dir: string,
-  opts: { methods?: string[]; seeds?: number[]; metric?: string } = {},
+  opts: { methods?: string[]; seeds?: number[]; metric?: string; sizes?: boolean } = {},
 ): string {
   writeTinyModels(join(dir, 'models'));
+  if (opts.sizes) writeTinyStudentM(join(dir, 'models'));
   writeTinyTask(join(dir, 'task'));
   const file = join(dir, 'exp.yaml');
+  const student = opts.sizes
+    ? [
+        'sizes:',
+        '  s: { student: models/student, learning-rate: 0.003 }',
+        '  m: { student: models/student-m, learning-rate: 0.002 }',
+      ]
+    : ['student: models/student'];
   writeFileSync(
     file,
     [
       'name: tiny',
-      'student: models/student',
+      ...student,
       'teachers:',
       '  big: models/teacher',
       'tasks:',

@@ -45,7 +45,7 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     // Reference: an uninterrupted run, two jobs at a time.
     const clean = await runExperiment(exp, { out: join(dir, 'clean'), jobs: 2, log: quiet });
     assert.deepEqual(clean.failed, []);
-    assert.equal(clean.ran.length, 3, 'one sense job and two cells');
+    assert.equal(clean.ran.length, 5, 'one sense job, two reference jobs (teacher, student) and two cells');
     assert.deepEqual(clean.table.missing, []);
     for (const r of clean.table.rows)
       assert.ok(r.n === 1 && Number.isFinite(r.mean!), `${r.method} has a result`);
@@ -62,6 +62,35 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
       ],
     );
     assert.equal(loss[1].higherIsBetter, false);
+    // Reference rows: the teacher and the untouched student, without training, on every metric.
+    assert.deepEqual(
+      clean.table.references.map((x) => [x.role, x.model, x.metric]),
+      [
+        ['teacher', 'big', 'exact_match'],
+        ['student', 'student', 'exact_match'],
+        ['teacher', 'big', 'answer_loss'],
+        ['student', 'student', 'answer_loss'],
+        ['teacher', 'big', 'rouge_l'],
+        ['student', 'student', 'rouge_l'],
+      ],
+    );
+    const ref = (model: string, metric: string) =>
+      clean.table.references.find((x) => x.model === model && x.metric === metric)!.value;
+    for (const model of ['big', 'student']) {
+      // exact match and ROUGE-L from `nuggets eval` on the model alone (no adapter)
+      const dirOf = join(dir, 'clean', `reference/${model}--toy`);
+      const ev = JSON.parse(readFileSync(join(dirOf, 'eval/results.json'), 'utf8')).results.super_ni;
+      assert.equal(ref(model, 'exact_match'), ev['exact_match,none']);
+      assert.equal(ref(model, 'rouge_l'), ev['rougeL,none']);
+      const steps: string[][] = JSON.parse(readFileSync(join(dirOf, 'result.json'), 'utf8')).spec.steps;
+      assert.ok(!steps.some((s) => s.includes('--adapter')));
+    }
+    // the untouched student's answer loss is the LoRA cell's held-out loss before training (B = 0)
+    const before = JSON.parse(
+      readFileSync(join(dir, 'clean/cells/toy/lora/seed-1/train/training.json'), 'utf8'),
+    ).results.initialEvalLoss;
+    assert.equal(ref('student', 'answer_loss'), before);
+    assert.ok(ref('big', 'answer_loss')! > 0 && ref('big', 'answer_loss') !== before);
 
     // The same experiment through the CLI, one job at a time (sense, lora, transfer), killed with
     // SIGKILL (no clean-up) as soon as the lora cell has its result: transfer has just started.
@@ -89,7 +118,12 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
     const lines: string[] = [];
     const resumed = await runExperiment(exp, { out, jobs: 2, log: (l) => lines.push(l) });
     assert.deepEqual(resumed.failed, []);
-    assert.deepEqual(resumed.skipped.sort(), ['cells/toy/lora/seed-1', 'sense/big--toy']);
+    assert.deepEqual(resumed.skipped.sort(), [
+      'cells/toy/lora/seed-1',
+      'reference/big--toy',
+      'reference/student--toy',
+      'sense/big--toy',
+    ]);
     assert.deepEqual(resumed.ran, ['cells/toy/transfer/seed-1'], 'only the missing cell ran');
     assert.equal(statSync(loraResult).mtimeMs, loraMtime, 'the finished cell was not redone');
     // the killed run left its lock behind: taken over with a note, then the plan line
@@ -118,7 +152,8 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
           e.problem,
         ),
     );
-    // ... and so is a rebuilt student (same path, new file): every job that read it is stale.
+    // ... and so is a rebuilt student (same path, new file): every job that read it is stale (the two
+    // cells and the untouched student's reference row).
     writeFileSync(file, yaml);
     const weights = join(dir, 'models/student/model.safetensors');
     utimesSync(weights, new Date(), new Date(Date.now() + 5000));
@@ -126,7 +161,7 @@ test('a run killed mid-way finishes only the missing cells on rerun and gives th
       runExperiment(loadExperiment(file), { out, jobs: 1, log: quiet }),
       (e: unknown) =>
         e instanceof InputError &&
-        /different options for 2 job\(s\).*model or task files that have changed since/.test(e.problem),
+        /different options for 3 job\(s\).*model or task files that have changed since/.test(e.problem),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

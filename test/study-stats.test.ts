@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { incompleteBeta, logGamma, pairedComparison, tTwoSidedP } from '../src/study/stats.js';
+import {
+  incompleteBeta,
+  logGamma,
+  pairedComparison,
+  pairedInterval,
+  tQuantile,
+  tTwoSidedP,
+} from '../src/study/stats.js';
 import { mean, sampleStd } from '../src/eval/stats.js';
 
 const close = (a: number, b: number, tol: number, what = '') =>
@@ -105,4 +112,38 @@ test('paired comparison with too few pairs or constant differences has no t', ()
   const none = pairedComparison(new Map([[1, 2]]), new Map([[2, 1]]), true);
   assert.equal(none.n, 0);
   assert.equal(none.meanDiff, null);
+});
+
+test('t quantiles match the published two-sided table; the paired interval is mean ± t · std err', () => {
+  // Closed forms for df 1 (Cauchy: tan(pi (p - 1/2))) and df 2 ((2p - 1) / sqrt(2 p (1 - p))), with
+  // p = (1 + level) / 2; df 10 and 4 from the printed t table.
+  const p = 0.975;
+  const table: Array<[number, number, number]> = [
+    [0.95, 1, Math.tan(Math.PI * (p - 0.5))],
+    [0.95, 2, (2 * p - 1) / Math.sqrt(2 * p * (1 - p))],
+    [0.95, 10, 2.228138852],
+    [0.99, 4, 4.604094871],
+  ];
+  for (const [level, df, t] of table)
+    assert.ok(Math.abs(tQuantile(level, df) - t) < 2e-9, `t(${level}, ${df}) = ${tQuantile(level, df)}`);
+  assert.throws(() => tQuantile(1, 3), RangeError);
+  // three seeds: differences 0.1, 0.2, 0.3 -> mean 0.2, sd 0.1, std err 0.1/sqrt(3)
+  const c = pairedComparison(
+    new Map([
+      [1, 1.1],
+      [2, 1.2],
+      [3, 1.3],
+    ]),
+    new Map([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+    ]),
+    true,
+  );
+  const [lo, hi] = pairedInterval(c)!;
+  const half = ((2 * p - 1) / Math.sqrt(2 * p * (1 - p))) * (0.1 / Math.sqrt(3));
+  assert.ok(Math.abs(lo - (0.2 - half)) < 1e-9 && Math.abs(hi - (0.2 + half)) < 1e-9, `${lo} ${hi}`);
+  // one pair: no interval
+  assert.equal(pairedInterval(pairedComparison(new Map([[1, 2]]), new Map([[1, 1]]), true)), null);
 });

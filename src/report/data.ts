@@ -40,6 +40,7 @@ export interface LayerScore {
 }
 
 export interface WindowRow {
+  size?: string;
   task: string;
   method: string;
   module: string;
@@ -60,6 +61,8 @@ export interface WindowRow {
 }
 
 export interface LossPoint {
+  /** The student size (scale studies only). */
+  size?: string;
   task: string;
   method: string;
   seed: number;
@@ -100,6 +103,13 @@ const tensorKind = (name: string): { layer: number; kind: string } | null => {
   return m ? { layer: Number(m[1]), kind: m[2] } : null;
 };
 
+/** "<teacher>--<task>" of a sense job id, "<size>: <teacher>--<task>" in a scale study. */
+export function senseSource(id: string): string {
+  const m = /^(?:sizes\/([^/]+)\/)?sense\/(.+)$/.exec(id);
+  if (!m) return id;
+  return m[1] ? `${m[1]}: ${m[2]}` : m[2];
+}
+
 export function summaryPath(job: SenseJob): string {
   return job.output.replace(/\.safetensors$/, '') + '.summary.json';
 }
@@ -120,6 +130,7 @@ export function loadReportData(runDir: string): ReportData {
       const old = j.dir;
       j.dir = moved;
       if (j.kind === 'sense') j.output = j.output.replace(old, moved);
+      else if (j.kind === 'reference') j.evalDir = j.evalDir.replace(old, moved);
       else {
         j.trainDir = j.trainDir.replace(old, moved);
         j.evalDir = j.evalDir.replace(old, moved);
@@ -141,15 +152,16 @@ export function loadReportData(runDir: string): ReportData {
     const mPath = join(c.initDir, 'manifest.json');
     if (!existsSync(mPath)) continue;
     const man = readJson<Manifest>(mPath);
-    const source = c.needs.replace(/^sense\//, '');
+    const source = senseSource(c.needs);
     if (man.layers && !(source in selected) && man.layers.method === 'sensitivity')
       selected[source] = man.layers.teacherLayers;
-    const key = `${c.task}/${c.method}`;
+    const key = `${c.size ?? ''}/${c.task}/${c.method}`;
     if (seenMethod.has(key)) continue;
     seenMethod.add(key);
     for (const mx of man.matrices) {
       if (!mx.offset || !mx.teacherShape) continue;
       windows.push({
+        ...(c.size ? { size: c.size } : {}),
         task: c.task,
         method: c.method,
         module: mx.module,
@@ -177,7 +189,7 @@ export function loadReportData(runDir: string): ReportData {
   for (const j of plan.jobs) {
     if (j.kind !== 'sense') continue;
     const p = summaryPath(j);
-    const source = j.id.replace(/^sense\//, '');
+    const source = senseSource(j.id);
     if (!existsSync(p)) {
       notes.push(`no sensitivity summary for ${source} (${p})`);
       continue;
@@ -209,7 +221,14 @@ export function loadReportData(runDir: string): ReportData {
     const p = join(c.trainDir, 'trainer_log.jsonl');
     if (!existsSync(p)) continue;
     for (const r of readTrainerLog(p)) {
-      const at = { task: c.task, method: c.method, seed: c.seed, step: r.current_steps, epoch: r.epoch };
+      const at = {
+        ...(c.size ? { size: c.size } : {}),
+        task: c.task,
+        method: c.method,
+        seed: c.seed,
+        step: r.current_steps,
+        epoch: r.epoch,
+      };
       if (typeof r.loss === 'number') losses.push({ ...at, loss: r.loss, kind: 'train' });
       if (typeof r.eval_loss === 'number') losses.push({ ...at, loss: r.eval_loss, kind: 'held-out' });
     }

@@ -8,7 +8,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { TableRow } from '../study/table.js';
+import {
+  REFERENCE_NOTE,
+  referenceLabel,
+  SCALING_LEVEL,
+  sizeHeading,
+  type ReferenceRow,
+  type TableRow,
+} from '../study/table.js';
 import { METRICS, type MetricName } from '../study/config.js';
 import type { ReportData, WindowRow } from './data.js';
 import { PAPER_ABLATIONS, PAPER_ABLATION_LORA, PAPER_MAIN, PAPER_METRICS } from './paper.js';
@@ -16,6 +23,7 @@ import {
   heldOutLoss,
   layerScores,
   resultsPlot,
+  scalePlot,
   sensitivityHeatmap,
   trainingLoss,
   windowPlot,
@@ -66,7 +74,7 @@ interface Plot {
   spec: Spec;
 }
 
-function tableHtml(rows: TableRow[], baseline: string): string {
+function tableHtml(rows: TableRow[], baseline: string, refs: ReferenceRow[] = []): string {
   const out = [
     '<table class="num"><thead><tr><th>method</th><th>mean</th><th>std</th><th>n</th>' +
       `<th>diff vs ${esc(baseline)}</th><th>std err</th><th>t</th><th>p</th><th>W/L/T</th></tr></thead><tbody>`,
@@ -85,36 +93,57 @@ function tableHtml(rows: TableRow[], baseline: string): string {
         `<td>${c ? `${c.wins}/${c.losses}/${c.ties}` : '—'}</td></tr>`,
     );
   }
+  for (const r of refs)
+    out.push(
+      `<tr class="reference"><td>${esc(referenceLabel(r))}</td><td>${num(r.value)}</td><td>—</td><td>${r.value === null ? 0 : 1}</td>` +
+        '<td>—</td><td>—</td><td>—</td><td>—</td><td>—</td></tr>',
+    );
   out.push('</tbody></table>');
   return out.join('\n');
 }
 
 function ourTable(d: ReportData): string {
   const parts: string[] = [];
-  for (const t of d.plan.tasks) {
-    parts.push(
-      `<h3>${esc(t.name)} <small>${esc(t.label)}, ${t.higherIsBetter ? 'higher' : 'lower'} is better</small></h3>`,
-    );
-    parts.push(
-      tableHtml(
-        d.table.rows.filter((r) => r.task === t.name),
-        d.table.baseline,
-      ),
-    );
-    for (const metric of Object.keys(METRICS) as MetricName[]) {
-      const sec = (d.table.secondary ?? []).filter((r) => r.task === t.name && r.metric === metric);
-      if (sec.length === 0) continue;
+  const refs = d.table.references ?? [];
+  for (const size of d.table.sizes ?? [undefined]) {
+    const here = <T extends { size?: string; task: string }>(xs: T[], task: string) =>
+      xs.filter((x) => x.size === size?.name && x.task === task);
+    if (size) parts.push(`<h3 class="size">${esc(sizeHeading(size))}</h3>`);
+    for (const t of d.plan.tasks) {
       parts.push(
-        `<p class="note"><b>${esc(t.name)}, also measured:</b> ${esc(METRICS[metric].label)} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)</p>`,
+        `<h4>${esc(t.name)} <small>${esc(t.label)}, ${t.higherIsBetter ? 'higher' : 'lower'} is better</small></h4>`,
       );
-      parts.push(tableHtml(sec, d.table.baseline));
+      parts.push(
+        tableHtml(
+          here(d.table.rows, t.name),
+          d.table.baseline,
+          here(refs, t.name).filter((r) => r.metric === t.metric),
+        ),
+      );
+      for (const metric of Object.keys(METRICS) as MetricName[]) {
+        const sec = here(d.table.secondary ?? [], t.name).filter((r) => r.metric === metric);
+        if (sec.length === 0) continue;
+        parts.push(
+          `<p class="note"><b>${esc(t.name)}, also measured:</b> ${esc(METRICS[metric].label)} (${METRICS[metric].higherIsBetter ? 'higher' : 'lower'} is better)</p>`,
+        );
+        parts.push(
+          tableHtml(
+            sec,
+            d.table.baseline,
+            here(refs, t.name).filter((r) => r.metric === metric),
+          ),
+        );
+      }
     }
   }
+  if (refs.length > 0) parts.push(`<p class="note"><i>${esc(REFERENCE_NOTE)}</i></p>`);
   return parts.join('\n');
 }
 
+/** A method's row (the first size's in a scale study: the paper beside ours compares one setting). */
 function row(d: ReportData, task: string, method: string): TableRow | undefined {
-  return d.table.rows.find((r) => r.task === task && r.method === method);
+  const size = d.table.sizes?.[0]?.name;
+  return d.table.rows.find((r) => r.task === task && r.method === method && r.size === size);
 }
 
 function paperBeside(d: ReportData): string {
@@ -170,7 +199,7 @@ function paperBeside(d: ReportData): string {
 export function windowGroups(windows: WindowRow[]): Array<[string, WindowRow[]]> {
   const byKey = new Map<string, WindowRow[]>();
   for (const w of windows) {
-    const k = `${w.task} / ${w.method}`;
+    const k = `${w.size ? `${w.size}: ` : ''}${w.task} / ${w.method}`;
     if (!byKey.has(k)) byKey.set(k, []);
     byKey.get(k)!.push(w);
   }
@@ -181,7 +210,9 @@ export function windowGroups(windows: WindowRow[]): Array<[string, WindowRow[]]>
   );
   for (const [k, rows] of entries) {
     if (rows.every((r) => r.rows === r.tRows && r.cols === r.tCols)) continue;
-    const sig = rows[0].task + JSON.stringify(rows.map((r) => [r.module, r.teacherLayer, r.r0, r.c0]));
+    const sig =
+      `${rows[0].size ?? ''}/${rows[0].task}` +
+      JSON.stringify(rows.map((r) => [r.module, r.teacherLayer, r.r0, r.c0]));
     if (seen.has(sig)) continue;
     seen.add(sig);
     out.push([k, rows]);
@@ -191,7 +222,13 @@ export function windowGroups(windows: WindowRow[]): Array<[string, WindowRow[]]>
 
 function plotsFor(d: ReportData): { plots: Plot[]; sections: Record<string, string[]> } {
   const plots: Plot[] = [];
-  const sections: Record<string, string[]> = { results: [], sensitivity: [], windows: [], training: [] };
+  const sections: Record<string, string[]> = {
+    results: [],
+    scale: [],
+    sensitivity: [],
+    windows: [],
+    training: [],
+  };
   const add = (section: string, title: string, caption: string, spec: Spec | null) => {
     if (!spec) return;
     const id = `plot-${plots.length + 1}`;
@@ -203,6 +240,12 @@ function plotsFor(d: ReportData): { plots: Plot[]; sections: Record<string, stri
     'Results per method',
     'Mean ± sample std over training seeds (bars), each seed as a tick; dashed line: the plain-LoRA mean.',
     resultsPlot(d),
+  );
+  add(
+    'scale',
+    `Difference from ${d.table.baseline} against student size`,
+    `Per method, the mean over seeds of (method − ${d.table.baseline}), paired by seed within each size and task, against the student's parameter count (log scale); error bars: ${Math.round(SCALING_LEVEL * 100)}% paired t interval (mean ± t(n−1) · std err; none with fewer than two seeds). Dashed line: no difference.`,
+    scalePlot(d),
   );
   add(
     'sensitivity',
@@ -252,7 +295,7 @@ export function reportHtml(d: ReportData, opts: { title?: string; generated?: Da
   const cells = d.plan.jobs.filter((j) => j.kind === 'cell').length;
   const header =
     `<header><h1>${esc(title)}</h1><p>Run folder <code>${esc(d.runDir)}</code>; experiment <code>${esc(d.plan.experiment)}</code>; ` +
-    `${d.plan.methods.length} methods × ${d.plan.seeds.length} seeds × ${d.plan.tasks.length} tasks = ${cells} cells, ${cells - d.table.missing.length} finished. ` +
+    `${d.plan.methods.length} methods × ${d.plan.seeds.length} seeds × ${d.plan.tasks.length} tasks${d.plan.sizes ? ` × ${d.plan.sizes.length} student sizes` : ''} = ${cells} cells, ${cells - d.table.missing.filter((id) => /(^|\/)cells\//.test(id)).length} finished. ` +
     `Generated ${(opts.generated ?? new Date()).toISOString()}.</p>` +
     `<p>Methods: ${d.plan.methods.map((m) => `<b>${esc(m.name)}</b> (${esc(m.description)})`).join('; ')}.</p></header>`;
   const missing = d.table.missing.length
@@ -274,7 +317,7 @@ h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em}
 table.num td{text-align:right}table.num td:first-child,table.num td:nth-child(2):not(:last-child){text-align:left}
 caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
-tr.better td,td.better{background:#e6f4ea}tr.worse td,td.worse{background:#fce8e6}
+tr.better td,td.better{background:#e6f4ea}tr.reference td{font-style:italic;color:#555}tr.worse td,td.worse{background:#fce8e6}
 .beside{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
 .na{color:#888}.warn{color:#a50}.note{font-size:.85em;color:#555}
 figure{margin:1em 0}figcaption{margin-bottom:.4em}
@@ -285,6 +328,7 @@ ${header}
 <p>Paired comparisons are against <b>${esc(d.table.baseline)}</b> over the seeds both finished (difference = method − baseline; two-sided paired t test). Green/red rows: p &lt; 0.05 better/worse than the baseline.</p>
 ${ourTable(d)}${missing}</section>
 ${section('results', 'Results with error bars', '', 'No finished cells yet.')}
+${d.table.sizes ? section('scale', 'Against student size', '', 'No size has paired results against the baseline yet.') : ''}
 <section id="paper"><h2>The paper's table beside ours</h2>${paperBeside(d)}</section>
 ${section('sensitivity', 'Sensitivity and selected layers', '', 'No sensitivity summaries in this run (no method reads a teacher, or sense has not run).')}
 ${section('windows', 'Where each window sits in its teacher matrix', '', 'No extract manifests with block windows in this run.')}

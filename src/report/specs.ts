@@ -2,12 +2,17 @@
  * Vega-Lite specifications of the report's plots, built from ReportData rows. Each function returns
  * a complete spec (data inlined) or null when the run has nothing to show for it.
  */
-import { LAYER_KINDS, type ReportData, type WindowRow } from './data.js';
+import { LAYER_KINDS, type LossPoint, type ReportData, type WindowRow } from './data.js';
+import { SCALING_LEVEL } from '../study/table.js';
 
 export type Spec = Record<string, unknown>;
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 const MODULE_ORDER = [...LAYER_KINDS, 'embed_tokens', 'lm_head'];
+
+/** The panel of a row: its task, or "<size>: <task>" in a scale study. */
+export const panelOf = (r: { size?: string; task: string }) => (r.size ? `${r.size}: ${r.task}` : r.task);
+const withPanel = (ps: LossPoint[]) => ps.map((p) => ({ ...p, panel: panelOf(p) }));
 
 /**
  * Per-layer sensitivity: teacher layers x module kinds, one panel per teacher x task. Panels are
@@ -180,13 +185,13 @@ function rank(row: string): number {
 /** Training loss per update, one line per method x seed, one panel per task. */
 export function trainingLoss(d: ReportData): Spec | null {
   const methods = d.plan.methods.map((m) => m.name);
-  const values = d.losses.filter((p) => p.kind === 'train');
+  const values = withPanel(d.losses.filter((p) => p.kind === 'train'));
   if (values.length === 0) return null;
   return {
     $schema: SCHEMA,
     description: 'Training loss (answer tokens, effective-batch mean) per update',
     data: { values },
-    facet: { column: { field: 'task', type: 'nominal', title: 'task' } },
+    facet: { column: { field: 'panel', type: 'nominal', title: 'task' } },
     spec: {
       width: 320,
       height: 220,
@@ -211,13 +216,13 @@ export function trainingLoss(d: ReportData): Spec | null {
 /** Held-out answer loss after each epoch, per method and seed. */
 export function heldOutLoss(d: ReportData): Spec | null {
   const methods = d.plan.methods.map((m) => m.name);
-  const values = d.losses.filter((p) => p.kind === 'held-out');
+  const values = withPanel(d.losses.filter((p) => p.kind === 'held-out'));
   if (values.length === 0) return null;
   return {
     $schema: SCHEMA,
     description: 'Held-out answer loss after each epoch',
     data: { values },
-    facet: { column: { field: 'task', type: 'nominal', title: 'task' } },
+    facet: { column: { field: 'panel', type: 'nominal', title: 'task' } },
     spec: {
       width: 320,
       height: 220,
@@ -243,13 +248,14 @@ export function heldOutLoss(d: ReportData): Spec | null {
 export function resultsPlot(d: ReportData): Spec | null {
   const rows = d.table.rows.filter((r) => r.n > 0 && r.mean !== null);
   if (rows.length === 0) return null;
-  const label = (task: string) => {
-    const t = d.plan.tasks.find((x) => x.name === task);
-    return t ? `${task}: ${t.label} (${t.higherIsBetter ? 'higher' : 'lower'} is better)` : task;
+  const label = (r: { size?: string; task: string }) => {
+    const t = d.plan.tasks.find((x) => x.name === r.task);
+    const name = panelOf(r);
+    return t ? `${name}: ${t.label} (${t.higherIsBetter ? 'higher' : 'lower'} is better)` : name;
   };
   const summaries = rows.map((r) => ({
     type: 'summary',
-    panel: label(r.task),
+    panel: label(r),
     method: r.method,
     mean: r.mean,
     std: r.std ?? 0,
@@ -261,7 +267,7 @@ export function resultsPlot(d: ReportData): Spec | null {
   const seeds = d.table.rows.flatMap((r) =>
     Object.entries(r.values).map(([seed, v]) => ({
       type: 'seed',
-      panel: label(r.task),
+      panel: label(r),
       method: r.method,
       seed: Number(seed),
       value: v,
@@ -270,11 +276,12 @@ export function resultsPlot(d: ReportData): Spec | null {
   // One data set for every layer (a faceted spec shares its data), told apart by "type".
   const values = [...summaries, ...seeds];
   const order = d.plan.methods.map((m) => m.name);
+  const panels = [...new Set(summaries.map((x) => x.panel))];
   return {
     $schema: SCHEMA,
     description: 'Results per method: mean ± std over training seeds',
     data: { values },
-    facet: { column: { field: 'panel', type: 'nominal', title: null } },
+    facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels } },
     spec: {
       // Wide enough for the panel title even with few methods.
       width: Math.max(260, 40 * order.length),
@@ -322,6 +329,91 @@ export function resultsPlot(d: ReportData): Spec | null {
             x: { field: 'method', type: 'nominal', sort: order },
             y: { field: 'value', type: 'quantitative' },
             tooltip: [{ field: 'method' }, { field: 'seed' }, { field: 'value', format: '.4f' }],
+          },
+        },
+      ],
+    },
+    resolve: { scale: { y: 'independent' } },
+  };
+}
+
+/**
+ * A scale study: each method's mean paired difference from plain LoRA (same size, same task, paired
+ * by seed) against the student's parameter count (log axis), with the SCALING_LEVEL paired t
+ * interval as error bars; one panel per task, a dashed rule at zero (= plain LoRA).
+ */
+export function scalePlot(d: ReportData): Spec | null {
+  const points = (d.table.scaling ?? []).filter((p) => p.meanDiff !== null && p.params !== null);
+  if (points.length === 0) return null;
+  const methods = d.plan.methods.map((m) => m.name).filter((m) => m !== d.table.baseline);
+  const label = (task: string) => {
+    const t = d.plan.tasks.find((x) => x.name === task);
+    return t ? `${task}: ${t.label} (${t.higherIsBetter ? 'higher' : 'lower'} is better)` : task;
+  };
+  const pct = Math.round(SCALING_LEVEL * 100);
+  // "zero" marks one point per panel: the zero rule is drawn once there, not once per point.
+  const seen = new Set<string>();
+  const values = points.map((p) => {
+    const panel = label(p.task);
+    const zero = !seen.has(panel);
+    seen.add(panel);
+    return { ...p, panel, zero, hasInterval: p.ciLow !== null };
+  });
+  const x = {
+    field: 'params',
+    type: 'quantitative',
+    scale: { type: 'log', nice: false, padding: 24 },
+    title: 'student parameters (log scale)',
+  };
+  const color = { field: 'method', type: 'nominal', scale: { domain: methods }, title: 'method' };
+  return {
+    $schema: SCHEMA,
+    description: `Difference from ${d.table.baseline} against student size, ${pct}% paired t intervals`,
+    data: { values },
+    facet: { column: { field: 'panel', type: 'nominal', title: null, sort: [...seen] } },
+    spec: {
+      width: 320,
+      height: 240,
+      layer: [
+        {
+          transform: [{ filter: 'datum.zero' }],
+          mark: { type: 'rule', strokeDash: [4, 3], color: '#888888' },
+          encoding: { y: { datum: 0, type: 'quantitative' } },
+        },
+        {
+          mark: { type: 'line', opacity: 0.6 },
+          encoding: { x, y: { field: 'meanDiff', type: 'quantitative' }, color },
+        },
+        {
+          transform: [{ filter: 'datum.hasInterval' }],
+          mark: { type: 'rule', strokeWidth: 1.5 },
+          encoding: {
+            x,
+            y: { field: 'ciLow', type: 'quantitative' },
+            y2: { field: 'ciHigh' },
+            color,
+          },
+        },
+        {
+          mark: { type: 'point', filled: true, size: 60 },
+          encoding: {
+            x,
+            y: {
+              field: 'meanDiff',
+              type: 'quantitative',
+              title: `method − ${d.table.baseline} (mean over seeds, ${pct}% interval)`,
+            },
+            color,
+            tooltip: [
+              { field: 'method' },
+              { field: 'size' },
+              { field: 'params', title: 'student parameters', format: ',' },
+              { field: 'n', title: 'seeds paired' },
+              { field: 'meanDiff', format: '+.4f', title: 'mean difference' },
+              { field: 'stdErr', format: '.4f', title: 'std err' },
+              { field: 'ciLow', format: '+.4f', title: `${pct}% low` },
+              { field: 'ciHigh', format: '+.4f', title: `${pct}% high` },
+            ],
           },
         },
       ],

@@ -11,7 +11,18 @@
  *   methods: [lora, transfer, rowcol, elements, random, pissa, self]
  *   seeds: [1, 2, 3]
  *   train: { epochs: 3, batch-size: 64 }
+ *
+ * A scale study runs the same grid on several student sizes: `sizes` replaces `student`, each size
+ * naming its student, its teachers (merged over the top-level `teachers`) and its plain-LoRA learning
+ * rate, given as a number or read from a learning-rate sweep's results.json (the best rate of the
+ * sweep's methods for that size on one task):
+ *
+ *   sizes:
+ *     s: { student: ../zoo/student-tiny, teachers: { facts: ../zoo/teacher-facts }, learning-rate: 3.0e-3 }
+ *     m: { student: ../zoo/student-m, teachers: { facts: ../zoo/teacher-m },
+ *          learning-rate: { sweep: ../results/scale-lr-sweep.json, task: facts } }
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
@@ -52,12 +63,32 @@ const customMethodSchema = z
 
 const section = z.record(z.string(), z.unknown()).nullable().default({});
 
+const sweepRateSchema = z
+  .object({
+    sweep: z.string().min(1).describe("a learning-rate sweep's results.json (nuggets run, with sizes)"),
+    task: NAME.describe('the task whose metric picks the best rate'),
+  })
+  .strict();
+
+const sizeSchema = z
+  .object({
+    description: z.string().optional(),
+    student: z.string().min(1),
+    teachers: z.record(NAME, z.string().min(1)).default({}),
+    'learning-rate': z.union([z.number().positive(), sweepRateSchema]).optional(),
+  })
+  .strict();
+
 export const experimentSchema = z
   .object({
     name: z.string().optional(),
     description: z.string().optional(),
     out: z.string().min(1).optional(),
-    student: z.string().min(1),
+    student: z.string().min(1).optional(),
+    sizes: z
+      .record(NAME, sizeSchema)
+      .refine((t) => Object.keys(t).length > 0, 'needs at least one size')
+      .optional(),
     teachers: z.record(NAME, z.string().min(1)).default({}),
     tasks: z.record(NAME, taskSchema).refine((t) => Object.keys(t).length > 0, 'needs at least one task'),
     methods: z.array(z.union([z.string(), customMethodSchema])).min(1),
@@ -130,6 +161,20 @@ export interface TaskConfig {
   description?: string;
 }
 
+/** One student size of a scale study, with its own teachers and plain-LoRA learning rate. */
+export interface SizeConfig {
+  name: string;
+  description?: string;
+  /** Student path (absolute). */
+  student: string;
+  /** Teacher paths by name: the experiment's `teachers`, then the size's own. */
+  teachers: Record<string, string>;
+  /** The size's `learning-rate` (overrides the train section's; a method's own rate overrides it). */
+  learningRate?: number;
+  /** Where `learningRate` came from when it was read from a sweep. */
+  learningRateFrom?: { sweep: string; task: string; method: string; value: number };
+}
+
 export interface Experiment {
   /** The experiment file (absolute). */
   file: string;
@@ -137,9 +182,12 @@ export interface Experiment {
   description?: string;
   /** Default run folder (absolute), when the file gives one. */
   out?: string;
+  /** The student (absolute); with `sizes`, the first size's. */
   student: string;
-  /** Teacher paths by name. */
+  /** Teacher paths by name; with `sizes`, the first size's. */
   teachers: Record<string, string>;
+  /** Student sizes of a scale study (absent: one student, the folder layout of a single study). */
+  sizes?: SizeConfig[];
   tasks: TaskConfig[];
   methods: MethodSpec[];
   seeds: number[];
@@ -161,7 +209,11 @@ function issueText(issue: z.core.$ZodIssue): string {
         ? Object.keys(experimentSchema.shape)
         : issue.path[0] === 'tasks'
           ? Object.keys(taskSchema.shape)
-          : Object.keys(customMethodSchema.shape);
+          : issue.path[0] === 'sizes'
+            ? issue.path.length > 2
+              ? Object.keys(sweepRateSchema.shape)
+              : Object.keys(sizeSchema.shape)
+            : Object.keys(customMethodSchema.shape);
     return issue.keys
       .map((k) => {
         const hint = closestKey(k, valid);
@@ -203,21 +255,45 @@ export function loadExperiment(path: string): Experiment {
   if (!parsed.success) throw new InputError(file, parsed.error.issues.slice(0, 5).map(issueText).join('; '));
   const e = parsed.data;
   const base = dirname(file);
-  const teachers: Record<string, string> = {};
-  for (const [name, p] of Object.entries(e.teachers)) {
-    if (name === 'student')
-      throw new InputError(
-        file,
-        'teacher name "student" is reserved (it means the student as its own teacher)',
-      );
-    teachers[name] = abs(base, p);
-  }
+  if ((e.student === undefined) === (e.sizes === undefined))
+    throw new InputError(file, 'give either "student" (one student) or "sizes" (a scale study), not both');
+  const teacherPaths = (raw: Record<string, string>): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [name, p] of Object.entries(raw)) {
+      if (name === 'student')
+        throw new InputError(
+          file,
+          'teacher name "student" is reserved (it means the student as its own teacher)',
+        );
+      out[name] = abs(base, p);
+    }
+    return out;
+  };
+  const shared = teacherPaths(e.teachers);
+  const sizes: SizeConfig[] | undefined = e.sizes
+    ? Object.entries(e.sizes).map(([name, s]) => {
+        const rate = s['learning-rate'];
+        return {
+          name,
+          ...(s.description ? { description: s.description } : {}),
+          student: abs(base, s.student),
+          teachers: { ...shared, ...teacherPaths(s.teachers) },
+          ...(typeof rate === 'number' ? { learningRate: rate } : {}),
+          ...(rate && typeof rate === 'object'
+            ? sweptRate(file, name, abs(base, rate.sweep), rate.task)
+            : {}),
+        };
+      })
+    : undefined;
+  const teachers = sizes ? sizes[0].teachers : shared;
   const tasks: TaskConfig[] = Object.entries(e.tasks).map(([name, t]) => {
-    if (!(t.teacher in teachers) && t.teacher !== 'student') {
-      throw new InputError(
-        file,
-        `task "${name}": teacher "${t.teacher}" is not defined under "teachers" (defined: ${Object.keys(teachers).join(', ') || 'none'})`,
-      );
+    for (const s of sizes ?? [{ name: null, teachers }]) {
+      if (!(t.teacher in s.teachers) && t.teacher !== 'student') {
+        throw new InputError(
+          file,
+          `task "${name}": teacher "${t.teacher}" is not defined under "teachers"${s.name ? ` of size "${s.name}"` : ''} (defined: ${Object.keys(s.teachers).join(', ') || 'none'})`,
+        );
+      }
     }
     return {
       name,
@@ -271,12 +347,61 @@ export function loadExperiment(path: string): Experiment {
     name: e.name ?? file.replace(/^.*\//, '').replace(/\.ya?ml$/, ''),
     ...(e.description ? { description: e.description } : {}),
     ...(e.out ? { out: abs(base, e.out) } : {}),
-    student: abs(base, e.student),
+    student: sizes ? sizes[0].student : abs(base, e.student!),
     teachers,
+    ...(sizes ? { sizes } : {}),
     tasks,
     methods,
     seeds: e.seeds,
     threads: e.threads,
     ...sections,
   };
+}
+
+/**
+ * The learning rate of one size, read from a learning-rate sweep's results table (results.json of a
+ * `nuggets run` with sizes): among the sweep's methods that set a learning rate, the one with the best
+ * mean on `task` for this size (first listed on a tie).
+ */
+function sweptRate(
+  file: string,
+  size: string,
+  sweep: string,
+  task: string,
+): Pick<SizeConfig, 'learningRate' | 'learningRateFrom'> {
+  const where = `${file} (size ${size}, learning-rate)`;
+  if (!existsSync(sweep))
+    throw new InputError(
+      where,
+      `${sweep} does not exist: run the learning-rate sweep first and copy its results.json there`,
+    );
+  let t: SweepTable;
+  try {
+    t = JSON.parse(readFileSync(sweep, 'utf8')) as SweepTable;
+  } catch (e) {
+    throw new InputError(sweep, `not valid JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(t.rows) || !Array.isArray(t.methods))
+    throw new InputError(sweep, 'not a results table of "nuggets run" (no "rows" or "methods")');
+  const rates = new Map<string, number>();
+  for (const m of t.methods) if (typeof m.learningRate === 'number') rates.set(m.name, m.learningRate);
+  const rows = t.rows.filter(
+    (r) => r.size === size && r.task === task && rates.has(r.method) && typeof r.mean === 'number',
+  );
+  if (rows.length === 0)
+    throw new InputError(
+      where,
+      `${sweep} has no results for size "${size}" on task "${task}" from methods that set a learning rate`,
+    );
+  let best = rows[0];
+  for (const r of rows.slice(1)) if (r.higherIsBetter ? r.mean! > best.mean! : r.mean! < best.mean!) best = r;
+  return {
+    learningRate: rates.get(best.method)!,
+    learningRateFrom: { sweep, task, method: best.method, value: best.mean! },
+  };
+}
+
+interface SweepTable {
+  methods: Array<{ name: string; learningRate?: number }>;
+  rows: Array<{ size?: string; task: string; method: string; mean: number | null; higherIsBetter: boolean }>;
 }

@@ -21,12 +21,15 @@ import {
   ADAPTER_PLACEHOLDER,
   PLAN_FILE,
   RESULT_FILE,
+  ANSWER_LOSS_FILE,
   type CellJob,
   type Job,
+  type ReferenceJob,
   type Plan,
   type StepPlan,
 } from './plan.js';
 import { findTrainedAdapter } from './outputs.js';
+import { answerLoss, type AnswerLossOptions } from './reference.js';
 
 /** Runs one step (its library function with `step.options`) in this process. */
 export type StepRunner = (step: StepPlan) => Promise<void>;
@@ -67,6 +70,13 @@ export async function runStep(step: StepPlan): Promise<void> {
     case 'eval':
       await evaluate(step.options as EvalInput, { out: process.stdout, err: process.stderr });
       return;
+    case 'answer-loss': {
+      const r = answerLoss(step.options as unknown as AnswerLossOptions);
+      process.stdout.write(
+        `answer loss ${r.answer_loss.toFixed(4)} over ${r.answerTokens} answer tokens (${r.examples} examples)\n`,
+      );
+      return;
+    }
   }
 }
 
@@ -86,6 +96,8 @@ function failure(e: unknown, log: (line: string) => void, where: string): number
 
 export interface CellResult {
   id: string;
+  /** The student size (scale studies only). */
+  size?: string;
   task: string;
   method: string;
   seed: number;
@@ -99,6 +111,50 @@ export interface CellResult {
   seconds: Record<string, number>;
   spec: Record<string, unknown>;
   finished: string;
+}
+
+/** A reference row's job result: the task's teacher or the untouched student, without training. */
+export interface ReferenceResult {
+  id: string;
+  size?: string;
+  task: string;
+  role: ReferenceJob['role'];
+  model: string;
+  metric: string;
+  higherIsBetter: boolean;
+  value: number;
+  metrics: Record<string, number>;
+  seconds: Record<string, number>;
+  spec: Record<string, unknown>;
+  finished: string;
+}
+
+export function referenceResult(job: ReferenceJob, seconds: Record<string, number>): ReferenceResult {
+  const metrics: Record<string, number> = { ...evalMetrics(job.evalDir) };
+  const lossFile = join(job.dir, ANSWER_LOSS_FILE);
+  if (existsSync(lossFile)) {
+    const v = (JSON.parse(readFileSync(lossFile, 'utf8')) as { answer_loss?: unknown }).answer_loss;
+    if (typeof v === 'number') metrics.answer_loss = v;
+  }
+  const value = metrics[job.metric];
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new Error(
+      `${job.id}: the steps finished but produced no ${job.metric} (${JSON.stringify(metrics)})`,
+    );
+  return {
+    id: job.id,
+    ...(job.size ? { size: job.size } : {}),
+    task: job.task,
+    role: job.role,
+    model: job.model,
+    metric: job.metric,
+    higherIsBetter: job.higherIsBetter,
+    value,
+    metrics,
+    seconds,
+    spec: job.spec,
+    finished: new Date().toISOString(),
+  };
 }
 
 export function readPlan(runDir: string): Plan {
@@ -148,6 +204,7 @@ export function cellResult(job: CellJob, seconds: Record<string, number>): CellR
   }
   return {
     id: job.id,
+    ...(job.size ? { size: job.size } : {}),
     task: job.task,
     method: job.method,
     seed: job.seed,
@@ -177,7 +234,11 @@ export async function runJob(
   mkdirSync(join(job.dir, 'steps'), { recursive: true });
   writeFileAtomic(join(job.dir, 'commands.sh'), [
     '#!/bin/sh\n# The nuggets commands of this job (written by nuggets run).\nset -e\n',
-    ...job.steps.map((s) => `nuggets ${shellQuote(s.argv)}\n`),
+    ...job.steps.map((s) =>
+      s.name === 'answer-loss'
+        ? `# no command: the runner calls answerLoss() (src/study/reference.ts) with\n# ${shellQuote(s.argv)}\n`
+        : `nuggets ${shellQuote(s.argv)}\n`,
+    ),
   ]);
   const seconds: Record<string, number> = {};
   for (const step of job.steps) {
@@ -215,8 +276,8 @@ export async function runJob(
       finished: new Date().toISOString(),
     });
   }
-  if (job.kind === 'cell') {
-    const result = cellResult(job, seconds);
+  if (job.kind !== 'sense') {
+    const result = job.kind === 'cell' ? cellResult(job, seconds) : referenceResult(job, seconds);
     writeJsonAtomic(join(job.dir, RESULT_FILE), result);
     log(`${job.id}: ${job.metric} = ${result.value}`);
   }

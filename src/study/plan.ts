@@ -9,6 +9,12 @@
  *   kd-cache/<teacher>--<task>/       the teacher-logit cache of the task's kd-logits cells (shared:
  *                                     the same training data gives the same cache for every seed)
  *
+ *   reference/<model>--<task>/        the task's teacher (<model> = its name) and the untouched student
+ *                                     (<model> = "student"), scored without training: the table's
+ *                                     reference rows (reference.ts)
+ *
+ * A scale study (`sizes`) puts each size's jobs in the same layout under sizes/<size>/.
+ *
  * A job's `spec` is everything that determines its output (the argv of its steps and the metric);
  * a finished job whose recorded spec differs from the plan's is refused instead of silently mixed
  * into the table (see runner.ts).
@@ -17,15 +23,19 @@ import { SENSITIVITY_FILE } from '../transfer/sense/output.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { toFlags } from '../config/cli.js';
-import { METRICS, type Experiment, type MetricName } from './config.js';
+import { trainSchema } from '../config/schemas.js';
+import { METRICS, type Experiment, type MetricName, type SizeConfig, type TaskConfig } from './config.js';
 import { BASELINE, type MethodSpec } from './methods.js';
+import { answerLossArgv, type AnswerLossOptions } from './reference.js';
 
 export const PLAN_FILE = 'plan.json';
 export const RESULT_FILE = 'result.json';
 /** Placeholder in the eval options (and argv), replaced by the trained adapter folder once training has run. */
 export const ADAPTER_PLACEHOLDER = '{trained-adapter}';
 
-export type StepName = 'sense' | 'distill-data' | 'extract' | 'train' | 'eval';
+export type StepName = 'sense' | 'distill-data' | 'extract' | 'train' | 'eval' | 'answer-loss';
+/** The file the answer-loss step of a reference job writes, inside the job folder. */
+export const ANSWER_LOSS_FILE = 'answer-loss.json';
 
 export interface StepPlan {
   name: StepName;
@@ -40,11 +50,15 @@ export interface StepPlan {
 
 /** A step called with `options`; its command line is derived from the very same options. */
 export function stepPlan(name: StepName, options: Record<string, unknown>): StepPlan {
+  if (name === 'answer-loss')
+    return { name, options, argv: answerLossArgv(options as unknown as AnswerLossOptions) };
   return { name, options, argv: [name, ...toFlags(name, options)] };
 }
 
 interface JobBase {
   id: string;
+  /** The student size of a scale study (absent in a single-student run). */
+  size?: string;
   /** Absolute job folder. */
   dir: string;
   steps: StepPlan[];
@@ -73,7 +87,32 @@ export interface CellJob extends JobBase {
   evalDir: string;
 }
 
-export type Job = SenseJob | CellJob;
+/** The task's teacher or the untouched student, scored without training (a reference row). */
+export interface ReferenceJob extends JobBase {
+  kind: 'reference';
+  task: string;
+  /** "teacher": the task's teacher; "student": the untouched student. */
+  role: 'teacher' | 'student';
+  /** The teacher's name, or "student". */
+  model: string;
+  metric: MetricName;
+  higherIsBetter: boolean;
+  evalDir: string;
+}
+
+export type Job = SenseJob | CellJob | ReferenceJob;
+
+/** A student size in the plan: what the scale plot's x axis needs. */
+export interface PlanSize {
+  name: string;
+  description?: string;
+  student: string;
+  teachers: Record<string, string>;
+  /** Parameters of the student (null when it was not counted, e.g. the student is missing). */
+  params: number | null;
+  learningRate: number | null;
+  learningRateFrom?: SizeConfig['learningRateFrom'];
+}
 
 export interface Plan {
   experiment: string;
@@ -89,19 +128,33 @@ export interface Plan {
     teacher: string;
     description?: string;
   }>;
-  methods: Array<{ name: string; description: string; teacher: MethodSpec['teacher'] }>;
+  methods: Array<{
+    name: string;
+    description: string;
+    teacher: MethodSpec['teacher'];
+    /** The method's own learning rate, when it sets one (a learning-rate sweep's methods). */
+    learningRate?: number;
+  }>;
   seeds: number[];
+  /** The student sizes of a scale study, in file order (absent: one student). */
+  sizes?: PlanSize[];
   jobs: Job[];
 }
 
 export { SENSITIVITY_FILE };
 
-export function senseId(teacher: string, task: string): string {
-  return `sense/${teacher}--${task}`;
+const sizePrefix = (size?: string | null) => (size ? `sizes/${size}/` : '');
+
+export function senseId(teacher: string, task: string, size?: string | null): string {
+  return `${sizePrefix(size)}sense/${teacher}--${task}`;
 }
 
-export function cellId(task: string, method: string, seed: number): string {
-  return `cells/${task}/${method}/seed-${seed}`;
+export function cellId(task: string, method: string, seed: number, size?: string | null): string {
+  return `${sizePrefix(size)}cells/${task}/${method}/seed-${seed}`;
+}
+
+export function referenceId(model: string, task: string, size?: string | null): string {
+  return `${sizePrefix(size)}reference/${model}--${task}`;
 }
 
 /**
@@ -129,25 +182,108 @@ function withoutKd(train: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(train).filter(([k]) => !k.startsWith('kd')));
 }
 
-/** Expands the grid in table order: task, then method, then seed. */
-export function buildPlan(exp: Experiment, out: string): Plan {
+/** The trainer's defaults, for the options the answer-loss step shares with `nuggets train`. */
+const TRAIN_DEFAULTS = trainSchema.parse({ student: '-', data: '-', out: '-' });
+
+interface SizeUnit {
+  /** null: the single student of a plain study (no sizes/ folder level). */
+  name: string | null;
+  student: string;
+  teachers: Record<string, string>;
+  train: Record<string, unknown>;
+}
+
+/**
+ * Expands the grid in table order: size, then task, then method, then seed. `params` gives the
+ * student parameter count per size (the runner counts them; the plan only records them).
+ */
+export function buildPlan(exp: Experiment, out: string, params: Record<string, number> = {}): Plan {
   const jobs: Job[] = [];
+  const references: ReferenceJob[] = [];
+  const cells: CellJob[] = [];
   const prints = new Map<string, string>();
   const print = (p: string) => {
     if (!prints.has(p)) prints.set(p, fingerprint(p));
     return prints.get(p)!;
   };
-  const senses = new Map<string, SenseJob>();
-  const rank = exp.train.rank ?? 16;
-  const alpha = exp.train.alpha ?? 16;
+  const units: SizeUnit[] = exp.sizes
+    ? exp.sizes.map((s) => ({
+        name: s.name,
+        student: s.student,
+        teachers: s.teachers,
+        train: s.learningRate === undefined ? exp.train : { ...exp.train, learningRate: s.learningRate },
+      }))
+    : [{ name: null, student: exp.student, teachers: exp.teachers, train: exp.train }];
+  for (const unit of units) {
+    const { senses, refs, cells: c } = planSize(exp, unit, out, print);
+    jobs.push(...senses);
+    references.push(...refs);
+    cells.push(...c);
+  }
+  jobs.push(...references, ...cells);
+  return {
+    experiment: exp.file,
+    name: exp.name,
+    out,
+    threads: exp.threads,
+    baseline: BASELINE,
+    tasks: exp.tasks.map((t) => ({
+      name: t.name,
+      metric: t.metric,
+      higherIsBetter: METRICS[t.metric].higherIsBetter,
+      label: METRICS[t.metric].label,
+      teacher: t.teacher,
+      ...(t.description ? { description: t.description } : {}),
+    })),
+    methods: exp.methods.map((m) => ({
+      name: m.name,
+      description: m.description,
+      teacher: m.teacher,
+      ...(typeof m.train.learningRate === 'number' ? { learningRate: m.train.learningRate } : {}),
+    })),
+    seeds: exp.seeds,
+    ...(exp.sizes
+      ? {
+          sizes: exp.sizes.map((s) => ({
+            name: s.name,
+            ...(s.description ? { description: s.description } : {}),
+            student: s.student,
+            teachers: s.teachers,
+            params: params[s.name] ?? null,
+            learningRate:
+              s.learningRate ?? (typeof exp.train.learningRate === 'number' ? exp.train.learningRate : null),
+            ...(s.learningRateFrom ? { learningRateFrom: s.learningRateFrom } : {}),
+          })),
+        }
+      : {}),
+    jobs,
+  };
+}
 
-  const ensureSense = (teacher: string, task: Experiment['tasks'][number]): SenseJob => {
-    const id = senseId(teacher, task.name);
+/** The jobs of one student size. */
+function planSize(
+  exp: Experiment,
+  unit: SizeUnit,
+  out: string,
+  print: (p: string) => string,
+): { senses: SenseJob[]; refs: ReferenceJob[]; cells: CellJob[] } {
+  const size = unit.name;
+  const at = size ? { size } : {};
+  const senses = new Map<string, SenseJob>();
+  const refs: ReferenceJob[] = [];
+  const cells: CellJob[] = [];
+  const train = unit.train;
+  const rank = train.rank ?? 16;
+  const alpha = train.alpha ?? 16;
+  const modelPath = (teacher: string) => (teacher === 'student' ? unit.student : unit.teachers[teacher]);
+
+  const ensureSense = (teacher: string, task: TaskConfig): SenseJob => {
+    const id = senseId(teacher, task.name, size);
     const have = senses.get(id);
     if (have) return have;
     const dir = join(out, id);
     const output = join(dir, SENSITIVITY_FILE);
-    const teacherPath = teacher === 'student' ? exp.student : exp.teachers[teacher];
+    const teacherPath = modelPath(teacher);
     const step = stepPlan('sense', {
       ...exp.sense,
       teacher: teacherPath,
@@ -159,6 +295,7 @@ export function buildPlan(exp: Experiment, out: string): Plan {
     const job: SenseJob = {
       kind: 'sense',
       id,
+      ...at,
       dir,
       teacher,
       task: task.name,
@@ -167,20 +304,71 @@ export function buildPlan(exp: Experiment, out: string): Plan {
       spec: { steps: [step.argv], inputs },
     };
     senses.set(id, job);
-    jobs.push(job);
     return job;
   };
 
-  const cells: CellJob[] = [];
   for (const task of exp.tasks) {
+    // Reference rows: the task's teacher and the untouched student, no training.
+    const who: Array<['teacher' | 'student', string]> = [['student', 'student']];
+    if (task.teacher !== 'student') who.unshift(['teacher', task.teacher]);
+    for (const [role, model] of who) {
+      const id = referenceId(model, task.name, size);
+      const dir = join(out, id);
+      const path = modelPath(model);
+      // The train and eval sections' tokenizer is the student's: a teacher is read with its own.
+      const own = (o: Record<string, unknown>) =>
+        role === 'student' ? o : Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'tokenizer'));
+      const steps: StepPlan[] = [
+        stepPlan('answer-loss', {
+          model: path,
+          data: task.test,
+          out: join(dir, ANSWER_LOSS_FILE),
+          ...own({ tokenizer: train.tokenizer }),
+          chatFormat: train.chatFormat ?? TRAIN_DEFAULTS.chatFormat,
+          maxLength: train.maxLength ?? TRAIN_DEFAULTS.maxLength,
+          overflow: train.overflow ?? TRAIN_DEFAULTS.overflow,
+          batchSize: train.microBatchSize ?? TRAIN_DEFAULTS.microBatchSize,
+        }),
+      ];
+      const evalDir = join(dir, 'eval');
+      if (METRICS[task.metric].needsEval) {
+        steps.push(
+          stepPlan('eval', {
+            ...own(exp.eval),
+            model: path,
+            tasks: [`super_ni:${task.test}`],
+            out: join(evalDir, 'results.json'),
+            progress: false,
+          }),
+        );
+      }
+      refs.push({
+        kind: 'reference',
+        id,
+        ...at,
+        dir,
+        task: task.name,
+        role,
+        model,
+        metric: task.metric,
+        higherIsBetter: METRICS[task.metric].higherIsBetter,
+        evalDir,
+        steps,
+        spec: {
+          metric: task.metric,
+          steps: steps.map((s) => s.argv),
+          inputs: { model: print(path), test: print(task.test) },
+        },
+      });
+    }
+
     for (const m of exp.methods) {
       const teacher = m.teacher === 'task' ? task.teacher : m.teacher === 'student' ? 'student' : null;
       // distillation-only methods read the teacher but not its sensitivity
       const sense = teacher === null || !m.extract ? null : ensureSense(teacher, task);
-      const teacherPath =
-        teacher === null ? null : teacher === 'student' ? exp.student : exp.teachers[teacher];
+      const teacherPath = teacher === null ? null : modelPath(teacher);
       for (const seed of exp.seeds) {
-        const id = cellId(task.name, m.name, seed);
+        const id = cellId(task.name, m.name, seed, size);
         const dir = join(out, id);
         const initDir = m.extract ? join(dir, 'init') : null;
         const trainDir = join(dir, 'train');
@@ -201,16 +389,19 @@ export function buildPlan(exp: Experiment, out: string): Plan {
         }
         const kd =
           m.distill === 'logits'
-            ? { kdTeacher: teacherPath, kdCache: join(out, 'kd-cache', `${teacher}--${task.name}`) }
+            ? {
+                kdTeacher: teacherPath,
+                kdCache: join(out, `${sizePrefix(size)}kd-cache`, `${teacher}--${task.name}`),
+              }
             : {};
         if (m.extract) {
-          const teacherArg = teacher === 'student' ? 'self' : exp.teachers[teacher!];
+          const teacherArg = teacher === 'student' ? 'self' : unit.teachers[teacher!];
           steps.push(
             stepPlan('extract', {
               ...exp.extract,
               ...m.extract,
               teacher: teacherArg,
-              student: exp.student,
+              student: unit.student,
               sensitivity: sense!.output,
               out: initDir,
               seed,
@@ -221,9 +412,9 @@ export function buildPlan(exp: Experiment, out: string): Plan {
         }
         steps.push(
           stepPlan('train', {
-            ...(m.distill === 'logits' ? exp.train : withoutKd(exp.train)),
+            ...(m.distill === 'logits' ? train : withoutKd(train)),
             ...m.train,
-            student: exp.student,
+            student: unit.student,
             data: trainData,
             out: trainDir,
             ...kd,
@@ -237,7 +428,7 @@ export function buildPlan(exp: Experiment, out: string): Plan {
           steps.push(
             stepPlan('eval', {
               ...exp.eval,
-              model: exp.student,
+              model: unit.student,
               adapter: ADAPTER_PLACEHOLDER,
               tasks: [`super_ni:${task.test}`],
               out: join(evalDir, 'results.json'),
@@ -248,6 +439,7 @@ export function buildPlan(exp: Experiment, out: string): Plan {
         cells.push({
           kind: 'cell',
           id,
+          ...at,
           dir,
           task: task.name,
           method: m.name,
@@ -263,8 +455,8 @@ export function buildPlan(exp: Experiment, out: string): Plan {
             metric: task.metric,
             steps: steps.map((s) => s.argv),
             inputs: {
-              student: print(exp.student),
-              ...(teacher && teacher !== 'student' ? { teacher: print(exp.teachers[teacher]) } : {}),
+              student: print(unit.student),
+              ...(teacher && teacher !== 'student' ? { teacher: print(unit.teachers[teacher]) } : {}),
               ...(sense ? { seeds: print(task.seeds) } : {}),
               train: print(task.train),
               test: print(task.test),
@@ -274,23 +466,5 @@ export function buildPlan(exp: Experiment, out: string): Plan {
       }
     }
   }
-  jobs.push(...cells);
-  return {
-    experiment: exp.file,
-    name: exp.name,
-    out,
-    threads: exp.threads,
-    baseline: BASELINE,
-    tasks: exp.tasks.map((t) => ({
-      name: t.name,
-      metric: t.metric,
-      higherIsBetter: METRICS[t.metric].higherIsBetter,
-      label: METRICS[t.metric].label,
-      teacher: t.teacher,
-      ...(t.description ? { description: t.description } : {}),
-    })),
-    methods: exp.methods.map((m) => ({ name: m.name, description: m.description, teacher: m.teacher })),
-    seeds: exp.seeds,
-    jobs,
-  };
+  return { senses: [...senses.values()], refs, cells };
 }

@@ -14,6 +14,8 @@
  *   --jobs.
  * - A child whose runner dies (kill -9) ends itself (orphan-guard.ts), so a rerun never races it.
  * - One run per folder at a time (lock.ts): a second one is refused instead of mixing configurations.
+ * - Reference jobs (the task's teacher and the untouched student, no training) run like cells and
+ *   are cached the same way; a scale study (`sizes`) runs every size's jobs in one queue.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { Experiment } from './config.js';
+import { loadModelSource } from '../io/load.js';
 import { lockRunFolder } from './lock.js';
 import { buildPlan, PLAN_FILE, RESULT_FILE, type Job, type Plan } from './plan.js';
 import { buildTable, tableMarkdown, writeTable, type ResultsTable } from './table.js';
@@ -113,6 +116,34 @@ function finished(job: Job, conflicts: string[]): boolean {
   return true;
 }
 
+/**
+ * The parameter count of each size's student (the x axis of the scale plot), after checking that
+ * every size's models exist: a size whose student or teacher is missing (not built yet) stops the run
+ * before anything starts, naming the folder.
+ */
+export function studentParams(exp: Experiment): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of exp.sizes ?? []) {
+    const used = new Set(exp.tasks.map((t) => t.teacher).filter((t) => t !== 'student'));
+    for (const [what, p] of [
+      ['student', s.student],
+      ...[...used].map((t) => [`teacher "${t}"`, s.teachers[t]]),
+    ]) {
+      if (!existsSync(p))
+        throw new InputError(p, `missing: the ${what} of size "${s.name}" in ${exp.file} (build it first)`);
+    }
+    const src = loadModelSource(s.student);
+    try {
+      out[s.name] = src.weights.names().reduce((a, n) => a + numel(src.weights.info(n).shape), 0);
+    } finally {
+      src.weights.close();
+    }
+  }
+  return out;
+}
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
 /** Runs an experiment into opts.out; returns the summary (failures are listed, not thrown). */
 export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<RunSummary> {
   const t0 = performance.now();
@@ -120,10 +151,11 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   if (!Number.isInteger(opts.jobs) || opts.jobs < 1)
     throw new InputError('--jobs', `must be a positive integer, got ${opts.jobs}`);
+  const params = studentParams(exp);
   mkdirSync(out, { recursive: true });
   const lock = lockRunFolder(out, log);
   try {
-    return await runLocked(exp, opts, out, log, t0);
+    return await runLocked(exp, params, opts, out, log, t0);
   } finally {
     lock.release();
   }
@@ -131,12 +163,13 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
 
 async function runLocked(
   exp: Experiment,
+  params: Record<string, number>,
   opts: RunOptions,
   out: string,
   log: (line: string) => void,
   t0: number,
 ): Promise<RunSummary> {
-  const plan = buildPlan(exp, out);
+  const plan = buildPlan(exp, out, params);
 
   const conflicts: string[] = [];
   const done = new Set<string>();
@@ -153,7 +186,7 @@ async function runLocked(
   // Only the sense jobs that an unfinished cell still needs are run.
   const cells = plan.jobs.filter((j) => j.kind === 'cell');
   const neededSense = new Set(cells.filter((c) => !done.has(c.id) && c.needs).map((c) => c.needs!));
-  const pending = plan.jobs.filter((j) => !done.has(j.id) && (j.kind === 'cell' || neededSense.has(j.id)));
+  const pending = plan.jobs.filter((j) => !done.has(j.id) && (j.kind !== 'sense' || neededSense.has(j.id)));
   const skipped = plan.jobs.filter((j) => done.has(j.id)).map((j) => j.id);
   const cellsDone = cells.filter((c) => done.has(c.id)).length;
   log(
@@ -197,7 +230,7 @@ async function runLocked(
           ran.push(job.id);
           done.add(job.id);
           let what = '';
-          if (job.kind === 'cell') {
+          if (job.kind !== 'sense') {
             const r = readJson(join(job.dir, RESULT_FILE));
             if (r && typeof r.value === 'number') what = `: ${job.metric} ${r.value.toFixed(4)}`;
           }
@@ -241,7 +274,7 @@ async function runLocked(
         }
       }
       while (active.size < opts.jobs) {
-        const idx = queue.findIndex((j) => j.kind === 'sense' || !j.needs || done.has(j.needs));
+        const idx = queue.findIndex((j) => j.kind !== 'cell' || !j.needs || done.has(j.needs));
         if (idx < 0) break;
         const [job] = queue.splice(idx, 1);
         const p: Promise<void> = runOne(job).then(() => {

@@ -121,3 +121,31 @@ export function pairedComparison(
   }
   return { seeds, n, meanDiff, stdErr, t, p, wins, losses, ties };
 }
+
+/**
+ * The two-sided Student t quantile: the t > 0 with P(|T| >= t) = 1 - level for `df` degrees of
+ * freedom (bisection on tTwoSidedP, to ~1e-12), e.g. 4.3027 for level 0.95 and df 2.
+ */
+export function tQuantile(level: number, df: number): number {
+  if (!(level > 0 && level < 1)) throw new RangeError(`tQuantile: level must be in (0, 1), got ${level}`);
+  const alpha = 1 - level;
+  let lo = 0;
+  let hi = 1;
+  while (tTwoSidedP(hi, df) > alpha) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (tTwoSidedP(mid, df) > alpha) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * The paired t confidence interval of meanDiff (meanDiff ± t_{(1+level)/2, n-1} · stdErr); null below
+ * two pairs. Every difference equal gives the point itself.
+ */
+export function pairedInterval(c: PairedComparison, level = 0.95): [number, number] | null {
+  if (c.meanDiff === null || c.stdErr === null || c.n < 2) return null;
+  const half = tQuantile(level, c.n - 1) * c.stdErr;
+  return [c.meanDiff - half, c.meanDiff + half];
+}
