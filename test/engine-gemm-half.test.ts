@@ -223,3 +223,29 @@ test('embeddingForwardHalf and sensAccumulateHalf equal their float32 forms on t
     }
   }
 });
+
+test('widenHalf gives every bf16 and f16 bit pattern its exact float32 value (NaN, Inf, subnormals), native equal to TS', () => {
+  const all = Uint16Array.from({ length: 65536 + 37 }, (_, i) => (i * 40503) & 0xffff); // odd length, every pattern
+  for (const dt of ['bf16', 'f16'] as const) {
+    const want = widen(all, dt);
+    for (const k of native ? [tsKernels, native] : [tsKernels]) {
+      const got = new Float32Array(all.length).fill(7);
+      k.widenHalf(got, all, dt, all.length);
+      // Object.is: -0 counts; a NaN only has to stay NaN (its payload may be quieted)
+      let nans = 0;
+      for (let i = 0; i < all.length; i++) {
+        if (Number.isNaN(want[i])) nans++;
+        if (!(Object.is(got[i], want[i]) || (Number.isNaN(got[i]) && Number.isNaN(want[i]))))
+          assert.fail(`${k.name} ${dt}: bits 0x${all[i].toString(16)} gave ${got[i]}, expected ${want[i]}`);
+      }
+      assert.ok(
+        nans > 200 && want.some((v) => Object.is(v, -0)) && want.includes(Infinity),
+        'the patterns cover NaN, -0, Inf',
+      );
+      const part = new Float32Array(5).fill(7);
+      k.widenHalf(part, all, dt, 3); // only n values are written
+      assert.deepEqual(Array.from(part.subarray(3)), [7, 7], `${k.name} ${dt} n`);
+      assert.throws(() => k.widenHalf(part, all.subarray(0, 2), dt, 3), RangeError);
+    }
+  }
+});

@@ -292,8 +292,8 @@ test('train from an extract folder: plain rank-2r adapter == trained model; merg
   const seedsHash = sha256File(join(dir, 'seeds.jsonl')).sha256;
   assert.match(card, /^---\nbase_model: /);
   assert.ok(card.includes(`| teacher | ${STUDENT} |`), 'teacher');
-  assert.ok(card.includes(seedsHash), "seeds' hash");
-  assert.ok(card.includes(sha256File(STUDENT).sha256), 'student hash');
+  assert.ok(card.includes(seedsHash!), "seeds' hash");
+  assert.ok(card.includes(sha256File(STUDENT).sha256!), 'student hash');
   assert.match(
     card,
     /Selection: sensitivity\. Teacher layer -> student layer:\n\n0 -> 0, 1 -> 1, 2 -> 2, 3 -> 3, 4 -> 4/,

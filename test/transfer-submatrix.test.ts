@@ -11,6 +11,8 @@ import {
 } from '../src/transfer/submatrix.js';
 import { kernels } from '../src/engine/backend.js';
 import { Rng } from '../src/engine/rng.js';
+import { HalfArray } from '../src/engine/half.js';
+import { f32ToBf16, f32ToF16 } from '../src/engine/dtype.js';
 import { InputError } from '../src/errors.js';
 import { transpose64 } from './transfer-helpers.js';
 
@@ -271,4 +273,34 @@ test('refusals: a student dim larger than the teacher names the tensor and dims;
     );
   }
   assert.throws(() => cutSubmatrix(arange(12), bad, spec([3, 4], [2, 2], { align: [1, 1] }), 'heads'), /NaN/);
+});
+
+test('a bf16 or f16 teacher weight (its stored bits) cuts to the same values as its float32 upcast, every structure', () => {
+  const rng = new Rng(21);
+  for (const dtype of ['bf16', 'f16'] as const) {
+    for (const transposed of [false, true]) {
+      const [nt, mt, ns, ms] = [12, 20, 8, 7];
+      const N = nt * mt;
+      const values = Float32Array.from({ length: N }, () => rng.normal());
+      const bits = dtype === 'bf16' ? f32ToBf16(values) : f32ToF16(values);
+      const half = new HalfArray(dtype, bits);
+      const W = half.toF32();
+      const S = Float32Array.from({ length: N }, () => rng.uniform());
+      const sp = spec([nt, mt], [ns, ms], {
+        transposed,
+        name: transposed ? 'model.embed_tokens.weight' : 'w',
+      });
+      for (const structure of ['block', 'rowcol', 'elements', 'random'] as const) {
+        const a = cutSubmatrix(half, S, sp, structure, { seed: 4 });
+        const b = cutSubmatrix(W, S, sp, structure, { seed: 4 });
+        assert.deepEqual(a, b, `${dtype} ${structure} transposed=${transposed}`);
+        assert.ok(a.data.some((v) => v !== 0));
+      }
+    }
+    const hs = spec([16, 8], [8, 8], { align: [4, 1], name: 'q' });
+    const values = Float32Array.from({ length: 128 }, () => rng.normal());
+    const half = new HalfArray(dtype, dtype === 'bf16' ? f32ToBf16(values) : f32ToF16(values));
+    const S = Float32Array.from({ length: 128 }, () => rng.uniform());
+    assert.deepEqual(cutSubmatrix(half, S, hs, 'heads'), cutSubmatrix(half.toF32(), S, hs, 'heads'));
+  }
 });

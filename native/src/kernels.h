@@ -14,4 +14,4 @@ void InitCrossEntropy(Napi::Env env, Napi::Object exports);  // crossEntropy
 void InitAdamw(Napi::Env env, Napi::Object exports);         // adamw
 void InitSensitivity(Napi::Env env, Napi::Object exports);   // sensAccumulate, sum, rowSums, colSums
 void InitWindow(Napi::Env env, Napi::Object exports);        // maxWindow, topk
-void InitGemmHalf(Napi::Env env, Napi::Object exports);      // gemmHalf, embeddingForwardHalf, sensAccumulateHalf
+void InitGemmHalf(Napi::Env env, Napi::Object exports);      // gemmHalf, embeddingForwardHalf, sensAccumulateHalf, widenHalf

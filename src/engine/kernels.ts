@@ -118,6 +118,8 @@ export interface Kernels {
   ): void;
   /** sensAccumulate with theta in bf16/f16 bits. */
   sensAccumulateHalf(S: F32, theta: Uint16Array, dtype: HalfDtype, grad: F32, n: number): void;
+  /** out[i] = the float32 value of bf16/f16 bits[i] (exact), i < n: reading a half tensor as float32. */
+  widenHalf(out: Float32Array, bits: Uint16Array, dtype: HalfDtype, n: number): void;
 
   // ---------------------------------------------------------------- RMSNorm
   /** out[r] = x[r] * rstd[r] * w, rstd[r] = 1/sqrt(mean(x[r]^2) + eps). Writes out [rows,dim], rstd [rows]. */
@@ -303,6 +305,7 @@ export const KERNEL_TABLE = {
   gemmHalf: true,
   embeddingForwardHalf: true,
   sensAccumulateHalf: true,
+  widenHalf: true,
 } as const satisfies Record<KernelName, true>;
 
 export const KERNEL_NAMES = Object.keys(KERNEL_TABLE) as KernelName[];

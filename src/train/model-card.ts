@@ -123,7 +123,11 @@ export function modelCard(c: ModelCardInput): string {
     lines.push('| --- | --- | --- | --- | --- |');
     for (const [key, h] of Object.entries(m.inputs)) {
       for (const f of h.files)
-        lines.push(`| ${cell(key)} | ${cell(h.path)} | ${cell(f.name)} | ${f.bytes} | \`${f.sha256}\` |`);
+        lines.push(
+          `| ${cell(key)} | ${cell(h.path)} | ${cell(f.name)} | ${f.bytes} | ${
+            f.sha256 !== null ? `\`${f.sha256}\`` : `first and last 16 MiB: \`${f.endsSha256}\``
+          } |`,
+        );
     }
     lines.push('');
   }

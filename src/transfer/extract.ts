@@ -164,7 +164,8 @@ export function extract(src: ExtractSources, opts: ExtractOptions): ExtractResul
       const S = src.sensitivity!.get(tName);
       checkRecordedSum(tName, S, src.sensitivitySums, opts.inputPaths?.sensitivity ?? 'sensitivity');
       const cut = cutSubmatrix(
-        src.teacher!.get(tName),
+        // bf16/f16 teachers stay in their bits: only the cut window is upcast
+        src.teacher!.getStored?.(tName) ?? src.teacher!.get(tName),
         S,
         {
           name: tName,

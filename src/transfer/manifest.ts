@@ -22,8 +22,20 @@ export const MANIFEST_VERSION = 1;
 export interface FileHash {
   name: string;
   bytes: number;
-  sha256: string;
+  /** sha256 of the whole file; null for a file over WHOLE_HASH_MAX_BYTES (see endsSha256). */
+  sha256: string | null;
+  /**
+   * For files over WHOLE_HASH_MAX_BYTES only: sha256 of the first and the last ENDS_BYTES (a safetensors
+   * header with every name, shape and offset is at the start). Hashing a 13B teacher, its 26 GB
+   * sensitivity and a 7B student whole would read 65 GB, longer than the extraction itself.
+   */
+  endsSha256?: string;
 }
+
+/** Files up to this size are hashed whole. */
+export const WHOLE_HASH_MAX_BYTES = 1 << 30;
+/** How much of each end of a larger file its endsSha256 covers. */
+export const ENDS_BYTES = 16 << 20;
 
 export interface InputHash {
   path: string;
@@ -78,23 +90,42 @@ export interface Manifest {
   notes: string[];
 }
 
-/** sha256 of a file, streamed in 8 MiB chunks (model shards are many GB). */
-export function sha256File(path: string): FileHash {
+/**
+ * sha256 of a file, streamed in 8 MiB chunks; a file over `wholeMaxBytes` gets endsSha256 instead (its
+ * first and last ENDS_BYTES), so that recording a many-GB model's identity does not mean reading it.
+ */
+export function sha256File(path: string, wholeMaxBytes = WHOLE_HASH_MAX_BYTES): FileHash {
+  const size = statSync(path).size;
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   const buf = Buffer.allocUnsafe(8 << 20);
-  let bytes = 0;
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
+  const hashRange = (from: number, to: number) => {
+    for (let at = from; at < to;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, to - at), at);
+      if (n === 0)
+        throw new InputError(path, `ended at byte ${at}, expected ${to} (changed while being read?)`);
       h.update(buf.subarray(0, n));
-      bytes += n;
+      at += n;
     }
+  };
+  try {
+    if (size <= wholeMaxBytes) {
+      let bytes = 0;
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) break;
+        h.update(buf.subarray(0, n));
+        bytes += n;
+      }
+      return { name: basename(path), bytes, sha256: h.digest('hex') };
+    }
+    const ends = Math.min(ENDS_BYTES, Math.floor(size / 2));
+    hashRange(0, ends);
+    hashRange(size - ends, size);
+    return { name: basename(path), bytes: size, sha256: null, endsSha256: h.digest('hex') };
   } finally {
     closeSync(fd);
   }
-  return { name: basename(path), bytes, sha256: h.digest('hex') };
 }
 
 /** Hashes an input: a file, or every regular non-hidden file directly inside a folder (sorted). */

@@ -9,6 +9,7 @@
  * reference (which transposes first) does. Offsets are reported in the factor layout.
  */
 import { kernels } from '../engine/backend.js';
+import { HalfArray } from '../engine/half.js';
 import { Rng } from '../engine/rng.js';
 import { InputError } from '../errors.js';
 
@@ -51,7 +52,7 @@ export interface Cut {
  * exceeds the teacher's, when sizes disagree with the shapes, or when S holds NaN/Inf.
  */
 export function cutSubmatrix(
-  W: Float32Array,
+  Win: Float32Array | HalfArray,
   S: Float32Array,
   spec: CutSpec,
   structure: Structure,
@@ -60,10 +61,10 @@ export function cutSubmatrix(
   const [nt, mt] = spec.teacher;
   const [ns, ms] = spec.student;
   const N = nt * mt;
-  if (W.length !== N)
+  if (Win.length !== N)
     throw new InputError(
       spec.name,
-      `weight has ${W.length} values, expected ${N} for ${shapeText(spec, spec.teacher)}`,
+      `weight has ${Win.length} values, expected ${N} for ${shapeText(spec, spec.teacher)}`,
     );
   if (S.length !== N)
     throw new InputError(
@@ -93,15 +94,19 @@ export function cutSubmatrix(
       }
       checkTotal(spec, w.total);
       const offset: [number, number] = spec.transposed ? [w.j, w.i] : [w.i, w.j];
-      return finish(spec, structure, gatherWindow(W, spec, offset), offset, w.sum, w.total);
+      return finish(spec, structure, gatherWindow(Win, spec, offset), offset, w.sum, w.total);
     }
     case 'heads': {
       if (spec.transposed) throw new Error(`${spec.name}: head alignment applies to attention matrices only`);
       const w = alignedMaxWindow(S, nt, mt, ns, ms, rs, cs, spec.name);
       checkTotal(spec, w.total);
       const offset: [number, number] = [w.i, w.j];
-      return finish(spec, structure, gatherWindow(W, spec, offset), offset, w.sum, w.total);
+      return finish(spec, structure, gatherWindow(Win, spec, offset), offset, w.sum, w.total);
     }
+  }
+  // The scattered structures read W everywhere: upcast a half weight whole.
+  const W = Win instanceof HalfArray ? Win.toF32() : Win;
+  switch (kind) {
     case 'rowcol': {
       const total = k.sum(S, N);
       checkTotal(spec, total);
@@ -175,15 +180,36 @@ function storageIndex(spec: CutSpec, r: number, c: number): number {
   return spec.transposed ? c * spec.teacher[0] + r : r * spec.teacher[1] + c;
 }
 
-function gatherWindow(W: Float32Array, spec: CutSpec, [i, j]: [number, number]): Float32Array {
+function gatherWindow(Win: Float32Array | HalfArray, spec: CutSpec, [i, j]: [number, number]): Float32Array {
   const [ns, ms] = spec.student;
   const out = new Float32Array(ns * ms);
-  if (!spec.transposed) {
-    const mt = spec.teacher[1];
+  const mt = spec.teacher[1];
+  if (!spec.transposed && Win instanceof HalfArray) {
+    // Only the window's rows are upcast: a 13B teacher's MLP matrix is 1.6x the 7B window.
+    for (let a = 0; a < ns; a++) {
+      const row = new HalfArray(Win.dtype, Win.bits.subarray((i + a) * mt + j, (i + a) * mt + j + ms));
+      row.toF32(out.subarray(a * ms, (a + 1) * ms));
+    }
+  } else if (!spec.transposed) {
+    const W = Win as Float32Array;
     for (let a = 0; a < ns; a++) out.set(W.subarray((i + a) * mt + j, (i + a) * mt + j + ms), a * ms);
   } else {
-    for (let a = 0; a < ns; a++)
-      for (let b = 0; b < ms; b++) out[a * ms + b] = W[storageIndex(spec, i + a, j + b)];
+    // stored [m_t, n_t]: the window is its rows j..j+ms, columns i..i+ns, read row by row (contiguous)
+    // and written in 64-column tiles so that both sides stay in cache (an embedding is 100M+ values)
+    const nt = spec.teacher[0];
+    const half = Win instanceof HalfArray ? Win : null;
+    const W = half ? null : (Win as Float32Array);
+    const row = new Float32Array(ns);
+    const T = 64;
+    for (let b0 = 0; b0 < ms; b0 += T) {
+      const b1 = Math.min(ms, b0 + T);
+      for (let b = b0; b < b1; b++) {
+        const at = (j + b) * nt + i;
+        if (half) new HalfArray(half.dtype, half.bits.subarray(at, at + ns)).toF32(row);
+        else row.set(W!.subarray(at, at + ns));
+        for (let a = 0; a < ns; a++) out[a * ms + b] = row[a];
+      }
+    }
   }
   return out;
 }

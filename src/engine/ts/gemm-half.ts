@@ -129,3 +129,10 @@ export function sensAccumulateHalf(S: F32, theta: Uint16Array, dtype: HalfDtype,
   const tab = halfTable(dtype);
   for (let i = 0; i < n; i++) S[i] += Math.abs(tab[theta[i]] * grad[i]);
 }
+
+export function widenHalf(out: Float32Array, bits: Uint16Array, dtype: HalfDtype, n: number): void {
+  checkDtype('widenHalf', dtype);
+  if (bits.length < n || out.length < n) throw new RangeError(`widenHalf: arrays shorter than n = ${n}`);
+  const tab = halfTable(dtype);
+  for (let i = 0; i < n; i++) out[i] = tab[bits[i]];
+}

@@ -11,7 +11,7 @@ import { swigluForward, swigluBackward } from './swiglu.js';
 import { sensAccumulate, sum, rowSums, colSums } from './sensitivity.js';
 import { attentionForward, attentionBackward } from './attention.js';
 import { rmsnormForward, rmsnormBackward } from './rmsnorm.js';
-import { gemmHalf, embeddingForwardHalf, sensAccumulateHalf } from './gemm-half.js';
+import { gemmHalf, embeddingForwardHalf, sensAccumulateHalf, widenHalf } from './gemm-half.js';
 
 export const tsKernels: Kernels = {
   name: 'ts',
@@ -39,4 +39,5 @@ export const tsKernels: Kernels = {
   gemmHalf,
   embeddingForwardHalf,
   sensAccumulateHalf,
+  widenHalf,
 };
