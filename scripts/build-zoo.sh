@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled zoo (zoo/) and the miniature study's task files (tasks/) from the data in data/.
 #
-#   scripts/build-zoo.sh            # everything (about 1-2 CPU-hours, most of it teacher-m)
+#   scripts/build-zoo.sh            # everything (about 50 CPU-minutes, 27 of them teacher-m; 1-2 hours wall on 2 busy cores)
 #   STEPS="tasks verify" scripts/build-zoo.sh   # only some steps:
 #                      tasks student teacher student-m teacher-m stories260k verify (the default list)
-#                      student-l teacher-l (size L, several CPU-hours, not built by default: zoo/README.md)
+#                      student-l teacher-l (size L, about 2 CPU-hours, not built by default: zoo/README.md "Size L")
 #   STEPS="teacher-m" nohup nice -n 10 scripts/build-zoo.sh > runs/teacher-m.log 2>&1 &   # in the background
 #
 # The task files and the pretraining corpora are deterministic (same bytes, same sha256). The models are
 # deterministic for a given machine and backend; another BLAS or CPU may round differently, so a rebuilt
-# model can differ in its last bits from the committed one. Intermediate files (corpora, checkpoints) go to
-# $BUILD (default runs/zoo-build, ignored by git); an interrupted build resumes from its checkpoints.
+# model can differ in its last bits from the committed one (a rebuild of student-m on the machine that made
+# it gave the same sha256). Intermediate files (corpora, checkpoints) go to $BUILD (default runs/zoo-build,
+# ignored by git); an interrupted build resumes from its checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
