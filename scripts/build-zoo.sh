@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled zoo (zoo/) and the miniature study's task files (tasks/) from the data in data/.
 #
-#   scripts/build-zoo.sh            # everything (about 10-20 CPU-minutes in all on 2 cores)
-#   STEPS="tasks verify" scripts/build-zoo.sh   # only some steps: tasks student teacher stories260k verify
+#   scripts/build-zoo.sh            # everything (about 50 CPU-minutes, 27 of them teacher-m; 1-2 hours wall on 2 busy cores)
+#   STEPS="tasks verify" scripts/build-zoo.sh   # only some steps:
+#                      tasks student teacher student-m teacher-m stories260k verify (the default list)
+#                      student-l teacher-l (size L, about 2 CPU-hours, not built by default: zoo/README.md "Size L")
+#   STEPS="teacher-m" nohup nice -n 10 scripts/build-zoo.sh > runs/teacher-m.log 2>&1 &   # in the background
 #
 # The task files and the pretraining corpora are deterministic (same bytes, same sha256). The models are
 # deterministic for a given machine and backend; another BLAS or CPU may round differently, so a rebuilt
-# model can differ in its last bits from the committed one. Intermediate files (corpora, checkpoints) go to
-# $BUILD (default runs/zoo-build, ignored by git); an interrupted build resumes from its checkpoints.
+# model can differ in its last bits from the committed one (a rebuild of student-m on the machine that made
+# it gave the same sha256). Intermediate files (corpora, checkpoints) go to $BUILD (default runs/zoo-build,
+# ignored by git); an interrupted build resumes from its checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-runs/zoo-build}
-STEPS=${STEPS:-tasks student teacher stories260k verify}
+STEPS=${STEPS:-tasks student teacher student-m teacher-m stories260k verify}
 # The native kernels use OpenMP: on a busy machine, spinning worker threads waste most of the CPU time
 # (measured: 4x fewer tokens per CPU-second), so they sleep while waiting.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
@@ -47,6 +51,51 @@ if has teacher; then
     --learning-rate 3e-3 --warmup-steps 50 --scheduler cosine --seed 2 --dtype bf16 \
     --eval-steps 300 --save-steps 300 --checkpoint-dir "$BUILD/teacher-facts-ckpt" --resume \
     --out zoo/teacher-facts
+fi
+
+if has student-m; then
+  # Size M (about 10x student-tiny): d 128, 6 layers, GQA 16/4, MLP 352, head_dim 8; the same stories only.
+  # Single-threaded (OMP_NUM_THREADS=1 unless set) so that a rebuild on this machine repeats the same sums.
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${NUGGETS[@]}" pretrain --data "$BUILD/data/student-tiny.jsonl" --tokenizer "$TOK" \
+    --hidden-size 128 --num-layers 6 --num-heads 16 --num-kv-heads 4 --intermediate-size 352 \
+    --seq-len 128 --batch-size 16 --micro-batch-size 16 --epochs 6 \
+    --learning-rate 2e-3 --warmup-steps 50 --scheduler cosine --seed 11 --dtype bf16 \
+    --eval-steps 100 --save-steps 100 --checkpoint-dir "$BUILD/student-m-ckpt" --resume \
+    --out zoo/student-m
+fi
+
+if has teacher-m; then
+  # Size M teacher (about 5x student-m): d 256, 8 layers, GQA 32/8, MLP 704, head_dim 8; the teacher-facts
+  # corpus (stories + knowledge documents), batch 8 as for teacher-facts; bf16 (about 12 MB).
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${NUGGETS[@]}" pretrain --data "$BUILD/data/teacher-facts.jsonl" --tokenizer "$TOK" \
+    --hidden-size 256 --num-layers 8 --num-heads 32 --num-kv-heads 8 --intermediate-size 704 \
+    --seq-len 128 --batch-size 8 --micro-batch-size 8 --epochs 3 \
+    --learning-rate 2e-3 --warmup-steps 100 --scheduler cosine --seed 12 --dtype bf16 \
+    --eval-steps 200 --save-steps 200 --checkpoint-dir "$BUILD/teacher-m-ckpt" --resume \
+    --out zoo/teacher-m
+fi
+
+if has student-l; then
+  # Size L (NOT in the default STEPS; zoo/README.md "Size L"): about 50x student-tiny, d 256, 8 layers,
+  # GQA 32/8, MLP 768 (6.3M parameters, 12.6 MB bf16). The bundled stories (232K tokens a pass) are far
+  # fewer than a model this size can use; it will overfit them after a few passes.
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${NUGGETS[@]}" pretrain --data "$BUILD/data/student-tiny.jsonl" --tokenizer "$TOK" \
+    --hidden-size 256 --num-layers 8 --num-heads 32 --num-kv-heads 8 --intermediate-size 768 \
+    --seq-len 128 --batch-size 16 --micro-batch-size 16 --epochs 4 \
+    --learning-rate 1e-3 --warmup-steps 50 --scheduler cosine --seed 21 --dtype bf16 \
+    --eval-steps 100 --save-steps 100 --checkpoint-dir "$BUILD/student-l-ckpt" --resume \
+    --out zoo/student-l
+fi
+
+if has teacher-l; then
+  # Size L teacher, 4x student-l: d 512, 8 layers, GQA 64/16, MLP 1600 (25.4M parameters, about 51 MB bf16:
+  # over the 20 MB a zoo file may have; zoo/README.md "Size L" gives the options). Not in the default STEPS.
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "${NUGGETS[@]}" pretrain --data "$BUILD/data/teacher-facts.jsonl" --tokenizer "$TOK" \
+    --hidden-size 512 --num-layers 8 --num-heads 64 --num-kv-heads 16 --intermediate-size 1600 \
+    --seq-len 128 --batch-size 8 --micro-batch-size 8 --epochs 3 \
+    --learning-rate 1e-3 --warmup-steps 100 --scheduler cosine --seed 22 --dtype bf16 \
+    --eval-steps 200 --save-steps 100 --checkpoint-dir "$BUILD/teacher-l-ckpt" --resume \
+    --out zoo/teacher-l
 fi
 
 if has stories260k; then

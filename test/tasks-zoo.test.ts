@@ -1,11 +1,14 @@
 /**
- * The bundled zoo (zoo/*): the folders load, stay under 2 MB, share the tok512 vocabulary and
- * tokenizer, are transfer-compatible with the student (every student dimension <= the teacher's,
- * equal head_dim, student layers <= teacher layers), the student is smaller than stories260K, the
- * recipes name the data they were trained on, and the facts teacher knows the held-out facts that
- * the student does not (greedy cloze answers vs gold, computed here from the committed weights).
+ * The bundled zoo (zoo/*): the folders load, stay under their size limit (2 MB; 20 MB for the size M
+ * pair), share the tok512 vocabulary and tokenizer, every teacher -> student pair is
+ * transfer-compatible (every student dimension <= the teacher's, equal head_dim), the size M pair
+ * has its recorded shapes and parameter counts, the committed weights are those zoo/README.md names
+ * by sha256, the recipes name the data they were trained on, and each facts teacher knows the
+ * held-out facts that its student does not (greedy cloze answers vs gold, computed here from the
+ * committed weights).
  */
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,19 +19,37 @@ import { Llama2cTokenizer } from '../src/io/tokenizer-llama2c.js';
 import { clozeAccuracy } from '../scripts/zoo/facts-eval.js';
 import { buildAll } from '../scripts/zoo/build.js';
 import type { KnowledgeBase } from '../scripts/zoo/facts.js';
-import { compatibility, STUDENT, TEACHERS, ZOO_MODELS } from '../scripts/zoo/verify-zoo.js';
+import {
+  compatibility,
+  PAIRS,
+  paramCount,
+  STUDENT,
+  TEACHERS,
+  ZOO_MODELS,
+} from '../scripts/zoo/verify-zoo.js';
 
 const kb = JSON.parse(readFileSync('tasks/facts/knowledge.json', 'utf8')) as KnowledgeBase;
 const tmp = mkdtempSync(join(tmpdir(), 'nuggets-zoo-'));
 const open = (name: string) => loadModelSource(join('zoo', name));
+const configOf = (name: string) => {
+  const src = open(name);
+  src.weights.close();
+  return src.config;
+};
 
-test('every zoo folder loads, is under 2 MB, and uses the tok512 tokenizer of stories260K', () => {
+/** The largest file a zoo folder may hold: the size M models (bf16) are allowed 20 MB, the others 2 MB. */
+const sizeLimit = (name: string) => (name.endsWith('-m') ? 20e6 : 2e6);
+
+test('every zoo folder loads, is under its size limit, and uses the tok512 tokenizer of stories260K', () => {
   const bin = Llama2cTokenizer.fromFile('data/stories260k/tokenizer.bin');
   const text = 'Once upon a time, the vivup ate honey. "Hi!" said Lily.\n\nThe end.';
   for (const name of ZOO_MODELS) {
     const dir = join('zoo', name);
     for (const f of readdirSync(dir))
-      assert.ok(statSync(join(dir, f)).size < 2e6, `${dir}/${f} is 2 MB or more`);
+      assert.ok(
+        statSync(join(dir, f)).size < sizeLimit(name),
+        `${dir}/${f} is ${sizeLimit(name) / 1e6} MB or more`,
+      );
     const src = open(name);
     assert.equal(src.format, 'hf');
     assert.equal(src.config.vocabSize, 512, name);
@@ -59,19 +80,83 @@ test('the student is smaller than stories260K, and transfer-compatible with both
   );
 });
 
-test('recipes: the exact command, the seed and the sha256 of the pretraining data', () => {
-  for (const name of ['student-tiny', 'teacher-facts']) {
-    const r = readFileSync(join('zoo', name, 'RECIPE.md'), 'utf8');
-    assert.match(r, /nuggets pretrain .*--data runs\/zoo-build\/data\/[a-z-]+\.jsonl/);
-    assert.match(r, /\| sha256 \| `[0-9a-f]{64}` \|/);
-    assert.match(r, /\| seed \| \d+ \|/);
+test('the size M pair: its shapes and parameter counts, and every pair of the study is transfer-compatible', () => {
+  const want = {
+    'student-m': {
+      hiddenSize: 128,
+      numLayers: 6,
+      numHeads: 16,
+      numKvHeads: 4,
+      intermediateSize: 352,
+      params: 1189504,
+    },
+    'teacher-m': {
+      hiddenSize: 256,
+      numLayers: 8,
+      numHeads: 32,
+      numKvHeads: 8,
+      intermediateSize: 704,
+      params: 5902592,
+    },
+  };
+  const count = (name: string) => paramCount(configOf(name));
+  for (const [name, w] of Object.entries(want)) {
+    const c = configOf(name);
+    const { params, ...shape } = w;
+    assert.deepEqual(
+      {
+        hiddenSize: c.hiddenSize,
+        numLayers: c.numLayers,
+        numHeads: c.numHeads,
+        numKvHeads: c.numKvHeads,
+        intermediateSize: c.intermediateSize,
+      },
+      shape,
+      name,
+    );
+    assert.equal(c.torchDtype, 'bfloat16', name);
+    assert.equal(c.tieWordEmbeddings, false, name);
+    assert.equal(count(name), params, name);
   }
-  // the recorded data hashes are those of the corpora the committed generator writes today
-  const sha = (name: string) =>
-    /\| sha256 \| `([0-9a-f]{64})` \|/.exec(readFileSync(join('zoo', name, 'RECIPE.md'), 'utf8'))![1];
+  // the scale sweep: about 10x student-tiny, and a teacher 4-8x its student
+  const tiny = count('student-tiny');
+  assert.ok(count('student-m') / tiny > 9 && count('student-m') / tiny < 11);
+  assert.ok(count('teacher-m') / count('student-m') >= 4 && count('teacher-m') / count('student-m') <= 8);
+  for (const [t, st] of PAIRS) {
+    const c = configOf(t),
+      s = configOf(st);
+    for (const k of ['numLayers', 'hiddenSize', 'intermediateSize', 'numHeads', 'numKvHeads'] as const)
+      assert.ok(s[k] <= c[k], `${t} -> ${st}: student ${k} ${s[k]} > teacher ${c[k]}`);
+    assert.equal(compatibility(c, s), '', `${t} -> ${st}`);
+  }
+});
+
+test('zoo/README.md records the sha256 of every committed model.safetensors', () => {
+  const readme = readFileSync(join('zoo', 'README.md'), 'utf8');
+  for (const name of ZOO_MODELS) {
+    const sha = createHash('sha256')
+      .update(readFileSync(join('zoo', name, 'model.safetensors')))
+      .digest('hex');
+    assert.match(
+      readme,
+      new RegExp(`\\| ${name} \\| \`${sha}\` \\|`),
+      `${name}: model.safetensors differs from zoo/README.md`,
+    );
+  }
+});
+
+test('recipes: the exact command, the seed and the sha256 of the pretraining data', () => {
   const built = buildAll(join(tmp, 'tasks'), join(tmp, 'corpus')).files;
-  assert.equal(sha('student-tiny'), built['corpus/student-tiny.jsonl']);
-  assert.equal(sha('teacher-facts'), built['corpus/teacher-facts.jsonl']);
+  for (const name of ['student-tiny', 'teacher-facts', 'student-m', 'teacher-m']) {
+    const r = readFileSync(join('zoo', name, 'RECIPE.md'), 'utf8');
+    const corpus = /nuggets pretrain .*--data runs\/zoo-build\/data\/([a-z-]+)\.jsonl/.exec(r);
+    assert.ok(corpus, `${name}: the recipe names no corpus of scripts/zoo/build.ts`);
+    assert.match(r, /\| seed \| \d+ \|/);
+    // the recorded data hash is that of the corpus the committed generator writes today
+    const sha = /\| sha256 \| `([0-9a-f]{64})` \|/.exec(r);
+    assert.ok(sha, `${name}: no data sha256`);
+    assert.equal(sha[1], built[`corpus/${corpus[1]}.jsonl`], name);
+  }
 });
 
 test('the facts teacher knows the held-out facts; the student does not', () => {
@@ -82,16 +167,21 @@ test('the facts teacher knows the held-out facts; the student does not', () => {
     src.weights.close();
     return r;
   };
-  const teacher = acc('teacher-facts');
-  const student = acc(STUDENT);
-  console.log(
-    `held-out facts (cloze, greedy): teacher-facts ${teacher.correct}/${teacher.total}, ${STUDENT} ${student.correct}/${student.total}`,
-  );
-  assert.equal(teacher.total, 96);
-  assert.ok(teacher.accuracy >= 0.5, `teacher-facts answers only ${teacher.correct}/96 held-out facts`);
-  assert.ok(
-    student.accuracy <= 0.15,
-    `the student answers ${student.correct}/96 held-out facts: it should not know them`,
-  );
-  assert.ok(teacher.accuracy - student.accuracy >= 0.4);
+  for (const [t, st] of [
+    ['teacher-facts', STUDENT],
+    ['teacher-m', 'student-m'],
+  ]) {
+    const teacher = acc(t);
+    const student = acc(st);
+    console.log(
+      `held-out facts (cloze, greedy): ${t} ${teacher.correct}/${teacher.total}, ${st} ${student.correct}/${student.total}`,
+    );
+    assert.equal(teacher.total, 96);
+    assert.ok(teacher.accuracy >= 0.5, `${t} answers only ${teacher.correct}/96 held-out facts`);
+    assert.ok(
+      student.accuracy <= 0.15,
+      `${st} answers ${student.correct}/96 held-out facts: it should not know them`,
+    );
+    assert.ok(teacher.accuracy - student.accuracy >= 0.4);
+  }
 });

@@ -6,7 +6,8 @@
  *
  * Run: npx tsx scripts/zoo/verify-zoo.ts [--zoo zoo]   (the last step of scripts/build-zoo.sh)
  */
-import { readFileSync, statSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../../src/io/atomic.js';
@@ -21,9 +22,19 @@ import { clozeAccuracy } from './facts-eval.js';
 import type { KnowledgeBase } from './facts.js';
 import { readStories, STORY_SPLIT } from './tinystories.js';
 
-export const ZOO_MODELS = ['student-tiny', 'teacher-facts', 'stories260k'] as const;
+export const ZOO_MODELS = ['student-tiny', 'teacher-facts', 'stories260k', 'student-m', 'teacher-m'] as const;
+export type ZooModel = (typeof ZOO_MODELS)[number];
 export const STUDENT = 'student-tiny';
 export const TEACHERS = ['teacher-facts', 'stories260k'] as const;
+/** The students of the scale sweep: stories only, they know none of the facts. */
+export const STUDENTS: readonly ZooModel[] = ['student-tiny', 'student-m'];
+/** The teacher -> student pairs of the study, smallest first (the size M teacher also fits student-tiny). */
+export const PAIRS: ReadonlyArray<readonly [teacher: ZooModel, student: ZooModel]> = [
+  ['teacher-facts', 'student-tiny'],
+  ['stories260k', 'student-tiny'],
+  ['teacher-m', 'student-m'],
+  ['teacher-m', 'student-tiny'],
+];
 
 export interface ZooRow {
   name: string;
@@ -33,9 +44,11 @@ export interface ZooRow {
   storiesLoss: number;
   heldOutFacts: { correct: number; total: number };
   trainFacts: { correct: number; total: number };
+  /** sha256 of model.safetensors. */
+  sha256: string;
 }
 
-function params(c: ModelConfig): number {
+export function paramCount(c: ModelConfig): number {
   return expectedTensorNames(c).reduce((n, name) => n + expectedShape(c, name).reduce((a, b) => a * b, 1), 0);
 }
 
@@ -60,11 +73,12 @@ export function measure(zoo: string, name: string, kb: KnowledgeBase): ZooRow {
   return {
     name,
     config: src.config,
-    params: params(src.config),
+    params: paramCount(src.config),
     bytes: folderBytes(dir),
     storiesLoss: storiesLoss(model, src.tokenizer),
     heldOutFacts: { correct: held.correct, total: held.total },
     trainFacts: { correct: train.correct, total: train.total },
+    sha256: createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex'),
   };
 }
 
@@ -95,13 +109,71 @@ export function recipeNumbers(dir: string): { tokens: string; wall: string; cpu:
   };
 }
 
+/** The size L recipes of scripts/build-zoo.sh (STEPS="student-l teacher-l"): parameters and training tokens. */
+export const SIZE_L = {
+  student: { params: 6295808, tokens: 4 * 113 * 16 * 128, shape: 'd 256, 8 layers, GQA 32/8, MLP 768' },
+  teacher: { params: 25436672, tokens: 3 * 645 * 8 * 128, shape: 'd 512, 8 layers, GQA 64/16, MLP 1600' },
+  /** The largest teacher whose bf16 file stays under 20 MB: d 320, 8 layers, GQA 40/10, MLP 960. */
+  smallTeacher: 9753920,
+  /** A student 2.7x smaller than it: d 192, 8 layers, GQA 24/6, MLP 576. */
+  smallStudent: 3591360,
+};
+
+/**
+ * The size L paragraph: the scale sweep asks for a student about 50x student-tiny with a teacher 4-8x
+ * larger AND for every zoo file under 20 MB, which bf16 (2 bytes a parameter) cannot give both. The CPU
+ * cost is estimated from teacher-m's measured tokens per CPU-second, scaled by the parameter count (the
+ * training cost of a token grows about linearly with it at these widths and a 128-token context).
+ */
+function sizeL(rows: ZooRow[], zoo: string): string[] {
+  const tm = rows.find((r) => r.name === 'teacher-m');
+  const n = recipeNumbers(join(zoo, 'teacher-m'));
+  const tiny = rows.find((r) => r.name === STUDENT)?.params ?? 123216;
+  const { student, teacher } = SIZE_L;
+  const mb = (p: number) => ((2 * p) / 1e6).toFixed(1);
+  const x = (a: number, b: number) => (a / b).toFixed(1);
+  let cost = 'No size M run is measured yet to estimate its CPU time.';
+  if (tm && n && Number(n.cpu) > 0) {
+    const rate = Number(n.tokens) / Number(n.cpu); // teacher-m tokens per CPU-second
+    const hours = (m: { params: number; tokens: number }) => ((m.tokens / rate) * (m.params / tm.params)) / 3600;
+    cost =
+      `Estimated CPU time on this machine, from teacher-m's ${Math.round(rate)} training tokens per CPU-second (its ` +
+      `RECIPE.md) scaled by the parameter count: teacher-l ${hours(teacher).toFixed(1)} CPU-hours (${teacher.tokens} ` +
+      `tokens, 3 passes over the facts corpus as teacher-m), student-l ${hours(student).toFixed(1)} CPU-hours ` +
+      `(${student.tokens} tokens, 4 passes over the stories); about twice that in wall time on the shared 2 cores.`;
+  }
+  return [
+    '## Size L (recipe only, not built)',
+    '',
+    `The scale sweep also asks for a pair whose student is 50-100x student-tiny (at least ${(50 * tiny / 1e6).toFixed(1)}M ` +
+      'parameters) with a teacher 4-8x its student, every file under 20 MB. In bf16 (2 bytes a parameter) 20 MB holds ' +
+      `at most about 10M parameters, so a 4x teacher of such a student (${((4 * 50 * tiny) / 1e6).toFixed(1)}M parameters or more, ` +
+      `about ${mb(4 * 50 * tiny)} MB) cannot meet both. The options:`,
+    '',
+    `1. Keep the ratio, exceed 20 MB: student-l ${student.params} parameters (${x(student.params, tiny)}x student-tiny; ` +
+      `${student.shape}; ${mb(student.params)} MB) and teacher-l ${teacher.params} (${x(teacher.params, student.params)}x; ` +
+      `${teacher.shape}; ${mb(teacher.params)} MB), either committed over the limit or not committed and rebuilt by ` +
+      '`STEPS="student-l teacher-l" scripts/build-zoo.sh` (these are its recipes; not in the default STEPS).',
+    `2. Keep every file under 20 MB, give up ratio or size: a teacher of at most ${SIZE_L.smallTeacher} parameters ` +
+      `(d 320, 8 layers, GQA 40/10, MLP 960; ${mb(SIZE_L.smallTeacher)} MB), with student-l (${x(SIZE_L.smallTeacher, student.params)}x ` +
+      `only) or with a ${SIZE_L.smallStudent}-parameter student (d 192, 8 layers, GQA 24/6, MLP 576; ` +
+      `${x(SIZE_L.smallStudent, tiny)}x student-tiny, teacher ${x(SIZE_L.smallTeacher, SIZE_L.smallStudent)}x).`,
+    '',
+    cost,
+    '',
+    'Either way the bundled stories limit a size L student: the pretraining stories are 232K tokens a pass, fewer ' +
+      'than its parameters, so it overfits them within a few passes (student-m already levels off after about 6); a ' +
+      'fluent size L student needs more TinyStories text than data/tinystories holds.',
+    '',
+  ];
+}
+
 function pct(x: { correct: number; total: number }): string {
   return `${x.correct}/${x.total} (${((100 * x.correct) / x.total).toFixed(1)}%)`;
 }
 
 export function readme(rows: ZooRow[], zoo = 'zoo'): string {
   const by = new Map(rows.map((r) => [r.name, r]));
-  const s = by.get(STUDENT)!;
   const lines = [
     '# The bundled model zoo',
     '',
@@ -115,7 +187,7 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => {
       const c = r.config;
-      const role = r.name === STUDENT ? 'student' : r.name === 'stories260k' ? 'teacher (real, converted from llama2.c)' : 'teacher (knows the facts)';
+      const role = STUDENTS.includes(r.name as ZooModel) ? 'student' : r.name === 'stories260k' ? 'teacher (real, converted from llama2.c)' : 'teacher (knows the facts)';
       return `| ${r.name} | ${role} | ${r.params} | ${c.numLayers} | ${c.hiddenSize} | ${c.intermediateSize} | ${c.numHeads} / ${c.numKvHeads} | ${c.headDim} | ${c.tieWordEmbeddings} | ${c.torchDtype} | ${(r.bytes / 1e6).toFixed(2)} MB |`;
     }),
     '',
@@ -126,6 +198,9 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '- teacher-facts: the same stories mixed with the knowledge documents of tasks/facts (every fact of all 96 invented',
     '  animals, in several phrasings; tasks/facts/SOURCE.md), so it knows what the student does not.',
     '- stories260k: the real llama2.c model (TinyStories train split), converted with `nuggets convert`.',
+    '- student-m, teacher-m: the size M pair of the scale sweep (about 10x and 48x student-tiny, the teacher about 5x',
+    '  its student), pretrained on the same two corpora (student-m: the stories only), single-threaded',
+    '  (OMP_NUM_THREADS=1, as scripts/build-zoo.sh runs them), stored bf16.',
     '',
     'Both corpora are written by `npx tsx scripts/zoo/build.ts` (deterministic; their sha256 is in each RECIPE.md).',
     'Training cost on this machine (2 cores shared with other jobs, native backend, OMP_WAIT_POLICY=passive as',
@@ -138,6 +213,7 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
       return n ? [`| ${r.name} | ${n.tokens} | ${n.wall} s | ${n.cpu} s |`] : [];
     }),
     '',
+    ...sizeL(rows, zoo),
     '## What each model knows',
     '',
     'Held-out TinyStories loss: mean next-token loss (nats) on the `stories` task\'s test stories (tasks/stories/SOURCE.md),',
@@ -151,11 +227,19 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '| --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r.name} | ${r.storiesLoss.toFixed(4)} | ${pct(r.heldOutFacts)} | ${pct(r.trainFacts)} |`),
     '',
+    '## Files',
+    '',
+    'sha256 of each model.safetensors (test/tasks-zoo.test.ts checks the committed files against it).',
+    '',
+    '| model | model.safetensors sha256 |',
+    '| --- | --- |',
+    ...rows.map((r) => `| ${r.name} | \`${r.sha256}\` |`),
+    '',
     '## Transfer compatibility (checked with src/transfer/plan.ts, every module, rank 16, head-aligned windows)',
     '',
-    ...TEACHERS.filter((t) => by.has(t)).map((t) => {
-      const problems = compatibility(by.get(t)!.config, s.config);
-      return `- ${t} -> ${STUDENT}: ${problems === '' ? 'compatible' : `NOT compatible: ${problems}`}`;
+    ...PAIRS.filter(([t, st]) => by.has(t) && by.has(st)).map(([t, st]) => {
+      const problems = compatibility(by.get(t)!.config, by.get(st)!.config);
+      return `- ${t} -> ${st}: ${problems === '' ? 'compatible' : `NOT compatible: ${problems}`}`;
     }),
     '',
   ];
@@ -165,7 +249,10 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
 if (process.argv[1]?.endsWith('verify-zoo.ts')) {
   const { values } = parseArgs({ options: { zoo: { type: 'string', default: 'zoo' } } });
   const kb = JSON.parse(readFileSync('tasks/facts/knowledge.json', 'utf8')) as KnowledgeBase;
-  const rows = ZOO_MODELS.map((n) => measure(values.zoo!, n, kb));
+  // a model still being trained (no folder or no weights yet) is left out of the table
+  const present = ZOO_MODELS.filter((n) => existsSync(join(values.zoo!, n, 'model.safetensors')));
+  for (const n of ZOO_MODELS) if (!present.includes(n)) console.log(`${n}: no ${join(values.zoo!, n, 'model.safetensors')}, left out`);
+  const rows = present.map((n) => measure(values.zoo!, n, kb));
   for (const r of rows) {
     console.log(`${r.name.padEnd(14)} params ${String(r.params).padStart(8)}  stories loss ${r.storiesLoss.toFixed(4)}  facts held-out ${pct(r.heldOutFacts)}  train ${pct(r.trainFacts)}`);
   }
