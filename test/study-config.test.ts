@@ -294,6 +294,45 @@ test('sizes: mistakes are refused naming the file, the size and the key', () => 
   });
 });
 
+test('sizes: a size may run a subset of the tasks (those its teacher knows more of); the plan and table leave the rest out', () => {
+  const text = SIZES.replace(
+    '    learning-rate: { sweep: sweep.json, task: facts }',
+    '    learning-rate: 0.001\n    tasks: [facts]',
+  ).replace('    teachers: { big: models/teacher-m }', '    teachers: { big: models/teacher-m }');
+  withFile(text, (file, dir) => {
+    const exp = loadExperiment(file);
+    assert.deepEqual(
+      exp.sizes!.map((s) => s.tasks),
+      [undefined, ['facts']],
+    );
+    const plan = buildPlan(exp, join(dir, 'run'), { s: 100, m: 1000 });
+    const ids = plan.jobs.map((j) => j.id);
+    assert.equal(ids.filter((id) => id.startsWith('sizes/m/cells/facts/')).length, 21);
+    assert.equal(ids.filter((id) => id.startsWith('sizes/m/') && id.includes('stories')).length, 0);
+    assert.equal(ids.filter((id) => id.startsWith('sizes/s/cells/stories/')).length, 21);
+    assert.deepEqual(
+      plan.sizes!.map((s) => s.tasks),
+      [undefined, ['facts']],
+    );
+    const md = tableMarkdown(buildTable(plan));
+    const sSection = md.slice(md.indexOf('### size s:'), md.indexOf('### size m:'));
+    const mSection = md.slice(md.indexOf('### size m:'), md.indexOf('### Difference'));
+    assert.ok(md.includes('### size s:') && md.includes('### size m:'), md);
+    assert.match(sSection, /\*\*stories\*\*/);
+    assert.match(mSection, /\*\*facts\*\*/);
+    assert.doesNotMatch(mSection, /\*\*stories\*\*/);
+    const table = buildTable(plan);
+    assert.ok(!table.rows.some((r) => r.size === 'm' && r.task === 'stories'));
+    assert.equal(table.rows.filter((r) => r.size === 's' && r.task === 'stories').length, 7);
+  });
+  // the size's teacher only has to exist for the tasks it runs; an unknown task is refused
+  refused(
+    text.replace('tasks: [facts]', 'tasks: [fact]'),
+    /size "m": task "fact" is not defined under "tasks" \(defined: facts, stories\)/,
+  );
+  refused(text.replace('tasks: [facts]', 'tasks: [facts, facts]'), /size "m": a task is listed twice/);
+});
+
 test('table: mean, std, paired comparison; missing cells lower n and are listed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nuggets-study-table-'));
   try {
@@ -404,9 +443,13 @@ test("the committed scale study: the issue's methods, 3 seeds, sizes s and m, ea
         ['m', 'student-m', 'teacher-m', 1e-3],
       ],
     );
-    // 7 methods x 3 seeds x 2 tasks per size
+    // 7 methods x 3 seeds x both tasks at size s, facts only at size m (its teacher knows no more stories)
+    assert.deepEqual(
+      exp.sizes!.map((s) => s.tasks),
+      [undefined, ['facts']],
+    );
     const plan = buildPlan(exp, join(dir, 'run'));
-    assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 2 * 42);
+    assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 42 + 21);
   });
 });
 

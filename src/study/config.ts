@@ -76,6 +76,11 @@ const sizeSchema = z
     student: z.string().min(1),
     teachers: z.record(NAME, z.string().min(1)).default({}),
     'learning-rate': z.union([z.number().positive(), sweepRateSchema]).optional(),
+    tasks: z
+      .array(NAME)
+      .min(1)
+      .optional()
+      .describe('the tasks this size runs (default: all); e.g. only those its teacher knows more of'),
   })
   .strict();
 
@@ -173,6 +178,8 @@ export interface SizeConfig {
   learningRate?: number;
   /** Where `learningRate` came from when it was read from a sweep. */
   learningRateFrom?: { sweep: string; task: string; method: string; value: number };
+  /** The tasks this size runs (absent: all). */
+  tasks?: string[];
 }
 
 export interface Experiment {
@@ -282,12 +289,15 @@ export function loadExperiment(path: string): Experiment {
           ...(rate && typeof rate === 'object'
             ? sweptRate(file, name, abs(base, rate.sweep), rate.task)
             : {}),
+          ...(s.tasks ? { tasks: sizeTasks(file, name, s.tasks, Object.keys(e.tasks)) } : {}),
         };
       })
     : undefined;
   const teachers = sizes ? sizes[0].teachers : shared;
   const tasks: TaskConfig[] = Object.entries(e.tasks).map(([name, t]) => {
-    for (const s of sizes ?? [{ name: null, teachers }]) {
+    for (const s of (sizes ?? [{ name: null, teachers }]).filter(
+      (x) => !('tasks' in x) || !x.tasks || x.tasks.includes(name),
+    )) {
       if (!(t.teacher in s.teachers) && t.teacher !== 'student') {
         throw new InputError(
           file,
@@ -404,4 +414,18 @@ function sweptRate(
 interface SweepTable {
   methods: Array<{ name: string; learningRate?: number }>;
   rows: Array<{ size?: string; task: string; method: string; mean: number | null; higherIsBetter: boolean }>;
+}
+
+/** A size's task list: known task names, each once. */
+function sizeTasks(file: string, size: string, names: string[], known: string[]): string[] {
+  for (const n of names) {
+    if (!known.includes(n))
+      throw new InputError(
+        file,
+        `size "${size}": task "${n}" is not defined under "tasks" (defined: ${known.join(', ')})`,
+      );
+  }
+  if (new Set(names).size !== names.length)
+    throw new InputError(file, `size "${size}": a task is listed twice in its tasks (${names.join(', ')})`);
+  return names;
 }

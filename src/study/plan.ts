@@ -112,6 +112,8 @@ export interface PlanSize {
   params: number | null;
   learningRate: number | null;
   learningRateFrom?: SizeConfig['learningRateFrom'];
+  /** The tasks this size runs (absent: all of the plan's). */
+  tasks?: string[];
 }
 
 export interface Plan {
@@ -191,6 +193,8 @@ interface SizeUnit {
   student: string;
   teachers: Record<string, string>;
   train: Record<string, unknown>;
+  /** null: every task. */
+  tasks: string[] | null;
 }
 
 /**
@@ -212,8 +216,9 @@ export function buildPlan(exp: Experiment, out: string, params: Record<string, n
         student: s.student,
         teachers: s.teachers,
         train: s.learningRate === undefined ? exp.train : { ...exp.train, learningRate: s.learningRate },
+        tasks: s.tasks ?? null,
       }))
-    : [{ name: null, student: exp.student, teachers: exp.teachers, train: exp.train }];
+    : [{ name: null, student: exp.student, teachers: exp.teachers, train: exp.train, tasks: null }];
   for (const unit of units) {
     const { senses, refs, cells: c } = planSize(exp, unit, out, print);
     jobs.push(...senses);
@@ -253,6 +258,7 @@ export function buildPlan(exp: Experiment, out: string, params: Record<string, n
             learningRate:
               s.learningRate ?? (typeof exp.train.learningRate === 'number' ? exp.train.learningRate : null),
             ...(s.learningRateFrom ? { learningRateFrom: s.learningRateFrom } : {}),
+            ...(s.tasks ? { tasks: s.tasks } : {}),
           })),
         }
       : {}),
@@ -307,7 +313,7 @@ function planSize(
     return job;
   };
 
-  for (const task of exp.tasks) {
+  for (const task of exp.tasks.filter((t) => !unit.tasks || unit.tasks.includes(t.name))) {
     // Reference rows: the task's teacher and the untouched student, no training.
     const who: Array<['teacher' | 'student', string]> = [['student', 'student']];
     if (task.teacher !== 'student') who.unshift(['teacher', task.teacher]);

@@ -124,7 +124,12 @@ function finished(job: Job, conflicts: string[]): boolean {
 export function studentParams(exp: Experiment): Record<string, number> {
   const out: Record<string, number> = {};
   for (const s of exp.sizes ?? []) {
-    const used = new Set(exp.tasks.map((t) => t.teacher).filter((t) => t !== 'student'));
+    const used = new Set(
+      exp.tasks
+        .filter((t) => !s.tasks || s.tasks.includes(t.name))
+        .map((t) => t.teacher)
+        .filter((t) => t !== 'student'),
+    );
     for (const [what, p] of [
       ['student', s.student],
       ...[...used].map((t) => [`teacher "${t}"`, s.teachers[t]]),

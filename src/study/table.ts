@@ -198,7 +198,8 @@ export function buildTable(plan: Plan): ResultsTable {
   const secondary: TableRow[] = [];
   const references: ReferenceRow[] = [];
   for (const size of sizeNames) {
-    for (const t of plan.tasks) {
+    const runs = plan.sizes?.find((s) => s.name === size)?.tasks;
+    for (const t of plan.tasks.filter((x) => !runs || runs.includes(x.name))) {
       rows.push(...rowsFor(size, t.name, t.metric, t.higherIsBetter));
       references.push(...referencesFor(size, t.name, t.metric, t.higherIsBetter));
       for (const metric of Object.keys(METRICS) as MetricName[]) {
@@ -318,7 +319,7 @@ export function tableMarkdown(t: ResultsTable): string {
       lines.push('');
       lines.push(`### ${sizeHeading(size)}`);
     }
-    for (const task of t.tasks) {
+    for (const task of t.tasks.filter((x) => !size?.tasks || size.tasks.includes(x.name))) {
       lines.push('');
       lines.push(`**${task.name}** — ${task.label} (${task.higherIsBetter ? 'higher' : 'lower'} is better)`);
       lines.push('');
