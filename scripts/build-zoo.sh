@@ -9,9 +9,10 @@
 #
 # The task files and the pretraining corpora are deterministic (same bytes, same sha256). The models are
 # deterministic for a given machine and backend; another BLAS or CPU may round differently, so a rebuilt
-# model can differ in its last bits from the committed one (a rebuild of student-m on the machine that made
-# it gave the same sha256). Intermediate files (corpora, checkpoints) go to $BUILD (default runs/zoo-build,
-# ignored by git); an interrupted build resumes from its checkpoints.
+# model can differ in its last bits from the committed one (rebuilds of student-m and teacher-m on the machine
+# that made them gave the same sha256, teacher-m's even when killed and resumed from a checkpoint).
+# Intermediate files (corpora, checkpoints) go to $BUILD (default runs/zoo-build, ignored by git); an
+# interrupted build resumes from its checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
