@@ -323,6 +323,8 @@ test('sizes: a size may run a subset of the tasks (those its teacher knows more 
     assert.doesNotMatch(mSection, /\*\*stories\*\*/);
     const table = buildTable(plan);
     assert.ok(!table.rows.some((r) => r.size === 'm' && r.task === 'stories'));
+    assert.ok(!table.scaling!.some((p) => p.size === 'm' && p.task === 'stories'));
+    assert.equal(table.scaling!.filter((p) => p.size === 's' && p.task === 'stories').length, 6);
     assert.equal(table.rows.filter((r) => r.size === 's' && r.task === 'stories').length, 7);
   });
   // the size's teacher only has to exist for the tasks it runs; an unknown task is refused

@@ -10,7 +10,7 @@
  * its 95% paired t interval, against the student's parameter count.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { InputError } from '../errors.js';
 import type { CellResult, ReferenceResult } from './job.js';
@@ -215,7 +215,7 @@ export function buildTable(plan: Plan): ResultsTable {
     seeds: plan.seeds,
     tasks: plan.tasks,
     methods: plan.methods,
-    ...(plan.sizes ? { sizes: plan.sizes } : {}),
+    ...(plan.sizes ? { sizes: plan.sizes.map((x) => portableSize(x, dirname(plan.experiment))) } : {}),
     rows,
     secondary,
     references,
@@ -225,12 +225,28 @@ export function buildTable(plan: Plan): ResultsTable {
 }
 
 /** Each method's paired difference from the baseline per size, with its interval (task metric only). */
+/**
+ * A size with its paths relative to the experiment file's folder (as the file spells them): results
+ * tables are committed, and the machine's folders are nobody else's.
+ */
+function portableSize(s: PlanSize, base: string): PlanSize {
+  const rel = (p: string) => relative(base, p) || '.';
+  return {
+    ...s,
+    student: rel(s.student),
+    teachers: Object.fromEntries(Object.entries(s.teachers).map(([k, v]) => [k, rel(v)])),
+    ...(s.learningRateFrom
+      ? { learningRateFrom: { ...s.learningRateFrom, sweep: rel(s.learningRateFrom.sweep) } }
+      : {}),
+  };
+}
+
 export function scalingPoints(plan: Plan, rows: TableRow[]): ScalingPoint[] {
   const out: ScalingPoint[] = [];
   for (const t of plan.tasks) {
     for (const m of plan.methods) {
       if (m.name === plan.baseline) continue;
-      for (const s of plan.sizes ?? []) {
+      for (const s of (plan.sizes ?? []).filter((x) => !x.tasks || x.tasks.includes(t.name))) {
         const r = rows.find((x) => x.size === s.name && x.task === t.name && x.method === m.name);
         const c = r?.vsBaseline ?? null;
         const ci = c ? pairedInterval(c, SCALING_LEVEL) : null;
