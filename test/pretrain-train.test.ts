@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
@@ -143,6 +143,28 @@ test('--gradient-checkpointing: the same model bytes and recipe as without it', 
   const options = (dir: string) =>
     readFileSync(join(tmp, dir, 'RECIPE.md'), 'utf8').split('All options as resolved:')[1];
   assert.equal(options('cp-on').replace(/cp-on/g, 'X'), options('cp-off').replace(/cp-off/g, 'X'));
+});
+
+test('--max-shard-size: save_pretrained shards holding the same tensors as the single file', () => {
+  pretrain(tiny({ out: join(tmp, 'one-file'), maxSteps: 2 }), quiet);
+  pretrain(tiny({ out: join(tmp, 'sharded'), maxSteps: 2, maxShardSize: '40KB' }), quiet);
+  assert.ok(!existsSync(join(tmp, 'sharded', 'model.safetensors')));
+  const index = JSON.parse(readFileSync(join(tmp, 'sharded', 'model.safetensors.index.json'), 'utf8')) as {
+    weight_map: Record<string, string>;
+  };
+  const shards = [...new Set(Object.values(index.weight_map))].sort();
+  assert.ok(shards.length >= 2, `${shards.length} shards`);
+  assert.match(shards[0], /^model-00001-of-0000\d\.safetensors$/);
+  // 40 KB of tensor bytes a shard, plus its JSON header
+  for (const f of shards) assert.ok(statSync(join(tmp, 'sharded', f)).size <= 40_000 + 4096, f);
+  const one = loadModelSource(join(tmp, 'one-file'));
+  const many = loadModelSource(join(tmp, 'sharded'));
+  assert.deepEqual([...many.weights.names()].sort(), [...one.weights.names()].sort());
+  for (const name of one.weights.names())
+    assert.deepEqual(many.weights.get(name), one.weights.get(name), name);
+  one.weights.close();
+  many.weights.close();
+  assert.throws(() => pretrain(tiny({ maxShardSize: 'big' }), quiet), /"big" is not a size/);
 });
 
 test('continuing the real stories260K starts from its known held-out loss (about 1.27 nats)', () => {

@@ -420,6 +420,9 @@ export const pretrainSchema = z
     resume: bool('continue from the newest checkpoint').default(false),
     resumeFrom: path('continue from this checkpoint folder').optional(),
     dtype: oneOf(['f32', 'bf16'], 'storage precision of the written model').default('f32'),
+    maxShardSize: str(
+      'split the written weights into shards of at most this size, as HF does (5GB, 20MB)',
+    ).default('5GB'),
     gradientCheckpointing: bool(
       'activation checkpointing per decoder layer: keep layer inputs, recompute the rest in backward (same result, less memory)',
     ).default(false),

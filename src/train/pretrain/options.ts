@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { fieldsOf } from '../../config/fields.js';
 import { pretrainSchema } from '../../config/schemas.js';
 import { InputError } from '../../errors.js';
+import { parseShardSize } from '../../io/checkpoint.js';
 import type { ModelConfig } from '../../model/config.js';
 
 export type PretrainOptions = z.output<typeof pretrainSchema>;
@@ -87,4 +88,5 @@ export function checkOptions(o: PretrainOptions): void {
   if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
     throw fail(`--learning-rate must be a positive number, got ${o.learningRate}`);
   if (!(o.initStd > 0)) throw fail(`--init-std must be positive, got ${o.initStd}`);
+  parseShardSize(o.maxShardSize); // a bad size fails before any training
 }

@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { kernels } from '../../engine/backend.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../io/atomic.js';
-import { writeHfModel, type WriteHfOptions } from '../../io/checkpoint.js';
+import { parseShardSize, writeHfModel, type WriteHfOptions } from '../../io/checkpoint.js';
 import { buildTokenizerConfig, buildTokenizerJson } from '../../io/convert.js';
 import type { Tokenizer } from '../../model/tokenizer.js';
 import { Llama2cTokenizer } from '../../io/tokenizer-llama2c.js';
@@ -32,7 +32,10 @@ export function writeOutput(
 ): ModelConfig {
   const dtype: WriteHfOptions['dtype'] = o.dtype === 'bf16' ? 'BF16' : 'F32';
   const outConfig: ModelConfig = { ...start.config, torchDtype: o.dtype === 'bf16' ? 'bfloat16' : 'float32' };
-  writeHfModel(o.out, outConfig, new MemoryWeights('pretrained', paramTensors(trained.model)), { dtype });
+  writeHfModel(o.out, outConfig, new MemoryWeights('pretrained', paramTensors(trained.model)), {
+    dtype,
+    maxShardBytes: parseShardSize(o.maxShardSize),
+  });
   writeTokenizerFiles(o.out, start.tokPath, start.tok, outConfig);
   writeRecipe(o, io.command, {
     config: outConfig,
