@@ -1,14 +1,14 @@
 /**
- * The bundled zoo (zoo/*): the folders load, stay under their size limit (2 MB; 20 MB for the size M
- * pair), share the tok512 vocabulary and tokenizer, every teacher -> student pair is
- * transfer-compatible (every student dimension <= the teacher's, equal head_dim), the size M pair
- * has its recorded shapes and parameter counts, the committed weights are those zoo/README.md names
+ * The bundled zoo (zoo/*): the folders load, every file stays under its size limit (2 MB; 20 MB for
+ * the size M and L pairs, teacher-l in shards), share the tok512 vocabulary and tokenizer, every
+ * teacher -> student pair is transfer-compatible (every student dimension <= the teacher's, equal
+ * head_dim), the size M and L pairs have their recorded shapes and parameter counts and ratios, the
+ * committed weights are those zoo/README.md names
  * by sha256, the recipes name the data they were trained on, and each facts teacher knows the
  * held-out facts that its student does not (greedy cloze answers vs gold, computed here from the
  * committed weights).
  */
 import { test } from 'node:test';
-import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,8 +23,10 @@ import {
   compatibility,
   PAIRS,
   paramCount,
+  fileSha256,
   STUDENT,
   TEACHERS,
+  weightFiles,
   ZOO_MODELS,
 } from '../scripts/zoo/verify-zoo.js';
 
@@ -37,8 +39,8 @@ const configOf = (name: string) => {
   return src.config;
 };
 
-/** The largest file a zoo folder may hold: the size M models (bf16) are allowed 20 MB, the others 2 MB. */
-const sizeLimit = (name: string) => (name.endsWith('-m') ? 20e6 : 2e6);
+/** The largest file a zoo folder may hold: the size M and L models (bf16) are allowed 20 MB, the others 2 MB. */
+const sizeLimit = (name: string) => (name.endsWith('-m') || name.endsWith('-l') ? 20e6 : 2e6);
 
 test('every zoo folder loads, is under its size limit, and uses the tok512 tokenizer of stories260K', () => {
   const bin = Llama2cTokenizer.fromFile('data/stories260k/tokenizer.bin');
@@ -80,7 +82,7 @@ test('the student is smaller than stories260K, and transfer-compatible with both
   );
 });
 
-test('the size M pair: its shapes and parameter counts, and every pair of the study is transfer-compatible', () => {
+test('the size M and L pairs: their shapes and parameter counts, and every pair of the study is transfer-compatible', () => {
   const want = {
     'student-m': {
       hiddenSize: 128,
@@ -97,6 +99,22 @@ test('the size M pair: its shapes and parameter counts, and every pair of the st
       numKvHeads: 8,
       intermediateSize: 704,
       params: 5902592,
+    },
+    'student-l': {
+      hiddenSize: 256,
+      numLayers: 8,
+      numHeads: 32,
+      numKvHeads: 8,
+      intermediateSize: 768,
+      params: 6295808,
+    },
+    'teacher-l': {
+      hiddenSize: 512,
+      numLayers: 8,
+      numHeads: 64,
+      numKvHeads: 16,
+      intermediateSize: 1600,
+      params: 25436672,
     },
   };
   const count = (name: string) => paramCount(configOf(name));
@@ -118,10 +136,16 @@ test('the size M pair: its shapes and parameter counts, and every pair of the st
     assert.equal(c.tieWordEmbeddings, false, name);
     assert.equal(count(name), params, name);
   }
-  // the scale sweep: about 10x student-tiny, and a teacher 4-8x its student
+  // the scale sweep: about 10x and 50-100x student-tiny, each teacher 4-8x its student
   const tiny = count('student-tiny');
   assert.ok(count('student-m') / tiny > 9 && count('student-m') / tiny < 11);
-  assert.ok(count('teacher-m') / count('student-m') >= 4 && count('teacher-m') / count('student-m') <= 8);
+  assert.ok(count('student-l') / tiny >= 50 && count('student-l') / tiny <= 100);
+  for (const size of ['m', 'l']) {
+    const ratio = count(`teacher-${size}`) / count(`student-${size}`);
+    assert.ok(ratio >= 4 && ratio <= 8, `size ${size}: teacher ${ratio.toFixed(2)}x its student`);
+  }
+  // teacher-l does not fit one 20 MB file: it is sharded as save_pretrained shards it
+  assert.ok(weightFiles(join('zoo', 'teacher-l')).length >= 4, 'teacher-l is an index and shards');
   for (const [t, st] of PAIRS) {
     const c = configOf(t),
       s = configOf(st);
@@ -131,23 +155,23 @@ test('the size M pair: its shapes and parameter counts, and every pair of the st
   }
 });
 
-test('zoo/README.md records the sha256 of every committed model.safetensors', () => {
+test('zoo/README.md records the sha256 of every committed weights file', () => {
   const readme = readFileSync(join('zoo', 'README.md'), 'utf8');
   for (const name of ZOO_MODELS) {
-    const sha = createHash('sha256')
-      .update(readFileSync(join('zoo', name, 'model.safetensors')))
-      .digest('hex');
-    assert.match(
-      readme,
-      new RegExp(`\\| ${name} \\| \`${sha}\` \\|`),
-      `${name}: model.safetensors differs from zoo/README.md`,
-    );
+    for (const file of weightFiles(join('zoo', name))) {
+      const sha = fileSha256(join('zoo', name, file));
+      assert.match(
+        readme,
+        new RegExp(`\\| ${name} \\| ${file.replace(/\./g, '\\.')} \\| \`${sha}\` \\|`),
+        `${name}/${file} differs from zoo/README.md`,
+      );
+    }
   }
 });
 
 test('recipes: the exact command, the seed and the sha256 of the pretraining data', () => {
   const built = buildAll(join(tmp, 'tasks'), join(tmp, 'corpus')).files;
-  for (const name of ['student-tiny', 'teacher-facts', 'student-m', 'teacher-m']) {
+  for (const name of ['student-tiny', 'teacher-facts', 'student-m', 'teacher-m', 'student-l', 'teacher-l']) {
     const r = readFileSync(join('zoo', name, 'RECIPE.md'), 'utf8');
     const corpus = /nuggets pretrain .*--data runs\/zoo-build\/data\/([a-z-]+)\.jsonl/.exec(r);
     assert.ok(corpus, `${name}: the recipe names no corpus of scripts/zoo/build.ts`);
@@ -170,6 +194,7 @@ test('the facts teacher knows the held-out facts; the student does not', () => {
   for (const [t, st] of [
     ['teacher-facts', STUDENT],
     ['teacher-m', 'student-m'],
+    ['teacher-l', 'student-l'],
   ]) {
     const teacher = acc(t);
     const student = acc(st);

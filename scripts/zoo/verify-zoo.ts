@@ -11,6 +11,7 @@ import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../../src/io/atomic.js';
+import { INDEX_FILE } from '../../src/io/checkpoint.js';
 import { loadModelSource } from '../../src/io/load.js';
 import { expectedShape, expectedTensorNames, type ModelConfig } from '../../src/model/config.js';
 import { LlamaModel } from '../../src/model/model.js';
@@ -22,18 +23,27 @@ import { clozeAccuracy } from './facts-eval.js';
 import type { KnowledgeBase } from './facts.js';
 import { readStories, STORY_SPLIT } from './tinystories.js';
 
-export const ZOO_MODELS = ['student-tiny', 'teacher-facts', 'stories260k', 'student-m', 'teacher-m'] as const;
+export const ZOO_MODELS = [
+  'student-tiny',
+  'teacher-facts',
+  'stories260k',
+  'student-m',
+  'teacher-m',
+  'student-l',
+  'teacher-l',
+] as const;
 export type ZooModel = (typeof ZOO_MODELS)[number];
 export const STUDENT = 'student-tiny';
 export const TEACHERS = ['teacher-facts', 'stories260k'] as const;
 /** The students of the scale sweep: stories only, they know none of the facts. */
-export const STUDENTS: readonly ZooModel[] = ['student-tiny', 'student-m'];
+export const STUDENTS: readonly ZooModel[] = ['student-tiny', 'student-m', 'student-l'];
 /** The teacher -> student pairs of the study, smallest first (the size M teacher also fits student-tiny). */
 export const PAIRS: ReadonlyArray<readonly [teacher: ZooModel, student: ZooModel]> = [
   ['teacher-facts', 'student-tiny'],
   ['stories260k', 'student-tiny'],
   ['teacher-m', 'student-m'],
   ['teacher-m', 'student-tiny'],
+  ['teacher-l', 'student-l'],
 ];
 
 export interface ZooRow {
@@ -44,12 +54,23 @@ export interface ZooRow {
   storiesLoss: number;
   heldOutFacts: { correct: number; total: number };
   trainFacts: { correct: number; total: number };
-  /** sha256 of model.safetensors. */
-  sha256: string;
+  /** sha256 of each weights file (model.safetensors, or the shard index and its shards). */
+  files: Array<{ file: string; sha256: string }>;
 }
 
 export function paramCount(c: ModelConfig): number {
   return expectedTensorNames(c).reduce((n, name) => n + expectedShape(c, name).reduce((a, b) => a * b, 1), 0);
+}
+
+/** The weights files of a folder: model.safetensors, or the shard index and the shards it names. */
+export function weightFiles(dir: string): string[] {
+  if (!existsSync(join(dir, INDEX_FILE))) return ['model.safetensors'];
+  const index = JSON.parse(readFileSync(join(dir, INDEX_FILE), 'utf8')) as { weight_map: Record<string, string> };
+  return [INDEX_FILE, ...[...new Set(Object.values(index.weight_map))].sort()];
+}
+
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
 function folderBytes(dir: string): number {
@@ -78,7 +99,7 @@ export function measure(zoo: string, name: string, kb: KnowledgeBase): ZooRow {
     storiesLoss: storiesLoss(model, src.tokenizer),
     heldOutFacts: { correct: held.correct, total: held.total },
     trainFacts: { correct: train.correct, total: train.total },
-    sha256: createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex'),
+    files: weightFiles(dir).map((file) => ({ file, sha256: fileSha256(join(dir, file)) })),
   };
 }
 
@@ -109,61 +130,35 @@ export function recipeNumbers(dir: string): { tokens: string; wall: string; cpu:
   };
 }
 
-/** The size L recipes of scripts/build-zoo.sh (STEPS="student-l teacher-l"): parameters and training tokens. */
-export const SIZE_L = {
-  student: { params: 6295808, tokens: 4 * 113 * 16 * 128, shape: 'd 256, 8 layers, GQA 32/8, MLP 768' },
-  teacher: { params: 25436672, tokens: 3 * 645 * 8 * 128, shape: 'd 512, 8 layers, GQA 64/16, MLP 1600' },
-  /** The largest teacher whose bf16 file stays under 20 MB: d 320, 8 layers, GQA 40/10, MLP 960. */
-  smallTeacher: 9753920,
-  /** A student 2.7x smaller than it: d 192, 8 layers, GQA 24/6, MLP 576. */
-  smallStudent: 3591360,
-};
-
 /**
- * The size L paragraph: the scale sweep asks for a student about 50x student-tiny with a teacher 4-8x
- * larger AND for every zoo file under 20 MB, which bf16 (2 bytes a parameter) cannot give both. The CPU
- * cost is estimated from teacher-m's measured tokens per CPU-second, scaled by the parameter count (the
- * training cost of a token grows about linearly with it at these widths and a 128-token context).
+ * The size L paragraph: the scale sweep asks for a student 50-100x student-tiny with a teacher 4-8x
+ * larger AND for every zoo file under 20 MB, which bf16 (2 bytes a parameter) cannot give in one file:
+ * the ratio is kept and the teacher is written in shards, each file under 20 MB.
  */
-function sizeL(rows: ZooRow[], zoo: string): string[] {
-  const tm = rows.find((r) => r.name === 'teacher-m');
-  const n = recipeNumbers(join(zoo, 'teacher-m'));
-  const tiny = rows.find((r) => r.name === STUDENT)?.params ?? 123216;
-  const { student, teacher } = SIZE_L;
-  const mb = (p: number) => ((2 * p) / 1e6).toFixed(1);
+function sizeL(rows: ZooRow[]): string[] {
+  const tiny = rows.find((r) => r.name === STUDENT)?.params;
+  const st = rows.find((r) => r.name === 'student-l');
+  const te = rows.find((r) => r.name === 'teacher-l');
+  if (!tiny || !st || !te) return [];
   const x = (a: number, b: number) => (a / b).toFixed(1);
-  let cost = 'No size M run is measured yet to estimate its CPU time.';
-  if (tm && n && Number(n.cpu) > 0) {
-    const rate = Number(n.tokens) / Number(n.cpu); // teacher-m tokens per CPU-second
-    const hours = (m: { params: number; tokens: number }) => ((m.tokens / rate) * (m.params / tm.params)) / 3600;
-    cost =
-      `Estimated CPU time on this machine, from teacher-m's ${Math.round(rate)} training tokens per CPU-second (its ` +
-      `RECIPE.md) scaled by the parameter count: teacher-l ${hours(teacher).toFixed(1)} CPU-hours (${teacher.tokens} ` +
-      `tokens, 3 passes over the facts corpus as teacher-m), student-l ${hours(student).toFixed(1)} CPU-hours ` +
-      `(${student.tokens} tokens, 4 passes over the stories); about twice that in wall time on the shared 2 cores.`;
-  }
   return [
-    '## Size L (recipe only, not built)',
+    '## Size L',
     '',
-    `The scale sweep also asks for a pair whose student is 50-100x student-tiny (at least ${(50 * tiny / 1e6).toFixed(1)}M ` +
-      'parameters) with a teacher 4-8x its student, every file under 20 MB. In bf16 (2 bytes a parameter) 20 MB holds ' +
-      `at most about 10M parameters, so a 4x teacher of such a student (${((4 * 50 * tiny) / 1e6).toFixed(1)}M parameters or more, ` +
-      `about ${mb(4 * 50 * tiny)} MB) cannot meet both. The options:`,
+    `The scale sweep asks for a student 50-100x student-tiny with a teacher 4-8x its student, every file under 20 MB. ` +
+      `In bf16 (2 bytes a parameter) one 20 MB file holds at most about 10M parameters, so a 4x teacher of such a student ` +
+      `cannot be one file. student-l has ${st.params} parameters (${x(st.params, tiny)}x student-tiny, ` +
+      `${(st.bytes / 1e6).toFixed(1)} MB) and teacher-l ${te.params} (${x(te.params, st.params)}x its student, ` +
+      `${(te.bytes / 1e6).toFixed(1)} MB in all): teacher-l is written as save_pretrained shards ` +
+      '(`--max-shard-size 20MB`: model-0000k-of-0000n.safetensors and model.safetensors.index.json), so each file ' +
+      'stays under 20 MB while the model does not. teacher-l trains on both cores (OMP_NUM_THREADS=2 in ' +
+      'scripts/build-zoo.sh), the others on one; unlike size M, a bitwise rebuild of the size L pair has not been checked.',
     '',
-    `1. Keep the ratio, exceed 20 MB: student-l ${student.params} parameters (${x(student.params, tiny)}x student-tiny; ` +
-      `${student.shape}; ${mb(student.params)} MB) and teacher-l ${teacher.params} (${x(teacher.params, student.params)}x; ` +
-      `${teacher.shape}; ${mb(teacher.params)} MB), either committed over the limit or not committed and rebuilt by ` +
-      '`STEPS="student-l teacher-l" scripts/build-zoo.sh` (these are its recipes; not in the default STEPS).',
-    `2. Keep every file under 20 MB, give up ratio or size: a teacher of at most ${SIZE_L.smallTeacher} parameters ` +
-      `(d 320, 8 layers, GQA 40/10, MLP 960; ${mb(SIZE_L.smallTeacher)} MB), with student-l (${x(SIZE_L.smallTeacher, student.params)}x ` +
-      `only) or with a ${SIZE_L.smallStudent}-parameter student (d 192, 8 layers, GQA 24/6, MLP 576; ` +
-      `${x(SIZE_L.smallStudent, tiny)}x student-tiny, teacher ${x(SIZE_L.smallTeacher, SIZE_L.smallStudent)}x).`,
-    '',
-    cost,
-    '',
-    'Either way the bundled stories limit a size L student: the pretraining stories are 232K tokens a pass, fewer ' +
-      'than its parameters, so it overfits them within a few passes (student-m already levels off after about 6); a ' +
-      'fluent size L student needs more TinyStories text than data/tinystories holds.',
+    'The bundled stories limit student-l: the pretraining stories are 232K tokens a pass, far fewer than its ' +
+      `parameters, so it overfits them within a few passes (held-out TinyStories loss ${st.storiesLoss.toFixed(2)}, ` +
+      `against student-m's ${rows.find((r) => r.name === 'student-m')?.storiesLoss.toFixed(2) ?? '?'} and ` +
+      `teacher-l's ${te.storiesLoss.toFixed(2)}); a fluent size L student needs more TinyStories text than ` +
+      'data/tinystories holds. For the facts task that does not matter: what the sweep asks of a student is that ' +
+      'it knows none of the facts its teacher knows.',
     '',
   ];
 }
@@ -201,6 +196,9 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '- student-m, teacher-m: the size M pair of the scale sweep (about 10x and 48x student-tiny, the teacher about 5x',
     '  its student), pretrained on the same two corpora (student-m: the stories only), single-threaded',
     '  (OMP_NUM_THREADS=1, as scripts/build-zoo.sh runs them), stored bf16.',
+    '- student-l, teacher-l: the size L pair (about 51x student-tiny, the teacher 4x its student; "Size L" below),',
+    '  the same corpora and recipe shape as size M; not in the default build (`STEPS="student-l teacher-l"',
+    '  scripts/build-zoo.sh`).',
     '',
     'Both corpora are written by `npx tsx scripts/zoo/build.ts` (deterministic; their sha256 is in each RECIPE.md).',
     'Training cost on this machine (2 cores shared with other jobs, native backend, OMP_WAIT_POLICY=passive as',
@@ -213,7 +211,7 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
       return n ? [`| ${r.name} | ${n.tokens} | ${n.wall} s | ${n.cpu} s |`] : [];
     }),
     '',
-    ...sizeL(rows, zoo),
+    ...sizeL(rows),
     '## What each model knows',
     '',
     'Held-out TinyStories loss: mean next-token loss (nats) on the `stories` task\'s test stories (tasks/stories/SOURCE.md),',
@@ -229,11 +227,11 @@ export function readme(rows: ZooRow[], zoo = 'zoo'): string {
     '',
     '## Files',
     '',
-    'sha256 of each model.safetensors (test/tasks-zoo.test.ts checks the committed files against it).',
+    'sha256 of each weights file (test/tasks-zoo.test.ts checks the committed files against it).',
     '',
-    '| model | model.safetensors sha256 |',
-    '| --- | --- |',
-    ...rows.map((r) => `| ${r.name} | \`${r.sha256}\` |`),
+    '| model | file | sha256 |',
+    '| --- | --- | --- |',
+    ...rows.flatMap((r) => r.files.map((f) => `| ${r.name} | ${f.file} | \`${f.sha256}\` |`)),
     '',
     '## Transfer compatibility (checked with src/transfer/plan.ts, every module, rank 16, head-aligned windows)',
     '',
@@ -250,8 +248,10 @@ if (process.argv[1]?.endsWith('verify-zoo.ts')) {
   const { values } = parseArgs({ options: { zoo: { type: 'string', default: 'zoo' } } });
   const kb = JSON.parse(readFileSync('tasks/facts/knowledge.json', 'utf8')) as KnowledgeBase;
   // a model still being trained (no folder or no weights yet) is left out of the table
-  const present = ZOO_MODELS.filter((n) => existsSync(join(values.zoo!, n, 'model.safetensors')));
-  for (const n of ZOO_MODELS) if (!present.includes(n)) console.log(`${n}: no ${join(values.zoo!, n, 'model.safetensors')}, left out`);
+  const hasWeights = (n: string) =>
+    existsSync(join(values.zoo!, n, 'model.safetensors')) || existsSync(join(values.zoo!, n, INDEX_FILE));
+  const present = ZOO_MODELS.filter(hasWeights);
+  for (const n of ZOO_MODELS) if (!present.includes(n)) console.log(`${n}: no weights in ${join(values.zoo!, n)}, left out`);
   const rows = present.map((n) => measure(values.zoo!, n, kb));
   for (const r of rows) {
     console.log(`${r.name.padEnd(14)} params ${String(r.params).padStart(8)}  stories loss ${r.storiesLoss.toFixed(4)}  facts held-out ${pct(r.heldOutFacts)}  train ${pct(r.trainFacts)}`);
