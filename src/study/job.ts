@@ -14,6 +14,7 @@ import { distillData, evaluate, extract, sense, train } from '../api/steps.js';
 import type { DistillDataInput, EvalInput, ExtractInput, SenseInput, TrainInput } from '../config/schemas.js';
 import { InputError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { exitIfOrphaned } from './orphan-guard.js';
 import { shellQuote } from '../config/shell.js';
 import { SenseAborted } from '../transfer/sense/abort.js';
 import { readTrainerLog } from '../train/log.js';
@@ -136,17 +137,25 @@ export function referenceResult(job: ReferenceJob, seconds: Record<string, numbe
     const v = (JSON.parse(readFileSync(lossFile, 'utf8')) as { answer_loss?: unknown }).answer_loss;
     if (typeof v === 'number') metrics.answer_loss = v;
   }
+  return { ...resultFields(job, metrics, seconds), role: job.role, model: job.model };
+}
+
+/** What a cell's and a reference job's result.json share, once its metrics are read. */
+function resultFields(
+  job: CellJob | ReferenceJob,
+  metrics: Record<string, number>,
+  seconds: Record<string, number>,
+) {
   const value = metrics[job.metric];
-  if (typeof value !== 'number' || !Number.isFinite(value))
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new Error(
-      `${job.id}: the steps finished but produced no ${job.metric} (${JSON.stringify(metrics)})`,
+      `${job.id}: the steps finished but produced no ${job.metric} (metrics found: ${JSON.stringify(metrics)})`,
     );
+  }
   return {
     id: job.id,
     ...(job.size ? { size: job.size } : {}),
     task: job.task,
-    role: job.role,
-    model: job.model,
     metric: job.metric,
     higherIsBetter: job.higherIsBetter,
     value,
@@ -196,26 +205,7 @@ export function cellResult(job: CellJob, seconds: Record<string, number>): CellR
   const metrics: Record<string, number> = { ...evalMetrics(job.evalDir) };
   const loss = finalEvalLoss(job.trainDir);
   if (loss !== null) metrics.answer_loss = loss;
-  const value = metrics[job.metric];
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new Error(
-      `${job.id}: the steps finished but produced no ${job.metric} (metrics found: ${JSON.stringify(metrics)})`,
-    );
-  }
-  return {
-    id: job.id,
-    ...(job.size ? { size: job.size } : {}),
-    task: job.task,
-    method: job.method,
-    seed: job.seed,
-    metric: job.metric,
-    higherIsBetter: job.higherIsBetter,
-    value,
-    metrics,
-    seconds,
-    spec: job.spec,
-    finished: new Date().toISOString(),
-  };
+  return { ...resultFields(job, metrics, seconds), method: job.method, seed: job.seed };
 }
 
 /** Runs the missing steps of one job (and a cell's result.json). Returns the process exit code. */
@@ -268,6 +258,7 @@ export async function runJob(
     }
     const s = (performance.now() - t0) / 1000;
     seconds[step.name] = Math.round(s * 100) / 100;
+    exitIfOrphaned();
     writeJsonAtomic(marker(job, step.name), {
       planned: step.argv,
       inputs: job.spec.inputs,
@@ -278,6 +269,7 @@ export async function runJob(
   }
   if (job.kind !== 'sense') {
     const result = job.kind === 'cell' ? cellResult(job, seconds) : referenceResult(job, seconds);
+    exitIfOrphaned();
     writeJsonAtomic(join(job.dir, RESULT_FILE), result);
     log(`${job.id}: ${job.metric} = ${result.value}`);
   }

@@ -23,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
+import { RUNNER_PID_ENV } from './orphan-guard.js';
 import type { Experiment } from './config.js';
 import { loadModelSource } from '../io/load.js';
 import { lockRunFolder } from './lock.js';
@@ -205,6 +206,7 @@ async function runLocked(
     ...process.env,
     OMP_NUM_THREADS: String(plan.threads),
     OPENBLAS_NUM_THREADS: String(plan.threads),
+    [RUNNER_PID_ENV]: String(process.pid),
   };
   const running = new Map<string, ChildProcess>();
   const failed: JobFailure[] = [];
