@@ -390,20 +390,21 @@ test('the committed experiment files load: the study has every method, 3 seeds, 
     assert.ok(loadExperiment(bundledExperiment(f)).tasks.length === 2, f);
 });
 
-test("the committed scale study: the issue's methods, 3 seeds, sizes s and m, each size's rate from its sweep", () => {
+test("the committed scale study: the issue's methods, 3 seeds, sizes s, m and l, each size's rate from its sweep", () => {
   const sweep = loadExperiment(bundledExperiment('scale-lr-sweep.yaml'));
   assert.deepEqual(
     sweep.sizes!.map((s) => [s.name, s.student.replace(/^.*\//, ''), s.learningRate]),
     [
       ['s', 'student-tiny', undefined],
       ['m', 'student-m', undefined],
+      ['l', 'student-l', undefined],
     ],
   );
   assert.deepEqual(
     sweep.methods.map((m) => m.train.learningRate),
     [3e-4, 1e-3, 3e-3, 1e-2],
   );
-  // scale.yaml reads size m's rate from the sweep's committed results; until they exist, loading it
+  // scale.yaml reads the rates of sizes m and l from the sweep's committed results; until they exist, loading it
   // says which file is missing. Here it reads a stand-in for that file.
   const file = bundledExperiment('scale.yaml');
   const text = readFileSync(file, 'utf8');
@@ -421,6 +422,8 @@ test("the committed scale study: the issue's methods, 3 seeds, sizes s and m, ea
       sweepTable([
         ['m', 'facts', 'lora-1e-3', 0.3],
         ['m', 'facts', 'lora-1e-2', 0.2],
+        ['l', 'facts', 'lora-3e-3', 0.25],
+        ['l', 'facts', 'lora-1e-2', 0.35],
       ]),
     );
     // (elsewhere, so its other paths point nowhere: loading an experiment does not read the models)
@@ -443,15 +446,16 @@ test("the committed scale study: the issue's methods, 3 seeds, sizes s and m, ea
       [
         ['s', 'student-tiny', 'teacher-facts', 3e-3],
         ['m', 'student-m', 'teacher-m', 1e-3],
+        ['l', 'student-l', 'teacher-l', 1e-2],
       ],
     );
-    // 7 methods x 3 seeds x both tasks at size s, facts only at size m (its teacher knows no more stories)
+    // 7 methods x 3 seeds x both tasks at size s, facts only at sizes m and l
     assert.deepEqual(
       exp.sizes!.map((s) => s.tasks),
-      [undefined, ['facts']],
+      [undefined, ['facts'], ['facts']],
     );
     const plan = buildPlan(exp, join(dir, 'run'));
-    assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 42 + 21);
+    assert.equal(plan.jobs.filter((j) => j.kind === 'cell').length, 42 + 21 + 21);
   });
 });
 
