@@ -93,8 +93,8 @@ if has teacher-l; then
   # over the 20 MB a zoo file may have, so it is written in shards of at most 20 MB, as save_pretrained
   # shards; zoo/README.md "Size L"). Not in the default STEPS.
   # Both cores (about 1.1 s an update on an otherwise idle machine; the committed teacher-l was built so;
-  # a bitwise rebuild of it has not been checked; student-l's, on another CPU, matched its losses to 4
-  # decimals but not its bytes: zoo/README.md "Size L").
+  # its full rebuild was not run, a resume from its step-1900 checkpoint gave the same bytes; student-l's
+  # rebuild on another CPU matched its losses to 4 decimals but not its bytes: zoo/README.md "Size L").
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "${NUGGETS[@]}" pretrain --data "$BUILD/data/teacher-facts.jsonl" --tokenizer "$TOK" \
     --hidden-size 512 --num-layers 8 --num-heads 64 --num-kv-heads 16 --intermediate-size 1600 \
     --seq-len 128 --batch-size 8 --micro-batch-size 8 --epochs 3 \

@@ -155,7 +155,8 @@ function sizeL(rows: ZooRow[]): string[] {
       'the committed file was built in an earlier session on a machine whose CPU was not recorded) gave the same ' +
       'losses to 4 decimals (train 1.9238, held-out 2.2108) but not the same bytes (95833 of its 12.6M weight bytes ' +
       'differ in their last bits): OpenBLAS picks its kernels per CPU, so a bitwise rebuild holds on one kind of ' +
-      "machine at most. teacher-l's rebuild has not been checked.",
+      "machine at most. teacher-l's full rebuild (54 minutes) has not been run; resumed from its step-1900 " +
+      'checkpoint on the machine that built it, its last 32 updates and the write gave all four files bitwise.',
     '',
     'The bundled stories limit student-l: the pretraining stories are 232K tokens a pass, far fewer than its ' +
       `parameters, so it overfits them within a few passes (held-out TinyStories loss ${st.storiesLoss.toFixed(2)}, ` +
