@@ -16,7 +16,7 @@ import {
   type ReferenceRow,
   type TableRow,
 } from '../study/table.js';
-import { METRICS, type MetricName } from '../study/config.js';
+import { METRICS, sizeRunsTask, type MetricName } from '../study/config.js';
 import type { ReportData, WindowRow } from './data.js';
 import { PAPER_ABLATIONS, PAPER_ABLATION_LORA, PAPER_MAIN, PAPER_METRICS } from './paper.js';
 import {
@@ -109,7 +109,7 @@ function ourTable(d: ReportData): string {
     const here = <T extends { size?: string; task: string }>(xs: T[], task: string) =>
       xs.filter((x) => x.size === size?.name && x.task === task);
     if (size) parts.push(`<h3 class="size">${esc(sizeHeading(size))}</h3>`);
-    for (const t of d.plan.tasks.filter((x) => !size?.tasks || size.tasks.includes(x.name))) {
+    for (const t of d.plan.tasks.filter((x) => sizeRunsTask(size, x.name))) {
       parts.push(
         `<h4>${esc(t.name)} <small>${esc(t.label)}, ${t.higherIsBetter ? 'higher' : 'lower'} is better</small></h4>`,
       );

@@ -295,9 +295,7 @@ export function loadExperiment(path: string): Experiment {
     : undefined;
   const teachers = sizes ? sizes[0].teachers : shared;
   const tasks: TaskConfig[] = Object.entries(e.tasks).map(([name, t]) => {
-    for (const s of (sizes ?? [{ name: null, teachers }]).filter(
-      (x) => !('tasks' in x) || !x.tasks || x.tasks.includes(name),
-    )) {
+    for (const s of (sizes ?? [{ name: null, teachers, tasks: null }]).filter((x) => sizeRunsTask(x, name))) {
       if (!(t.teacher in s.teachers) && t.teacher !== 'student') {
         throw new InputError(
           file,
@@ -414,6 +412,14 @@ function sweptRate(
 interface SweepTable {
   methods: Array<{ name: string; learningRate?: number }>;
   rows: Array<{ size?: string; task: string; method: string; mean: number | null; higherIsBetter: boolean }>;
+}
+
+/** Whether a size runs a task: a size without a `tasks` list (or no size at all) runs every task. */
+export function sizeRunsTask(
+  size: { tasks?: readonly string[] | null } | null | undefined,
+  task: string,
+): boolean {
+  return !size?.tasks || size.tasks.includes(task);
 }
 
 /** A size's task list: known task names, each once. */

@@ -24,7 +24,14 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { toFlags } from '../config/cli.js';
 import { trainSchema } from '../config/schemas.js';
-import { METRICS, type Experiment, type MetricName, type SizeConfig, type TaskConfig } from './config.js';
+import {
+  METRICS,
+  sizeRunsTask,
+  type Experiment,
+  type MetricName,
+  type SizeConfig,
+  type TaskConfig,
+} from './config.js';
 import { BASELINE, type MethodSpec } from './methods.js';
 import { answerLossArgv, type AnswerLossOptions } from './reference.js';
 
@@ -313,7 +320,7 @@ function planSize(
     return job;
   };
 
-  for (const task of exp.tasks.filter((t) => !unit.tasks || unit.tasks.includes(t.name))) {
+  for (const task of exp.tasks.filter((t) => sizeRunsTask(unit, t.name))) {
     // Reference rows: the task's teacher and the untouched student, no training.
     const who: Array<['teacher' | 'student', string]> = [['student', 'student']];
     if (task.teacher !== 'student') who.unshift(['teacher', task.teacher]);

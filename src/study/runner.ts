@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { RUNNER_PID_ENV } from './orphan-guard.js';
-import type { Experiment } from './config.js';
+import { sizeRunsTask, type Experiment } from './config.js';
 import { loadModelSource } from '../io/load.js';
 import { lockRunFolder } from './lock.js';
 import { buildPlan, PLAN_FILE, RESULT_FILE, type Job, type Plan } from './plan.js';
@@ -127,7 +127,7 @@ export function studentParams(exp: Experiment): Record<string, number> {
   for (const s of exp.sizes ?? []) {
     const used = new Set(
       exp.tasks
-        .filter((t) => !s.tasks || s.tasks.includes(t.name))
+        .filter((t) => sizeRunsTask(s, t.name))
         .map((t) => t.teacher)
         .filter((t) => t !== 'student'),
     );

@@ -14,7 +14,7 @@ import { dirname, join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { InputError } from '../errors.js';
 import type { CellResult, ReferenceResult } from './job.js';
-import { METRICS, type MetricName } from './config.js';
+import { METRICS, sizeRunsTask, type MetricName } from './config.js';
 import { RESULT_FILE, type CellJob, type Plan, type PlanSize, type ReferenceJob } from './plan.js';
 import { mean, sampleStd } from '../eval/stats.js';
 import { pairedComparison, pairedInterval, type PairedComparison } from './stats.js';
@@ -198,8 +198,8 @@ export function buildTable(plan: Plan): ResultsTable {
   const secondary: TableRow[] = [];
   const references: ReferenceRow[] = [];
   for (const size of sizeNames) {
-    const runs = plan.sizes?.find((s) => s.name === size)?.tasks;
-    for (const t of plan.tasks.filter((x) => !runs || runs.includes(x.name))) {
+    const unit = plan.sizes?.find((s) => s.name === size);
+    for (const t of plan.tasks.filter((x) => sizeRunsTask(unit, x.name))) {
       rows.push(...rowsFor(size, t.name, t.metric, t.higherIsBetter));
       references.push(...referencesFor(size, t.name, t.metric, t.higherIsBetter));
       for (const metric of Object.keys(METRICS) as MetricName[]) {
@@ -224,7 +224,6 @@ export function buildTable(plan: Plan): ResultsTable {
   };
 }
 
-/** Each method's paired difference from the baseline per size, with its interval (task metric only). */
 /**
  * A size with its paths relative to the experiment file's folder (as the file spells them): results
  * tables are committed, and the machine's folders are nobody else's.
@@ -241,12 +240,13 @@ function portableSize(s: PlanSize, base: string): PlanSize {
   };
 }
 
+/** Each method's paired difference from the baseline per size, with its interval (task metric only). */
 export function scalingPoints(plan: Plan, rows: TableRow[]): ScalingPoint[] {
   const out: ScalingPoint[] = [];
   for (const t of plan.tasks) {
     for (const m of plan.methods) {
       if (m.name === plan.baseline) continue;
-      for (const s of (plan.sizes ?? []).filter((x) => !x.tasks || x.tasks.includes(t.name))) {
+      for (const s of (plan.sizes ?? []).filter((x) => sizeRunsTask(x, t.name))) {
         const r = rows.find((x) => x.size === s.name && x.task === t.name && x.method === m.name);
         const c = r?.vsBaseline ?? null;
         const ci = c ? pairedInterval(c, SCALING_LEVEL) : null;
@@ -335,7 +335,7 @@ export function tableMarkdown(t: ResultsTable): string {
       lines.push('');
       lines.push(`### ${sizeHeading(size)}`);
     }
-    for (const task of t.tasks.filter((x) => !size?.tasks || size.tasks.includes(x.name))) {
+    for (const task of t.tasks.filter((x) => sizeRunsTask(size, x.name))) {
       lines.push('');
       lines.push(`**${task.name}** — ${task.label} (${task.higherIsBetter ? 'higher' : 'lower'} is better)`);
       lines.push('');

@@ -26,7 +26,6 @@ import { MANIFEST_FILE, writeManifest } from './manifest.js';
 import { recordedSums } from './sense/summary.js';
 import type { Structure } from './submatrix.js';
 import type { InitKind } from './plan.js';
-import type { SvdMethod } from '../engine/svd.js';
 
 /** The `extract` schema's options, plus overwrite permission and the progress bar switch. */
 export type ExtractFolderOptions = OptionsOf<'extract'> & { force?: boolean; progress?: boolean };
@@ -119,7 +118,7 @@ export function extractToFolder(
           dropout: LORA_DROPOUT,
           structure,
           layers: o.layers,
-          svd: { method: o.svd as SvdMethod },
+          svd: { method: o.svd },
           seed: o.seed,
           baseModel: o.student,
           teacherName,
